@@ -1,0 +1,4 @@
+"""sacmap analysis: energetics from finished calculations (Å, eV) and spatial statistics / samplers (nm).
+
+May import :mod:`structures`; nothing else of sacmap.
+"""

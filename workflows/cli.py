@@ -1,0 +1,92 @@
+"""The ``sacmap`` command line.
+
+Sub-command groups live in :mod:`workflows.commands` (one module each, owned by the package they drive). Errors
+caused by user input (bad files, bad fields) print one clear line naming the file and the problem and exit with
+status 2; nothing already written is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# sub-command group -> module in workflows.commands (imported lazily, in this order for --help)
+COMMAND_MODULES = [
+    "structures",
+    "campaign",
+    "energies",
+    "stats",
+    "sample",
+    "detect",
+    "run",
+    "app",
+]
+
+
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean 'bad user input' in each package (each package owns its own)."""
+    types: list[type[BaseException]] = [FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError]
+    for mod, name in [
+        ("structures.errors", "StructureInputError"),
+        ("analysis.errors", "AnalysisInputError"),
+        ("detection.errors", "DetectionInputError"),
+        ("workflows.errors", "WorkflowInputError"),
+    ]:
+        try:
+            types.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("sacmap")
+    except PackageNotFoundError:  # running from a source tree
+        ver = "unknown"
+    parser = argparse.ArgumentParser(
+        prog="sacmap",
+        description="Metal-centre organisation in single-atom catalysts: structures, DFT campaigns, energetics, "
+        "STEM atom detection, spatial statistics and samplers.",
+    )
+    parser.add_argument("--version", action="version", version=f"sacmap {ver}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"workflows.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"workflows.commands.{name}":
+                continue  # group not available in this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        rc = func(args)
+    except _input_error_types() as exc:
+        print(f"sacmap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sacmap: interrupted; outputs written so far are kept", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

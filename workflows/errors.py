@@ -1,0 +1,5 @@
+"""Errors raised for bad user input in the workflows package (caught by the CLI: clear message, exit 2)."""
+
+
+class WorkflowInputError(ValueError):
+    """A spec, launchpad file, database URL or other user input is invalid; the message names the file/field."""
