@@ -1,0 +1,212 @@
+"""The app's one adapter to the science: detection (``detection``) and spatial statistics (``analysis``).
+
+Nothing here detects atoms or computes a statistic itself: :func:`process_image` reads the image with
+``detection.io.read_image``, finds atoms with ``detection.detect_image`` (the same call as ``sacmap detect``),
+computes the descriptors with ``analysis.spatial.descriptors`` over the support mask (the same call as
+``sacmap stats``) and writes, for one image, the files the page shows and the ZIP holds:
+
+* ``<stem>.csv`` — ``x_px, y_px, x_nm, y_nm, score, component_size, element`` (the detection contract);
+* ``<stem>.json`` — image, pixel size (nm/px), shape, support area (nm²), threshold, counts, settings;
+* ``<stem>_descriptors.json`` — density (nm⁻²), ⟨NND⟩ (nm), multimer share, nuclearity counts, Clark–Evans;
+* ``<stem>_overlay.png`` — the image with atoms marked (colour = element; atoms in multimers ringed and bonded);
+* ``<stem>_nnd.png`` — the NND histogram against the random (Poisson) expectation at the same density.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from detection.errors import DetectionInputError
+
+try:  # analysis.errors exists from the start; keep the import tolerant anyway
+    from analysis.errors import AnalysisInputError
+except ImportError:  # pragma: no cover
+    class AnalysisInputError(ValueError):
+        pass
+
+from workflows.errors import WorkflowInputError
+
+#: errors that mean "this file / these settings are bad" (shown to the user, the batch goes on)
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    DetectionInputError, AnalysisInputError, WorkflowInputError, FileNotFoundError,
+)
+
+#: colours of element labels in the overlay, in label order (colour-blind-safe Okabe–Ito palette)
+ELEMENT_COLOURS = ["#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2"]
+MULTIMER_COLOUR = "#D55E00"
+
+
+class PixelSizeMissing(DetectionInputError):
+    """The image has no pixel-size calibration and none was given (the page asks for one)."""
+
+
+@dataclass
+class AppSettings:
+    """Settings of one batch (the form of the page).
+
+    pixel_size_nm : nm/px used for images whose file records none (or for all images when
+        ``override_pixel_size``); None = from the file only.
+    threshold : detection probability threshold, 0 < t < 1.
+    elements : expected elements for multimetallic samples (e.g. ``("Ni", "Pd")``, in order of Z); empty = one
+        species, no element labelling.
+    multimer_nm : two atoms closer than this (nm) are bonded in a multimer (paper: 0.22 nm).
+    """
+
+    pixel_size_nm: float | None = None
+    override_pixel_size: bool = False
+    threshold: float = 0.8
+    elements: tuple[str, ...] = field(default_factory=tuple)
+    multimer_nm: float = 0.22
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.elements = tuple(self.elements or ())
+        problems = []
+        if self.pixel_size_nm is not None and not (math.isfinite(self.pixel_size_nm) and 0 < self.pixel_size_nm < 100):
+            problems.append(f"pixel size must be a positive number of nm/px (< 100), got {self.pixel_size_nm}")
+        if self.override_pixel_size and self.pixel_size_nm is None:
+            problems.append("'override file calibration' needs a pixel size")
+        if not (math.isfinite(self.threshold) and 0 < self.threshold < 1):
+            problems.append(f"detection threshold must lie between 0 and 1, got {self.threshold}")
+        if not (math.isfinite(self.multimer_nm) and 0 < self.multimer_nm <= 5):
+            problems.append(f"multimer distance must be > 0 and <= 5 nm, got {self.multimer_nm}")
+        if len(self.elements) == 1:
+            problems.append("give at least two expected elements (or none for a single-metal sample)")
+        if len(set(self.elements)) != len(self.elements):
+            problems.append(f"expected elements repeat: {','.join(self.elements)}")
+        from ase.data import chemical_symbols
+
+        bad = [e for e in self.elements if e not in chemical_symbols[1:]]
+        if bad:
+            problems.append(f"not element symbols: {', '.join(bad)}")
+        if problems:
+            raise WorkflowInputError("settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_form(cls, pixel_size_nm: str = "", override_pixel_size: str = "", threshold: str = "0.8",
+                  elements: str = "", multimer_nm: str = "0.22", device: str = "cpu") -> AppSettings:
+        """Settings from the strings of the HTML form; raises WorkflowInputError naming the bad field."""
+
+        def num(text: str, name: str) -> float:
+            try:
+                return float(str(text).strip().replace(",", "."))
+            except ValueError:
+                raise WorkflowInputError(f"settings: {name} must be a number, got {text!r}") from None
+
+        px = str(pixel_size_nm or "").strip()
+        els = tuple(e.strip().capitalize() for e in str(elements or "").replace(";", ",").split(",") if e.strip())
+        return cls(
+            pixel_size_nm=num(px, "pixel size") if px else None,
+            override_pixel_size=str(override_pixel_size).lower() in ("1", "true", "on", "yes"),
+            threshold=num(threshold or "0.8", "threshold"),
+            elements=els,
+            multimer_nm=num(multimer_nm or "0.22", "multimer distance"),
+            device=device,
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elements"] = list(self.elements)
+        return d
+
+
+def software_versions() -> dict:
+    """Versions of sacmap and the libraries the results depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("sacmap", "numpy", "scipy", "scikit-learn", "scikit-image", "torch", "tifffile"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(obj):
+    """Numpy scalars/arrays and non-string dict keys made JSON-friendly (NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = None):
+    """Read an image with ``detection.io.read_image`` applying the app's pixel-size rule.
+
+    Order: a pixel size given for this image; the batch's pixel size when it overrides; the file's calibration;
+    the batch's pixel size as a fallback. Returns ``(image, pixel_size_nm, meta, source)`` with source one of
+    ``"file"``, ``"user"``. Raises :class:`PixelSizeMissing` when the file has no calibration and none is given.
+    """
+    from detection.io import read_image as det_read
+
+    if pixel_size_nm is not None:
+        img, px, meta = det_read(path, pixel_size_nm=pixel_size_nm)
+        return img, px, meta, "user"
+    if settings.override_pixel_size and settings.pixel_size_nm is not None:
+        img, px, meta = det_read(path, pixel_size_nm=settings.pixel_size_nm)
+        return img, px, meta, "user"
+    try:
+        img, px, meta = det_read(path)
+        return img, px, meta, "file"
+    except DetectionInputError as first:
+        # Is the pixel size the only problem? Then the file reads fine once one is given.
+        try:
+            img, px, meta = det_read(path, pixel_size_nm=settings.pixel_size_nm or 1.0)
+        except DetectionInputError:
+            raise first from None
+        if settings.pixel_size_nm is None:
+            raise PixelSizeMissing(
+                f"{path}: the file records no pixel size; enter one (nm/px) for this image"
+            ) from None
+        return img, px, meta, "user"
+
+
+def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *,
+                  pixel_size_nm: float | None = None,
+                  progress: Callable[[str, float], None] | None = None) -> dict:
+    """Detect atoms in one image, compute its descriptors and write its files (see the module docstring).
+
+    Parameters
+    ----------
+    path : the stored upload. stem : output file stem (safe). out_dir : folder for the outputs.
+    settings : the batch settings. pixel_size_nm : nm/px given for this image only (overrides everything).
+    progress : called with (stage, fraction 0..1).
+
+    Returns a JSON-serialisable summary: ``pixel_size_nm``, ``pixel_size_source``, ``shape``, ``n_atoms``,
+    ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``files`` (names
+    relative to ``out_dir``).
+    """
+    raise NotImplementedError("waiting for detection.detect_image / analysis.spatial.descriptors")
