@@ -1,0 +1,413 @@
+"""Synthetic HAADF-STEM images of single metal atoms on amorphous carbon, calibrated on the Pt1/NC images.
+
+Image formation (all lengths in nm, converted with ``pixel_size_nm``; intensities relative to the mean
+support signal = 1):
+
+    signal(x, y) = vacuum_level
+                 + support(x, y) · thickness(x, y) · (1 + texture(x, y))
+                 + Σ_atoms peak_Pt · (Z / 78)^1.7 · PSF(x − x_i, y − y_i)
+    counts       = Poisson(dose_px · signal)              (shot noise)
+    image        = dark_level + counts / dose_px · (1 + line_gain(row))   (scan-line noise)
+
+* ``support`` is 1 on the carbon and 0 in an optional vacuum region bounded by a smooth random edge;
+* ``thickness`` is a smooth random field (correlation ~``thickness_scale_nm``) of relative sd
+  ``thickness_sd``, normalised to mean 1 over the support;
+* ``texture`` is band-limited Gaussian noise (amorphous carbon, scales ``texture_scales_nm``) of sd
+  ``texture_sd``;
+* the PSF is a Gaussian whose variance is the sum of the probe's (``probe_fwhm_nm``, ~0.1 nm), an
+  effective spread (``spread_fwhm_nm``: beam broadening in the support, thermal vibration, drift; calibrated
+  so that atoms are as wide as in the real images, effective FWHM ≈ 0.25 nm) and the pixel box (p²/12); the
+  peak height is scaled so that the integrated intensity of an atom does not depend on the pixel size;
+* ``dose_px`` = ``dose_per_nm2`` · pixel area, so smaller pixels are noisier at the same dose;
+* each atom's peak varies by a log-normal factor of sd ``peak_sd`` (height in the support, defocus), as the
+  real atoms of one image do.
+
+The defaults reproduce the statistics of the shared real images (see ``detection.simulate_stats`` and
+``docs/simulator.md``): atom peak / local background median ≈ 1.15 (per-image 1.07–1.24), pixel noise ≈ 9 %
+and mid-scale support texture ≈ 3.5–3.7 % of the support mean.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from detection.errors import DetectionInputError
+
+REFERENCE_PIXEL_NM = 0.029296875
+PT_Z = 78
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+# Calibrated defaults (see docs/simulator.md for the measurement).
+DEFAULTS = dict(
+    probe_fwhm_nm=0.10,
+    spread_fwhm_nm=0.26,
+    peak_pt=0.36,
+    peak_sd=0.12,
+    dose_per_nm2=6.7e4,
+    dark_level=0.30,
+    vacuum_level=0.75,
+    thickness_sd=0.32,
+    thickness_scale_nm=3.0,
+    texture_sd=0.075,
+    texture_scales_nm=(0.07, 0.2),
+    line_noise=0.011,
+    line_jitter_px=0.0,
+    vacuum_fraction=0.0,
+    vacuum_edge_nm=1.2,
+)
+
+
+def atomic_number(symbol: str) -> int:
+    """Atomic number of an element symbol (``'Pt'`` → 78); DetectionInputError when unknown."""
+    from ase.data import atomic_numbers
+
+    s = str(symbol).strip()
+    z = atomic_numbers.get(s[:1].upper() + s[1:].lower()) if s else None
+    if not z or z < 1:
+        raise DetectionInputError(f"elements: unknown element symbol {symbol!r}")
+    return int(z)
+
+
+def relative_contrast(symbol: str, exponent: float = 1.7) -> float:
+    """HAADF peak height of an element relative to Pt, (Z / 78)^exponent."""
+    return (atomic_number(symbol) / PT_Z) ** exponent
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _gaussian_field(shape, sigma_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-sd random field with Gaussian correlation of ``sigma_px`` (white noise, filtered)."""
+    f = ndi.gaussian_filter(rng.standard_normal(shape), sigma_px, mode="wrap")
+    sd = f.std()
+    return (f - f.mean()) / (sd if sd > 0 else 1.0)
+
+
+def _smooth_field(shape, scale_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Large-scale unit-sd random field, generated on a coarse grid and zoomed (cheap for big scales)."""
+    step = max(1, int(scale_px / 4))
+    small = (shape[0] // step + 3, shape[1] // step + 3)
+    f = ndi.gaussian_filter(rng.standard_normal(small), scale_px / step, mode="wrap")
+    f = ndi.zoom(f, step, order=1)[: shape[0], : shape[1]]
+    sd = f.std()
+    return (f - f.mean()) / (sd if sd > 0 else 1.0)
+
+
+def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM, vacuum_fraction: float = 0.0,
+                 edge_nm: float = 0.4, seed=0) -> np.ndarray:
+    """Soft support map (1 = carbon, 0 = vacuum), float32 of ``shape``.
+
+    The vacuum (about ``vacuum_fraction`` of the field) lies along one random side of the image behind an edge
+    that wanders on the scale of a few nm; ``edge_nm`` is the width of the soft transition. Same seed, same mask.
+    """
+    shape = tuple(int(s) for s in shape)
+    if not 0.0 <= vacuum_fraction < 1.0:
+        raise DetectionInputError(f"vacuum_fraction must be in [0, 1), got {vacuum_fraction}")
+    if vacuum_fraction == 0.0:
+        return np.ones(shape, np.float32)
+    rng = _rng(seed)
+    side = int(rng.integers(4))
+    h, w = shape if side in (0, 1) else shape[::-1]  # h: depth direction, w: along the edge
+    n = w
+    wander = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 1.5 / pixel_size_nm, mode="wrap")[32:32 + n]
+    wander = wander / (wander.std() or 1.0) * (0.06 * h)
+    edge = vacuum_fraction * h + wander - wander.mean()
+    depth = np.arange(h, dtype=float)[:, None]
+    width_px = max(edge_nm / pixel_size_nm, 0.5)
+    m = 1.0 / (1.0 + np.exp(-(depth - edge[None, :]) / (width_px / 4.0)))  # 0 before edge (vacuum)
+    if side == 1:
+        m = m[::-1]
+    if side in (2, 3):
+        m = m.T
+        if side == 3:
+            m = m[:, ::-1]
+    return np.ascontiguousarray(m, dtype=np.float32)
+
+
+def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float = 0.25,
+                     dimer_fraction: float = 0.0, dimer_nm: float = 0.22, trimer_fraction: float = 0.0,
+                     margin_nm: float = 0.0, mask=None, pixel_size_nm: float | None = None,
+                     return_groups: bool = False):
+    """Random atom positions (nm) at ``density_nm2`` atoms/nm² over a field of ``field_nm`` (x, y) nm.
+
+    Units (singles, dimers at ``dimer_nm`` centre-to-centre, equilateral trimers of side ``dimer_nm``) are placed
+    by random sequential addition with every pair of atoms from *different* units at least ``min_dist_nm``
+    apart. ``dimer_fraction`` / ``trimer_fraction`` are fractions of the atoms (not of the units) in dimers /
+    trimers. ``mask`` (optional 2-D array, > 0.5 = allowed, with ``pixel_size_nm``) restricts atoms to the
+    support; the number of atoms is then density × allowed area. Returns an (N, 2) float array of (x, y) nm
+    (and an (N,) int array of unit ids when ``return_groups``). Same seed, same positions.
+    """
+    rng = _rng(seed)
+    fx, fy = (float(field_nm), float(field_nm)) if np.isscalar(field_nm) else map(float, field_nm)
+    if not (np.isfinite(density_nm2) and density_nm2 >= 0):
+        raise DetectionInputError(f"density_nm2 must be a finite number >= 0, got {density_nm2}")
+    if fx <= 2 * margin_nm or fy <= 2 * margin_nm:
+        raise DetectionInputError(f"field {fx}×{fy} nm is too small for margin {margin_nm} nm")
+    if not (0 <= dimer_fraction and 0 <= trimer_fraction and dimer_fraction + trimer_fraction <= 1):
+        raise DetectionInputError("dimer_fraction and trimer_fraction must be >= 0 and sum to <= 1")
+    area = (fx - 2 * margin_nm) * (fy - 2 * margin_nm)
+    allowed = None
+    if mask is not None:
+        if pixel_size_nm is None:
+            raise DetectionInputError("random_positions: a mask needs pixel_size_nm")
+        allowed = np.asarray(mask) > 0.5
+        area *= float(allowed.mean())
+    n_atoms = int(round(density_nm2 * area))
+    n3 = int(round(n_atoms * trimer_fraction / 3.0))
+    n2 = int(round((n_atoms - 3 * n3) * min(dimer_fraction / max(1 - trimer_fraction, 1e-9), 1.0) / 2.0))
+    n1 = max(n_atoms - 3 * n3 - 2 * n2, 0)
+    sizes = [3] * n3 + [2] * n2 + [1] * n1
+    pts = np.empty((0, 2))
+    groups = np.empty(0, int)
+    d2min = min_dist_nm ** 2
+    max_tries = 2000 + 200 * len(sizes)
+    tries = 0
+    for gid, size in enumerate(sizes):
+        while True:
+            tries += 1
+            if tries > max_tries:
+                raise DetectionInputError(
+                    f"cannot place {n_atoms} atoms at min_dist_nm={min_dist_nm} in {fx}×{fy} nm "
+                    f"(density {density_nm2}/nm² is too high for that spacing)")
+            c = rng.uniform([margin_nm, margin_nm], [fx - margin_nm, fy - margin_nm])
+            phi = rng.uniform(0, 2 * np.pi)
+            if size == 1:
+                unit = c[None, :]
+            else:
+                r = dimer_nm / 2 if size == 2 else dimer_nm / np.sqrt(3)
+                ang = phi + 2 * np.pi * np.arange(size) / size
+                unit = c + r * np.stack([np.cos(ang), np.sin(ang)], 1)
+            if np.any(unit < 0) or np.any(unit[:, 0] > fx) or np.any(unit[:, 1] > fy):
+                continue
+            if allowed is not None:
+                ij = np.round(unit / pixel_size_nm).astype(int)
+                ok = ((ij[:, 1] >= 0) & (ij[:, 1] < allowed.shape[0]) & (ij[:, 0] >= 0)
+                      & (ij[:, 0] < allowed.shape[1]))
+                if not ok.all() or not allowed[ij[:, 1], ij[:, 0]].all():
+                    continue
+            if len(pts):
+                d2 = ((pts[None, :, :] - unit[:, None, :]) ** 2).sum(-1)
+                if d2.min() < d2min:
+                    continue
+            pts = np.vstack([pts, unit])
+            groups = np.concatenate([groups, np.full(size, gid)])
+            break
+    return (pts, groups) if return_groups else pts
+
+
+def _element_list(elements, n: int) -> list[str]:
+    if elements is None:
+        return ["Pt"] * n
+    if isinstance(elements, str):
+        return [elements] * n
+    els = [str(e) for e in elements]
+    if len(els) != n:
+        raise DetectionInputError(f"elements: {len(els)} symbols for {n} atoms")
+    return els
+
+
+def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_PIXEL_NM, elements=None,
+                   seed=0, z_exponent: float = 1.7, noise: bool = True, support=None, **kw):
+    """Simulate a HAADF-STEM image with metal atoms at ``xy_nm`` ((N, 2) array of x = column, y = row, nm).
+
+    ``elements``: None (all Pt), one symbol, or one symbol per atom (contrast ∝ Z^``z_exponent``).
+    ``kw`` overrides the calibrated defaults in ``DEFAULTS`` (probe_fwhm_nm, spread_fwhm_nm, peak_pt,
+    peak_sd, dose_per_nm2, dark_level, vacuum_level, thickness_sd, thickness_scale_nm, texture_sd, texture_scales_nm,
+    line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm); ``noise=False`` gives the noiseless
+    expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
+    0 = vacuum) replaces the random vacuum region of ``vacuum_fraction``.
+
+    Returns ``(image, truth)``: a float32 array of ``shape`` (rows, columns) and a DataFrame with one row per
+    atom inside the field: ``x_px, y_px, x_nm, y_nm, element`` (``x_px = x_nm / pixel_size_nm``). Atoms are
+    drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel size, seed and the support
+    fraction. Same seed, same image.
+    """
+    unknown = set(kw) - set(DEFAULTS)
+    if unknown:
+        raise DetectionInputError(f"simulate_image: unknown option(s) {sorted(unknown)}")
+    p = {**DEFAULTS, **kw}
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or min(shape) < 8:
+        raise DetectionInputError(f"shape must be two sizes >= 8 px, got {shape}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise DetectionInputError(f"pixel_size_nm must be > 0, got {pixel_size_nm}")
+    xy = np.asarray(xy_nm, dtype=float).reshape(-1, 2) if np.size(xy_nm) else np.empty((0, 2))
+    if not np.all(np.isfinite(xy)):
+        raise DetectionInputError("xy_nm: coordinates must be finite")
+    els = _element_list(elements, len(xy))
+    amp = np.array([relative_contrast(e, z_exponent) for e in els]) * p["peak_pt"]
+
+    rng = _rng(seed)
+    rng_support, rng_thick, rng_tex, rng_noise, rng_amp = (
+        np.random.default_rng(s) for s in rng.integers(0, 2**63, 5))
+    if p["peak_sd"] > 0 and len(amp):
+        amp = amp * rng_amp.lognormal(-0.5 * p["peak_sd"] ** 2, p["peak_sd"], len(amp))
+    px = pixel_size_nm
+    if support is None:
+        sup = support_mask(shape, pixel_size_nm=px, vacuum_fraction=p["vacuum_fraction"],
+                           edge_nm=p["vacuum_edge_nm"], seed=rng_support)
+    else:
+        sup = np.clip(np.asarray(support, dtype=float), 0.0, 1.0)
+        if sup.shape != shape:
+            raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {shape}")
+    thick = 1.0 + p["thickness_sd"] * _smooth_field(shape, p["thickness_scale_nm"] / px, rng_thick)
+    thick = np.clip(thick, 0.2, None)
+    tex = np.zeros(shape)
+    for s_nm in p["texture_scales_nm"]:
+        tex += _gaussian_field(shape, max(s_nm / px, 0.5), rng_tex)
+    tex *= p["texture_sd"] / max(tex.std(), 1e-12)
+    carbon = sup * thick * (1.0 + tex)
+    on_support = sup > 0.5
+    carbon /= carbon[on_support].mean() if on_support.any() else 1.0
+    signal = p["vacuum_level"] + carbon
+
+    # atoms: Gaussian PSF, peak normalised to the continuous probe+spread profile, pixel box added
+    s2_nm = (p["probe_fwhm_nm"] ** 2 + p["spread_fwhm_nm"] ** 2) * FWHM_TO_SIGMA ** 2
+    s2_px = s2_nm / px**2 + 1.0 / 12.0
+    height_scale = (s2_nm / px**2) / s2_px
+    sig = np.sqrt(s2_px)
+    half = int(np.ceil(4.5 * sig))
+    xy_px = xy / px
+    for (x, y), a in zip(xy_px, amp):
+        c0, r0 = int(round(x)), int(round(y))
+        r_lo, r_hi = max(r0 - half, 0), min(r0 + half + 1, shape[0])
+        c_lo, c_hi = max(c0 - half, 0), min(c0 + half + 1, shape[1])
+        if r_lo >= r_hi or c_lo >= c_hi:
+            continue
+        gy = np.exp(-((np.arange(r_lo, r_hi) - y) ** 2) / (2 * s2_px))
+        gx = np.exp(-((np.arange(c_lo, c_hi) - x) ** 2) / (2 * s2_px))
+        signal[r_lo:r_hi, c_lo:c_hi] += a * height_scale * gy[:, None] * gx[None, :]
+
+    if p["line_jitter_px"] > 0 and noise:
+        shifts = rng_noise.normal(0.0, p["line_jitter_px"], shape[0])
+        cols = np.arange(shape[1], dtype=float)
+        signal = np.stack([np.interp(cols + s, cols, row) for s, row in zip(shifts, signal)])
+    if noise:
+        dose_px = p["dose_per_nm2"] * px * px
+        counts = rng_noise.poisson(np.clip(signal, 0, None) * dose_px)
+        image = counts / dose_px
+        image *= 1.0 + p["line_noise"] * rng_noise.standard_normal(shape[0])[:, None]
+    else:
+        image = signal
+    image = (image + p["dark_level"]).astype(np.float32)
+
+    inside = ((xy_px[:, 0] >= -0.5) & (xy_px[:, 0] < shape[1] - 0.5)
+              & (xy_px[:, 1] >= -0.5) & (xy_px[:, 1] < shape[0] - 0.5))
+    truth = pd.DataFrame({"x_px": xy_px[inside, 0], "y_px": xy_px[inside, 1], "x_nm": xy[inside, 0],
+                          "y_nm": xy[inside, 1], "element": np.array(els, dtype=object)[inside]})
+    truth.attrs.update(pixel_size_nm=px, seed=None if isinstance(seed, np.random.Generator) else seed,
+                       support_fraction=float(on_support.mean()))
+    return image, truth
+
+
+def simulate_sample(density_nm2: float, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_PIXEL_NM,
+                    elements=None, seed=0, min_dist_nm: float = 0.25, dimer_fraction: float = 0.0,
+                    dimer_nm: float = 0.22, trimer_fraction: float = 0.0, margin_nm: float = 0.0, **kw):
+    """Random sample: atoms at ``density_nm2`` per nm² of *support* (none over vacuum), then ``simulate_image``.
+
+    ``elements``: None (Pt), a symbol, or a dict ``{symbol: fraction}`` (fractions normalised; each atom drawn
+    independently). Other keywords as ``random_positions`` and ``simulate_image``. Returns ``(image, truth,
+    support)`` with ``support`` the boolean support mask (True = carbon) used to place the atoms.
+    """
+    rng = _rng(seed)
+    s_mask, s_pos, s_el, s_img = rng.integers(0, 2**63, 4)
+    p = {**DEFAULTS, **kw}
+    soft = support_mask(shape, pixel_size_nm=pixel_size_nm, vacuum_fraction=p["vacuum_fraction"],
+                        edge_nm=p["vacuum_edge_nm"], seed=s_mask)
+    sup = soft > 0.5
+    field = (shape[1] * pixel_size_nm, shape[0] * pixel_size_nm)
+    xy = random_positions(density_nm2, field, seed=s_pos, min_dist_nm=min_dist_nm, dimer_fraction=dimer_fraction,
+                          dimer_nm=dimer_nm, trimer_fraction=trimer_fraction, margin_nm=margin_nm,
+                          mask=None if sup.all() else sup, pixel_size_nm=pixel_size_nm)
+    # keep pixel centres inside [0, size - 1]
+    xy = np.clip(xy, 0, [field[0] - pixel_size_nm, field[1] - pixel_size_nm])
+    if isinstance(elements, dict):
+        syms = list(elements)
+        w = np.array([float(elements[s]) for s in syms])
+        if np.any(w < 0) or w.sum() <= 0:
+            raise DetectionInputError(f"elements: fractions must be >= 0 and not all 0, got {elements}")
+        els = list(np.random.default_rng(s_el).choice(syms, size=len(xy), p=w / w.sum()))
+    else:
+        els = elements
+    image, truth = simulate_image(xy, shape=shape, pixel_size_nm=pixel_size_nm, elements=els,
+                                  seed=np.random.default_rng(s_img), support=soft, **kw)
+    truth.attrs["seed"] = seed if not isinstance(seed, np.random.Generator) else None
+    return image, truth, sup
+
+
+def save_tiff(path, image, pixel_size_nm: float) -> Path:
+    """Write ``image`` as a float32 TIFF that carries its pixel size like the shared images.
+
+    Resolution tags hold pixels per nm with ``unit=nm`` in the ImageJ description (ImageJ convention), and the
+    HyperSpy private tags 65009/65010 (scale) and 65003/65004 (unit ``nm``) hold the pixel size directly, so
+    ``detection.io.read_image`` reads it back. Written atomically (temp file + os.replace).
+    """
+    import tifffile
+
+    path = Path(path)
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise DetectionInputError(f"{path}: image must be 2-D, got shape {img.shape}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise DetectionInputError(f"{path}: pixel_size_nm must be > 0, got {pixel_size_nm}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extratags = [(65003, "s", 0, "nm", False), (65004, "s", 0, "nm", False),
+                 (65009, "d", 1, float(pixel_size_nm), False), (65010, "d", 1, float(pixel_size_nm), False)]
+    fd, tmp = tempfile.mkstemp(suffix=".tif", dir=path.parent)
+    os.close(fd)
+    try:
+        tifffile.imwrite(tmp, img, imagej=True, resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
+                         metadata={"unit": "nm", "axes": "YX"}, extratags=extratags)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_truth_csv(path, truth: pd.DataFrame) -> Path:
+    """Write a truth table (``x_px, y_px, x_nm, y_nm, element``) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
+    os.close(fd)
+    try:
+        truth[["x_px", "y_px", "x_nm", "y_nm", "element"]].to_csv(tmp, index=False, float_format="%.4f")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def simulate_dataset(outdir, n_images: int = 1, *, seed=0, prefix: str = "sim", shape=(512, 512),
+                     pixel_size_nm: float = REFERENCE_PIXEL_NM, density_nm2: float = 1.0, progress: bool = False,
+                     **kw) -> list[Path]:
+    """Write ``n_images`` simulated samples to ``outdir``: ``<prefix>_NNN.tif`` + ``<prefix>_NNN.csv`` (truth).
+
+    Image i uses seed ``[seed, i]``; other keywords as ``simulate_sample`` (density per nm² of support,
+    elements dict, dimer/trimer fractions, vacuum_fraction, ...). Returns the TIFF paths.
+    """
+    outdir = Path(outdir)
+    out = []
+    it = range(int(n_images))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="simulate", unit="image")
+    for i in it:
+        image, truth, _ = simulate_sample(density_nm2, shape=shape, pixel_size_nm=pixel_size_nm,
+                                          seed=np.random.default_rng([int(seed), i]), **kw)
+        stem = f"{prefix}_{i:03d}"
+        out.append(save_tiff(outdir / f"{stem}.tif", image, pixel_size_nm))
+        write_truth_csv(outdir / f"{stem}.csv", truth)
+    return out

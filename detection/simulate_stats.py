@@ -1,0 +1,201 @@
+"""Image statistics used to calibrate the simulator against real HAADF-STEM images (same code for both).
+
+Definitions (lengths in nm, converted with the pixel size; the support is found by Otsu on a σ = 0.23 nm
+smoothed image, and disks of 0.29 nm around the atoms are excluded from the support statistics):
+
+* ``peak_ratio``: per atom, the image smoothed with a Gaussian of σ = 0.03 nm, read at the atom position,
+  divided by the median of the same smoothed image in an annulus 0.26–0.41 nm around it (local background).
+* ``noise``: the sd of horizontal neighbour differences / √2 on the support, over the support mean
+  (white pixel noise; slow structure cancels in the difference).
+* ``texture``: the sd of a band-pass (Gaussian σ 0.06 nm minus Gaussian σ 0.47 nm) on the support, over the
+  support mean (mid-scale carbon texture; the residual pixel noise in it is ≈ 0.14 × ``noise``).
+* ``line_noise``: the sd over rows of the row mean of image / local mean (σ 0.18 nm) − 1 on the support.
+* ``thickness``: the sd of the σ 0.47 nm smoothed image on the support over the support mean (large scale).
+* ``atom_fwhm_nm``: FWHM of a Gaussian + constant fitted to the mean crop around the atoms.
+
+Run ``python -m detection.simulate_stats [SHARED_DIR]`` to print real vs simulated values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from detection.errors import DetectionInputError
+
+
+def _otsu(values: np.ndarray) -> float:
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(values))
+
+
+def support_from_image(image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
+    """Boolean support mask (True = carbon): Otsu threshold of the σ = 0.23 nm smoothed image when the image
+    holds a vacuum region (the two Otsu classes differ by more than 25 % of the brighter one), else all True."""
+    big = ndi.gaussian_filter(np.asarray(image, float), 0.23 / pixel_size_nm)
+    t = _otsu(big)
+    lo, hi = big[big <= t], big[big > t]
+    if lo.size == 0 or hi.size == 0 or (hi.mean() - lo.mean()) < 0.25 * hi.mean():
+        return np.ones(big.shape, bool)
+    return big > t
+
+
+def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
+    """Calibration statistics of one image with atoms at ``xy_px`` ((N, 2) of x = column, y = row, px).
+
+    Returns a dict: ``peak_ratio_median``, ``peak_ratio_p10``, ``peak_ratio_p90`` (over atoms), ``noise``,
+    ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``atom_fwhm_nm``, ``support_fraction``,
+    ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``.
+    """
+    a = np.asarray(image, dtype=float)
+    if a.ndim != 2:
+        raise DetectionInputError(f"image must be 2-D, got shape {a.shape}")
+    xy = np.asarray(xy_px, float).reshape(-1, 2)
+    px = float(pixel_size_nm)
+    sup = support_from_image(a, px)
+    yy, xx = np.indices(a.shape)
+    excl = np.zeros(a.shape, bool)
+    r_ex = 0.29 / px
+    for x, y in xy:
+        r0, r1 = max(int(y - r_ex) - 1, 0), int(y + r_ex) + 2
+        c0, c1 = max(int(x - r_ex) - 1, 0), int(x + r_ex) + 2
+        excl[r0:r1, c0:c1] |= (xx[r0:r1, c0:c1] - x) ** 2 + (yy[r0:r1, c0:c1] - y) ** 2 < r_ex**2
+    m = sup & ~excl
+    sup_mean = a[sup].mean()
+
+    s1 = ndi.gaussian_filter(a, 0.03 / px)
+    ratios = []
+    r_in, r_out = 0.26 / px, 0.41 / px
+    for x, y in xy:
+        ri, ci = int(round(y)), int(round(x))
+        r0, r1 = max(int(y - r_out) - 1, 0), int(y + r_out) + 2
+        c0, c1 = max(int(x - r_out) - 1, 0), int(x + r_out) + 2
+        d2 = (xx[r0:r1, c0:c1] - x) ** 2 + (yy[r0:r1, c0:c1] - y) ** 2
+        ann = (d2 >= r_in**2) & (d2 <= r_out**2)
+        if not (0 <= ri < a.shape[0] and 0 <= ci < a.shape[1]) or ann.sum() < 10:
+            continue
+        ratios.append(s1[ri, ci] / np.median(s1[r0:r1, c0:c1][ann]))
+    ratios = np.array(ratios)
+
+    dh = a[:, 1:] - a[:, :-1]
+    noise = dh[m[:, 1:] & m[:, :-1]].std() / np.sqrt(2) / sup_mean
+    bp = ndi.gaussian_filter(a, 0.06 / px) - ndi.gaussian_filter(a, 0.47 / px)
+    texture = bp[m].std() / sup_mean
+    hp = a / ndi.gaussian_filter(a, 0.18 / px) - 1.0
+    rows = [hp[i, m[i]].mean() for i in range(a.shape[0]) if m[i].sum() > 0.2 * a.shape[1]]
+    line = float(np.std(rows)) if len(rows) > 2 else float("nan")
+
+    thickness = ndi.gaussian_filter(a, 0.47 / px)[m].std() / sup_mean
+    vac = a[~sup].mean() / sup_mean if (~sup).any() else float("nan")
+    return {
+        "n_atoms": int(len(xy)),
+        "peak_ratio_median": float(np.median(ratios)) if ratios.size else float("nan"),
+        "peak_ratio_p10": float(np.percentile(ratios, 10)) if ratios.size else float("nan"),
+        "peak_ratio_p90": float(np.percentile(ratios, 90)) if ratios.size else float("nan"),
+        "noise": float(noise),
+        "texture": float(texture),
+        "line_noise": line,
+        "thickness": float(thickness),
+        "atom_fwhm_nm": atom_fwhm_nm(a, xy, px),
+        "support_fraction": float(sup.mean()),
+        "vacuum_over_support": float(vac),
+    }
+
+
+def atom_fwhm_nm(image, xy_px, pixel_size_nm: float, half_px: int | None = None) -> float:
+    """FWHM (nm) of a Gaussian + constant fitted to the mean of crops centred on the atoms, each crop divided
+    by its median; each position is first moved to the maximum of the σ = 0.045 nm smoothed image within
+    0.06 nm (expert clicks are off by a pixel or two, which would widen the mean crop). NaN with no usable atom."""
+    from scipy import optimize
+
+    a = np.asarray(image, float)
+    h = half_px or int(round(0.35 / pixel_size_nm))
+    sm = ndi.gaussian_filter(a, 0.045 / pixel_size_nm)
+    w = max(int(round(0.06 / pixel_size_nm)), 0)
+    crops = []
+    for x, y in np.asarray(xy_px, float).reshape(-1, 2):
+        ri, ci = int(round(y)), int(round(x))
+        if w and w <= ri < a.shape[0] - w and w <= ci < a.shape[1] - w:
+            win = sm[ri - w:ri + w + 1, ci - w:ci + w + 1]
+            dr, dc = np.unravel_index(np.argmax(win), win.shape)
+            ri, ci = ri - w + dr, ci - w + dc
+        if h <= ri < a.shape[0] - h and h <= ci < a.shape[1] - h:
+            c = a[ri - h:ri + h + 1, ci - h:ci + h + 1]
+            med = np.median(c)
+            if med > 0:
+                crops.append(c / med)
+    if not crops:
+        return float("nan")
+    mc = np.mean(crops, 0)
+    yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+
+    def resid(p):
+        amp, s, b, x0, y0 = p
+        return (b + amp * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * s * s)) - mc).ravel()
+
+    fit = optimize.least_squares(resid, [mc.max() - np.median(mc), 2.0, np.median(mc), 0, 0],
+                                 bounds=([0, 0.3, 0, -h, -h], [np.inf, h, np.inf, h, h]))
+    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * fit.x[1] * pixel_size_nm)
+
+
+def real_image_statistics(shared_dir, pixel_size_nm: float | None = None) -> pd.DataFrame:
+    """Statistics of every image of ``shared_dir/data/ptnc-stem`` with its expert labels (one row per image).
+
+    The pixel size is read from the HyperSpy tags 65009 of each TIFF unless given."""
+    from pathlib import Path
+
+    import tifffile
+
+    root = Path(shared_dir) / "data" / "ptnc-stem"
+    split = pd.read_csv(root / "split.csv")
+    rows = []
+    for _, r in split.iterrows():
+        with tifffile.TiffFile(root / "images" / r["image"]) as t:
+            a = t.pages[0].asarray().astype(float)
+            tag = t.pages[0].tags.get(65009)
+            px = pixel_size_nm or (float(tag.value) if tag is not None else None)
+        if px is None:
+            raise DetectionInputError(f"{r['image']}: no pixel size in tag 65009; pass pixel_size_nm")
+        lab = pd.read_csv(root / "labels" / r["labels"])
+        st = image_statistics(a, lab[["X", "Y"]].to_numpy(float), px)
+        rows.append({"image": r["image"][:3], "split": r["split"], **st})
+    return pd.DataFrame(rows)
+
+
+def simulated_statistics(n_images: int = 8, *, seed: int = 0, density_nm2: float = 0.3,
+                         vacuum_fraction: float = 0.35, **kw) -> pd.DataFrame:
+    """Statistics of ``n_images`` default simulated 512² images (Pt at ``density_nm2``, a vacuum region)."""
+    from detection.simulate import simulate_sample
+
+    rows = []
+    for i in range(n_images):
+        img, truth, _ = simulate_sample(density_nm2, seed=np.random.default_rng([seed, i]),
+                                        vacuum_fraction=vacuum_fraction, margin_nm=0.3, **kw)
+        st = image_statistics(img, truth[["x_px", "y_px"]].to_numpy(), truth.attrs["pixel_size_nm"])
+        rows.append({"image": f"sim{i}", "split": "sim", **st})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    """Print per-image and median statistics for the real images and for simulated ones."""
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    shared = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared"
+    cols = ["peak_ratio_median", "peak_ratio_p10", "peak_ratio_p90", "noise", "texture", "line_noise",
+            "thickness", "atom_fwhm_nm", "vacuum_over_support"]
+    pd.set_option("display.width", 200)
+    real = real_image_statistics(shared)
+    sim = simulated_statistics()
+    for name, d in (("real", real), ("simulated", sim)):
+        print(f"== {name} ==")
+        print(d[["image", "n_atoms", *cols]].round(4).to_string(index=False))
+        print("median:", d[cols].median().round(4).to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
