@@ -14,6 +14,7 @@ computes the descriptors with ``analysis.spatial.descriptors`` over the support 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -38,9 +39,8 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
     DetectionInputError, AnalysisInputError, WorkflowInputError, FileNotFoundError,
 )
 
-#: colours of element labels in the overlay, in label order (colour-blind-safe Okabe–Ito palette)
-ELEMENT_COLOURS = ["#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2"]
-MULTIMER_COLOUR = "#D55E00"
+#: columns of the coordinate CSV (docs/contracts.md, "Detection output")
+COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
 
 
 class PixelSizeMissing(DetectionInputError):
@@ -194,6 +194,64 @@ def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = 
         return img, px, meta, "user"
 
 
+def detect(image: np.ndarray, pixel_size_nm: float, settings: AppSettings) -> dict:
+    """Atoms in an image via ``detection.detect_image`` (the function behind ``sacmap detect``).
+
+    Returns ``table`` (DataFrame with :data:`COORD_COLUMNS`), ``support_mask`` (bool array, True = support),
+    ``support_area_nm2`` and ``settings`` (the detection settings recorded by the detection package).
+    """
+    from detection import detect_image
+
+    res = detect_image(image, pixel_size_nm=pixel_size_nm, threshold=settings.threshold,
+                       elements=list(settings.elements) or None, device=settings.device)
+    table = res.atoms.reset_index(drop=True)
+    for col in COORD_COLUMNS:
+        if col not in table:
+            table[col] = "" if col == "element" else np.nan
+    return {"table": table, "support_mask": np.asarray(res.support_mask, bool),
+            "support_area_nm2": float(res.support_area_nm2), "settings": _jsonable(dict(res.settings))}
+
+
+def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm: float, support_area_nm2: float,
+               elements, settings: AppSettings) -> tuple[dict, dict]:
+    """Descriptors via ``analysis.spatial.descriptors`` over the support mask (the function behind
+    ``sacmap stats``); returns the descriptor dict and the per-atom arrays (``nnd_nm``, ``cluster``, ...).
+
+    With fewer than two atoms there are no nearest-neighbour statistics: only the count, support area and
+    density are returned, with a ``note`` saying why.
+    """
+    n = len(xy_nm)
+    if n < 2:
+        return {"n_atoms": n, "support_area_nm2": support_area_nm2,
+                "density_nm2": n / support_area_nm2 if support_area_nm2 else None,
+                "multimer_nm": settings.multimer_nm,
+                "note": "nearest-neighbour statistics need at least 2 atoms"}, {}
+    from analysis.spatial import descriptors
+    from analysis.spatial_region import Region
+
+    region = Region.from_mask(support_mask, pixel_size_nm)
+    desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
+    arrays = desc.pop("arrays", {})
+    return desc, arrays
+
+
+def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
+    """Index pairs of atoms at most ``multimer_nm`` apart (the bonds the overlay draws; the multimer share and
+    nuclearity themselves come from ``analysis.spatial``, which uses the same ≤ rule)."""
+    if len(xy_nm) < 2:
+        return np.empty((0, 2), int)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(xy_nm).query_pairs(multimer_nm, output_type="ndarray").reshape(-1, 2)
+
+
+def nnd_histogram_png(nnd_nm, desc: dict) -> bytes:
+    """The NND histogram against the random expectation at the same density (PNG bytes)."""
+    from workflows.app import figures
+
+    return figures.nnd_histogram_png(nnd_nm, desc)
+
+
 def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *,
                   pixel_size_nm: float | None = None,
                   progress: Callable[[str, float], None] | None = None) -> dict:
@@ -209,4 +267,49 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``files`` (names
     relative to ``out_dir``).
     """
-    raise NotImplementedError("waiting for detection.detect_image / analysis.spatial.descriptors")
+    progress = progress or (lambda stage, fraction: None)
+    out_dir = Path(out_dir)
+    progress("reading image", 0.02)
+    image, px, meta, source = read_image(Path(path), settings, pixel_size_nm)
+
+    progress("detecting atoms", 0.1)
+    det = detect(image, px, settings)
+    table, mask, support_area = det["table"], det["support_mask"], det["support_area_nm2"]
+    xy_px = table[["x_px", "y_px"]].to_numpy(float)
+    xy_nm = table[["x_nm", "y_nm"]].to_numpy(float)
+    labels = table["element"].fillna("").astype(str).tolist() if "element" in table else [""] * len(table)
+
+    progress("spatial statistics", 0.75)
+    desc, arrays = statistics(xy_nm, mask, px, support_area, labels if settings.elements else None, settings)
+
+    progress("drawing figures", 0.85)
+    from workflows.app import figures
+
+    files = {"csv": f"{stem}.csv", "json": f"{stem}.json", "descriptors": f"{stem}_descriptors.json",
+             "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"}
+    bonds = multimer_bonds(xy_nm, settings.multimer_nm)
+    _atomic_write(out_dir / files["overlay"], figures.overlay_png(
+        image, xy_px, px, elements=labels, element_order=settings.elements or None, bonds=bonds,
+        support_mask=mask, multimer_nm=settings.multimer_nm))
+    _atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc))
+
+    progress("writing files", 0.95)
+    element_counts = {k: int(v) for k, v in table["element"].fillna("").astype(str).value_counts().items()
+                      if k} if "element" in table else {}
+    _atomic_write(out_dir / files["csv"], table[COORD_COLUMNS].to_csv(index=False, float_format="%.6g",
+                                                                       lineterminator="\n"))
+    record = {
+        "image": meta.get("name") or Path(path).name, "pixel_size_nm": px,
+        "pixel_size_y_nm": meta.get("pixel_size_y_nm", px), "pixel_size_source": source,
+        "shape": list(image.shape), "support_area_nm2": support_area, "threshold": settings.threshold,
+        "n_atoms": int(len(table)), "element_counts": element_counts, "settings": det["settings"],
+    }
+    _atomic_write(out_dir / files["json"], json.dumps(_jsonable(record), indent=2))
+    _atomic_write(out_dir / files["descriptors"], json.dumps(_jsonable(desc), indent=2))
+    progress("done", 1.0)
+    return _jsonable({
+        "pixel_size_nm": px, "pixel_size_source": source, "shape": list(image.shape), "n_atoms": int(len(table)),
+        "support_area_nm2": support_area, "support_fraction": float(np.mean(mask)) if mask is not None else 1.0,
+        "descriptors": {k: v for k, v in desc.items() if k not in ("arrays", "region")},
+        "element_counts": element_counts, "detection_settings": det["settings"], "files": files,
+    })

@@ -8,12 +8,14 @@ const DESCRIPTOR_LABELS = [
   ["n_atoms", "Atoms", 0],
   ["support_area_nm2", "Support area (nm²)", 2],
   ["density_nm2", "Density (atoms nm⁻²)", 4],
-  ["nnd_mean_nm", "⟨NND⟩ (nm)", 4],
+  ["nnd_mean_nm", "Mean NND (nm)", 4],
   ["nnd_sd_nm", "NND s.d. (nm)", 4],
-  ["nnd_random_nm", "⟨NND⟩ random, same density (nm)", 4],
+  ["nnd_expected_poisson_nm", "Mean NND, random, edge-corrected (nm)", 4],
+  ["nnd_mean_hanisch_nm", "Mean NND, Hanisch edge-corrected (nm)", 4],
   ["multimer_share", "Multimer share", 4],
   ["n_multimers", "Multimers", 0],
-  ["bonds_per_atom", "M–M bonds per atom", 3],
+  ["multimer_share_poisson", "Multimer share, random", 4],
+  ["mean_bonds_per_multimer_atom", "M–M bonds per multimer atom", 3],
   ["clark_evans", "Clark–Evans R", 3],
   ["z", "Clark–Evans z", 2],
 ];
@@ -197,6 +199,8 @@ function renderSummary(job) {
   $("summary-panel").classList.remove("hidden");
   const tbody = $("summary-table").querySelector("tbody");
   tbody.replaceChildren();
+  const multi = job.items.some((it) => it.result && Object.keys(it.result.element_counts || {}).length > 1);
+  $("summary-table").classList.toggle("no-elements", !multi);
   job.items.forEach((it, i) => {
     const row = job.summary[i];
     const tr = el("tr", { "data-index": it.index, "data-status": it.status });
@@ -204,13 +208,14 @@ function renderSummary(job) {
     const status = el("span", { class: "badge " + it.status },
       it.status === "running" ? (it.stage || "running") : it.status.replace(/_/g, " "));
     const cells = [
-      [it.name, "l"], [status, "l"], [fmt(row.pixel_size_nm, 4), "num"], [fmt(row.n_atoms, 0), "num"],
+      [it.name, "l name"], [status, "l"], [fmt(row.n_atoms, 0), "num"],
       [fmt(row.support_area_nm2, 2), "num"], [fmt(row.density_nm2, 4), "num"], [fmt(row.nnd_mean_nm, 4), "num"],
-      [fmt(row.multimer_share, 3), "num"], [row.nuclearity || "–", "l"], [fmt(row.clark_evans, 3), "num"],
-      [row.elements || "–", "l"],
+      [fmt(row.multimer_share, 3), "num"], [fmt(row.clark_evans, 3), "num"],
+      [nuclearityText((it.result && it.result.descriptors || {}).nuclearity), "l"], [row.elements || "–", "l col-el"],
     ];
     for (const [v, cls] of cells) {
       const td = el("td", { class: cls });
+      if (cls.includes("name")) td.title = it.name;
       if (v instanceof Node) td.append(v); else td.textContent = v;
       tr.append(td);
     }

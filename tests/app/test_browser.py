@@ -1,0 +1,202 @@
+"""The web app in a real browser: Playwright driving Debian's Chromium (headless) against ``sacmap app``.
+
+The test starts ``sacmap app`` on 127.0.0.1 at a free port, uploads a bundled STEM image from ``inputs/stem/``,
+waits for the result, checks that the coordinate table has as many rows as ``detection.detect_image`` finds
+for the same image, downloads the ZIP and checks its contents, saves screenshots, then uploads bad files and
+checks that the errors show and a good image is still processed afterwards.
+
+Chromium: ``$SACMAP_CHROMIUM`` or ``/usr/bin/chromium`` (``apt-get install chromium``; never
+``playwright install``). Skipped only when no Chromium is found. Set ``SACMAP_UPDATE_DOCS_IMG=1`` to also write
+the documentation screenshot ``docs/img/app.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 90_000
+
+
+def _chromium() -> str | None:
+    path = os.environ.get("SACMAP_CHROMIUM") or "/usr/bin/chromium"
+    return path if path and Path(path).is_file() and os.access(path, os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bundled_image() -> Path:
+    """The first bundled STEM image in ``inputs/stem/`` (a real Pt1/NC image with its calibration)."""
+    images = sorted((REPO / "inputs" / "stem").glob("*.tif"))
+    assert images, "no bundled STEM image in inputs/stem/"
+    return images[0]
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    path = _chromium()
+    if path is None:
+        pytest.skip("Chromium not found (set SACMAP_CHROMIUM or apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, chromium_path):
+    work = tmp_path_factory.mktemp("app-work")
+    port = _free_port()
+    log = open(work / "server.log", "w")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workflows.cli", "app", "--host", "127.0.0.1", "--port", str(port),
+         "--workdir", str(work / "jobs")],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.time()
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() - t0 > 60:
+            proc.kill()
+            log.close()
+            pytest.fail("sacmap app did not start:\n" + (work / "server.log").read_text())
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(chromium_path, app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_url + "/")
+        yield page
+        context.close()
+        browser.close()
+
+
+def _run(page, files: list[Path]) -> None:
+    """Choose files, press the button, wait until the batch is finished."""
+    page.locator("#files").set_input_files([str(f) for f in files])
+    page.locator("#run").click()
+    page.wait_for_selector("body[data-job-state=finished]")
+
+
+def test_upload_detect_download(browser_page, tmp_path):
+    from detection import detect_image
+
+    page = browser_page
+    image = bundled_image()
+    expected = len(detect_image(image).atoms)  # the same function the app calls
+    assert expected > 0
+
+    _run(page, [image])
+    page.wait_for_selector("#coords-table[data-ready=true]")
+    assert page.locator("#problems-panel").is_hidden()
+    assert page.locator("#coords-table tbody tr").count() == expected
+    assert f"({expected} rows)" in page.locator("#coords-count").inner_text()
+    row = page.locator("#summary-table tbody tr").first
+    assert row.get_attribute("data-status") == "done"
+    # overlay and histogram images really loaded
+    for sel in ("#overlay-img", "#nnd-img"):
+        page.wait_for_function(f"document.querySelector('{sel}').complete && "
+                               f"document.querySelector('{sel}').naturalWidth > 100")
+    descriptors = page.locator("#descriptors-table").inner_text()
+    assert "Density" in descriptors and "NND" in descriptors and "Multimer share" in descriptors
+
+    with page.expect_download() as dl:
+        page.locator("#download-zip").click()
+    zpath = tmp_path / "results.zip"
+    dl.value.save_as(zpath)
+    with zipfile.ZipFile(zpath) as zf:
+        names = set(zf.namelist())
+        stem = image.stem
+        assert {f"results/{stem}.csv", f"results/{stem}_overlay.png", f"results/{stem}_nnd.png",
+                f"results/{stem}.json", f"results/{stem}_descriptors.json", "settings.json",
+                "summary.csv"} <= names
+        rows = list(csv.DictReader(io.StringIO(zf.read(f"results/{stem}.csv").decode())))
+        assert len(rows) == expected
+        assert {"x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"} <= set(rows[0])
+
+    with page.expect_download() as dl:
+        page.locator("#download-csv").click()
+    csv_path = tmp_path / "coords.csv"
+    dl.value.save_as(csv_path)
+    assert len(list(csv.DictReader(open(csv_path)))) == expected
+
+    shot = tmp_path / "app.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("SACMAP_UPDATE_DOCS_IMG"):
+        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, REPO / "docs" / "img" / "app.png")
+
+
+def test_bad_files_show_errors_and_app_stays_usable(browser_page, tmp_path):
+    import tifffile
+
+    page = browser_page
+    not_image = tmp_path / "notes_not_an_image.tif"
+    not_image.write_text("this is a text file, not a TIFF\n")
+    nan_image = tmp_path / "with_nan.tif"
+    arr = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    arr[10, 10] = np.nan
+    tifffile.imwrite(nan_image, arr, resolution=(1 / 0.0293, 1 / 0.0293), imagej=True, metadata={"unit": "nm"})
+    flat_image = tmp_path / "constant.tif"
+    tifffile.imwrite(flat_image, np.full((64, 64), 7, np.uint16), resolution=(1 / 0.0293, 1 / 0.0293),
+                     imagej=True, metadata={"unit": "nm"})
+
+    _run(page, [not_image, nan_image, flat_image])
+    problems = page.locator("#problems .message.error")
+    assert problems.count() == 3
+    text = page.locator("#problems").inner_text()
+    assert "notes_not_an_image.tif" in text and "with_nan.tif" in text and "NaN" in text
+    assert "constant.tif" in text and "constant" in text.replace("constant.tif", "")
+    assert page.locator("#detail").is_hidden()
+    page.screenshot(path=str(tmp_path / "app-errors.png"), full_page=True)
+
+    # still usable: a good image next to a bad one in one batch, then processed
+    image = bundled_image()
+    _run(page, [not_image, image])
+    assert page.locator("#problems .message.error").count() == 1
+    page.wait_for_selector("#coords-table[data-ready=true]")
+    assert page.locator("#coords-table tbody tr").count() > 0
+    statuses = [page.locator("#summary-table tbody tr").nth(i).get_attribute("data-status") for i in range(2)]
+    assert statuses == ["error", "done"]

@@ -1,0 +1,161 @@
+"""Figures of the web app: the detection overlay (PNG). Presentation only: every number drawn comes from
+``detection`` (positions, elements, support mask) and ``analysis`` (multimer bonds at the multimer distance).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+#: element colours in label order (Okabe–Ito, colour-blind safe); multimers in vermillion
+ELEMENT_COLOURS = ["#56B4E9", "#F0E442", "#009E73", "#CC79A7", "#0072B2", "#E69F00"]
+MULTIMER_COLOUR = "#D55E00"
+SUPPORT_COLOUR = "#FFD166"
+
+
+def _nice_length(target_nm: float) -> float:
+    """A round scale-bar length (1, 2 or 5 × 10^k nm) not larger than ``target_nm``."""
+    k = np.floor(np.log10(target_nm))
+    for m in (5, 2, 1):
+        if m * 10**k <= target_nm:
+            return float(m * 10**k)
+    return float(10**k)
+
+
+def display_range(image: np.ndarray, lo: float = 0.5, hi: float = 99.8) -> tuple[float, float]:
+    """Grey-level range for display: the ``lo``–``hi`` percentiles of the image."""
+    vmin, vmax = np.percentile(image, [lo, hi])
+    if vmax <= vmin:
+        vmin, vmax = float(image.min()), float(image.max())
+    return float(vmin), float(vmax)
+
+
+def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
+                elements: Sequence[str] | None = None, element_order: Sequence[str] | None = None,
+                bonds: np.ndarray | None = None, support_mask: np.ndarray | None = None,
+                multimer_nm: float = 0.22, max_side_px: int = 1100) -> bytes:
+    """The image with detected atoms as PNG bytes.
+
+    Parameters
+    ----------
+    image : 2-D raw intensities. xy_px : (n, 2) atom positions, x = column, y = row (px).
+    pixel_size_nm : nm/px (scale bar, marker size). elements : per-atom labels (colours by element).
+    element_order : label order for the colours/legend (default: sorted order of appearance).
+    bonds : (m, 2) index pairs of atoms closer than ``multimer_nm`` (drawn as bonds; their atoms ringed).
+    support_mask : True = support; its boundary is drawn dashed when the image contains vacuum.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    h, w = image.shape
+    scale = min(2.0, max_side_px / max(h, w))
+    dpi = 100
+    fig = Figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_axis_off()
+    vmin, vmax = display_range(image)
+    ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+
+    if support_mask is not None and not np.all(support_mask) and np.any(support_mask):
+        ax.contour(support_mask.astype(float), levels=[0.5], colors=[SUPPORT_COLOUR], linewidths=1.6,
+                   linestyles="--")
+
+    xy = np.asarray(xy_px, dtype=float).reshape(-1, 2)
+    n = len(xy)
+    labels = list(elements) if elements is not None and len(elements) == n else [""] * n
+    order = list(element_order) if element_order else list(dict.fromkeys(lb for lb in labels if lb))
+    in_multimer = np.zeros(n, bool)
+    bonds = np.asarray(bonds if bonds is not None else np.empty((0, 2)), dtype=int).reshape(-1, 2)
+    if len(bonds):
+        in_multimer[bonds.ravel()] = True
+        segs = np.stack([xy[bonds[:, 0]], xy[bonds[:, 1]]], axis=1)
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(segs, colors=MULTIMER_COLOUR, linewidths=2.2, zorder=3))
+
+    radius_px = max(3.0, 0.11 / pixel_size_nm)
+    ms = 2 * radius_px * scale * 72 / dpi  # marker diameter in points
+    handles = []
+    groups = order if len(order) > 1 else [None]
+    for k, el in enumerate(groups):
+        sel = np.ones(n, bool) if el is None else np.array([lb == el for lb in labels])
+        colour = ELEMENT_COLOURS[k % len(ELEMENT_COLOURS)]
+        if sel.any():
+            ax.plot(xy[sel, 0], xy[sel, 1], "o", ms=ms, mfc="none", mec=colour, mew=1.8, zorder=4)
+        label = f"{el} ({int(sel.sum())})" if el is not None else f"atoms ({n})"
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec=colour, mew=2, ms=11, label=label))
+    if in_multimer.any():
+        ax.plot(xy[in_multimer, 0], xy[in_multimer, 1], "o", ms=ms * 1.55, mfc="none", mec=MULTIMER_COLOUR,
+                mew=2.0, zorder=5)
+    handles.append(Line2D([0, 1], [0, 0], color=MULTIMER_COLOUR, lw=2.2, marker="o", mfc="none", ms=11, mew=2,
+                          label=f"multimer ≤ {multimer_nm:g} nm ({int(in_multimer.sum())} atoms)"))
+    if support_mask is not None and not np.all(support_mask) and np.any(support_mask):
+        handles.append(Line2D([], [], color=SUPPORT_COLOUR, ls="--", lw=2, label="support edge"))
+    leg = ax.legend(handles=handles, loc="upper right", fontsize=13, framealpha=0.75, facecolor="#111111",
+                    edgecolor="#555555", labelcolor="#eeeeee", borderpad=0.5, handletextpad=0.5)
+    leg.set_zorder(10)
+
+    # scale bar, bottom left
+    bar_nm = _nice_length(0.2 * w * pixel_size_nm)
+    bar_px = bar_nm / pixel_size_nm
+    x0, y0 = 0.04 * w, 0.95 * h
+    ax.plot([x0, x0 + bar_px], [y0, y0], color="white", lw=6, solid_capstyle="butt", zorder=6)
+    ax.text(x0 + bar_px / 2, y0 - 0.02 * h, f"{bar_nm:g} nm", color="white", ha="center", va="bottom",
+            fontsize=16, fontweight="bold", zorder=6)
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def nnd_histogram_png(nnd_nm, desc: dict, *, width_in: float = 6.0, height_in: float = 4.6, dpi: int = 130) -> bytes:
+    """Histogram of nearest-neighbour distances (nm, probability density) with the random expectation.
+
+    The expectation is the NND density of a Poisson (complete spatial randomness) pattern at the observed
+    density ρ = ``desc["density_nm2"]``: f(r) = 2πρ r exp(−πρ r²). The multimer distance is marked.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    ax = fig.add_axes([0.12, 0.13, 0.84, 0.80])
+    ax.set_xlabel("nearest-neighbour distance (nm)")
+    ax.set_ylabel("probability density (nm⁻¹)")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    nnd = np.asarray(nnd_nm if nnd_nm is not None else [], dtype=float)
+    rho = desc.get("density_nm2")
+    if nnd.size < 2 or not rho:
+        ax.text(0.5, 0.5, desc.get("note") or "not enough atoms for NND statistics", ha="center", va="center",
+                transform=ax.transAxes, color="#5b6776")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        r_poisson = 0.5 / np.sqrt(rho)
+        r_max = max(float(np.percentile(nnd, 99)) * 1.15, 3.2 * r_poisson)
+        n_bins = int(np.clip(np.sqrt(nnd.size) * 1.5, 12, 50))
+        bins = np.linspace(0, r_max, n_bins + 1)
+        ax.hist(np.minimum(nnd, r_max), bins=bins, density=True, color="#8fb3cf", edgecolor="#4d7ea8",
+                linewidth=0.6, label=f"observed (n = {nnd.size})")
+        r = np.linspace(0, r_max, 400)
+        ax.plot(r, 2 * np.pi * rho * r * np.exp(-np.pi * rho * r**2), color="#1d2733", lw=1.8,
+                label=f"random at same density (ρ = {rho:.3g} nm⁻²)")
+        m = desc.get("multimer_nm")
+        if m:
+            ax.axvline(m, color=MULTIMER_COLOUR, ls="--", lw=1.3, label=f"multimer distance {m:g} nm")
+        ax.axvline(float(nnd.mean()), color="#4d7ea8", ls=":", lw=1.5, label=f"mean observed {nnd.mean():.3f} nm")
+        ax.axvline(r_poisson, color="#1d2733", ls=":", lw=1.2, label=f"mean random {r_poisson:.3f} nm")
+        ax.set_xlim(0, r_max)
+        ax.legend(fontsize=8, frameon=False, loc="upper right")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
