@@ -1,0 +1,150 @@
+"""The app's adapter to the science (workflows.app.pipeline) on real images: same numbers as calling detection and
+analysis directly, the pixel-size rules, bad images, and the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from detection.errors import DetectionInputError
+from workflows.app import figures, pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stem_image(request) -> Path:
+    """A real, calibrated 512×512 Pt1/NC image: bundled in inputs/stem/, else from the shared data."""
+    images = sorted((REPO / "inputs" / "stem").glob("*.tif"))
+    if images:
+        return images[0]
+    shared = request.getfixturevalue("shared_dir") / "data" / "ptnc-stem" / "images"
+    return sorted(shared.glob("*.tif"))[0]
+
+
+@pytest.fixture(scope="module")
+def processed(stem_image, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    stages = []
+    res = pipeline.process_image(stem_image, "img", out, pipeline.AppSettings(),
+                                 progress=lambda s, f: stages.append((s, f)))
+    return res, out, stages
+
+
+def test_same_numbers_as_detection_and_analysis(stem_image, processed):
+    import pandas as pd
+
+    from analysis.spatial import descriptors
+    from analysis.spatial_region import Region
+    from detection import detect_image
+
+    res, out, stages = processed
+    direct = detect_image(stem_image)
+    atoms = direct.atoms
+    table = pd.read_csv(out / "img.csv")
+    assert list(table.columns) == pipeline.COORD_COLUMNS
+    assert len(table) == len(atoms) == res["n_atoms"] > 10
+    np.testing.assert_allclose(table[["x_px", "y_px"]].to_numpy(), atoms[["x_px", "y_px"]].to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(table["x_nm"], table["x_px"] * res["pixel_size_nm"], rtol=1e-5)
+
+    px = res["pixel_size_nm"]
+    assert px == pytest.approx(0.029296875) and res["pixel_size_source"] == "file"
+    ref = descriptors(atoms[["x_nm", "y_nm"]].to_numpy(float), Region.from_mask(direct.support_mask, px),
+                      multimer_nm=0.22)
+    d = res["descriptors"]
+    for key in ("density_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share", "support_area_nm2", "clark_evans"):
+        assert d[key] == pytest.approx(ref[key], rel=1e-9), key
+    assert {int(k): v for k, v in d["nuclearity"].items()} == ref["nuclearity"]
+    assert res["support_area_nm2"] == pytest.approx(direct.support_area_nm2)
+    assert sum(int(k) * v for k, v in d["nuclearity"].items()) == res["n_atoms"]
+
+    saved = json.loads((out / "img_descriptors.json").read_text())
+    assert saved["density_nm2"] == pytest.approx(d["density_nm2"])
+    record = json.loads((out / "img.json").read_text())
+    assert record["n_atoms"] == res["n_atoms"] and record["pixel_size_nm"] == pytest.approx(px)
+    assert record["shape"] == [512, 512] and record["threshold"] == 0.8
+    for name in ("img_overlay.png", "img_nnd.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fractions = [f for _, f in stages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_multimer_distance_is_passed_through(stem_image, processed, tmp_path):
+    res, _, _ = processed
+    wide = pipeline.process_image(stem_image, "w", tmp_path, pipeline.AppSettings(multimer_nm=0.6))
+    assert wide["n_atoms"] == res["n_atoms"]
+    assert wide["descriptors"]["multimer_nm"] == 0.6
+    assert wide["descriptors"]["multimer_share"] >= res["descriptors"]["multimer_share"]
+
+
+def _png_copy(src: Path, dst: Path) -> Path:
+    from PIL import Image
+
+    arr = tifffile.imread(src).astype(float)
+    arr = (255 * (arr - arr.min()) / (arr.max() - arr.min())).astype(np.uint8)
+    Image.fromarray(arr).save(dst)
+    return dst
+
+
+def test_pixel_size_rules(stem_image, tmp_path):
+    png = _png_copy(stem_image, tmp_path / "plain.png")
+    with pytest.raises(pipeline.PixelSizeMissing, match="no pixel size"):
+        pipeline.read_image(png, pipeline.AppSettings())
+    _, px, _, src = pipeline.read_image(png, pipeline.AppSettings(pixel_size_nm=0.05))
+    assert (px, src) == (0.05, "user")
+    _, px, _, src = pipeline.read_image(png, pipeline.AppSettings(pixel_size_nm=0.05), pixel_size_nm=0.04)
+    assert (px, src) == (0.04, "user")
+    # a calibrated file keeps its own pixel size unless the override is ticked
+    _, px, _, src = pipeline.read_image(stem_image, pipeline.AppSettings(pixel_size_nm=0.05))
+    assert px == pytest.approx(0.029296875) and src == "file"
+    _, px, _, src = pipeline.read_image(stem_image, pipeline.AppSettings(pixel_size_nm=0.05,
+                                                                         override_pixel_size=True))
+    assert (px, src) == (0.05, "user")
+
+
+def test_bad_images_raise_input_errors(tmp_path):
+    text = tmp_path / "notes.tif"
+    text.write_text("not an image")
+    nan = tmp_path / "nan.tif"
+    arr = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    arr[3, 3] = np.nan
+    tifffile.imwrite(nan, arr)
+    flat = tmp_path / "flat.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(flat)
+    for path, needle in ((text, "TIFF"), (nan, "NaN"), (flat, "constant")):
+        with pytest.raises(DetectionInputError, match=needle) as info:
+            pipeline.read_image(path, pipeline.AppSettings(pixel_size_nm=0.03))
+        assert not isinstance(info.value, pipeline.PixelSizeMissing)
+        assert str(path) in str(info.value)
+
+
+def test_multimer_bonds_and_figures():
+    xy = np.array([[0.0, 0.0], [0.2, 0.0], [0.1, 0.17], [2.0, 2.0]])  # a trimer of ~0.2 nm sides + one atom
+    bonds = pipeline.multimer_bonds(xy, 0.22)
+    assert sorted(map(tuple, bonds.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    assert len(pipeline.multimer_bonds(xy, 0.1)) == 0
+    img = np.random.default_rng(0).random((100, 120))
+    png = figures.overlay_png(img, xy / 0.03, 0.03, elements=["Ni", "Pd", "Ni", "Pd"], element_order=["Ni", "Pd"],
+                              bonds=bonds, support_mask=img > 0.1)
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(png))
+    assert im.size[0] / im.size[1] == pytest.approx(120 / 100, rel=0.02)
+    hist = figures.nnd_histogram_png(np.array([0.3, 0.5, 0.7]), {"density_nm2": 1.0, "multimer_nm": 0.22})
+    assert hist[:4] == b"\x89PNG"
+    empty = figures.nnd_histogram_png(None, {"n_atoms": 1, "note": "need 2 atoms"})
+    assert empty[:4] == b"\x89PNG"
+
+
+def test_statistics_with_fewer_than_two_atoms():
+    desc, arrays = pipeline.statistics(np.empty((1, 2)) + 1, np.ones((10, 10), bool), 0.1, 1.0, None,
+                                       pipeline.AppSettings())
+    assert desc["n_atoms"] == 1 and desc["density_nm2"] == 1.0 and "2 atoms" in desc["note"] and arrays == {}
