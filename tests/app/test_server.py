@@ -218,3 +218,19 @@ def test_settings_from_form():
     assert s.to_dict()["elements"] == ["Ni", "Pd"]
     with pytest.raises(WorkflowInputError, match="repeat"):
         pipeline.AppSettings(elements=("Ni", "Ni"))
+
+
+def test_oversized_request_is_refused_before_reading(client):
+    r = upload(client, [("huge.tif", b"x" * (2 * 2**20), "image/tiff")])  # > 4 files x 0.01 MB + 1 MB slack
+    assert r.status_code == 413 and "at most 4 files" in r.json()["detail"]
+
+
+def test_cli_registers_app_command(capsys):
+    from workflows import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["app", "--help"])
+    out = capsys.readouterr().out
+    assert "--port" in out and "127.0.0.1" in out
+    assert cli.main(["app", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
