@@ -27,7 +27,6 @@ from analysis.errors import AnalysisInputError
 from analysis.spatial_region import Region
 
 PAPER_BOX_NM = 10.0
-_STATS = {}
 
 
 def default_region(region=None) -> Region:
@@ -219,8 +218,6 @@ def sample_repulsive(n_points: int, region=None, runs: int = 1, seed=None, c_nm:
         if raster is not None and len(all_xy):
             alive = raster.nearest_local(xy, rid) > t
         cand = np.flatnonzero(alive)
-        _STATS["proposed"] = _STATS.get("proposed", 0) + len(t)
-        _STATS["kd"] = _STATS.get("kd", 0) + len(cand)
         cxy = xy[cand] + np.column_stack([rid[cand] * shift, np.zeros(len(cand))])
         if len(all_xy) and len(cand):
             d_old, _ = cKDTree(all_xy, balanced_tree=False).query(cxy, distance_upper_bound=reach)
@@ -285,15 +282,15 @@ class _CellRaster:
     def nearest_local(self, xy: np.ndarray, rid: np.ndarray) -> np.ndarray:
         """Distance (nm) to the nearest point in the 3 × 3 cells around each query (∞-like if none)."""
         m = len(xy)
-        f = (self._flat(xy, rid)[:, None] + self.offsets).ravel()
-        gx = np.take(self.cx, f).reshape(m, -1)
-        gx -= xy[:, :1]
+        f = (self.offsets[:, None] + self._flat(xy, rid)).ravel()  # (9, m): reductions over axis 0 are fast
+        gx = np.take(self.cx, f).reshape(-1, m)
+        gx -= xy[:, 0]
         gx *= gx
-        gy = np.take(self.cy, f).reshape(m, -1)
-        gy -= xy[:, 1:]
+        gy = np.take(self.cy, f).reshape(-1, m)
+        gy -= xy[:, 1]
         gy *= gy
         gx += gy
-        return np.sqrt(gx.min(axis=1))
+        return np.sqrt(gx.min(axis=0))
 
 
 def sample_multispecies(counts: dict, region=None, runs: int = 1, seed=None, sampler: str = "random",
