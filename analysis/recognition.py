@@ -87,12 +87,14 @@ class Lattice:
         e1 /= np.linalg.norm(e1)
         e2 = np.cross(normal, e1)
         self.basis = np.array([e1, e2])
-        vec, dist = _pair_mic(pos, pos, cell, pbc)
-        iu = np.triu_indices(len(pos), 1)
-        mask = (dist[iu] > 1.0) & (dist[iu] < BOND_MAX_A)
-        if mask.sum() < 3:
+        from ase.neighborlist import neighbor_list
+
+        sheet = Atoms(["C"] * len(pos), positions=pos, cell=cell, pbc=pbc)
+        ii, jj, bonds = neighbor_list("ijD", sheet, BOND_MAX_A)
+        keep = (ii < jj) & (np.linalg.norm(bonds, axis=1) > 1.0)
+        if keep.sum() < 3:
             raise RecognitionError("no C/N bonds found: not a graphene sheet")
-        bonds = vec[iu][mask]
+        bonds = bonds[keep]
         b2 = bonds @ self.basis.T
         phi = np.arctan2(b2[:, 1], b2[:, 0])
         theta = np.angle(np.exp(6j * phi).mean()) / 6  # bond direction modulo 60°
@@ -123,10 +125,11 @@ class Lattice:
             self._build_points()
             _, d = self.snap(pos)
             if best is None or d.max() < best[0]:
-                best = (d.max(), sign, self.origin2d.copy())
-        self.delta = best[1] * (self.L[0] + self.L[1]) / 3
-        self._build_points()
-        self.origin2d = best[2]
+                best = (d.max(), sign, self.origin2d.copy(), self.points2d, self.key_to_index)
+            if d.max() < 0.5 * self.bond_A:
+                break
+        _, sign, self.origin2d, self.points2d, self.key_to_index = best
+        self.delta = sign * (self.L[0] + self.L[1]) / 3
 
     def _to2d(self, xyz: np.ndarray) -> np.ndarray:
         return xyz @ self.basis.T
@@ -137,7 +140,7 @@ class Lattice:
     def _key(self, ij: np.ndarray, sub: np.ndarray) -> list[tuple[int, int, int]]:
         f = ij @ np.linalg.inv(self.M)
         f = np.round((f - np.floor(f + 1e-6)) * 1e4).astype(int) % 10000
-        return [(int(a), int(b), int(c)) for (a, b), c in zip(f, sub, strict=True)]
+        return list(zip(f[:, 0].tolist(), f[:, 1].tolist(), np.asarray(sub).astype(int).tolist(), strict=True))
 
     def _build_points(self) -> None:
         n = int(np.abs(self.M).sum()) + 2
@@ -201,17 +204,19 @@ def recognise(atoms: Atoms) -> dict:
     symbols = np.array(atoms.get_chemical_symbols())
     is_sheet = np.isin(symbols, SHEET_ELEMENTS)
     metal_idx = np.where(~np.isin(symbols, list(NONMETALS)))[0]
-    other_nonmetal = np.where(np.isin(symbols, list(NONMETALS - set(SHEET_ELEMENTS))))[0]
+    other_nonmetal = np.where(np.isin(symbols, list(NONMETALS - set(SHEET_ELEMENTS) - {"H"})))[0]
     out = dict(
         kind="", site_kinds="", separation_A=float("nan"), shares_NN_bond=False, n_C_between=-1, occupants="",
-        metals="", pair_geometry="", sites=[], n_sheet_points=0,
+        metals="", pair_geometry="", sites=[], n_sheet_points=0, pair_id="", id="", spin_polarised=False,
     )  # fmt: skip
     n_c = int((symbols == "C").sum())
     if n_c == 0:
         if len(metal_idx) == len(atoms) and len(atoms) in (1, 2):
             out["kind"] = "gas_atom" if len(atoms) == 1 else "gas_dimer"
             out["occupants"] = _metal_label(list(symbols))
-            out["metals"] = ",".join(sorted(set(symbols)))
+            out["metals"] = ",".join(sorted(symbols))
+            out["id"] = f"gas_{out['occupants']}"
+            out["spin_polarised"] = len(atoms) == 1
             return out
         if set(symbols) == {"N"}:
             out["kind"] = "reference"
@@ -231,8 +236,12 @@ def recognise(atoms: Atoms) -> dict:
         raise RecognitionError("two sheet atoms map onto one lattice site (not a single graphene layer)")
     out["n_sheet_points"] = lat.n_points
     pts = lat.points3d()
-    _, dpp = _pair_mic(pts, pts, lat.cell, lat.pbc)
-    nbr = (dpp > 0.5 * lat.bond_A) & (dpp < 1.2 * lat.bond_A)
+    from ase.neighborlist import neighbor_list
+
+    li, lj = neighbor_list("ij", Atoms(["C"] * len(pts), positions=pts, cell=lat.cell, pbc=lat.pbc),
+                           1.2 * lat.bond_A)
+    nbr = np.zeros((len(pts), len(pts)), dtype=bool)
+    nbr[li, lj] = True
     occupant = -np.ones(lat.n_points, dtype=int)  # lattice point -> atom index
     occupant[pidx] = sheet_idx
     missing = np.where(occupant < 0)[0]
@@ -263,7 +272,7 @@ def recognise(atoms: Atoms) -> dict:
         centre = pts[g[0]] + rel.mean(axis=0)
         sites.append(
             dict(kind=_canonical_kind(len(n_ids)), centre_A=centre, n_indices=n_ids, c_lining=c_ids,
-                 removed_points=g, removed_A=pts[g[0]] + rel, metals=[])
+                 removed_points=g, removed_A=pts[g[0]] + rel, metals=[], metal_idx=[])
         )  # fmt: skip
     stray_n = [int(i) for i in np.where(n_mask)[0] if not any(int(i) in s["n_indices"] for s in sites)]
     for s in sites:
@@ -285,7 +294,13 @@ def recognise(atoms: Atoms) -> dict:
                 f"metal atom {mi} ({symbols[mi]}) is {d_inplane[k]:.2f} Å from the nearest site centre (adatom?)"
             )
         sites[k]["metals"].append(str(symbols[mi]))
+        sites[k]["metal_idx"].append(int(mi))
     sites.sort(key=lambda s: (KIND_ORDER[s["kind"]], 0 if s["metals"] else 1, _metal_label(s["metals"])))
+    placement = None
+    if len(sites) == 2:
+        placement, swap = _builder_placement(sites, lat)
+        if placement is not None and swap:
+            sites = [sites[1], sites[0]]
     out["sites"] = [
         dict(kind=s["kind"], centre_A=[float(x) for x in s["centre_A"]], n_indices=s["n_indices"],
              removed_A=np.asarray(s["removed_A"]).round(4).tolist(), metals=s["metals"])
@@ -299,17 +314,119 @@ def recognise(atoms: Atoms) -> dict:
             (f"{_metal_label(s['metals'])}/{s['kind']}" if s["metals"] else s["kind"]) for s in sites
         )
     n_metal_sites = [len(s["metals"]) for s in sites]
+    n_metals = len(metal_idx)
+    out["spin_polarised"] = n_metals == 1
     if len(sites) == 0:
         out["kind"] = "slab"
+        out["id"] = "slab"
     elif len(sites) == 1:
+        kind = sites[0]["kind"]
         out["kind"] = {0: "single_site", 1: "metal_single", 2: "dimer"}.get(n_metal_sites[0], "cluster")
+        out["pair_id"] = kind
+        out["id"] = out["occupants"] or kind
+        if out["kind"] == "dimer":
+            out["id"] += "_" + _dimer_orientation(atoms, sites[0], lat)
     elif len(sites) == 2:
-        out["kind"] = "bare_pair" if max(n_metal_sites) == 0 else ("metal_pair" if max(n_metal_sites) == 1
-                                                                   else "cluster")
+        if max(n_metal_sites) > 1:
+            out["kind"] = "cluster"
+        else:
+            out["kind"] = ("bare_pair", "metal_single", "metal_pair")[sum(n_metal_sites)]
         _pair_descriptors(out, sites, lat, pts, nbr, occupant, n_mask)
+        label = "-".join((f"{_metal_label(s['metals'])}/{s['kind']}" if s["metals"] else s["kind"]) for s in sites)
+        if placement is not None:
+            out["pair_id"] = placement.id
+            out["id"] = f"{label}_{placement.id.split('_', 1)[1]}"
+            out["separation_A"] = round(float(placement.separation_A), 4)
+            out["swap_symmetric"] = bool(placement.swap_symmetric)
+        else:
+            out["id"] = f"{label}_d{out['separation_A']:.2f}"
     else:
         out["kind"] = "multi_site"
     return out
+
+
+def _grid_sites(sites, lat):
+    """The two sites as :class:`structures.lattice.GridSite` on the builder's integer grid (same relative
+    placement; the grid frame is fixed up to a symmetry of the sheet, which the canonical keys ignore)."""
+    from structures.lattice import grid_site
+
+    Linv = np.linalg.inv(lat.L)
+    sign = 1 if np.allclose(lat.delta, (lat.L[0] + lat.L[1]) / 3) else -1
+    origin_grid, d_grid = ((0, 4), (2, 2)) if sign == 1 else ((0, 0), (-2, -2))
+    ref = np.asarray(sites[0]["removed_A"])[0]
+    out = []
+    for s in sites:
+        rem = np.asarray(s["removed_A"])
+        rel = _mic((rem - ref), lat.cell, lat.pbc) if s is not sites[0] else rem - ref
+        if s is not sites[0]:
+            # keep the site whole: unwrap its points around its first one
+            rel = rel[0] + _mic(rem - rem[0], lat.cell, lat.pbc)
+        xy = (ref + rel) @ lat.basis.T - lat.origin2d
+        grid = []
+        for p in xy:
+            for sub in (0, 1):
+                ij = (p - sub * lat.delta) @ Linv
+                if np.abs(ij - np.round(ij)).max() < 1e-3:
+                    i, j = np.round(ij).astype(int)
+                    grid.append((origin_grid[0] + 4 * i + 2 * j + sub * d_grid[0],
+                                 origin_grid[1] + 6 * j + sub * d_grid[1]))
+                    break
+            else:
+                return None
+        anchor = np.mean(np.array(grid), axis=0)
+        if np.abs(anchor - np.round(anchor)).max() > 1e-6:
+            return None
+        out.append(grid_site(s["kind"], tuple(int(x) for x in np.round(anchor))))
+    return out
+
+
+def _builder_placement(sites, lat):
+    """``(PairPlacement, swapped)`` of :mod:`structures.pairs` matching the recognised pair, or ``(None, False)``.
+
+    ``swapped`` is True when the recognised second site plays the builder's seed site A.
+    """
+    try:
+        from structures.errors import StructureInputError
+        from structures.pairs import canonical_key, enumerate_pairs
+    except ImportError:  # pragma: no cover - structures is part of sacmap
+        return None, False
+    gs = _grid_sites(sites, lat)
+    if gs is None:
+        return None, False
+    x, y = gs
+    limit = 0.5 * min(np.linalg.norm(lat.cell[k]) for k in lat.inplane)
+    try:
+        placements = enumerate_pairs(x.kind, y.kind, max_separation=limit, cell_limit=limit)
+    except (StructureInputError, ValueError):
+        return None, False
+    key = canonical_key(x, y)
+    for p in placements:
+        if p.key == key:
+            if x.kind != y.kind:
+                return p, False
+            k_ab = canonical_key(p.site_a, p.site_b, allow_swap=False)
+            if p.swap_symmetric:
+                # A and B exchangeable: the occupied site (recogniser order) is A
+                return p, False
+            return p, canonical_key(x, y, allow_swap=False) != k_ab
+    return None, False
+
+
+def _dimer_orientation(atoms, site, lat) -> str:
+    """``v`` (vertical), ``a`` (along the site's reference axis) or ``b`` (perpendicular in plane)."""
+    i, j = site["metal_idx"][:2]
+    v = _mic((atoms.positions[j] - atoms.positions[i])[None], lat.cell, lat.pbc)[0]
+    if abs(v @ lat.normal) > 0.7 * np.linalg.norm(v):
+        return "v"
+    v2 = lat._to2d(v)
+    if site["kind"] == "4N":
+        rem = np.asarray(site["removed_A"])
+        axes = [lat._to2d(rem[1] - rem[0])]
+    else:
+        c = np.asarray(site["centre_A"])
+        axes = [lat._to2d(_mic((atoms.positions[n] - c)[None], lat.cell, lat.pbc)[0]) for n in site["n_indices"]]
+    cos = max(abs(v2 @ a) / (np.linalg.norm(v2) * np.linalg.norm(a)) for a in axes)
+    return "a" if cos > math.cos(math.radians(20)) else "b"
 
 
 def _pair_descriptors(out, sites, lat, pts, nbr, occupant, n_mask) -> None:
