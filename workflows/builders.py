@@ -7,7 +7,7 @@ blocks only its own static/store steps), and lets ``campaign submit`` skip keys 
 - VASP: ``relax`` → ``static`` (LCHARG/LAECHG, Bader) → ``store`` (``store`` also a child of ``relax``, so it
   receives both Fireworks' outputs)
 
-Every Firework has ``DupeFinderExact`` and a step name in its spec, so the same configuration + settings + step is
+Every Firework has ``DupeFinderExact`` (:class:`workflows.firetasks.ExactDupeFinder`) and a step name in its spec, so the same configuration + settings + step is
 never run twice on one LaunchPad; :class:`workflows.firetasks.CheckFinishedTask` guards across LaunchPads through
 the results database.
 """
@@ -15,12 +15,12 @@ the results database.
 from __future__ import annotations
 
 from fireworks import Firework, Workflow
-from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
 
 from workflows.firetasks import (
     BaderTask,
     CheckFinishedTask,
     EmbeddedRelaxTask,
+    ExactDupeFinder,
     ParseVaspTask,
     RunVaspCustodianTask,
     StoreResultTask,
@@ -34,7 +34,7 @@ def calc_key(config_id: str, settings_hash: str) -> str:
 
 
 def _spec(common: dict, step: str) -> dict:
-    return {"sacmap": common, "sacmap_step": step, "_dupefinder": DupeFinderExact()}
+    return {"sacmap": common, "sacmap_step": step, "_dupefinder": ExactDupeFinder()}
 
 
 def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,

@@ -17,9 +17,17 @@ from pathlib import Path
 
 import numpy as np
 from fireworks import FiretaskBase, FWAction, explicit_serialize
+from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
 
 from workflows import results
 from workflows.configs import atoms_from_dict, atoms_to_dict, meta_from_doc
+
+
+@explicit_serialize
+class ExactDupeFinder(DupeFinderExact):
+    """FireWorks' ``DupeFinderExact`` (a Firework whose whole spec equals one already launched is not run again,
+    it takes over that launch), explicitly serialised: workers load it directly instead of scanning all of
+    FireWorks' packages for the name."""
 
 
 def _result_doc(res: dict, calc_dir: str) -> dict:
@@ -97,7 +105,7 @@ class RunVaspCustodianTask(FiretaskBase):
     """Run VASP through custodian (usual handlers + validators). VASP command from the FWorker's
     ``env.vasp_cmd`` or ``$SACMAP_VASP_CMD``."""
 
-    optional_params = ["max_errors", "walltime_s", "polling_time_step", "monitor_freq"]
+    optional_params = ["max_errors", "walltime_s", "polling_time_step", "monitor_freq", "handlers"]
 
     def run_task(self, fw_spec):
         from workflows.vasp_run import run_custodian, vasp_command
@@ -107,7 +115,7 @@ class RunVaspCustodianTask(FiretaskBase):
         corrections = run_custodian(
             os.getcwd(), vasp_command(fw_spec.get("_fw_env")), max_errors=self.get("max_errors", 5),
             walltime_s=self.get("walltime_s"), polling_time_step=self.get("polling_time_step", 10),
-            monitor_freq=self.get("monitor_freq", 30),
+            monitor_freq=self.get("monitor_freq", 30), handlers=self.get("handlers"),
         )
         errors = [e for c in corrections for e in c.get("errors", [])]
         return FWAction(stored_data={"custodian_errors": errors, "n_corrections": len(corrections)})
@@ -123,6 +131,8 @@ class ParseVaspTask(FiretaskBase):
         from workflows.vasp_run import parse_vasp_dir
 
         res = parse_vasp_dir(os.getcwd())
+        # VASP cells are periodic in 3D; keep the configuration's pbc so the vacuum axis stays known
+        res["atoms"].pbc = fw_spec["sacmap"]["config"]["atoms"]["pbc"]
         doc = _result_doc(res, os.getcwd())
         return FWAction(update_spec={f"sacmap_{self['step']}": doc},
                         stored_data={f"{self['step']}_energy_eV": doc["energy_eV"],

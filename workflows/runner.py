@@ -22,7 +22,7 @@ from workflows import results
 from workflows.configs import config_to_doc, safe_name
 from workflows.errors import WorkflowInputError
 from workflows.launchpad import EmbeddedLaunchPad, open_launchpad
-from workflows.settings import calculation_variants
+from workflows.settings import calculation_variants, custodian_options
 
 log = logging.getLogger(__name__)
 STATE_FILE = "campaign.json"
@@ -70,6 +70,7 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
     workdir.mkdir(parents=True, exist_ok=True)
     block = dict(calculation or {})
     variants = calculation_variants(block, source=source, calculator=calculator)
+    cust = custodian_options(block, source=source)
     lp_file = launchpad or block.get("launchpad")
     if lp_file:
         lp_file = str(Path(lp_file).expanduser().resolve())
@@ -97,7 +98,7 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
                 if lp.workflows.count_documents({"metadata.sacmap_key": key}):
                     skipped += 1
                     continue
-                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name))
+                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust))
                 added += 1
         handle.flush()
     _write_json(workdir / STATE_FILE, state)

@@ -25,7 +25,15 @@ CALCULATOR_ALIASES = {"embedded": "chgnet-d3"}
 
 CALCULATION_KEYS = {
     "calculator", "preset", "u_values", "fmax", "optimizer", "max_steps", "launchpad", "database", "model",
+    "custodian",
 }
+CUSTODIAN_KEYS = {"max_errors": int, "polling_time_step": float, "monitor_freq": int, "walltime_s": int,
+                  "handlers": list}
+HANDLER_NAMES = (
+    "VaspErrorHandler", "MeshSymmetryErrorHandler", "UnconvergedErrorHandler", "NonConvergingErrorHandler",
+    "PotimErrorHandler", "PositiveEnergyErrorHandler", "FrozenJobErrorHandler", "StdErrHandler",
+    "LargeSigmaHandler", "IncorrectSmearingHandler",
+)
 PRESET_KEYS = {"name", "input_set", "vdw", "incar", "kpoints", "spin", "static", "hubbard", "potcar_functional"}
 OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch")
 DEFAULT_FMAX = 0.05  # eV/Å
@@ -150,6 +158,33 @@ def embedded_variant(name: str, *, fmax: float = DEFAULT_FMAX, optimizer: str = 
     return _variant(entry.name, settings)
 
 
+def custodian_options(block: dict | None, *, source: str = "spec") -> dict:
+    """The ``calculation.custodian`` options (VASP runs; not hashed: they do not change results):
+    ``max_errors``, ``polling_time_step`` (s), ``monitor_freq`` (polls), ``walltime_s``, ``handlers`` (names of
+    custodian VASP handlers to use; default all of :data:`HANDLER_NAMES`)."""
+    opts = (block or {}).get("custodian") or {}
+    where = f"{source}: calculation.custodian"
+    if not isinstance(opts, dict):
+        raise WorkflowInputError(f"{where}: must be a mapping")
+    unknown = set(opts) - set(CUSTODIAN_KEYS)
+    if unknown:
+        raise WorkflowInputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed {sorted(CUSTODIAN_KEYS)}")
+    out = {}
+    for key, typ in CUSTODIAN_KEYS.items():
+        if key == "handlers" and key in opts:
+            names = opts[key]
+            bad = [n for n in names] if not isinstance(names, list) else [n for n in names if n not in HANDLER_NAMES]
+            if bad or not names:
+                raise WorkflowInputError(f"{where}.handlers: unknown handler(s) {bad}; choose from {HANDLER_NAMES}")
+            out[key] = list(names)
+        elif key in opts:
+            val = _number(opts[key], f"{where}.{key}")
+            if typ is int and val != int(val):
+                raise WorkflowInputError(f"{where}.{key}: must be an integer, got {opts[key]!r}")
+            out[key] = typ(val)
+    return out
+
+
 def _variant(calculator: str, settings: dict) -> dict:
     return {"calculator": calculator, "settings": settings, "settings_hash": settings_hash(calculator, settings)}
 
@@ -170,6 +205,7 @@ def calculation_variants(block: dict | None, *, source: str = "spec", calculator
     unknown = set(block) - CALCULATION_KEYS
     if unknown:
         raise WorkflowInputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed {sorted(CALCULATION_KEYS)}")
+    custodian_options(block, source=source)
     name = calculator or block.get("calculator") or "embedded"
     if not isinstance(name, str):
         raise WorkflowInputError(f"{where}.calculator: expected a name, got {name!r}")
@@ -188,7 +224,7 @@ def calculation_variants(block: dict | None, *, source: str = "spec", calculator
             return vasp_variants(preset, u_values, where=where)
         except WorkflowInputError as exc:
             raise WorkflowInputError(f"{where}.preset: {exc}") from None
-    for key in ("preset", "u_values"):
+    for key in ("preset", "u_values", "custodian"):
         if key in block and calculator is None:
             raise WorkflowInputError(f"{where}.{key}: only for calculator vasp (calculator is {name!r})")
     return [embedded_variant(name, fmax=block.get("fmax", DEFAULT_FMAX), optimizer=block.get("optimizer", "BFGS"),

@@ -25,8 +25,10 @@ def vasp_command(fw_env: dict | None = None) -> list[str]:
     return list(cmd) if isinstance(cmd, (list, tuple)) else shlex.split(str(cmd))
 
 
-def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = None) -> list:
-    """custodian's usual VASP error handlers (+ WalltimeHandler when a wall time is known)."""
+def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = None,
+                     names: list[str] | None = None) -> list:
+    """custodian's usual VASP error handlers (+ WalltimeHandler when a wall time is known); ``names`` keeps
+    only those handler classes."""
     from custodian.vasp.handlers import (
         FrozenJobErrorHandler,
         IncorrectSmearingHandler,
@@ -53,13 +55,16 @@ def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = Non
         LargeSigmaHandler(),
         IncorrectSmearingHandler(),
     ]
+    if names is not None:
+        handlers = [h for h in handlers if type(h).__name__ in names]
     if walltime_s:
         handlers.append(WalltimeHandler(wall_time=int(walltime_s)))
     return handlers
 
 
 def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int = 5,
-                  walltime_s: int | None = None, polling_time_step: int = 10, monitor_freq: int = 30) -> list:
+                  walltime_s: int | None = None, polling_time_step: float = 10, monitor_freq: int = 30,
+                  handlers: list[str] | None = None) -> list:
     """Run VASP in ``directory`` under custodian (handlers + VasprunXML/VaspFiles validators).
 
     Returns the list of corrections custodian applied (also in ``custodian.json``).
@@ -73,7 +78,7 @@ def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int
     os.chdir(directory)
     try:
         c = Custodian(
-            default_handlers(walltime_s=walltime_s),
+            default_handlers(walltime_s=walltime_s, names=handlers),
             [VaspJob(vasp_cmd, auto_npar=False)],
             validators=[VasprunXMLValidator(), VaspFilesValidator()],
             max_errors=max_errors,
@@ -103,8 +108,9 @@ def parse_vasp_dir(directory: str | Path) -> dict:
 
     ``energy_eV`` is the last ionic step's ``e_0_energy`` (energy(sigma→0), eV; pymatgen's ``final_energy``,
     which repairs the zero ``e_0_energy`` that VASP 5.4.4 writes in vasprun.xml); ``forces`` in eV/Å;
-    ``magmom`` the total moment (μB) from OSZICAR (0 for ISPIN 1). A truncated vasprun.xml raises
-    ``RuntimeError`` (never a partial energy).
+    ``magmom`` the total moment (μB) from OSZICAR (0 for ISPIN 1). A truncated vasprun.xml, or outputs whose
+    composition differs from the POSCAR in the folder, raise ``RuntimeError`` (never a partial or foreign
+    energy).
     """
     from pymatgen.io.ase import AseAtomsAdaptor
     from pymatgen.io.vasp import Oszicar, Vasprun
@@ -120,6 +126,14 @@ def parse_vasp_dir(directory: str | Path) -> dict:
         raise RuntimeError(f"{vr_path}: no completed ionic step")
     last = vr.ionic_steps[-1]
     atoms = AseAtomsAdaptor.get_atoms(vr.final_structure)
+    poscar = directory / "POSCAR"
+    if poscar.is_file():
+        from pymatgen.io.vasp import Poscar
+
+        given = Poscar.from_file(str(poscar), check_for_potcar=False).structure.composition
+        if given != vr.final_structure.composition:
+            raise RuntimeError(f"{vr_path}: outputs are for {vr.final_structure.composition.formula}, but the "
+                               f"POSCAR here is {given.formula}: not this calculation's outputs")
     forces = np.asarray(last.get("forces", np.zeros((len(atoms), 3))), float)
     magmom = None
     osz = directory / "OSZICAR"

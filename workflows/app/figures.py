@@ -115,11 +115,12 @@ def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
     return buf.getvalue()
 
 
-def nnd_histogram_png(nnd_nm, desc: dict, *, width_in: float = 6.0, height_in: float = 4.6, dpi: int = 130) -> bytes:
-    """Histogram of nearest-neighbour distances (nm, probability density) with the random expectation.
-
-    The expectation is the NND density of a Poisson (complete spatial randomness) pattern at the observed
-    density ρ = ``desc["density_nm2"]``: f(r) = 2πρ r exp(−πρ r²). The multimer distance is marked.
+def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None, *, width_in: float = 6.0, height_in: float = 4.6,
+                      dpi: int = 130) -> bytes:
+    """Histogram of nearest-neighbour distances (nm, probability density) against the random model, drawn by
+    ``analysis.spatial_plots.plot_nnd_histogram``: uniform random points in the same support window at the same
+    density (``random_nnd_nm``, pooled over runs) and the Poisson density 2πρ r exp(−πρ r²). The multimer
+    distance and both means are marked.
     """
     import matplotlib
 
@@ -128,8 +129,6 @@ def nnd_histogram_png(nnd_nm, desc: dict, *, width_in: float = 6.0, height_in: f
 
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     ax = fig.add_axes([0.12, 0.13, 0.84, 0.80])
-    ax.set_xlabel("nearest-neighbour distance (nm)")
-    ax.set_ylabel("probability density (nm⁻¹)")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     nnd = np.asarray(nnd_nm if nnd_nm is not None else [], dtype=float)
@@ -140,21 +139,18 @@ def nnd_histogram_png(nnd_nm, desc: dict, *, width_in: float = 6.0, height_in: f
         ax.set_xticks([])
         ax.set_yticks([])
     else:
-        r_poisson = 0.5 / np.sqrt(rho)
-        r_max = max(float(np.percentile(nnd, 99)) * 1.15, 3.2 * r_poisson)
-        n_bins = int(np.clip(np.sqrt(nnd.size) * 1.5, 12, 50))
-        bins = np.linspace(0, r_max, n_bins + 1)
-        ax.hist(np.minimum(nnd, r_max), bins=bins, density=True, color="#8fb3cf", edgecolor="#4d7ea8",
-                linewidth=0.6, label=f"observed (n = {nnd.size})")
-        r = np.linspace(0, r_max, 400)
-        ax.plot(r, 2 * np.pi * rho * r * np.exp(-np.pi * rho * r**2), color="#1d2733", lw=1.8,
-                label=f"random at same density (ρ = {rho:.3g} nm⁻²)")
-        m = desc.get("multimer_nm")
-        if m:
-            ax.axvline(m, color=MULTIMER_COLOUR, ls="--", lw=1.3, label=f"multimer distance {m:g} nm")
-        ax.axvline(float(nnd.mean()), color="#4d7ea8", ls=":", lw=1.5, label=f"mean observed {nnd.mean():.3f} nm")
-        ax.axvline(r_poisson, color="#1d2733", ls=":", lw=1.2, label=f"mean random {r_poisson:.3f} nm")
-        ax.set_xlim(0, r_max)
+        from analysis.spatial_plots import plot_nnd_histogram
+
+        pooled = np.concatenate([nnd, np.asarray(random_nnd_nm if random_nnd_nm is not None else [], float)])
+        hi = 1.1 * float(np.percentile(pooled, 99.5))
+        n_bins = int(np.clip(1.5 * np.sqrt(nnd.size), 10, 40))  # fewer bins for few atoms
+        plot_nnd_histogram(nnd, density_nm2=rho, random_nnd_nm=random_nnd_nm, ax=ax,
+                           bins=np.linspace(0, max(hi, 1e-3), n_bins + 1), multimer_nm=desc.get("multimer_nm"))
+        ax.axvline(float(nnd.mean()), color="C0", ls="-.", lw=1.2, label=f"mean observed {nnd.mean():.3f} nm")
+        if random_nnd_nm is not None and len(random_nnd_nm):
+            ax.axvline(float(np.mean(random_nnd_nm)), color="C1", ls="-.", lw=1.2,
+                       label=f"mean random {np.mean(random_nnd_nm):.3f} nm")
+        ax.set_xlim(left=0)
         ax.legend(fontsize=8, frameon=False, loc="upper right")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -41,6 +41,8 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
 
 #: columns of the coordinate CSV (docs/contracts.md, "Detection output")
 COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
+#: random reference patterns for the NND histogram: runs (the paper uses >= 40) and seed (reproducible)
+RANDOM_RUNS, RANDOM_SEED = 40, 0
 
 
 class PixelSizeMissing(DetectionInputError):
@@ -232,7 +234,21 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
     region = Region.from_mask(support_mask, pixel_size_nm)
     desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
     arrays = desc.pop("arrays", {})
+    arrays["random_nnd_nm"] = random_reference_nnd(region, n, runs=RANDOM_RUNS, seed=RANDOM_SEED)
+    desc["nnd_mean_random_nm"] = float(np.mean(arrays["random_nnd_nm"]))
+    desc["random_reference"] = {"sampler": "analysis.sampling.sample_random", "runs": RANDOM_RUNS,
+                                "seed": RANDOM_SEED, "window": "support mask"}
     return desc, arrays
+
+
+def random_reference_nnd(region, n_atoms: int, runs: int = 40, seed: int = 0) -> np.ndarray:
+    """NNDs (nm) of ``runs`` uniform random patterns of ``n_atoms`` points in the same window (same density),
+    pooled: ``analysis.sampling.sample_random`` + ``analysis.spatial.nearest_neighbour_distances``."""
+    from analysis.sampling import sample_random
+    from analysis.spatial import nearest_neighbour_distances
+
+    runs_xy = sample_random(int(n_atoms), region, runs=runs, seed=seed)
+    return np.concatenate([nearest_neighbour_distances(xy)[0] for xy in runs_xy])
 
 
 def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
@@ -245,11 +261,11 @@ def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
     return cKDTree(xy_nm).query_pairs(multimer_nm, output_type="ndarray").reshape(-1, 2)
 
 
-def nnd_histogram_png(nnd_nm, desc: dict) -> bytes:
+def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None) -> bytes:
     """The NND histogram against the random expectation at the same density (PNG bytes)."""
     from workflows.app import figures
 
-    return figures.nnd_histogram_png(nnd_nm, desc)
+    return figures.nnd_histogram_png(nnd_nm, desc, random_nnd_nm)
 
 
 def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *,
@@ -291,7 +307,8 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     _atomic_write(out_dir / files["overlay"], figures.overlay_png(
         image, xy_px, px, elements=labels, element_order=settings.elements or None, bonds=bonds,
         support_mask=mask, multimer_nm=settings.multimer_nm))
-    _atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc))
+    _atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc,
+                                                                   arrays.get("random_nnd_nm")))
 
     progress("writing files", 0.95)
     element_counts = {k: int(v) for k, v in table["element"].fillna("").astype(str).value_counts().items()

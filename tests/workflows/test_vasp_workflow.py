@@ -1,0 +1,187 @@
+"""The VASP path end to end through FireWorks + custodian with a stand-in VASP executable.
+
+The stand-in (tests/data/workflows/fake_vasp.py) checks the INCAR/KPOINTS/POSCAR/POTCAR.spec it finds against
+the preset's paper settings and then writes real recorded outputs (custodian's test files, MIT; see
+tests/data/workflows/vasp-fixtures/README.md). The configuration is the recorded system itself (Fe2O2 from the
+recording's POSCAR, treated as a slab with its vacuum along c) so that outputs and inputs belong together.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from ase.io import read
+
+from workflows import results, runner
+from workflows.vasp_run import parse_vasp_dir
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "workflows"
+FIX = DATA / "vasp-fixtures"
+RECORDED_E0 = -28.21851457  # eV: energy(sigma->0) of the recorded relaxation (OSZICAR E0, last step)
+# LargeSigmaHandler is left out: the recorded run's smearing entropy (T*S > 1 meV/atom, SIGMA 0.05 eV) makes it
+# ask for a smaller SIGMA on every rerun, and the recording cannot change
+HANDLERS = ["VaspErrorHandler", "MeshSymmetryErrorHandler", "UnconvergedErrorHandler", "NonConvergingErrorHandler",
+            "PotimErrorHandler", "PositiveEnergyErrorHandler", "FrozenJobErrorHandler", "StdErrHandler",
+            "IncorrectSmearingHandler"]
+FAST = {"polling_time_step": 0.05, "monitor_freq": 1, "handlers": HANDLERS}
+
+
+def fe2o2():
+    atoms = read(FIX / "relax-ldau-spin" / "POSCAR", format="vasp")
+    atoms.pbc = (True, True, False)
+    atoms.info.update(id="Fe/fixture", kind="metal_single", site_kinds="", separation_A=float("nan"),
+                      shares_NN_bond=False, n_C_between=-1, occupants="Fe", metals="Fe", pair_id="fixture",
+                      spin_polarised=True)
+    return atoms
+
+
+def expectation(u=None):
+    """What the preset must produce for Fe2O2 (species order Fe, O): the paper's settings."""
+    paper = {"ENCUT": 450, "EDIFF": 1e-5, "EDIFFG": 1e-4, "ISIF": 2, "IVDW": 11, "ISMEAR": 0, "SIGMA": 0.05,
+             "ISPIN": 2, "MAGMOM": [2.0, 2.0, 0.0, 0.0]}
+    if u is None:
+        paper["LDAU"] = False
+    else:
+        paper.update({"LDAU": True, "LDAUTYPE": 2, "LDAUU": [u, 0.0], "LDAUL": [2, -1], "LDAUJ": [0.0, 0.0]})
+    static = dict(paper, NSW=0, LCHARG=True, LAECHG=True)
+    return {"kpoints": [2, 2, 1], "relax": {"incar": dict(paper, IBRION=2)}, "static": {"incar": static}}
+
+
+@pytest.fixture
+def fake_vasp(monkeypatch, tmp_path):
+    warnings.filterwarnings("ignore", category=UserWarning)
+    monkeypatch.setenv("SACMAP_VASP_CMD", f"{sys.executable} {DATA / 'fake_vasp.py'}")
+    monkeypatch.setenv("SACMAP_ALLOW_POTCAR_SPEC", "1")
+    monkeypatch.setattr("workflows.vasp_inputs.potcar_library_available", lambda: False)
+    monkeypatch.setenv("FAKE_VASP_OUTPUTS", str(FIX / "relax-ldau-spin"))
+    monkeypatch.setenv("FAKE_VASP_LOG", str(tmp_path / "fake_vasp.log"))
+    monkeypatch.delenv("FAKE_VASP_ERROR", raising=False)
+
+    def setup(expect: dict, error: str | None = None):
+        path = tmp_path / "expect.json"
+        path.write_text(json.dumps(expect))
+        monkeypatch.setenv("FAKE_VASP_EXPECT", str(path))
+        if error:
+            monkeypatch.setenv("FAKE_VASP_ERROR", str(FIX / "error-logs" / error))
+
+    return setup
+
+
+def _calls(tmp_path):
+    log = tmp_path / "fake_vasp.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.parametrize("u", [None, 4.0])
+def test_vasp_campaign_with_stand_in(fake_vasp, tmp_path, u):
+    fake_vasp(expectation(u))
+    calc = {"calculator": "vasp", "custodian": FAST}
+    if u is not None:
+        calc.update(preset="pbe-d3-u", u_values=[u])
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="vasp-test", calculation=calc)
+    counts = runner.run(wd, progress=False)
+    st = runner.status(wd)
+    assert counts == {"COMPLETED": 3}, st["failures"]
+    calls = _calls(tmp_path)
+    assert [c["step"] for c in calls] == ["relax", "static"]
+    assert all(not c["problems"] for c in calls)
+    db = results.connect(st["db"])
+    (row,) = list(db.select())
+    assert row.config_id == "Fe/fixture" and row.calculator == "vasp"
+    assert row.energy_eV == pytest.approx(RECORDED_E0, abs=1e-6) and row.energy_kind == "e_0_energy"
+    assert row.converged and row.converged_ionic and row.converged_electronic
+    assert row.magmom == pytest.approx(4.0)
+    assert row.get("hubbard_u_eV") == u
+    assert row.preset == ("pbe-d3" if u is None else "pbe-d3-u")
+    assert "charges" not in row.data  # no Bader program here: charges absent, never invented
+    assert row.data["static_energy_eV"] == pytest.approx(RECORDED_E0, abs=1e-6)
+    assert Path(row.calc_dir, "INCAR").is_file() and Path(row.calc_dir, "POTCAR.spec").is_file()
+    # a second run computes nothing and adds nothing
+    assert runner.submit_configs([fe2o2()], wd, name="vasp-test", calculation=calc)["added"] == 0
+    runner.run(wd, progress=False)
+    assert len(_calls(tmp_path)) == 2 and db.count() == 1
+
+
+# recorded error log -> (custodian error name, INCAR tag the correction sets, value)
+ERRORS = {
+    "vasp.zbrent": ("zbrent", "EDIFF", 1e-6),
+    "vasp.brmix": ("brmix", "IMIX", 1),
+    "vasp.edddav2": ("edddav", "ALGO", "All"),
+    "vasp.eddrmm": ("eddrmm", "ALGO", "Normal"),
+    "vasp.ibzkpt": ("mesh_symmetry", "ISYM", 0),
+    "vasp.nicht_konvergent": ("nicht_konv", "LREAL", False),
+    "vasp.posmap": ("posmap", "SYMPREC", 1e-6),
+    "vasp.subspace": ("subspacematrix", "LREAL", False),
+}
+
+
+@pytest.mark.parametrize("log_name", sorted(ERRORS))
+def test_custodian_corrects_recorded_errors_and_reruns(fake_vasp, tmp_path, log_name):
+    from pymatgen.io.vasp import Incar
+
+    error, tag, value = ERRORS[log_name]
+    fake_vasp(expectation(), error=log_name)
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="err", calculation={"calculator": "vasp", "custodian": FAST})
+    counts = runner.run(wd, progress=False)
+    assert counts == {"COMPLETED": 3}, runner.status(wd)["failures"]
+    relax_dirs = sorted({c["dir"] for c in _calls(tmp_path) if c["step"] == "relax"})
+    assert len(relax_dirs) == 1
+    assert [c["step"] for c in _calls(tmp_path)] == ["relax", "relax", "static"]  # failed, corrected, rerun
+    log = json.loads(Path(relax_dirs[0], "custodian.json").read_text())
+    corrections = [c for run in log for c in run["corrections"]]
+    assert [c["errors"] for c in corrections] == [[error]]
+    incar = Incar.from_file(Path(relax_dirs[0], "INCAR"))
+    assert incar[tag] == value
+    db = results.connect(runner.load_state(wd)["db"])
+    assert db.count() == 1 and next(db.select()).converged
+
+
+def test_unrecoverable_error_is_reported_and_can_be_rerun(fake_vasp, tmp_path, monkeypatch):
+    fake_vasp(expectation(), error="std_err.txt.oom")
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="oom", calculation={"calculator": "vasp", "custodian": FAST})
+    counts = runner.run(wd, progress=False)
+    assert counts.get("FIZZLED") == 1
+    st = runner.status(wd)
+    (failure,) = st["failures"]
+    assert "relax" in failure["name"] and "Unrecoverable error" in failure["message"]
+    assert st["n_results"] == 0
+    # the node gets more memory (the stand-in stops failing): rerun the failed Firework and finish
+    monkeypatch.delenv("FAKE_VASP_ERROR")
+    assert runner.rerun_failed(wd) == 1
+    assert runner.run(wd, progress=False) == {"COMPLETED": 3}
+    assert runner.status(wd)["n_results"] == 1
+
+
+def test_wrong_inputs_are_caught_by_the_stand_in(fake_vasp, tmp_path):
+    expect = expectation()
+    expect["relax"]["incar"]["ENCUT"] = 520  # not the preset's value: the stand-in refuses to "run"
+    fake_vasp(expect)
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="bad", calculation={"calculator": "vasp", "custodian": FAST})
+    assert runner.run(wd, progress=False).get("FIZZLED") == 1
+    assert "INCAR ENCUT = '450.0', want 520" in _calls(tmp_path)[0]["problems"][0]
+
+
+def test_parser_reads_e0_and_refuses_truncated_or_foreign_outputs(tmp_path):
+    import shutil
+
+    run = tmp_path / "ok"
+    shutil.copytree(FIX / "relax-ldau-spin", run)
+    res = parse_vasp_dir(run)
+    assert res["energy_eV"] == pytest.approx(RECORDED_E0, abs=1e-8)  # not the 0.0 VASP 5.4.4 writes for e_0
+    assert res["converged"] and res["n_steps"] == 28 and res["magmom"] == pytest.approx(4.0)
+    bad = tmp_path / "trunc"
+    shutil.copytree(FIX / "truncated", bad)
+    with pytest.raises(RuntimeError, match="incomplete or unreadable vasprun.xml"):
+        parse_vasp_dir(bad)
+    (run / "POSCAR").write_text((run / "POSCAR").read_text().replace("Fe O\n2 2", "Fe O\n2 1").replace(
+        "0.772069 0.544138 0.251452 O\n", ""))
+    with pytest.raises(RuntimeError, match="not this calculation's outputs"):
+        parse_vasp_dir(run)
