@@ -45,6 +45,11 @@ function nuclearityText(nuc) {
   return Object.keys(nuc).sort((a, b) => a - b).map((k) => `${nuc[k]} ${names[k] || k + "-mer"}`).join(", ");
 }
 
+function nuclearityCompact(nuc) {
+  if (!nuc) return "–";
+  return Object.keys(nuc).sort((a, b) => a - b).map((k) => `${k}:${nuc[k]}`).join("  ");
+}
+
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
   if (attrs) for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -212,7 +217,7 @@ function renderSummary(job) {
       [it.name, "l name"], [status, "l"], [fmt(row.n_atoms, 0), "num"],
       [fmt(row.support_area_nm2, 2), "num"], [fmt(row.density_nm2, 4), "num"], [fmt(row.nnd_mean_nm, 4), "num"],
       [fmt(row.multimer_share, 3), "num"], [fmt(row.clark_evans, 3), "num"],
-      [nuclearityText((it.result && it.result.descriptors || {}).nuclearity), "l"], [row.elements || "–", "l col-el"],
+      [nuclearityCompact((it.result && it.result.descriptors || {}).nuclearity), "l"], [row.elements || "–", "l col-el"],
     ];
     for (const [v, cls] of cells) {
       const td = el("td", { class: cls });
