@@ -235,7 +235,9 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
     desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
     arrays = desc.pop("arrays", {})
     arrays["random_nnd_nm"] = random_reference_nnd(region, n, runs=RANDOM_RUNS, seed=RANDOM_SEED)
-    desc["nnd_mean_random_nm"] = float(np.mean(arrays["random_nnd_nm"]))
+    # same keys and reference as `sacmap stats` (40 runs, seed 0)
+    desc["nnd_mean_random_same_window_nm"] = float(np.mean(arrays["random_nnd_nm"]))
+    desc["multimer_share_random_same_window"] = float(np.mean(arrays["random_nnd_nm"] <= settings.multimer_nm))
     desc["random_reference"] = {"sampler": "analysis.sampling.sample_random", "runs": RANDOM_RUNS,
                                 "seed": RANDOM_SEED, "window": "support mask"}
     return desc, arrays
