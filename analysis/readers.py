@@ -624,3 +624,36 @@ def load_records(sources, progress: bool = False) -> pd.DataFrame:
     for _, row in df[~df["usable"]].iterrows() if len(df) else []:
         log.warning("flagged: %s", row["problems"])
     return df
+
+
+def records_from_atoms(atoms_list, energies=None, source: str = "memory", converged: bool = True,
+                       **settings) -> pd.DataFrame:
+    """Records from in-memory structures (e.g. a machine-learned relaxation or a test set).
+
+    ``energies`` (eV; default each structure's ``calc`` energy) and ``settings`` (``functional``, ``ivdw``,
+    ``encut_eV``, ``ldau_u``, ``energy_kind``...) fill the columns; ``calc_dir`` is ``info["id"]`` or the index.
+    """
+    rows = []
+    for k, at in enumerate(atoms_list):
+        name = str(at.info.get("id", k))
+        rec = _empty_record(source, f"{source}:{name}", "memory")
+        if energies is not None:
+            e = energies[k]
+        else:
+            e = at.get_potential_energy() if at.calc is not None else np.nan
+        rec["energy_eV"] = float(e)
+        rec["energy_kind"] = settings.get("energy_kind", "total")
+        rec["functional"] = settings.get("functional", "")
+        rec["ivdw"] = int(settings.get("ivdw", 0))
+        rec["encut_eV"] = float(settings.get("encut_eV", np.nan))
+        rec["ldau_u"] = str(settings.get("ldau_u", ""))
+        rec["ldau"] = bool(rec["ldau_u"])
+        rec["converged_electronic"] = rec["converged_ionic"] = bool(converged)
+        rec["meta"] = {"given_" + key: at.info[key] for key in ("id", "kind", "pair_id") if key in at.info}
+        if "charges" in at.arrays:
+            rec["charges"], rec["charge_method"] = [float(c) for c in at.arrays["charges"]], "given"
+        atc = at.copy()
+        atc.calc = None
+        _set_atoms(rec, atc)
+        rows.append(_finish(rec))
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)

@@ -208,6 +208,7 @@ def recognise(atoms: Atoms) -> dict:
     out = dict(
         kind="", site_kinds="", separation_A=float("nan"), shares_NN_bond=False, n_C_between=-1, occupants="",
         metals="", pair_geometry="", sites=[], n_sheet_points=0, pair_id="", id="", spin_polarised=False,
+        swap_symmetric=False,
     )  # fmt: skip
     n_c = int((symbols == "C").sum())
     if n_c == 0:
