@@ -272,6 +272,11 @@ class JobManager:
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
+        if self.process is pipeline.process_image:
+            try:  # import torch, the detector and the statistics while the user picks files
+                pipeline.warm_up()
+            except Exception:
+                log.exception("warm-up failed (the first image will say why)")
         while True:
             task = self._queue.get()
             if task is None:

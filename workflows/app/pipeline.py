@@ -165,6 +165,13 @@ def _jsonable(obj):
     return obj
 
 
+def warm_up() -> None:
+    """Import the detection and statistics packages (torch included) ahead of the first image."""
+    import analysis.spatial  # noqa: F401
+    import detection  # noqa: F401
+    from detection import detect_image  # noqa: F401
+
+
 def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = None):
     """Read an image with ``detection.io.read_image`` applying the app's pixel-size rule.
 
