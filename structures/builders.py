@@ -20,6 +20,7 @@ from ase import Atoms
 from .errors import StructureInputError
 from .lattice import (
     DEFAULT_VACUUM,
+    GRID_OFFSET,
     graphene_slab,
     grid_to_plane,
     kpoint_grid,
@@ -72,7 +73,7 @@ def _slab(nx, ny, vacuum, orientation) -> Atoms:
 
 def _cell_centre_grid(slab: SlabSpec) -> tuple[float, float]:
     # grid coordinates (no offset) of the cell centre; see lattice.GRID_OFFSET
-    return (2.0 * slab.nx - 1.0, 6.0 * slab.ny - 2.0)
+    return (2.0 * slab.nx - GRID_OFFSET[0], 6.0 * slab.ny - GRID_OFFSET[1])
 
 
 def _carve_grid_sites(slab: SlabSpec, grid_sites) -> Atoms:
@@ -116,6 +117,7 @@ def finalize(atoms: Atoms, **meta) -> Atoms:
     inv[perm] = np.arange(len(perm))
     sites = sites_of(atoms)
     new = atoms[perm]
+    new.wrap()
     new.info = dict(atoms.info)
     for s in sites:
         s.n_indices = sorted(int(inv[k]) for k in s.n_indices)

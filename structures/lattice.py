@@ -27,7 +27,7 @@ A_LATTICE = 2.46  #: graphene lattice constant (Å)
 CC_BOND = A_LATTICE / math.sqrt(3.0)  #: C–C bond length (Å), ≈ 1.42
 UX = A_LATTICE / 4.0  #: grid unit along x (Å)
 UY = CC_BOND / 4.0  #: grid unit along y (Å)
-GRID_OFFSET = (1, 2)  #: grid offset of the slab's first atom from the cell origin (keeps atoms off the edges)
+GRID_OFFSET = (1, 1)  #: grid offset of the slab's first atom from the cell origin (keeps atoms off the edges)
 DEFAULT_VACUUM = 15.0  #: cell length along the vacuum axis (Å); the sheet sits in its middle
 ORIENTATIONS = ("ab", "ac")
 
