@@ -55,6 +55,10 @@ def register(subparsers) -> None:
     f.add_argument("--grid-nm", type=float, default=0.025, help="field grid spacing in nm (default 0.025)")
     f.add_argument("--runs-per-point", type=int, default=8, help="sampler runs per grid point (default 8)")
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
+    f.add_argument("--sigma-factors", default=None, help="σ/σ₀ grid, comma-separated (default "
+                   "0.8,0.9,1,1.1,1.2,1.35,1.5)")
+    f.add_argument("--beta-grid", default=None, help="1/kT grid in 1/eV, comma-separated, 0 = no energy term "
+                   "(default 0,2.5,5,10,20)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     f.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default <observed>_fit)")
     for sp in sub.choices.values():
@@ -89,8 +93,18 @@ def _fit(args) -> int:
     if len(xy) < 3:
         raise AnalysisInputError(f"{args.observed}: {len(xy)} atom(s); fitting needs at least 3")
     region = region_for(xy, meta, args.region, args.mask, args.pixel_size)
+    def floats(text, name):
+        if text is None:
+            return None
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise AnalysisInputError(f"--{name}: expected comma-separated numbers, got {text!r}") from exc
+
     est = DFTBiasedSampler(args.potential, grid_nm=args.grid_nm, site_kinds=args.site_kinds,
-                           runs_per_point=args.runs_per_point, n_boot=args.n_boot, seed=args.seed)
+                           runs_per_point=args.runs_per_point, n_boot=args.n_boot, seed=args.seed,
+                           sigma_factors=floats(args.sigma_factors, "sigma-factors"),
+                           beta_grid=floats(args.beta_grid, "beta-grid"))
     est.fit(xy, region, progress=True)
     res = dict(est.fit_result_)
     res.update(observed=str(args.observed), potential_file=str(args.potential) if args.potential else None,

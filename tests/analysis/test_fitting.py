@@ -1,0 +1,52 @@
+"""Fitting the DFT-biased sampler: recovers known parameters, reports uncertainty and goodness of fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.errors import AnalysisInputError
+from analysis.sampling import sample_random
+from analysis.sampling_dft import DFTBiasedSampler
+from analysis.spatial_region import Region
+
+POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
+                    "energy_eV": [0.5, 0.2, -0.2, -0.1, 0.05, 0.0]})
+REG = Region.rectangle(8.0)
+N = 128  # 2 atoms/nm²
+S0 = 1 / np.sqrt(2 * np.pi * 2.0)
+
+
+def test_fit_recovers_sigma_and_kT_of_synthetic_data():
+    truth = DFTBiasedSampler(POT, sigma_nm=1.3 * S0, kT_eV=0.1, grid_nm=0.05).sample(N, REG, seed=123)[0]
+    est = DFTBiasedSampler(POT, grid_nm=0.05, runs_per_point=4, n_boot=100,
+                           sigma_factors=(0.9, 1.0, 1.15, 1.3, 1.5), beta_grid=(0.0, 5.0, 10.0, 20.0))
+    est.fit(truth, REG)
+    r = est.fit_result_
+    assert r["sigma_factor"] == pytest.approx(1.3, abs=0.21)  # within one grid step
+    assert r["sigma_nm_ci95"][0] <= 1.3 * S0 <= r["sigma_nm_ci95"][1] + 1e-9
+    assert r["sigma_nm_sd"] > 0
+    assert r["kT_eV"] is not None and 0.03 < r["kT_eV"] < 0.3
+    # goodness of fit: the fitted model is far closer than the random model, and KS does not reject it
+    assert r["wasserstein_nm"] < 0.3 * r["wasserstein_random_nm"]
+    assert r["ks_pvalue"] > 0.01 and r["ks_pvalue_random"] < 1e-6
+    assert len(r["grid"]) >= 20
+    assert est.sigma_nm_ == pytest.approx(r["sigma_nm"]) and est.kT_eV_ == r["kT_eV"]
+    # the fitted sampler samples with the fitted parameters (sigma as a multiple of sigma0)
+    xy = est.sample(N, REG, runs=1, seed=5)
+    assert xy.shape == (1, N, 2)
+
+
+def test_fit_without_potential_fits_sigma_only_and_finds_random():
+    obs = sample_random(N, REG, seed=4)[0]
+    est = DFTBiasedSampler(grid_nm=0.05, runs_per_point=4, n_boot=50, sigma_factors=(0.8, 1.0, 1.25))
+    r = est.fit(obs, REG).fit_result_
+    assert r["kT_eV"] is None and r["beta_per_eV"] == 0.0
+    assert r["sigma_factor"] == pytest.approx(1.0, abs=0.15)
+    assert r["ks_pvalue"] > 0.01
+
+
+def test_fit_bad_input():
+    with pytest.raises(AnalysisInputError, match="at least 3"):
+        DFTBiasedSampler().fit(np.array([[1.0, 1.0], [2.0, 2.0]]), REG)
