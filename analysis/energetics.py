@@ -94,7 +94,9 @@ def settings_label(row) -> str:
     enc = row.get("encut_eV", float("nan"))
     enc_s = "?" if enc is None or (isinstance(enc, float) and math.isnan(enc)) else f"{float(enc):g}"
     u = row.get("ldau_u") or "none"
-    return f"{row.get('functional') or '?'}|IVDW={row.get('ivdw', 0)}|ENCUT={enc_s}|U={u}"
+    sid = row.get("settings_id") or ""
+    return f"{row.get('functional') or '?'}|IVDW={row.get('ivdw', 0)}|ENCUT={enc_s}|U={u}" + (
+        f"|{sid}" if sid else "")
 
 
 def incompatibility(a, b) -> str:
@@ -113,6 +115,9 @@ def incompatibility(a, b) -> str:
     for el in sorted(shared - {""}):
         if abs(ua.get(el, 0.0) - ub.get(el, 0.0)) > 1e-9:
             reasons.append(f"U({el}) {ua.get(el, 0.0):g} vs {ub.get(el, 0.0):g}")
+    sa, sb = a.get("settings_id") or "", b.get("settings_id") or ""
+    if sa and sb and sa != sb:
+        reasons.append(f"settings hash {sa} vs {sb}")
     if (a.get("energy_kind") or "") != (b.get("energy_kind") or ""):
         reasons.append(f"energy kind {a.get('energy_kind')} vs {b.get('energy_kind')}")
     return "; ".join(reasons)
@@ -159,7 +164,7 @@ def annotate(records: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         ",".join(sorted(set(a.get_chemical_symbols()))) if a is not None else "" for a in df["atoms"]
     ]
     for col, default in (("functional", ""), ("ivdw", 0), ("encut_eV", np.nan), ("ldau_u", ""),
-                         ("energy_kind", "")):  # fmt: skip
+                         ("energy_kind", ""), ("settings_id", "")):  # fmt: skip
         if col not in df:
             df[col] = default
     df["settings"] = [settings_label(r) for _, r in df.iterrows()]

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 RECORD_COLUMNS = [
     "source", "calc_dir", "reader", "energy_eV", "energy_kind", "free_energy_eV", "fmax_eV_A",
     "converged", "converged_electronic", "converged_ionic", "functional", "ivdw", "encut_eV", "ldau",
-    "ldau_u", "ispin", "magmom", "magmoms", "charges", "charge_method", "n_atoms", "formula", "atoms",
+    "ldau_u", "ispin", "settings_id", "magmom", "magmoms", "charges", "charge_method", "n_atoms", "formula",
+    "atoms",
     "meta", "problems", "usable",
 ]  # fmt: skip
 
@@ -70,7 +71,7 @@ def _empty_record(source: str, calc_dir: str, reader: str) -> dict:
     rec.update(
         source=source, calc_dir=calc_dir, reader=reader, energy_eV=np.nan, free_energy_eV=np.nan,
         fmax_eV_A=np.nan, magmom=np.nan, encut_eV=np.nan, problems="", usable=False, meta={},
-        functional="", ldau_u="", ivdw=0, ldau=False, ispin=1, n_atoms=0, formula="",
+        functional="", ldau_u="", ivdw=0, ldau=False, ispin=1, n_atoms=0, formula="", settings_id="",
     )  # fmt: skip
     return rec
 
@@ -469,12 +470,20 @@ def read_ase_db(url: str, selection: str | None = None) -> list[dict]:
         rec["fmax_eV_A"] = float(kv.get("fmax_eV_A", np.nan))
         for key in ("converged_electronic", "converged_ionic"):
             rec[key] = bool(kv[key]) if key in kv else (bool(kv["converged"]) if "converged" in kv else None)
-        rec["magmom"] = float(kv.get("magmom", np.nan))
+        # "calculator" and "magmom" are reserved ase.db columns: they come from the row's single-point calculator
+        mag = row.get("magmom")
+        rec["magmom"] = float(mag) if mag is not None else np.nan
+        if row.get("magmoms") is not None:
+            rec["magmoms"] = [float(m) for m in row.get("magmoms")]
         # settings: the calculator label and hash stand for functional/cut-off/U when no explicit keys exist
-        rec["functional"] = str(kv.get("functional", kv.get("calculator", "")))
+        rec["functional"] = str(kv.get("functional") or kv.get("calculator_name") or row.get("calculator") or "")
+        # one settings hash per calculation variant (workflows.settings): rows of different hashes never mix
+        rec["settings_id"] = str(kv.get("settings_hash", ""))
         rec["ivdw"] = int(kv.get("ivdw", 0))
         rec["encut_eV"] = float(kv.get("encut_eV", np.nan))
         rec["ldau_u"] = str(kv.get("ldau_u", ""))
+        if not rec["ldau_u"] and kv.get("hubbard_u_eV") is not None:
+            rec["ldau_u"] = f"U:{float(kv['hubbard_u_eV']):g}"
         rec["ldau"] = bool(rec["ldau_u"])
         rec["ispin"] = int(kv.get("ispin", 2 if kv.get("spin_polarised") else 1))
         _set_atoms(rec, row.toatoms())
