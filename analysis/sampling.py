@@ -166,11 +166,13 @@ def _resolve_in_order(m: int, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
 
 
 def sample_repulsive(n_points: int, region=None, runs: int = 1, seed=None, c_nm: float = 0.2,
-                     max_proposals: int | None = None, progress: bool = False) -> np.ndarray:
+                     max_proposals: int | None = None, progress: bool = False, info: dict | None = None
+                     ) -> np.ndarray:
     """The paper's repulsive model, vectorised over proposals and runs: ``(runs, n_points, 2)`` in nm.
 
     Same result as :func:`sample_repulsive_naive` with the run's seed (see the module docstring).
     ``max_proposals`` (per run, default ``2000 n + 10⁴``) guards against densities the rule cannot reach.
+    If ``info`` is a dict it receives ``proposals_drawn`` per run (including the unused tail of the last batch).
     """
     n_points, runs = _check_counts(n_points, runs)
     if not (np.isfinite(c_nm) and c_nm >= 0):
@@ -251,6 +253,8 @@ def sample_repulsive(n_points: int, region=None, runs: int = 1, seed=None, c_nm:
             bar.update(int(n_acc.sum()))
     if bar is not None:
         bar.close()
+    if info is not None:
+        info["proposals_drawn"] = used.copy()
     return pts
 
 

@@ -214,6 +214,23 @@ def dft_run(n_points: int, region: Region, rng: np.random.Generator, sigma_nm: f
     return pts
 
 
+def dft_field_naive(points_nm: np.ndarray, grid: _Grid, a: float, d_cap: float, beta: float,
+                    potential: SiteSitePotential | None) -> np.ndarray:
+    """The whole field ``w`` on the grid, rebuilt by scanning every accepted point for every cell."""
+    xx, yy = np.meshgrid(grid.xc, grid.yc)
+    D = np.full((grid.ny, grid.nx), d_cap)
+    E = np.zeros((grid.ny, grid.nx))
+    for p in points_nm:
+        dist = np.sqrt((yy - p[1]) ** 2 + (xx - p[0]) ** 2)
+        np.minimum(D, dist, out=D)
+        if beta > 0:
+            E += potential(dist)
+    F = np.exp(np.clip(a * (D * D - d_cap * d_cap) - beta * E, -700.0, 700.0))
+    if grid.support is not None:
+        F *= grid.support
+    return F
+
+
 def dft_run_naive(n_points: int, region: Region, rng: np.random.Generator, sigma_nm: float | None = None,
                   beta_per_eV: float = 0.0, potential: SiteSitePotential | None = None, grid_nm: float = 0.025,
                   tail: float = 3.5) -> np.ndarray:
@@ -222,23 +239,12 @@ def dft_run_naive(n_points: int, region: Region, rng: np.random.Generator, sigma
     a, d_cap = _field_params(n_points, region, sigma_nm, tail)
     beta = float(beta_per_eV) if potential is not None else 0.0
     g = _Grid(region, grid_nm)
-    xx, yy = np.meshgrid(g.xc, g.yc)
     pts = np.empty((n_points, 2))
     k0 = min(2, n_points)
     pts[:k0] = region.sample_uniform(k0, rng)
     u_all = rng.random((max(n_points - k0, 0), 4))
     for k in range(k0, n_points):
-        D = np.full((g.ny, g.nx), d_cap)
-        E = np.zeros((g.ny, g.nx))
-        for p in pts[:k]:
-            dist = np.sqrt((yy - p[1]) ** 2 + (xx - p[0]) ** 2)
-            np.minimum(D, dist, out=D)
-            if beta > 0:
-                E += potential(dist)
-        logw = np.clip(a * (D * D - d_cap * d_cap) - beta * E, -700.0, 700.0)
-        F = np.exp(logw)
-        if g.support is not None:
-            F *= g.support
+        F = dft_field_naive(pts[:k], g, a, d_cap, beta, potential)
         pts[k] = g.draw(F, F.sum(axis=1), u_all[k - k0])
     return pts
 

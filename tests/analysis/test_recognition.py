@@ -1,0 +1,108 @@
+"""Recognition from geometry alone must give back the builder's metadata for every configuration of
+inputs/campaigns/paper.yaml, also after random 0.1 Å displacements."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from analysis.recognition import RecognitionError, recognise
+from structures.builders import build_pair, build_single_site
+from structures.campaign import expand
+from structures.pairs import enumerate_pairs
+
+KEYS = ("id", "kind", "site_kinds", "separation_A", "shares_NN_bond", "n_C_between", "occupants", "metals",
+        "pair_id", "spin_polarised")
+
+
+@pytest.fixture(scope="module")
+def paper_configs(repo_dir):
+    return expand(repo_dir / "inputs" / "campaigns" / "paper.yaml")
+
+
+def _mismatches(built, found) -> list[str]:
+    out = []
+    for key in KEYS:
+        want, got = built.info[key], found.get(key)
+        if isinstance(want, float) and math.isnan(want):
+            if not (isinstance(got, float) and math.isnan(got)):
+                out.append(f"{built.info['id']}: {key} {want!r} != {got!r}")
+        elif isinstance(want, float):
+            if got is None or abs(float(got) - want) > 1e-3:
+                out.append(f"{built.info['id']}: {key} {want!r} != {got!r}")
+        elif want != got:
+            out.append(f"{built.info['id']}: {key} {want!r} != {got!r}")
+    return out
+
+
+def _displaced(atoms: Atoms, rng: np.random.Generator, step: float = 0.1) -> Atoms:
+    """Every atom moved by exactly ``step`` Å in a random direction; metadata stripped."""
+    v = rng.normal(size=(len(atoms), 3))
+    v *= step / np.linalg.norm(v, axis=1)[:, None]
+    out = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions + v, cell=atoms.cell, pbc=atoms.pbc)
+    return out[rng.permutation(len(out))]  # atom order must not matter either
+
+
+def test_paper_campaign_round_trip(paper_configs):
+    assert len(paper_configs) > 400
+    kinds = {a.info["kind"] for a in paper_configs}
+    assert kinds == {"slab", "single_site", "metal_single", "bare_pair", "metal_pair", "dimer", "gas_atom",
+                     "gas_dimer"}
+    bad = []
+    for at in paper_configs:
+        bare = Atoms(at.get_chemical_symbols(), positions=at.positions, cell=at.cell, pbc=at.pbc)
+        bad += _mismatches(at, recognise(bare))
+    assert not bad, "\n".join(bad[:20])
+
+
+def test_paper_campaign_round_trip_after_random_displacements(paper_configs):
+    rng = np.random.default_rng(2024)
+    bad = []
+    for at in paper_configs:
+        bad += _mismatches(at, recognise(_displaced(at, rng)))
+    assert not bad, "\n".join(bad[:20])
+
+
+def test_sites_centres_and_metal_positions():
+    at = build_single_site("3N", "Pd")
+    r = recognise(at)
+    (site,) = r["sites"]
+    assert site["kind"] == "3N" and site["metals"] == ["Pd"] and len(site["n_indices"]) == 3
+    assert all(at[i].symbol == "N" for i in site["n_indices"])
+    # centre = the removed C position: every N of a 3N site is one C-C bond (1.42 Å) from it, in plane
+    c = np.asarray(site["centre_A"])
+    d = [np.linalg.norm((at.positions[i] - c)[:2]) for i in site["n_indices"]]
+    assert d == pytest.approx([2.46 / math.sqrt(3)] * 3, abs=1e-6)
+
+
+def test_separation_is_minimum_image():
+    p = enumerate_pairs("4N", "4N", 9.0)[-1]
+    at = build_pair(p)
+    r = recognise(at)
+    assert r["separation_A"] == pytest.approx(p.separation_A, abs=1e-4)
+    shifted = at.copy()
+    shifted.positions += np.array([7.3, -11.1, 0.0])  # wrap across the cell boundary
+    shifted.wrap()
+    assert recognise(shifted)["separation_A"] == pytest.approx(p.separation_A, abs=1e-4)
+
+
+def test_rejects_non_sheets():
+    with pytest.raises(RecognitionError, match="no carbon sheet"):
+        recognise(Atoms("Pt3", positions=[[0, 0, 0], [2, 0, 0], [0, 2, 0]], cell=[10, 10, 10], pbc=True))
+    at = build_single_site("4N")
+    at.positions[0] += [0, 0, 0.0]
+    at.append("O")
+    with pytest.raises(RecognitionError, match="unexpected elements"):
+        recognise(at)
+    at = build_single_site("4N", "Ni")
+    at.positions[-1] += [6.0, 0, 2.0]  # the metal wandered off its site
+    with pytest.raises(RecognitionError, match="adatom"):
+        recognise(at)
+    # an amorphous blob of carbon is not a honeycomb sheet
+    rng = np.random.default_rng(0)
+    blob = Atoms("C40", positions=rng.uniform(0, 10, (40, 3)), cell=[10, 10, 10], pbc=True)
+    with pytest.raises(RecognitionError):
+        recognise(blob)
