@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from analysis.errors import AnalysisInputError
+from analysis.sampling_dft import auto_grid_nm
 from analysis.spatial import _check_xy, nearest_neighbour_distances
 from analysis.spatial_region import Region
 
@@ -112,6 +113,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
             [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
     s_sd, s_ci = summary(boot[:, 0] * sigma0)
+    f_sd, f_ci = summary(boot[:, 0])
     b_sd, b_ci = summary(boot[:, 1])
     kts = np.where(boot[:, 1] > 0, 1.0 / np.where(boot[:, 1] > 0, boot[:, 1], 1.0), np.inf)
     ks = ks_2samp(obs, bank[best])
@@ -124,6 +126,8 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         "sigma_nm": float(best[0] * sigma0),
         "sigma_nm_sd": s_sd,
         "sigma_nm_ci95": s_ci,
+        "sigma_factor_sd": f_sd,
+        "sigma_factor_ci95": f_ci,
         "beta_per_eV": float(best[1]),
         "beta_per_eV_sd": b_sd,
         "beta_per_eV_ci95": b_ci,
@@ -141,7 +145,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         "runs_per_point": runs,
         "n_boot": n_boot,
         "seed": seed if isinstance(seed, (int, type(None))) else str(seed),
-        "grid_nm": float(sampler.grid_nm),
+        "grid_nm": float(sampler.grid_nm) if sampler.grid_nm is not None else auto_grid_nm(n, region),
         "potential": sampler.potential_.describe() if has_pot else None,
         "grid": [{"sigma_factor": float(k[0]), "sigma_nm": float(k[0] * sigma0), "beta_per_eV": float(k[1]),
                   "wasserstein_nm": float(w[k])} for k in sorted(keys)],

@@ -156,23 +156,33 @@ class _Grid:
         return np.array([self.xc[j] + (u[2] - 0.5) * self.hx, self.yc[i] + (u[3] - 0.5) * self.hy])
 
 
+def auto_grid_nm(n_points: int, region: Region) -> float:
+    """Default field grid spacing (nm): σ₀/10 clipped to [0.01, 0.05] nm (0.02 nm at 4 atoms/nm²)."""
+    sigma0 = 1.0 / np.sqrt(2.0 * np.pi * n_points / region.area_nm2)
+    return float(np.clip(sigma0 / 10.0, 0.01, 0.05))
+
+
 def _field_params(n_points: int, region: Region, sigma_nm: float | None, tail: float):
     sigma0 = 1.0 / np.sqrt(2.0 * np.pi * n_points / region.area_nm2)
     sigma = sigma0 if sigma_nm is None else float(sigma_nm)
     if not (np.isfinite(sigma) and sigma > 0):
         raise AnalysisInputError(f"σ must be a positive distance in nm, got {sigma_nm!r}")
+    if not (np.isfinite(tail) and tail > 0):
+        raise AnalysisInputError(f"tail must be positive, got {tail!r}")
     a = 0.5 / sigma0**2 - 0.5 / sigma**2
     d_cap = tail * max(sigma, sigma0)
     return a, d_cap
 
 
 def dft_run(n_points: int, region: Region, rng: np.random.Generator, sigma_nm: float | None = None,
-            beta_per_eV: float = 0.0, potential: SiteSitePotential | None = None, grid_nm: float = 0.025,
+            beta_per_eV: float = 0.0, potential: SiteSitePotential | None = None, grid_nm: float | None = None,
             tail: float = 3.5) -> np.ndarray:
-    """One run of the DFT-biased sampler with local field updates: ``(n_points, 2)`` in nm."""
+    """One run of the DFT-biased sampler with local field updates: ``(n_points, 2)`` in nm.
+
+    ``grid_nm`` None: :func:`auto_grid_nm`."""
     a, d_cap = _field_params(n_points, region, sigma_nm, tail)
     beta = float(beta_per_eV) if potential is not None else 0.0
-    g = _Grid(region, grid_nm)
+    g = _Grid(region, auto_grid_nm(n_points, region) if grid_nm is None else grid_nm)
     r_cut = potential.r_cut_nm if beta > 0 else 0.0
     reach = max(d_cap, r_cut)
     wi, wj = int(np.ceil(reach / g.hy)) + 1, int(np.ceil(reach / g.hx)) + 1
@@ -232,13 +242,13 @@ def dft_field_naive(points_nm: np.ndarray, grid: _Grid, a: float, d_cap: float, 
 
 
 def dft_run_naive(n_points: int, region: Region, rng: np.random.Generator, sigma_nm: float | None = None,
-                  beta_per_eV: float = 0.0, potential: SiteSitePotential | None = None, grid_nm: float = 0.025,
-                  tail: float = 3.5) -> np.ndarray:
+                  beta_per_eV: float = 0.0, potential: SiteSitePotential | None = None,
+                  grid_nm: float | None = None, tail: float = 3.5) -> np.ndarray:
     """Straightforward implementation of the same rule: every step rebuilds the whole field by scanning all
     accepted points for every grid cell. Same random stream as :func:`dft_run`. For tests and benchmarks."""
     a, d_cap = _field_params(n_points, region, sigma_nm, tail)
     beta = float(beta_per_eV) if potential is not None else 0.0
-    g = _Grid(region, grid_nm)
+    g = _Grid(region, auto_grid_nm(n_points, region) if grid_nm is None else grid_nm)
     pts = np.empty((n_points, 2))
     k0 = min(2, n_points)
     pts[:k0] = region.sample_uniform(k0, rng)
@@ -255,7 +265,7 @@ class DFTBiasedSampler:
     Parameters (set in ``__init__``): ``potential`` (:class:`SiteSitePotential`, path to
     ``site_site_potential.csv`` or a DataFrame; None = no energy term), ``sigma_nm`` (Rayleigh scale, nm; None =
     the Poisson value ``1/√(2πρ)`` at the sampled density), ``kT_eV`` (None or ∞ = no energy term),
-    ``grid_nm`` (field grid spacing, nm), ``tail`` (d_cap in units of max(σ, σ₀)), ``site_kinds`` (which
+    ``grid_nm`` (field grid spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of max(σ, σ₀)), ``site_kinds`` (which
     potential curve), and the fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 =
     no energy term), ``runs_per_point``, ``n_boot``, ``seed``.
 
@@ -264,7 +274,7 @@ class DFTBiasedSampler:
     """
 
     def __init__(self, potential=None, sigma_nm: float | None = None, kT_eV: float | None = None,
-                 grid_nm: float = 0.025, tail: float = 3.5, site_kinds: str | None = None,
+                 grid_nm: float | None = None, tail: float = 3.5, site_kinds: str | None = None,
                  sigma_factors=None, beta_grid=None, runs_per_point: int = 8, n_boot: int = 200, seed=0):
         self.potential = potential
         self.sigma_nm = sigma_nm

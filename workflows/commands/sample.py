@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     s.add_argument("--sigma-nm", type=float, default=None, help="Rayleigh scale σ in nm (default: Poisson)")
     s.add_argument("--kT-eV", type=float, default=None, help="kT in eV (default: no energy term)")
     s.add_argument("--params", type=Path, default=None, help="fit.json from 'sacmap sample fit' (σ/σ₀ and kT)")
-    s.add_argument("--grid-nm", type=float, default=0.025, help="field grid spacing in nm (default 0.025)")
+    s.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+                   "0.01-0.05 nm)")
     f = sub.add_parser("fit", help="fit σ and kT of the DFT-biased sampler to observed coordinates")
     f.add_argument("--observed", type=Path, required=True, help="coordinates CSV (as for 'sacmap stats')")
     f.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv (none: fit σ only)")
@@ -52,7 +53,8 @@ def register(subparsers) -> None:
     f.add_argument("--pixel-size", type=float, default=None, help="nm per pixel for pixel columns / a mask")
     f.add_argument("--region", default=None, help="observed rectangle W,H or X0,Y0,X1,Y1 in nm")
     f.add_argument("--mask", default=None, help="support mask file (with the pixel size)")
-    f.add_argument("--grid-nm", type=float, default=0.025, help="field grid spacing in nm (default 0.025)")
+    f.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+                   "0.01-0.05 nm)")
     f.add_argument("--runs-per-point", type=int, default=8, help="sampler runs per grid point (default 8)")
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
     f.add_argument("--sigma-factors", default=None, help="σ/σ₀ grid, comma-separated (default "
