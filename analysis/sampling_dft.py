@@ -62,11 +62,14 @@ class SiteSitePotential:
         return np.where(r < self.r_cut_nm, np.interp(r, self.separation_nm, self.energy_eV), 0.0)
 
     @classmethod
-    def from_table(cls, table, site_kinds: str | None = None, source: str = "table") -> SiteSitePotential:
+    def from_table(cls, table, site_kinds: str | None = None, source: str = "table",
+                   settings: str | None = None) -> SiteSitePotential:
         """From a DataFrame with ``site_kinds, separation_A, energy_eV``.
 
         ``site_kinds``: which curve; None with one kind in the table takes it, None or ``"envelope"`` with
         several takes, at each separation, the lowest energy of any kind (the most favourable site pair).
+        Tables from several calculation set-ups (``settings`` / ``n_sheet_points`` columns, each relative to its
+        own furthest pair) are never mixed: ``settings`` picks one, otherwise the set-up with most rows is used.
         """
         missing = [c for c in ("separation_A", "energy_eV") if c not in table.columns]
         if missing:
@@ -76,6 +79,14 @@ class SiteSitePotential:
         import pandas as pd
 
         t = table.copy()
+        setup_cols = [c for c in ("settings", "n_sheet_points") if c in t.columns]
+        setup_note = ""
+        if settings is not None:
+            if "settings" not in t.columns:
+                raise AnalysisInputError(f"{source}: no settings column to choose {settings!r} from")
+            t = t[t["settings"].astype(str) == str(settings)]
+            if len(t) == 0:
+                raise AnalysisInputError(f"{source}: no rows with settings {settings!r}")
         for c in ("separation_A", "energy_eV"):
             t[c] = pd.to_numeric(t[c], errors="coerce")
             if t[c].isna().any():
@@ -91,16 +102,26 @@ class SiteSitePotential:
             if len(t) == 0:
                 raise AnalysisInputError(f"{source}: no rows with site_kinds {want!r} (have {', '.join(available)})")
             label = want
+        if setup_cols:  # one calculation set-up only (after choosing the kind, so the kind is kept)
+            keys = t[setup_cols].astype(str).agg("|".join, axis=1)
+            if keys.nunique() > 1:
+                counts = keys.value_counts()
+                best = sorted(counts[counts == counts.max()].index)[0]
+                t = t[keys == best]
+                setup_note = f" [{best}]"
+                available = sorted(set(t["site_kinds"]))
+        if site_kinds not in (None, "envelope"):
+            pass  # label set above
         elif len(available) == 1:
             label = available[0]
         else:
             t = t.assign(_r=t["separation_A"].round(6)).groupby("_r", as_index=False)["energy_eV"].min()
             t = t.rename(columns={"_r": "separation_A"})
             label = "envelope(" + ",".join(available) + ")"
-        return cls(t["separation_A"].to_numpy() / 10.0, t["energy_eV"].to_numpy(), label=label)
+        return cls(t["separation_A"].to_numpy() / 10.0, t["energy_eV"].to_numpy(), label=label + setup_note)
 
     @classmethod
-    def read_csv(cls, path, site_kinds: str | None = None) -> SiteSitePotential:
+    def read_csv(cls, path, site_kinds: str | None = None, settings: str | None = None) -> SiteSitePotential:
         import pandas as pd
 
         path = Path(path)
@@ -110,19 +131,19 @@ class SiteSitePotential:
             table = pd.read_csv(path)
         except pd.errors.EmptyDataError as exc:
             raise AnalysisInputError(f"{path}: empty file") from exc
-        return cls.from_table(table, site_kinds, source=str(path))
+        return cls.from_table(table, site_kinds, source=str(path), settings=settings)
 
     def describe(self) -> dict:
         return {"label": self.label, "r_cut_nm": self.r_cut_nm, "n_separations": int(self.separation_nm.size),
                 "min_energy_eV": float(self.energy_eV.min()), "max_energy_eV": float(self.energy_eV.max())}
 
 
-def _coerce_potential(potential, site_kinds=None) -> SiteSitePotential | None:
+def _coerce_potential(potential, site_kinds=None, settings=None) -> SiteSitePotential | None:
     if potential is None or isinstance(potential, SiteSitePotential):
         return potential
     if isinstance(potential, (str, Path)):
-        return SiteSitePotential.read_csv(potential, site_kinds)
-    return SiteSitePotential.from_table(potential, site_kinds)
+        return SiteSitePotential.read_csv(potential, site_kinds, settings)
+    return SiteSitePotential.from_table(potential, site_kinds, settings=settings)
 
 
 class _Grid:
@@ -265,9 +286,10 @@ class DFTBiasedSampler:
     Parameters (set in ``__init__``): ``potential`` (:class:`SiteSitePotential`, path to
     ``site_site_potential.csv`` or a DataFrame; None = no energy term), ``sigma_nm`` (Rayleigh scale, nm; None =
     the Poisson value ``1/√(2πρ)`` at the sampled density), ``kT_eV`` (None or ∞ = no energy term),
-    ``grid_nm`` (field grid spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of max(σ, σ₀)), ``site_kinds`` (which
-    potential curve), and the fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 =
-    no energy term), ``runs_per_point``, ``n_boot``, ``seed``.
+    ``grid_nm`` (field grid spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of
+    max(σ, σ₀)), ``site_kinds`` (which potential curve), ``settings`` (which calculation set-up of the potential
+    table), and the fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 = no energy
+    term), ``runs_per_point``, ``n_boot``, ``seed``.
 
     :meth:`fit` sets ``sigma_nm_``, ``kT_eV_``, ``beta_per_eV_`` and ``fit_result_`` (see
     :func:`analysis.fitting.fit_dft_sampler`); :meth:`sample` uses fitted values when present.
@@ -275,7 +297,8 @@ class DFTBiasedSampler:
 
     def __init__(self, potential=None, sigma_nm: float | None = None, kT_eV: float | None = None,
                  grid_nm: float | None = None, tail: float = 3.5, site_kinds: str | None = None,
-                 sigma_factors=None, beta_grid=None, runs_per_point: int = 8, n_boot: int = 200, seed=0):
+                 sigma_factors=None, beta_grid=None, runs_per_point: int = 8, n_boot: int = 200, seed=0,
+                 settings: str | None = None):
         self.potential = potential
         self.sigma_nm = sigma_nm
         self.kT_eV = kT_eV
@@ -287,11 +310,12 @@ class DFTBiasedSampler:
         self.runs_per_point = runs_per_point
         self.n_boot = n_boot
         self.seed = seed
+        self.settings = settings
 
     @property
     def potential_(self) -> SiteSitePotential | None:
         if not hasattr(self, "_potential"):
-            self._potential = _coerce_potential(self.potential, self.site_kinds)
+            self._potential = _coerce_potential(self.potential, self.site_kinds, self.settings)
         return self._potential
 
     def _beta(self) -> float:

@@ -110,6 +110,10 @@ def test_potential_reading_units_and_reference():
     assert SiteSitePotential.from_table(two, "3N-4N").label == "3N-4N"
     env = SiteSitePotential.from_table(two)
     assert env.label.startswith("envelope") and env(np.array([0.5]))[0] == pytest.approx(-0.2)
+    # two calculation set-ups are never averaged: the one with most rows is used unless chosen
+    mixed = pd.concat([POT.assign(settings="vasp"), POT.iloc[:4].assign(settings="chgnet", energy_eV=9.0)])
+    assert SiteSitePotential.from_table(mixed)(np.array([0.25]))[0] == pytest.approx(0.6)
+    assert SiteSitePotential.from_table(mixed, settings="chgnet").energy_eV.max() == pytest.approx(0.0)
     with pytest.raises(AnalysisInputError, match="missing column"):
         SiteSitePotential.from_table(POT.drop(columns="energy_eV"))
     with pytest.raises(AnalysisInputError, match="non-numeric"):
