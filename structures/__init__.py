@@ -35,14 +35,23 @@ from .occupations import (
     place_metal,
 )
 from .pairs import PairPlacement, canonical_key, enumerate_pairs, smallest_separation
-from .sites import Site, carve_site, carve_sites, find_site, saturate_dangling, sites_of, undercoordinated
+from .sites import (
+    Site,
+    carve_site,
+    carve_sites,
+    find_site,
+    identify_sites,
+    saturate_dangling,
+    sites_of,
+    undercoordinated,
+)
 
 __all__ = [
     "A_LATTICE", "CC_BOND", "CONFIG_KINDS", "DEFAULT_HEIGHTS", "DIMER_BOND", "METADATA_KEYS", "SITE_KINDS",
     "PairPlacement", "Site", "SlabSpec", "StructureInputError",
     "build_dimer", "build_gas_atom", "build_gas_dimer", "build_pair", "build_single_site", "build_slab",
     "canonical_key", "carve_site", "carve_sites", "check_metal", "counts_per_set", "enumerate_pairs", "expand",
-    "find_site", "gas_atom", "gas_dimer", "graphene_slab", "kpoint_grid", "load_spec", "parse_kind", "place_dimer",
+    "find_site", "identify_sites", "gas_atom", "gas_dimer", "graphene_slab", "kpoint_grid", "load_spec", "parse_kind", "place_dimer",
     "place_metal", "plan", "plane_axes", "read_configuration", "read_index", "safe_name", "saturate_dangling",
     "sites_of", "smallest_separation", "undercoordinated", "validate_spec", "write_configurations",
 ]

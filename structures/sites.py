@@ -227,9 +227,8 @@ def carve_site(atoms: Atoms, kind: str, near=None, orientation: float | None = N
     kind = parse_kind(kind)
     centre, orient, removed, graph, dist = find_site(atoms, kind, near, orientation)
     if max_offset is not None and dist > max_offset:
-        raise StructureInputError(
-            f"carve_site: no free {kind} site within {max_offset} Å of {list(np.round(np.asarray(near, float), 3))}"
-        )
+        where = "the cell centre" if near is None else str(list(np.round(np.asarray(near, float), 3)))
+        raise StructureInputError(f"carve_site: no free {kind} site within {max_offset} Å of {where}")
     sym = atoms.get_chemical_symbols()
     gi, gj, _ = graph
     removed = set(removed)
@@ -333,3 +332,115 @@ def site_centres(atoms: Atoms) -> np.ndarray:
 def minimum_image_distance(atoms: Atoms, p, q) -> float:
     """Minimum-image distance (Å) between Cartesian points ``p`` and ``q`` in the cell of ``atoms``."""
     return float(np.linalg.norm(_mic_plane(atoms, np.asarray(q, float) - np.asarray(p, float))[0]))
+
+
+_KIND_BY_COUNTS = {(1, 3): "3N", (2, 4): "4N", (6, 6): "6N"}
+
+
+def identify_sites(atoms: Atoms, metal_radius: float = 3.0, bond_cutoff: float = 1.8) -> list[Site]:
+    """Recognise the 3N/4N/6N sites of a (possibly relaxed) structure from its N atoms alone.
+
+    Each N with two C/N neighbours points at its missing third neighbour (``N − (b₁ + b₂)`` for bond vectors
+    b₁, b₂ of an sp² centre); missing positions closer than 0.7 Å are one removed atom, removed atoms closer
+    than 1.9 Å belong to one site, and the site kind follows from (removed, N) = (1, 3), (2, 4) or (6, 6).
+    The centre is the centroid of the site's N atoms (equal to the centroid of the removed atoms for all three
+    kinds, and robust to relaxation); the orientation is snapped to the lattice values when within 10°.
+    Metals within ``metal_radius`` Å (in plane) of a site centre are assigned to the nearest site. Bonds: C/N
+    pairs closer than ``bond_cutoff`` Å. Sites are returned sorted by centre (first in-plane axis, then
+    second). Raises :class:`StructureInputError` if the N atoms do not form such sites.
+    """
+    u, v, n = plane_axes(atoms)
+    sym = atoms.get_chemical_symbols()
+    pos = atoms.get_positions()
+    light = np.flatnonzero(np.isin(np.array(sym), ("C", "N")))
+    li, lj, gd = neighbor_list("ijD", atoms[light], bond_cutoff)
+    gi = light[li]
+    bonds: dict[int, list[np.ndarray]] = {}
+    for a, dv in zip(gi, gd):
+        bonds.setdefault(int(a), []).append(dv)
+    n_idx = [k for k, s in enumerate(sym) if s == "N"]
+    missing = []
+    for k in n_idx:
+        b = bonds.get(k, [])
+        if len(b) != 2:
+            raise StructureInputError(f"identify_sites: N atom {k} has {len(b)} neighbours (expected 2)")
+        vec = -(b[0] + b[1])
+        vec[n] = 0.0
+        missing.append(pos[k] + vec / max(np.linalg.norm(vec), 1e-9) * CC_BOND)
+    missing = np.array(missing).reshape(-1, 3)
+    # union-find: N atoms sharing a removed atom, then removed atoms bonded to each other
+    parent = list(range(len(n_idx)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    holes: list[tuple[np.ndarray, list[int]]] = []  # (position, member N list indices)
+    for k in range(len(n_idx)):
+        for hp, members in holes:
+            if np.linalg.norm(_mic_plane(atoms, missing[k] - hp)[0]) < 0.7:
+                members.append(k)
+                break
+        else:
+            holes.append((missing[k], [k]))
+    hole_parent = list(range(len(holes)))
+
+    def hfind(x):
+        while hole_parent[x] != x:
+            hole_parent[x] = hole_parent[hole_parent[x]]
+            x = hole_parent[x]
+        return x
+
+    for a in range(len(holes)):
+        for b in range(a + 1, len(holes)):
+            if np.linalg.norm(_mic_plane(atoms, holes[a][0] - holes[b][0])[0]) < 1.9:
+                hole_parent[hfind(a)] = hfind(b)
+    groups: dict[int, list[int]] = {}
+    for h in range(len(holes)):
+        groups.setdefault(hfind(h), []).append(h)
+    sites = []
+    for hs in groups.values():
+        n_members = sorted({n_idx[k] for h in hs for k in holes[h][1]})
+        kind = _KIND_BY_COUNTS.get((len(hs), len(n_members)))
+        if kind is None:
+            raise StructureInputError(
+                f"identify_sites: a group of {len(n_members)} N around {len(hs)} vacancies is not a 3N/4N/6N site"
+            )
+        npos = pos[n_members[0]] + _mic_plane(atoms, pos[n_members] - pos[n_members[0]])
+        centre = npos.mean(axis=0)
+        rp = np.array([holes[h][0] for h in hs])
+        rp = centre + _mic_plane(atoms, rp - centre)
+        rp[:, n] = centre[n]
+        if kind == "4N":  # the bond axis joins the centroids of the N pairs around each removed atom
+            cen = [npos[[n_members.index(n_idx[k]) for k in holes[h][1]]].mean(axis=0) for h in hs]
+            ref = cen[1] - cen[0]
+        else:
+            ref = npos[0] - centre
+        period = _ORIENT_PERIOD[kind]
+        raw = _angle(ref, u, v) % period
+        orient = int(round(raw)) % period
+        for allowed in {"3N": (30, 90), "4N": (30, 90, 150), "6N": (30,)}[kind]:
+            if _orient_close(raw, allowed, period):
+                orient = allowed
+        centre = _wrap(atoms, centre)
+        sites.append(Site(kind, [float(x) for x in centre], orient, n_members, _wrap(atoms, rp).tolist()))
+    metals = [k for k, s in enumerate(sym) if s not in _LIGHT]
+    if sites:
+        centres = np.array([s.centre for s in sites])
+        for k in metals:
+            dv = _mic_plane(atoms, pos[k] - centres)
+            dv[:, n] = 0.0
+            d = np.linalg.norm(dv, axis=1)
+            best = int(np.argmin(d))
+            if d[best] <= metal_radius:
+                sites[best].metal_indices.append(k)
+        for s in sites:
+            if s.metal_indices:
+                syms = sorted({sym[k] for k in s.metal_indices})
+                count = len(s.metal_indices)
+                s.occupant = syms[0] + (str(count) if count > 1 else "") if len(syms) == 1 else "".join(
+                    sym[k] for k in s.metal_indices)
+    sites.sort(key=lambda s: (round(s.centre[u], 3), round(s.centre[v], 3)))
+    return sites

@@ -162,3 +162,40 @@ def test_bad_metal_rejected():
         place_metal(carved, 0, "pt")
     with pytest.raises(StructureInputError, match="unknown metal"):
         place_metal(carved, 0, "C")
+
+
+def test_identify_sites_round_trip(paper_configs):
+    """Sites are recognised from the N atoms alone (info['sites'] dropped, atoms rattled by 0.05 Å): same kinds,
+    N indices, metals, orientations, centres within 0.2 Å."""
+    from structures import identify_sites
+
+    checked = 0
+    for a in paper_configs[::3]:
+        if a.info["kind"].startswith("gas"):
+            continue
+        ref = sites_of(a)
+        b = a.copy()
+        b.info = {k: v for k, v in a.info.items() if k != "sites"}
+        b.rattle(0.05, seed=checked)
+        got = identify_sites(b)
+        assert sorted((s.kind, s.n_indices, s.metal_indices, s.occupant, s.orientation) for s in got) == sorted(
+            (s.kind, s.n_indices, s.metal_indices, s.occupant, s.orientation) for s in ref
+        ), a.info["id"]
+        for s in got:
+            r = next(x for x in ref if x.n_indices == s.n_indices)
+            _, d = get_distances(s.centre, r.centre, cell=a.cell, pbc=a.pbc)
+            assert d[0, 0] < 0.2
+        checked += 1
+    assert checked > 100
+
+
+def test_identify_sites_rejects_non_sites():
+    from structures import identify_sites
+
+    s = graphene_slab()
+    s[10].symbol = "N"  # graphitic N: three neighbours, not a coordination site
+    with pytest.raises(StructureInputError, match="neighbours"):
+        identify_sites(s)
+    carved, site = carve_site(graphene_slab(orientation="ac"), "6N", near=(0.0, 0.0))
+    got = identify_sites(carved)
+    assert len(got) == 1 and got[0].kind == "6N" and got[0].n_indices == site.n_indices
