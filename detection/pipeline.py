@@ -1,0 +1,366 @@
+"""The detection pipeline: image → pre-processing → CNN probability map → atoms → support area → files.
+
+``detect_image`` runs one image (array or path) and returns a :class:`DetectionResult`; ``detect_files`` runs many
+(CNN maps batched over images) and writes, per image, ``<stem>.csv`` (``x_px, y_px, x_nm, y_nm, score,
+component_size, element``), ``<stem>.json`` (settings, pixel size, support area nm², counts), ``<stem>.png``
+(overlay) and ``<stem>_support.png`` (support mask, white = support).
+
+Everything between pre-processing and localisation runs in the *model frame*: the image resampled to the training
+pixel size (0.0293 nm/px), so every pixel-valued setting (crop, component areas, spacings) keeps its physical
+meaning; positions are mapped back to the image's own pixels at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detection.errors import DetectionInputError
+from detection.preprocess import SUPPORTED_PIXEL_NM, TRAIN_PIXEL_NM, coords_back, preprocess, rescale_to
+
+COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".ser"}
+
+
+@dataclass
+class Settings:
+    """Pipeline settings; lengths in nm are converted to model-frame px (0.0293 nm/px)."""
+
+    threshold: float = 0.8
+    min_size_px: int = 1  # smallest component kept (model px)
+    split_area_px: float = 200.0  # components larger than this (model px²) go to the GMM split
+    min_sep_nm: float = 0.18  # closest physically possible atom spacing (BIC penalty)
+    max_sd_nm: float = 0.09  # widest single-atom blob (σ, BIC penalty)
+    merge_nm: float = 0.15  # detections closer than this are one atom (non-maximum suppression)
+    k_max: int = 3
+    on_support_only: bool = False  # drop detections over vacuum
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    def px(self, nm: float) -> float:
+        return nm / TRAIN_PIXEL_NM
+
+
+@dataclass
+class DetectionResult:
+    """Atoms of one image and everything needed to write / inspect them."""
+
+    atoms: pd.DataFrame  # COLUMNS
+    image: np.ndarray  # raw image (original frame)
+    pixel_size_nm: float
+    pixel_size_y_nm: float
+    probability: np.ndarray  # model frame
+    support: np.ndarray  # bool, original frame
+    support_area_nm2: float
+    settings: dict
+    name: str = "image"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    def summary(self) -> dict:
+        """The JSON record (see module docstring)."""
+        n_on = int(self.meta.get("n_atoms_on_support", self.n_atoms))
+        el = self.atoms["element"].astype(str)
+        counts = {k: int(v) for k, v in el[el != ""].value_counts().sort_index().items()}
+        return {
+            "image": self.name,
+            "pixel_size_nm": self.pixel_size_nm,
+            "pixel_size_y_nm": self.pixel_size_y_nm,
+            "shape": list(self.image.shape),
+            "support_area_nm2": self.support_area_nm2,
+            "field_area_nm2": float(self.image.size * self.pixel_size_nm * self.pixel_size_y_nm),
+            "threshold": self.settings["threshold"],
+            "n_atoms": self.n_atoms,
+            "n_atoms_on_support": n_on,
+            "density_nm2": (n_on / self.support_area_nm2) if self.support_area_nm2 > 0 else None,
+            "element_counts": counts,
+            "settings": self.settings,
+            **{k: v for k, v in self.meta.items() if k != "n_atoms_on_support"},
+        }
+
+    def write(self, outdir, stem: str | None = None, overlay: bool = True) -> dict:
+        """Write ``<stem>.csv``, ``.json``, ``_support.png`` and (``overlay``) ``.png`` atomically; return paths."""
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        stem = stem or Path(self.name).stem
+        paths = {"csv": outdir / f"{stem}.csv", "json": outdir / f"{stem}.json",
+                 "support": outdir / f"{stem}_support.png"}
+        _atomic(paths["csv"], lambda p: self.atoms[COLUMNS].to_csv(p, index=False, float_format="%.4f"))
+        summ = self.summary()
+        summ["files"] = {k: v.name for k, v in paths.items()}
+        if overlay:
+            paths["overlay"] = outdir / f"{stem}.png"
+            summ["files"]["overlay"] = paths["overlay"].name
+            _atomic(paths["overlay"], lambda p: write_overlay(self, p), suffix=".png")
+        _atomic(paths["support"], lambda p: _write_mask(self.support, p), suffix=".png")
+        _atomic(paths["json"], lambda p: Path(p).write_text(json.dumps(summ, indent=1, default=_json_default)))
+        return paths
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o))
+
+
+def _atomic(path: Path, write, suffix: str = ".tmp") -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_mask(mask: np.ndarray, path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.asarray(mask, np.uint8) * 255).save(path, format="PNG")
+
+
+def write_overlay(result: DetectionResult, path) -> None:
+    """PNG of the clipped image with detections (circles, coloured by element) and the support outline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    img = result.image
+    lo, hi = np.percentile(img, [0.1, 99.9])
+    h, w = img.shape
+    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(np.clip(img, lo, hi), cmap="gray", interpolation="nearest")
+    if not result.support.all():
+        ax.contour(result.support.astype(float), [0.5], colors="cyan", linewidths=0.8)
+    a = result.atoms
+    r = 0.15 / result.pixel_size_nm
+    colours = ["red", "yellow", "lime", "magenta", "orange"]
+    els = [e for e in pd.unique(a["element"].astype(str))]
+    for i, e in enumerate(els):
+        sel = a["element"].astype(str) == e
+        ax.scatter(a.loc[sel, "x_px"], a.loc[sel, "y_px"], s=(2 * r) ** 2 * 0.5, facecolors="none",
+                   edgecolors=colours[i % len(colours)], linewidths=0.8, label=e or None)
+    if any(els):
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.axis("off")
+    fig.savefig(path, dpi=100, format="png")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(weights: str | None, device: str):
+    from detection.model import FullyConvolutional, load_weights
+
+    cnn, meta = load_weights(weights)
+    return FullyConvolutional(cnn).to(device), meta
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DetectionInputError("--device cuda: no CUDA device available (use --device cpu)")
+    elif device != "cpu":
+        raise DetectionInputError(f"device {device!r}: use 'cpu' or 'cuda'")
+    return device
+
+
+def _prepare(image_or_path, pixel_size_nm):
+    from detection.io import read_image
+
+    if isinstance(image_or_path, (str, os.PathLike)):
+        raw, px, meta = read_image(image_or_path, pixel_size_nm)
+        py = meta["pixel_size_y_nm"]
+        name = Path(image_or_path).name
+    else:
+        raw = np.asarray(image_or_path, dtype=np.float64)
+        if raw.ndim != 2:
+            raise DetectionInputError(f"image array: expected 2-D, got shape {raw.shape}")
+        if not np.all(np.isfinite(raw)):
+            raise DetectionInputError("image array: contains NaN/inf")
+        if raw.max() == raw.min():
+            raise DetectionInputError("image array: constant image")
+        if pixel_size_nm is None:
+            raise DetectionInputError("image array: pixel_size_nm is required for an array input")
+        px = py = float(pixel_size_nm)
+        if not (np.isfinite(px) and px > 0):
+            raise DetectionInputError(f"image array: pixel size must be positive, got {pixel_size_nm}")
+        meta = {"pixel_size_source": "user"}
+        name = "image"
+    fx, fy = px / TRAIN_PIXEL_NM, py / TRAIN_PIXEL_NM
+    if abs(fx - 1) <= 0.02 and abs(fy - 1) <= 0.02:
+        fx = fy = 1.0
+    model_img = preprocess(rescale_to(raw, fx, fy))
+    warn = None
+    if not (SUPPORTED_PIXEL_NM[0] <= px <= SUPPORTED_PIXEL_NM[1]):
+        warn = (f"pixel size {px:.4g} nm is outside the supported {SUPPORTED_PIXEL_NM[0]}-"
+                f"{SUPPORTED_PIXEL_NM[1]} nm range; detections are unreliable")
+    return raw, px, py, model_img, name, {**meta, "rescale_factor": [fy, fx], "warning": warn}
+
+
+def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_meta) -> DetectionResult:
+    from detection.localise import localise
+    from detection.support import support_area_nm2, support_mask
+
+    s = settings
+    at = localise(prob, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
+                  min_sep_px=s.px(s.min_sep_nm), max_sd_px=s.px(s.max_sd_nm), merge_px=s.px(s.merge_nm),
+                  k_max=s.k_max, seed=s.seed)
+    x, y = coords_back(at["x"], at["y"], raw.shape, prob.shape)
+    mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
+    area = support_area_nm2(mask, px, py)
+    r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
+    c = np.clip(np.rint(x).astype(int), 0, raw.shape[1] - 1)
+    on = mask[r, c] if len(x) else np.zeros(0, bool)
+    df = pd.DataFrame({"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": at["score"],
+                       "component_size": at["component_size"], "element": [""] * len(x)})
+    if s.on_support_only:
+        df = df[on].reset_index(drop=True)
+        on = on[on]
+    meta = dict(meta)
+    meta["n_atoms_on_support"] = int(on.sum())
+    meta["support"] = sdiag
+    meta["weights"] = model_meta.get("digest", "")
+    if elements:
+        df, el_meta = _label_elements(raw, df, list(elements), s.seed)
+        meta["elements"] = el_meta
+    return DetectionResult(df, raw, px, py, prob, mask, area, s.as_dict(), name, meta)
+
+
+def _label_elements(raw, df, elements: list[str], seed: int):
+    if len(elements) == 1 or len(df) == 0:
+        df["element"] = elements[0] if len(df) else []
+        return df, {"method": "single element" if len(elements) == 1 else "none (no atoms)",
+                    "elements": elements}
+    try:
+        from detection.elements import label_elements
+    except ImportError as exc:  # the element labeller is optional at import time
+        raise DetectionInputError(f"--elements {','.join(elements)}: element labelling unavailable ({exc})") from exc
+    if len(df) < len(elements):
+        raise DetectionInputError(f"--elements: {len(df)} atoms cannot be split into {len(elements)} species")
+    res = label_elements(raw, df[["x_px", "y_px"]].to_numpy(), elements, seed=seed)
+    df["element"] = [str(e) for e in np.asarray(res["labels"])]
+    base = [str(e) for e in np.asarray(res.get("labels_intensity", []))]
+    meta = {"method": "VAE + GMM", "elements": elements,
+            "counts_intensity_baseline": {e: base.count(e) for e in elements} if base else None,
+            "agreement_with_intensity_baseline": (float(np.mean(np.asarray(base) == df["element"].to_numpy()))
+                                                  if len(base) == len(df) else None)}
+    for k, v in res.items():
+        if k not in ("labels", "labels_intensity") and isinstance(v, (int, float, str, bool, list, dict)):
+            meta[k] = v
+    return df, meta
+
+
+def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
+                  device: str = "cpu", settings: Settings | None = None, batch: int = 4) -> list[DetectionResult]:
+    """Run the pipeline on several images (arrays or paths); the CNN maps are batched over images."""
+    from detection.model import probability_map
+
+    device = _check_device(device)
+    s = settings or Settings()
+    s.threshold = float(threshold)
+    if not 0 < s.threshold < 1:
+        raise DetectionInputError(f"threshold {threshold}: must lie strictly between 0 and 1")
+    fcn, model_meta = _load_model(str(weights) if weights is not None else None, device)
+    prepared = [_prepare(im, pixel_size_nm) for im in images]
+    maps = probability_map(fcn, [p[3] for p in prepared], device=device, batch=batch)
+    return [_finish(raw, px, py, prob, name, meta, s, elements, model_meta)
+            for (raw, px, py, _, name, meta), prob in zip(prepared, maps)]
+
+
+def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold: float = 0.8, elements=None,
+                 weights=None, device: str = "cpu", settings: Settings | None = None) -> DetectionResult:
+    """Detect atoms in one image.
+
+    Parameters
+    ----------
+    image_or_path : 2-D array of raw intensities or an image path (see :func:`detection.io.read_image`).
+    pixel_size_nm : nm/px; required for arrays and files without calibration, overrides the file otherwise.
+    threshold : probability threshold of the atom mask (default 0.8).
+    elements : element symbols in increasing Z (``["Ni", "Pd"]``) to label atoms by species (one symbol: all).
+    weights : weights file (default: the bundled model, see detection/data/MODEL_CARD.md).
+    device : ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    DetectionResult with ``atoms`` (DataFrame: x_px, y_px, x_nm, y_nm, score, component_size, element),
+    ``support`` mask, ``support_area_nm2``, ``probability`` map and ``summary()``.
+    """
+    return detect_images([image_or_path], pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
+                         weights=weights, device=device, settings=settings)[0]
+
+
+def find_images(inputs) -> list[Path]:
+    """Expand files and folders (non-recursive) into image paths, sorted; folders keep known image suffixes."""
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise DetectionInputError(f"{p}: folder contains no images")
+            out += found
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
+
+
+def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
+                 device: str = "cpu", settings: Settings | None = None, overlay: bool = True, batch: int = 4,
+                 progress: bool = False) -> list[dict]:
+    """Detect atoms in image files/folders and write the per-image files into ``outdir``.
+
+    Images are processed in groups of ``batch`` (one batched CNN pass per group); files already written are kept
+    when a later image fails. Returns the JSON summaries (with ``files``) in input order.
+    """
+    files = find_images(paths)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    stems = [f.stem for f in files]
+    dup = {s for s in stems if stems.count(s) > 1}
+    summaries = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), desc="detect", unit="image")
+    for g in range(0, len(files), batch):
+        group = files[g:g + batch]
+        results = detect_images(group, pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
+                                weights=weights, device=device, settings=settings, batch=batch)
+        for f, res in zip(group, results):
+            stem = f"{f.parent.name}_{f.stem}" if f.stem in dup else f.stem
+            paths = res.write(outdir, stem, overlay=overlay)
+            summ = res.summary()
+            summ["files"] = {k: str(v) for k, v in paths.items()}
+            summaries.append(summ)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return summaries

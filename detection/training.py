@@ -1,0 +1,305 @@
+"""Training data and training loop for the atom CNN.
+
+Training crops are cut from the *whole pre-processed image* (zero-padded by 10 px), exactly what the fully
+convolutional inference sees: no crop-wise re-normalisation (the published code re-normalised training crops only).
+
+* positives: 21×21 crops centred on a fraction (default 90 %) of the expert positions; the rest are a crop-level
+  validation set used to keep the best epoch;
+* negatives, as many as positives, drawn afresh every epoch: 75 % uniform over pixels ≥ 10 px from every labelled
+  atom, 25 % exactly 18 px from a random atom in a random direction (also ≥ 10 px from every atom); optional
+  hard negatives (false detections of an earlier model) replace part of the uniform ones;
+* augmentation: the 8 flips/rotations by 90°, an intensity gain and a little Gaussian noise.
+
+Axes: labels are (x = column, y = row); the exclusion map is indexed [row, column] (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from detection.errors import DetectionInputError
+
+log = logging.getLogger(__name__)
+
+CROP = 21
+HALF = CROP // 2
+
+
+@dataclass
+class LabelledImage:
+    """A pre-processed image in the model frame and its expert positions (x = column, y = row, px)."""
+
+    name: str
+    image: np.ndarray
+    xy: np.ndarray  # (n, 2) x=column, y=row in the model frame
+    pixel_size_nm: float = 15.0 / 512
+    scale: float = 1.0  # model px per original px
+    shape_in: tuple = ()
+    hard_negatives: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+
+
+def read_labels(path) -> np.ndarray:
+    """(n, 2) array of (x=column, y=row) px from an ImageJ Results CSV (``X``, ``Y``) or a detection CSV."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:
+        raise DetectionInputError(f"{path}: unreadable CSV ({exc})") from exc
+    cols = {c.strip(): c for c in df.columns}
+    for xc, yc in (("x_px", "y_px"), ("X", "Y"), ("x", "y")):
+        if xc in cols and yc in cols:
+            xy = df[[cols[xc], cols[yc]]].to_numpy(float)
+            if not np.all(np.isfinite(xy)):
+                raise DetectionInputError(f"{path}: non-finite coordinates in columns {xc}, {yc}")
+            return xy.reshape(-1, 2)
+    raise DetectionInputError(f"{path}: needs columns x_px, y_px (or ImageJ X, Y); found {list(df.columns)}")
+
+
+def _find(data_dir: Path, name: str, sub: str) -> Path:
+    for cand in (data_dir / sub / name, data_dir / name):
+        if cand.is_file():
+            return cand
+    raise DetectionInputError(f"{data_dir}: {name} not found (looked in {sub}/ and the folder itself)")
+
+
+def load_split(data_dir, split_csv, which: str = "train") -> list[LabelledImage]:
+    """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame."""
+    from detection.io import read_image
+    from detection.preprocess import preprocess, rescale_factor, rescale_to
+
+    data_dir = Path(data_dir)
+    split_csv = Path(split_csv)
+    try:
+        split = pd.read_csv(split_csv)
+    except Exception as exc:
+        raise DetectionInputError(f"{split_csv}: unreadable split CSV ({exc})") from exc
+    missing = {"image", "labels", "split"} - set(split.columns)
+    if missing:
+        raise DetectionInputError(f"{split_csv}: missing columns {sorted(missing)}")
+    out = []
+    for row in split[split["split"] == which].itertuples():
+        img_path = _find(data_dir, row.image, "images")
+        raw, px, _ = read_image(img_path)
+        xy = read_labels(_find(data_dir, row.labels, "labels"))
+        s = rescale_factor(px)
+        img = preprocess(rescale_to(raw, s))
+        xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
+        out.append(LabelledImage(Path(row.image).stem, img, xy_m, px, s, raw.shape))
+    if not out:
+        raise DetectionInputError(f"{split_csv}: no images with split == {which!r}")
+    return out
+
+
+def distance_to_atoms(shape: tuple[int, int], xy: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px) from every pixel [row, column] to the nearest atom at (x=column, y=row)."""
+    mask = np.ones(shape, bool)
+    if len(xy):
+        rc = np.rint(xy[:, ::-1]).astype(int)
+        ok = (rc[:, 0] >= 0) & (rc[:, 0] < shape[0]) & (rc[:, 1] >= 0) & (rc[:, 1] < shape[1])
+        mask[rc[ok, 0], rc[ok, 1]] = False
+        if not ok.all():  # atoms just outside: fall back to an exact brute-force distance
+            rr, cc = np.mgrid[: shape[0], : shape[1]]
+            d = np.full(shape, np.inf)
+            for x, y in xy:
+                d = np.minimum(d, np.hypot(rr - y, cc - x))
+            return d
+    else:
+        return np.full(shape, np.inf)
+    return ndimage.distance_transform_edt(mask)
+
+
+def sample_negatives(shape, xy, n: int, rng: np.random.Generator, *, min_dist_px: float = 10.0,
+                     contrastive_dist_px: float = 18.0, contrastive_frac: float = 0.25,
+                     dist: np.ndarray | None = None) -> np.ndarray:
+    """``n`` negative centres (x=column, y=row, integer px): 75 % uniform ≥ ``min_dist_px`` from all atoms,
+    25 % exactly ``contrastive_dist_px`` from a random atom in a random direction (and ≥ ``min_dist_px`` from all).
+    """
+    dist = distance_to_atoms(shape, xy) if dist is None else dist
+    n_con = int(round(n * contrastive_frac)) if len(xy) else 0
+    pts = []
+    tries = 0
+    while len(pts) < n_con and tries < 50 * max(n_con, 1):
+        tries += 1
+        a = xy[rng.integers(len(xy))]
+        t = rng.uniform(0, 2 * np.pi)
+        x, y = a[0] + contrastive_dist_px * np.cos(t), a[1] + contrastive_dist_px * np.sin(t)
+        c, r = int(np.rint(x)), int(np.rint(y))
+        if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= min_dist_px:
+            pts.append((c, r))
+    far = np.flatnonzero(dist.ravel() >= min_dist_px)
+    if len(far) == 0:
+        raise DetectionInputError("no pixel is far enough from the labelled atoms to draw negatives")
+    idx = rng.choice(far, size=n - len(pts), replace=True)
+    r, c = np.divmod(idx, shape[1])
+    pts += list(zip(c.tolist(), r.tolist()))
+    return np.asarray(pts, dtype=int).reshape(-1, 2)
+
+
+def crops_at(image: np.ndarray, xy: np.ndarray, padded: np.ndarray | None = None) -> np.ndarray:
+    """21×21 crops of the zero-padded image centred on integer-rounded (x=column, y=row); (n, 21, 21) float32."""
+    padded = np.pad(np.asarray(image, np.float32), HALF) if padded is None else padded
+    rc = np.rint(np.asarray(xy, float)[:, ::-1]).astype(int).reshape(-1, 2)
+    rc = np.clip(rc, [0, 0], [image.shape[0] - 1, image.shape[1] - 1])
+    if len(rc) == 0:
+        return np.empty((0, CROP, CROP), np.float32)
+    return np.stack([padded[r:r + CROP, c:c + CROP] for r, c in rc])
+
+
+def augment(crops: np.ndarray, rng: np.random.Generator, *, gain=(0.75, 1.3), noise_sd=0.03) -> np.ndarray:
+    """Random flip/rot90 (8 symmetries), intensity gain and Gaussian noise per crop (returns a new array)."""
+    out = np.empty_like(crops)
+    k = rng.integers(0, 4, len(crops))
+    flip = rng.random(len(crops)) < 0.5
+    for i, c in enumerate(crops):
+        c = np.rot90(c, k[i])
+        out[i] = c[:, ::-1] if flip[i] else c
+    if gain is not None:
+        out *= rng.uniform(*gain, size=(len(crops), 1, 1)).astype(np.float32)
+    if noise_sd:
+        sd = rng.uniform(0, noise_sd, size=(len(crops), 1, 1)).astype(np.float32)
+        out += sd * rng.standard_normal(out.shape).astype(np.float32)
+    return out
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train_cnn` (defaults are the bundled model's)."""
+
+    channels: tuple = (16, 32, 32)
+    hidden: int = 32
+    epochs: int = 40
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    pos_frac: float = 0.9
+    neg_ratio: float = 1.0
+    hard_frac: float = 0.0
+    gain: tuple = (0.75, 1.3)
+    noise_sd: float = 0.03
+    pos_jitter_px: int = 0
+    seed: int = 777
+    threads: int = 2
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["gain"] = list(self.gain) if self.gain is not None else None
+        return d
+
+
+def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *, progress: bool = False):
+    """Train an :class:`~detection.model.AtomCNN` on labelled images; deterministic for a given ``config.seed``.
+
+    Returns ``(cnn, history)`` with the weights of the epoch of lowest crop-level validation loss and a list of
+    per-epoch dicts (train_loss, val_loss, val_acc).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from detection.model import AtomCNN
+
+    cfg = config or TrainConfig()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    prepared = []
+    pos_train, pos_val = [], []
+    for li in images:
+        padded = np.pad(li.image, HALF)
+        dist = distance_to_atoms(li.image.shape, li.xy)
+        perm = rng.permutation(len(li.xy))
+        n_tr = int(round(cfg.pos_frac * len(li.xy))) if cfg.pos_frac < 1 else len(li.xy)
+        tr, va = li.xy[perm[:n_tr]], li.xy[perm[n_tr:]]
+        pos_train.append((len(prepared), tr))
+        pos_val.append((len(prepared), va))
+        prepared.append((li, padded, dist))
+
+    def pos_crops(items, jitter=0):
+        out = []
+        for k, xy in items:
+            li, padded, _ = prepared[k]
+            if len(xy) == 0:
+                continue
+            if jitter:
+                xy = xy + rng.integers(-jitter, jitter + 1, size=xy.shape)
+            out.append(crops_at(li.image, xy, padded))
+        return np.concatenate(out) if out else np.empty((0, CROP, CROP), np.float32)
+
+    def neg_crops(counts):
+        out = []
+        for (k, _), n in zip(pos_train, counts):
+            li, padded, dist = prepared[k]
+            if n == 0:
+                continue
+            n_hard = min(int(round(cfg.hard_frac * n)), len(li.hard_negatives)) if cfg.hard_frac else 0
+            neg = sample_negatives(li.image.shape, li.xy, n - n_hard, rng, dist=dist)
+            if n_hard:
+                pick = li.hard_negatives[rng.choice(len(li.hard_negatives), n_hard, replace=False)]
+                neg = np.concatenate([neg, np.rint(pick).astype(int)])
+            out.append(crops_at(li.image, neg, padded))
+        return np.concatenate(out) if out else np.empty((0, CROP, CROP), np.float32)
+
+    # fixed crop-level validation set: held-out positives + as many negatives
+    val_pos = pos_crops(pos_val)
+    n_val = [len(xy) for _, xy in pos_val]
+    val_neg = neg_crops(n_val) if sum(n_val) else np.empty((0, CROP, CROP), np.float32)
+    x_val = torch.from_numpy(np.concatenate([val_pos, val_neg])[:, None].copy())
+    y_val = torch.from_numpy(np.r_[np.ones(len(val_pos)), np.zeros(len(val_neg))].astype(np.int64))
+
+    cnn = AtomCNN(tuple(cfg.channels), cfg.hidden)
+    opt = torch.optim.Adam(cnn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    history = []
+    best = (np.inf, None, -1)
+    bar = range(cfg.epochs)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(bar, desc="train", unit="epoch")
+    for epoch in bar:
+        pos = pos_crops(pos_train, cfg.pos_jitter_px)
+        counts = [int(round(cfg.neg_ratio * len(xy))) for _, xy in pos_train]
+        neg = neg_crops(counts)
+        x = augment(np.concatenate([pos, neg]), rng, gain=cfg.gain, noise_sd=cfg.noise_sd)
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(np.int64)
+        order = rng.permutation(len(x))
+        x_t = torch.from_numpy(x[order][:, None].copy())
+        y_t = torch.from_numpy(y[order])
+        cnn.train()
+        tot = 0.0
+        for s in range(0, len(x_t), cfg.batch):
+            xb, yb = x_t[s:s + cfg.batch], y_t[s:s + cfg.batch]
+            if len(xb) < 2:
+                continue
+            opt.zero_grad()
+            loss = F.cross_entropy(cnn(xb), yb)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(xb)
+        sched.step()
+        rec = {"epoch": epoch + 1, "train_loss": tot / max(len(x_t), 1)}
+        if len(x_val):
+            cnn.eval()
+            with torch.no_grad():
+                logits = cnn(x_val)
+                rec["val_loss"] = float(F.cross_entropy(logits, y_val))
+                rec["val_acc"] = float((logits.argmax(1) == y_val).float().mean())
+            if rec["val_loss"] < best[0]:
+                best = (rec["val_loss"], {k: v.clone() for k, v in cnn.state_dict().items()}, epoch + 1)
+        history.append(rec)
+        log.debug("epoch %s", rec)
+    if best[1] is not None:
+        cnn.load_state_dict(best[1])
+    cnn.eval()
+    for rec in history:
+        rec["selected"] = rec["epoch"] == best[2]
+    return cnn, history

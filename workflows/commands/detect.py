@@ -1,0 +1,232 @@
+"""``sacmap detect``: atom detection in HAADF-STEM images, and its evaluate / train / simulate verbs.
+
+    sacmap detect IMAGE_OR_DIR... -o OUTDIR [--pixel-size NM] [--threshold 0.8] [--elements Ni,Pd]
+                  [--weights FILE] [--device cpu|cuda]
+    sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
+    sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
+    sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+VERBS = ("evaluate", "train", "simulate")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "detect", add_help=False,
+        help="detect atoms in HAADF-STEM images (also: detect evaluate | train | simulate)",
+        description="Detect metal atoms in HAADF-STEM images. Verbs: evaluate, train, simulate "
+        "('sacmap detect VERB -h').",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_dispatch)
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sacmap detect",
+        description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG with --pixel-size, dm3/dm4/emd/ser "
+        "with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
+        "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides the file)")
+    p.add_argument("--threshold", type=float, default=0.8, help="probability threshold (default 0.8)")
+    p.add_argument("--elements", default=None, help="comma-separated element symbols in increasing Z, e.g. Ni,Pd")
+    p.add_argument("--weights", default=None, help="weights file (default: bundled model)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--batch", type=int, default=4, help="images per CNN batch")
+    p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlays")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sacmap detect evaluate",
+                                description="Precision/recall/F1 with one-to-one (Hungarian) matching within a radius.")
+    p.add_argument("--pred", required=True, help="prediction CSV (x_px, y_px) or folder of them")
+    p.add_argument("--truth", required=True, help="label CSV (x_px, y_px or ImageJ X, Y) or folder of them")
+    p.add_argument("--radius-px", type=float, default=5.0)
+    p.add_argument("-o", "--output", default=None, help="write the full report as JSON")
+    return p
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sacmap detect train", description="Train the atom CNN on labelled images.")
+    p.add_argument("--data", required=True, help="folder with images/ and labels/ (or the files directly)")
+    p.add_argument("--split", required=True, help="CSV with columns image, labels, split")
+    p.add_argument("--which", default="train", help="split value to train on (default: train)")
+    p.add_argument("-o", "--output", required=True, help="weights file to write (.pt)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--channels", default=None, help="conv widths, e.g. 16,32,32 (paper: 32,64,128)")
+    p.add_argument("--hidden", type=int, default=None, help="FC width (paper: 128)")
+    return p
+
+
+def _simulate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sacmap detect simulate",
+                                description="Synthetic HAADF-STEM images with known atom positions.")
+    p.add_argument("-o", "--outdir", required=True)
+    p.add_argument("--n-images", type=int, default=1)
+    p.add_argument("--size", type=int, default=512, help="image side (px)")
+    p.add_argument("--pixel-size", type=float, default=0.0293, help="nm/px")
+    p.add_argument("--density", type=float, default=1.0, help="atoms per nm² of field")
+    p.add_argument("--dimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm dimers")
+    p.add_argument("--elements", default=None, help="comma-separated symbols, assigned at random")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _dispatch(args) -> int:
+    rest = list(args.rest)
+    if not rest or rest[0] in ("-h", "--help"):
+        _run_parser().print_help()
+        return 0 if rest else 2
+    verb = rest[0]
+    if verb == "evaluate":
+        return _evaluate(_evaluate_parser().parse_args(rest[1:]))
+    if verb == "train":
+        return _train(_train_parser().parse_args(rest[1:]))
+    if verb == "simulate":
+        return _simulate(_simulate_parser().parse_args(rest[1:]))
+    return _detect(_run_parser().parse_args(rest))
+
+
+def _elements(text):
+    if not text:
+        return None
+    els = [e.strip() for e in text.split(",") if e.strip()]
+    return els or None
+
+
+def _detect(a) -> int:
+    import torch
+
+    from detection.pipeline import detect_files
+
+    torch.set_num_threads(max(1, a.threads))
+    summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
+                             elements=_elements(a.elements), weights=a.weights, device=a.device,
+                             overlay=not a.no_overlay, batch=a.batch, progress=True)
+    for s in summaries:
+        dens = f"{s['density_nm2']:.3f}/nm²" if s["density_nm2"] is not None else "n/a"
+        warn = f"  WARNING: {s['warning']}" if s.get("warning") else ""
+        print(f"{s['image']}: {s['n_atoms']} atoms, support {s['support_area_nm2']:.1f} nm², density {dens}{warn}")
+    print(f"wrote {len(summaries)} result set(s) to {a.outdir}")
+    return 0
+
+
+def _evaluate(a) -> int:
+    from detection.evaluate import evaluate_files
+
+    rep = evaluate_files(a.pred, a.truth, a.radius_px)
+    for r in rep["per_image"]:
+        print(f"{r['pred']}: P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}  "
+              f"(TP {r['tp']}, pred {r['n_pred']}, truth {r['n_truth']})")
+    p = rep["pooled"]
+    print(f"pooled (radius {a.radius_px:g} px): P {p['precision']:.3f}  R {p['recall']:.3f}  F1 {p['f1']:.3f}  "
+          f"(TP {p['tp']}, pred {p['n_pred']}, truth {p['n_truth']})")
+    if a.output:
+        from pathlib import Path
+
+        from detection.pipeline import _atomic
+
+        out = Path(a.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _atomic(out, lambda t: Path(t).write_text(json.dumps(rep, indent=1)))
+    return 0
+
+
+def _train(a) -> int:
+    import time
+
+    from detection.model import save_weights, weights_digest
+    from detection.training import TrainConfig, load_split, train_cnn
+
+    cfg = TrainConfig(threads=a.threads)
+    if a.epochs is not None:
+        cfg.epochs = a.epochs
+    if a.seed is not None:
+        cfg.seed = a.seed
+    if a.channels:
+        cfg.channels = tuple(int(c) for c in a.channels.split(","))
+    if a.hidden:
+        cfg.hidden = a.hidden
+    t0 = time.perf_counter()
+    images = load_split(a.data, a.split, a.which)
+    cnn, history = train_cnn(images, cfg, progress=True)
+    sel = next((h for h in history if h.get("selected")), history[-1])
+    meta = {"config": cfg.as_dict(), "images": [li.name for li in images],
+            "n_atoms": int(sum(len(li.xy) for li in images)), "history": history, "selected_epoch": sel["epoch"],
+            "train_seconds": round(time.perf_counter() - t0, 1), "digest": weights_digest(cnn),
+            "command": "sacmap detect " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "sacmap detect train"}
+    save_weights(cnn, a.output, meta)
+    print(f"trained on {len(images)} images ({meta['n_atoms']} atoms) in {meta['train_seconds']} s; "
+          f"epoch {sel['epoch']} kept (crop val loss {sel.get('val_loss', float('nan')):.3f}, "
+          f"acc {sel.get('val_acc', float('nan')):.3f}); wrote {a.output} [{meta['digest']}]")
+    return 0
+
+
+def _simulate(a) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from detection.errors import DetectionInputError
+    from detection.io import write_tiff
+
+    try:
+        from detection.simulate import simulate_image
+    except ImportError as exc:
+        raise DetectionInputError(f"detect simulate: simulator unavailable ({exc})") from exc
+    if a.size < 21 or a.pixel_size <= 0 or a.density < 0 or not 0 <= a.dimer_fraction <= 1:
+        raise DetectionInputError("detect simulate: need --size ≥ 21, --pixel-size > 0, --density ≥ 0, "
+                                  "0 ≤ --dimer-fraction ≤ 1")
+    out = Path(a.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    els = _elements(a.elements)
+    for i in range(a.n_images):
+        seed = a.seed + i
+        rng = np.random.default_rng(seed)
+        xy = _random_xy(rng, a.size, a.pixel_size, a.density, a.dimer_fraction)
+        elements = list(rng.choice(els, size=len(xy))) if els else None
+        image, truth = simulate_image(xy, shape=(a.size, a.size), pixel_size_nm=a.pixel_size, elements=elements,
+                                      seed=seed)
+        stem = f"sim_{i:03d}"
+        write_tiff(out / f"{stem}.tif", np.asarray(image, np.float32), a.pixel_size)
+        truth.to_csv(out / f"{stem}_truth.csv", index=False)
+        print(f"{stem}.tif: {len(truth)} atoms")
+    return 0
+
+
+def _random_xy(rng, size: int, pixel_nm: float, density: float, dimer_fraction: float, min_nm: float = 0.35):
+    """Atom positions (nm, (n, 2) x, y) at ``density`` per nm², hard-core ``min_nm``, some as 0.22-nm dimers."""
+    import numpy as np
+
+    side = size * pixel_nm
+    n = int(rng.poisson(density * side * side))
+    margin = 0.3
+    pts: list = []
+    tries = 0
+    while len(pts) < n and tries < 200 * max(n, 1):
+        tries += 1
+        p = rng.uniform(margin, side - margin, 2)
+        if pts and np.min(np.linalg.norm(np.asarray(pts) - p, axis=1)) < min_nm:
+            continue
+        if rng.random() < dimer_fraction / 2 and len(pts) + 2 <= n:
+            t = rng.uniform(0, np.pi)
+            q = p + 0.22 * np.array([np.cos(t), np.sin(t)])
+            if margin <= q.min() and q.max() <= side - margin and (
+                    not pts or np.min(np.linalg.norm(np.asarray(pts) - q, axis=1)) >= min_nm):
+                pts += [p, q]
+                continue
+        pts.append(p)
+    return np.asarray(pts).reshape(-1, 2)
