@@ -166,16 +166,13 @@ def region_for(xy_nm: np.ndarray, meta: dict, region: str | None = None, mask: s
             raise AnalysisInputError(f"{mask}: a mask needs the pixel size (--pixel-size NM)")
         return read_mask(mask, p)
     if region is not None:
-        reg = parse_region(region)
-    elif meta.get("shape") and meta.get("pixel_size_nm"):
+        return parse_region(region)
+    if meta.get("shape") and meta.get("pixel_size_nm"):
         ny, nx = [int(v) for v in meta["shape"][:2]]
         p = float(meta["pixel_size_nm"])
-        reg = Region.rectangle(nx * p, ny * p, -0.5 * p, -0.5 * p)
-    else:
-        return Region.coerce(None, xy_nm)
-    if meta.get("support_area_nm2"):
-        reg.area_override_nm2 = float(meta["support_area_nm2"])
-    return reg
+        # the image rectangle for edge corrections, the detector's support area for densities
+        return Region.rectangle(nx * p, ny * p, -0.5 * p, -0.5 * p, area_override_nm2=meta.get("support_area_nm2"))
+    return Region.coerce(None, xy_nm)
 
 
 def _atomic(path: Path, write) -> Path:

@@ -115,3 +115,19 @@ def test_sample_fit_writes_parameters(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("site_kinds,separation_A\n4N-4N,3\n")
     assert cli.main(["sample", "fit", "--observed", str(obs), "--potential", str(bad), "--region", "6,6"]) == 2
+
+
+def test_stats_with_support_mask(tmp_path):
+    mask = np.zeros((200, 200), bool)
+    mask[:, 100:] = True  # right half is support: 2 x 4 nm at 0.02 nm/px
+    np.save(tmp_path / "mask.npy", mask)
+    xy = sample_random(40, (2.0, 4.0), seed=3)[0] + [2.0, 0.0]
+    pd.DataFrame({"x_nm": xy[:, 0], "y_nm": xy[:, 1]}).to_csv(tmp_path / "c.csv", index=False)
+    out = tmp_path / "o"
+    assert cli.main(["stats", str(tmp_path / "c.csv"), "--mask", str(tmp_path / "mask.npy"), "--pixel-size", "0.02",
+                     "-o", str(out), "--no-plots", "--random-runs", "3"]) == 0
+    d = json.loads((out / "descriptors.json").read_text())
+    assert d["support_area_nm2"] == pytest.approx(8.0) and d["region"]["kind"] == "mask"
+    assert d["density_nm2"] == pytest.approx(5.0)
+    # without a pixel size the mask cannot be placed
+    assert cli.main(["stats", str(tmp_path / "c.csv"), "--mask", str(tmp_path / "mask.npy"), "-o", str(out)]) == 2
