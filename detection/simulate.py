@@ -164,15 +164,19 @@ def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float
     n2 = int(round((n_atoms - 3 * n3) * min(dimer_fraction / max(1 - trimer_fraction, 1e-9), 1.0) / 2.0))
     n1 = max(n_atoms - 3 * n3 - 2 * n2, 0)
     sizes = [3] * n3 + [2] * n2 + [1] * n1
+    # random sequential addition of hard disks jams at a covered fraction of 0.547: refuse beyond it
+    if n_atoms and density_nm2 * np.pi * min_dist_nm**2 / 4 > 0.547:
+        raise DetectionInputError(
+            f"cannot place {n_atoms} atoms at min_dist_nm={min_dist_nm} in {fx}×{fy} nm: density "
+            f"{density_nm2}/nm² exceeds the random-packing limit {0.547 * 4 / (np.pi * min_dist_nm**2):.1f}/nm²")
     pts = np.empty((0, 2))
     groups = np.empty(0, int)
     d2min = min_dist_nm ** 2
-    max_tries = 2000 + 200 * len(sizes)
-    tries = 0
     for gid, size in enumerate(sizes):
+        tries = 0
         while True:
             tries += 1
-            if tries > max_tries:
+            if tries > 20000:
                 raise DetectionInputError(
                     f"cannot place {n_atoms} atoms at min_dist_nm={min_dist_nm} in {fx}×{fy} nm "
                     f"(density {density_nm2}/nm² is too high for that spacing)")
