@@ -48,9 +48,16 @@ def clock(fn, *a, **k):
     return time.perf_counter() - t, out
 
 
+def human(seconds: float) -> str:
+    for unit, size in (("years", 3.15e7), ("days", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds * 1e3:.3g} ms"
+
+
 def line(name: str, fast: float, slow: float, est: bool = False, unit: str = "per run") -> None:
-    print(f"  {name:<38} fast {fast * 1e3:10.2f} ms   straightforward {slow * 1e3:12.1f} ms{' (est.)' if est else ''}"
-          f"   speed-up {slow / fast:8.1f}x   ({unit})")
+    print(f"  {name:<40} fast {human(fast):>10}   straightforward {human(slow):>11}{' (est.)' if est else '       '}"
+          f"   speed-up {slow / fast:10.3g}x   ({unit})")
 
 
 def bench_repulsive(runs: int, n_naive_runs: int) -> float:
