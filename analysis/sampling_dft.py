@@ -57,9 +57,20 @@ class SiteSitePotential:
         self.separation_nm, self.energy_eV, self.label = ur, ue - ue[-1], label
         self.r_cut_nm = float(ur[-1])
 
+    LUT_STEP_NM = 1e-4
+
     def __call__(self, r_nm: np.ndarray) -> np.ndarray:
         r = np.asarray(r_nm, dtype=float)
         return np.where(r < self.r_cut_nm, np.interp(r, self.separation_nm, self.energy_eV), 0.0)
+
+    def lookup(self, r_nm: np.ndarray) -> np.ndarray:
+        """``ΔE(r)`` from a table at 0.1 pm spacing (nearest entry): what the samplers use, ~3x faster than
+        interpolating, and within 0.05 pm × the steepest slope of :meth:`__call__`."""
+        if not hasattr(self, "_lut"):
+            grid = np.arange(0.0, self.r_cut_nm + 2 * self.LUT_STEP_NM, self.LUT_STEP_NM)
+            self._lut = self(grid)
+        idx = np.minimum((np.asarray(r_nm) * (1.0 / self.LUT_STEP_NM) + 0.5).astype(np.int64), self._lut.size - 1)
+        return self._lut[idx]
 
     @classmethod
     def from_table(cls, table, site_kinds: str | None = None, source: str = "table",
@@ -232,7 +243,7 @@ def dft_run(n_points: int, region: Region, rng: np.random.Generator, sigma_nm: f
         logw = a * (Dw * Dw - d_cap * d_cap)
         if E is not None:
             Ew = E[i0:i1, j0:j1]
-            Ew += potential(dist)
+            Ew += potential.lookup(dist)
             logw -= beta * Ew
         np.clip(logw, -700.0, 700.0, out=logw)
         Fw = np.exp(logw)
@@ -255,7 +266,7 @@ def dft_field_naive(points_nm: np.ndarray, grid: _Grid, a: float, d_cap: float, 
         dist = np.sqrt((yy - p[1]) ** 2 + (xx - p[0]) ** 2)
         np.minimum(D, dist, out=D)
         if beta > 0:
-            E += potential(dist)
+            E += potential.lookup(dist)
     F = np.exp(np.clip(a * (D * D - d_cap * d_cap) - beta * E, -700.0, 700.0))
     if grid.support is not None:
         F *= grid.support
