@@ -334,31 +334,36 @@ def minimum_image_distance(atoms: Atoms, p, q) -> float:
     return float(np.linalg.norm(_mic_plane(atoms, np.asarray(q, float) - np.asarray(p, float))[0]))
 
 
-_KIND_BY_COUNTS = {(1, 3): "3N", (2, 4): "4N", (6, 6): "6N"}
+_KIND_BY_N = {3: "3N", 4: "4N", 6: "6N"}
 
 
 def identify_sites(atoms: Atoms, metal_radius: float = 3.0, bond_cutoff: float = 1.8) -> list[Site]:
     """Recognise the 3N/4N/6N sites of a (possibly relaxed) structure from its N atoms alone.
 
     Each N with two C/N neighbours points at its missing third neighbour (``N − (b₁ + b₂)`` for bond vectors
-    b₁, b₂ of an sp² centre); missing positions closer than 0.7 Å are one removed atom, removed atoms closer
-    than 1.9 Å belong to one site, and the site kind follows from (removed, N) = (1, 3), (2, 4) or (6, 6).
-    The centre is the centroid of the site's N atoms (equal to the centroid of the removed atoms for all three
-    kinds, and robust to relaxation); the orientation is snapped to the lattice values when within 10°.
-    Metals within ``metal_radius`` Å (in plane) of a site centre are assigned to the nearest site. Bonds: C/N
-    pairs closer than ``bond_cutoff`` Å. Sites are returned sorted by centre (first in-plane axis, then
-    second). Raises :class:`StructureInputError` if the N atoms do not form such sites.
+    b₁, b₂ of an sp² centre). Within a site the removed atoms are bonded (≤ 1.42 Å apart), while removed atoms
+    of two different valid sites are at least 2.46 Å apart; so the missing positions are grouped by single
+    linkage at 1.95 Å, and the number of N atoms in a group gives the kind (3, 4, 6 → 3N, 4N, 6N). The centre is
+    the centroid of the site's N atoms (equal to the centroid of the removed atoms for all three kinds, and
+    robust to relaxation); removed positions are reconstructed from the ideal geometry; the orientation is
+    snapped to the lattice values when within 10°. Metals within ``metal_radius`` Å (in plane) of a site centre
+    are assigned to the nearest site. Bonds: C/N pairs closer than ``bond_cutoff`` Å. Sites are returned sorted
+    by centre (first in-plane axis, then second). Raises :class:`StructureInputError` if the N atoms do not form
+    such sites.
     """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     u, v, n = plane_axes(atoms)
     sym = atoms.get_chemical_symbols()
     pos = atoms.get_positions()
     light = np.flatnonzero(np.isin(np.array(sym), ("C", "N")))
-    li, lj, gd = neighbor_list("ijD", atoms[light], bond_cutoff)
-    gi = light[li]
+    li, _, gd = neighbor_list("ijD", atoms[light], bond_cutoff)
     bonds: dict[int, list[np.ndarray]] = {}
-    for a, dv in zip(gi, gd):
+    for a, dv in zip(light[li], gd):
         bonds.setdefault(int(a), []).append(dv)
     n_idx = [k for k, s in enumerate(sym) if s == "N"]
+    if not n_idx:
+        return []
     missing = []
     for k in n_idx:
         b = bonds.get(k, [])
@@ -367,65 +372,47 @@ def identify_sites(atoms: Atoms, metal_radius: float = 3.0, bond_cutoff: float =
         vec = -(b[0] + b[1])
         vec[n] = 0.0
         missing.append(pos[k] + vec / max(np.linalg.norm(vec), 1e-9) * CC_BOND)
-    missing = np.array(missing).reshape(-1, 3)
-    # union-find: N atoms sharing a removed atom, then removed atoms bonded to each other
-    parent = list(range(len(n_idx)))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    holes: list[tuple[np.ndarray, list[int]]] = []  # (position, member N list indices)
-    for k in range(len(n_idx)):
-        for hp, members in holes:
-            if np.linalg.norm(_mic_plane(atoms, missing[k] - hp)[0]) < 0.7:
-                members.append(k)
-                break
-        else:
-            holes.append((missing[k], [k]))
-    hole_parent = list(range(len(holes)))
-
-    def hfind(x):
-        while hole_parent[x] != x:
-            hole_parent[x] = hole_parent[hole_parent[x]]
-            x = hole_parent[x]
-        return x
-
-    for a in range(len(holes)):
-        for b in range(a + 1, len(holes)):
-            if np.linalg.norm(_mic_plane(atoms, holes[a][0] - holes[b][0])[0]) < 1.9:
-                hole_parent[hfind(a)] = hfind(b)
-    groups: dict[int, list[int]] = {}
-    for h in range(len(holes)):
-        groups.setdefault(hfind(h), []).append(h)
+    missing = np.array(missing)
+    if len(n_idx) == 1:
+        labels = np.array([1])
+    else:
+        ii, jj = np.triu_indices(len(n_idx), 1)
+        dvec = _mic_plane(atoms, missing[jj] - missing[ii])
+        dvec[:, n] = 0.0
+        labels = fcluster(linkage(np.linalg.norm(dvec, axis=1), method="single"), t=1.95, criterion="distance")
     sites = []
-    for hs in groups.values():
-        n_members = sorted({n_idx[k] for h in hs for k in holes[h][1]})
-        kind = _KIND_BY_COUNTS.get((len(hs), len(n_members)))
+    for lab in sorted(set(labels.tolist())):
+        members = sorted(n_idx[k] for k in np.flatnonzero(labels == lab))
+        kind = _KIND_BY_N.get(len(members))
         if kind is None:
             raise StructureInputError(
-                f"identify_sites: a group of {len(n_members)} N around {len(hs)} vacancies is not a 3N/4N/6N site"
+                f"identify_sites: {len(members)} N atoms (indices {members}) around one vacancy cluster do not "
+                "form a 3N, 4N or 6N site"
             )
-        npos = pos[n_members[0]] + _mic_plane(atoms, pos[n_members] - pos[n_members[0]])
+        npos = pos[members[0]] + _mic_plane(atoms, pos[members] - pos[members[0]])
         centre = npos.mean(axis=0)
-        rp = np.array([holes[h][0] for h in hs])
-        rp = centre + _mic_plane(atoms, rp - centre)
-        rp[:, n] = centre[n]
-        if kind == "4N":  # the bond axis joins the centroids of the N pairs around each removed atom
-            cen = [npos[[n_members.index(n_idx[k]) for k in holes[h][1]]].mean(axis=0) for h in hs]
-            ref = cen[1] - cen[0]
+        radial = npos - centre
+        radial[:, n] = 0.0
+        if kind == "4N":  # the two N around one removed atom are the closest pair; the bond axis points at them
+            d = np.linalg.norm(radial[:, None, :] - radial[None, :, :], axis=2) + np.eye(4) * 99
+            x, y = np.unravel_index(np.argmin(d), d.shape)
+            ref = (radial[x] + radial[y]) / 2.0
+            unit = ref / np.linalg.norm(ref)
+            removed = np.array([centre + unit * CC_BOND / 2.0, centre - unit * CC_BOND / 2.0])
+        elif kind == "3N":
+            ref = radial[0]
+            removed = centre[None, :]
         else:
-            ref = npos[0] - centre
+            ref = radial[0]
+            removed = centre + radial / np.linalg.norm(radial, axis=1)[:, None] * CC_BOND
         period = _ORIENT_PERIOD[kind]
         raw = _angle(ref, u, v) % period
         orient = int(round(raw)) % period
         for allowed in {"3N": (30, 90), "4N": (30, 90, 150), "6N": (30,)}[kind]:
             if _orient_close(raw, allowed, period):
                 orient = allowed
-        centre = _wrap(atoms, centre)
-        sites.append(Site(kind, [float(x) for x in centre], orient, n_members, _wrap(atoms, rp).tolist()))
+        sites.append(Site(kind, [float(x) for x in _wrap(atoms, centre)], orient, members,
+                          _wrap(atoms, removed).tolist()))
     metals = [k for k, s in enumerate(sym) if s not in _LIGHT]
     if sites:
         centres = np.array([s.centre for s in sites])
@@ -438,9 +425,8 @@ def identify_sites(atoms: Atoms, metal_radius: float = 3.0, bond_cutoff: float =
                 sites[best].metal_indices.append(k)
         for s in sites:
             if s.metal_indices:
-                syms = sorted({sym[k] for k in s.metal_indices})
-                count = len(s.metal_indices)
-                s.occupant = syms[0] + (str(count) if count > 1 else "") if len(syms) == 1 else "".join(
-                    sym[k] for k in s.metal_indices)
+                syms = [sym[k] for k in s.metal_indices]
+                s.occupant = syms[0] + (str(len(syms)) if len(syms) > 1 else "") if len(set(syms)) == 1 else "".join(
+                    syms)
     sites.sort(key=lambda s: (round(s.centre[u], 3), round(s.centre[v], 3)))
     return sites
