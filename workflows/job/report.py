@@ -18,7 +18,7 @@ def _csv(path) -> pd.DataFrame:
     if p is None or not p.is_file() or p.stat().st_size == 0:
         return pd.DataFrame()
     try:
-        return pd.read_csv(p)
+        return pd.read_csv(p, dtype={"image": str, "site_kinds": str, "id": str})
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 
@@ -112,7 +112,7 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
     if not desc.empty:
         sec.figures.append(Figure(figures.plot_nuclearity(desc, fdir / "fig3c_nuclearity.png"),
                                   "Nuclearity: share of atoms per cluster size (Fig. 3c analogue)"))
-    nnd_obs = {im["image"]: pd.read_csv(im["coords_csv"])["nnd_nm"].to_numpy(float)
+    nnd_obs = {im["image"]: _csv(im["coords_csv"])["nnd_nm"].to_numpy(float)
                for im in stats["images"] if im["n_atoms"] >= 2}
     if nnd_obs:
         sec.figures.append(Figure(figures.plot_nnd_distributions(nnd_obs, _csv(samp.get("sampler_nnd")),
@@ -153,7 +153,7 @@ def _summary_lines(desc: pd.DataFrame, per_image: pd.DataFrame, fit: dict | None
         lines.append(
             f"DFT-biased sampler fitted to {fit.get('image')}: σ/σ₀ = {fit.get('sigma_factor', float('nan')):.3g} "
             f"± {fit.get('sigma_factor_sd', float('nan')):.2g}, {kt_txt}; Wasserstein distance "
-            f"{fit.get('wasserstein_nm', float('nan')):.3g} nm (random: {fit.get('wasserstein_nm_random', float('nan')):.3g} nm).")
+            f"{fit.get('wasserstein_nm', float('nan')):.3g} nm (random: {fit.get('wasserstein_random_nm', float('nan')):.3g} nm).")
     return lines
 
 

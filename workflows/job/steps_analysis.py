@@ -39,7 +39,7 @@ def _density_grid(observed: list[float], given: list[float] | None) -> list[floa
     if given:
         return sorted(float(d) for d in given)
     obs = [d for d in observed if d > 0] or [1.0]
-    lo, hi = max(min(obs) / 2, 0.05), min(max(obs) * 2, 8.0)
+    lo, hi = max(min(obs) / 2, 0.05), min(max(max(obs) * 2, 1.0), 8.0)
     if hi <= lo * 1.5:
         hi = lo * 4
     return [float(v) for v in np.round(np.geomspace(lo, hi, 6), 4)]

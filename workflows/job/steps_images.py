@@ -18,13 +18,23 @@ COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "ele
 
 
 def _detect_one(path: Path, det: dict, ddir: Path) -> dict:
-    """Run the detector on one image; write ``<stem>.csv``, ``<stem>.json``, overlay PNG and support mask."""
-    from detection import detect_image, write_detection
+    """Run the detector on one image; write ``<stem>.csv``, ``<stem>.json``, overlay PNG and the support mask
+    (``<stem>_support.npy``, bool, the image's pixel grid) that the statistics use as the observed region."""
+    import os
+    import tempfile
+
+    from detection.pipeline import detect_image
 
     result = detect_image(path, pixel_size_nm=det["pixel_size_nm"], threshold=det["threshold"],
                           elements=det["elements"], weights=det["weights"], device=det["device"])
-    files = write_detection(result, ddir, stem=path.stem)
-    return {k: str(v) for k, v in files.items()}
+    files = {k: str(v) for k, v in result.write(ddir, path.stem).items()}
+    mask_path = ddir / f"{path.stem}_support.npy"
+    fd, tmp = tempfile.mkstemp(dir=ddir, suffix=".npy")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, np.asarray(result.support, dtype=bool), allow_pickle=False)
+    os.replace(tmp, mask_path)
+    files["mask"] = str(mask_path)
+    return files
 
 
 def _given_csv(path: Path, ddir: Path) -> dict:
