@@ -50,9 +50,17 @@ def nearest_neighbour_distances(xy_nm: np.ndarray, tree: cKDTree | None = None, 
     """Distance (nm) from each point to its nearest other point, and that neighbour's index."""
     xy = _check_xy(xy_nm)
     tree = cKDTree(xy, balanced_tree=False, compact_nodes=False) if tree is None else tree
-    # query in the tree's own (spatially sorted) order: cache friendly, ~3x faster on 10^6 random points
+    # query in the tree's own (spatially sorted) order: cache friendly, ~3x faster on 10^6 random points;
+    # a search radius of 3/sqrt(density of the bounding box) (6x the Poisson mean NND) prunes the search, and
+    # the rare atoms with no neighbour that close are searched again without a bound
     order = tree.indices
-    d, idx = tree.query(xy[order], k=2, workers=workers)
+    span = np.ptp(xy, axis=0)
+    bound = 3.0 * np.sqrt(max(span[0] * span[1], 1e-300) / len(xy))
+    d, idx = tree.query(xy[order], k=2, workers=workers, distance_upper_bound=bound)
+    far = ~np.isfinite(d[:, 1])
+    if far.any():
+        d2, i2 = tree.query(xy[order[far]], k=2, workers=workers)
+        d[far], idx[far] = d2, i2
     nnd, nbr = np.empty(len(xy)), np.empty(len(xy), dtype=np.int64)
     nnd[order], nbr[order] = d[:, 1], idx[:, 1]
     return nnd, nbr

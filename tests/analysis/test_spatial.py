@@ -164,3 +164,16 @@ def test_bad_parameters():
         Region.rectangle(-1.0)
     with pytest.raises(AnalysisInputError, match="no support"):
         Region.from_mask(np.zeros((4, 4), bool), 0.1)
+
+
+def test_nnd_matches_brute_force_for_clustered_points_with_far_outliers():
+    from scipy.spatial.distance import cdist
+
+    from analysis.spatial import nearest_neighbour_distances
+
+    rng = np.random.default_rng(0)
+    xy = np.vstack([rng.random((300, 2)) * 0.5, [[100.0, 100.0], [100.5, 100.0]], rng.random((10, 2)) * 3 + 50])
+    d, i = nearest_neighbour_distances(xy)
+    full = cdist(xy, xy)
+    np.fill_diagonal(full, np.inf)
+    assert d == pytest.approx(full.min(axis=1)) and np.array_equal(i, full.argmin(axis=1))
