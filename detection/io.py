@@ -89,10 +89,11 @@ def _read_tiff(path: Path):
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            shape = page.shape
+            series = tif.series[0] if tif.series else page
+            shape = series.shape
             if int(np.prod(shape)) > MAX_PIXELS:
                 raise DetectionInputError(f"{path}: image of shape {shape} exceeds the {MAX_PIXELS}-pixel limit")
-            arr = page.asarray()
+            arr = series.asarray()
             px, py, source = _tiff_pixel_size(tif, page)
             meta = {"format": "tiff", "dtype": str(arr.dtype), "pixel_size_source": source}
     except DetectionInputError:

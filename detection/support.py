@@ -1,6 +1,6 @@
 """Support (sample) versus vacuum segmentation of a HAADF-STEM image, for the support area (nm²).
 
-The clipped image is block-averaged and Gaussian-smoothed (σ ≈ 0.3 nm, so atoms and texture vanish). HAADF
+The clipped image is block-averaged and Gaussian-smoothed (σ = 0.15 nm, so single atoms and pixel noise vanish). HAADF
 intensity grows with projected mass, so vacuum sits at the dark end: with ``v`` the 1st and ``s`` the 95th
 percentile of the smoothed image, pixels below ``v + frac·(s − v)`` (``frac`` = 0.1) are vacuum — but only when
 the image has a vacuum level at all, ``v/s < vacuum_ratio`` (0.5); otherwise the whole image is support.
@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 
-def support_mask(image: np.ndarray, pixel_size_nm: float, *, smooth_nm: float = 0.3, vacuum_ratio: float = 0.5,
+def support_mask(image: np.ndarray, pixel_size_nm: float, *, smooth_nm: float = 0.15, vacuum_ratio: float = 0.5,
                  frac: float = 0.1, min_vacuum_nm2: float = 1.0, pixel_size_y_nm: float | None = None) -> tuple[np.ndarray, dict]:
     """Boolean mask (True = support) of the image's shape, and a dict of diagnostics.
 

@@ -4,7 +4,7 @@
                   [--weights FILE] [--device cpu|cuda]
     sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
     sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
-    sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Pt]
+    sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Ni,Pd]
 """
 
 from __future__ import annotations
@@ -78,9 +78,10 @@ def _simulate_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=1)
     p.add_argument("--size", type=int, default=512, help="image side (px)")
     p.add_argument("--pixel-size", type=float, default=0.0293, help="nm/px")
-    p.add_argument("--density", type=float, default=1.0, help="atoms per nm² of field")
+    p.add_argument("--density", type=float, default=1.0, help="atoms per nm² of support")
     p.add_argument("--dimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm dimers")
-    p.add_argument("--elements", default=None, help="comma-separated symbols, assigned at random")
+    p.add_argument("--elements", default=None, help="comma-separated symbols, equal shares at random")
+    p.add_argument("--vacuum-fraction", type=float, default=0.0, help="share of the field that is vacuum")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -176,57 +177,19 @@ def _train(a) -> int:
 
 
 def _simulate(a) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
     from detection.errors import DetectionInputError
-    from detection.io import write_tiff
 
     try:
-        from detection.simulate import simulate_image
+        from detection.simulate import simulate_dataset
     except ImportError as exc:
         raise DetectionInputError(f"detect simulate: simulator unavailable ({exc})") from exc
     if a.size < 21 or a.pixel_size <= 0 or a.density < 0 or not 0 <= a.dimer_fraction <= 1:
-        raise DetectionInputError("detect simulate: need --size ≥ 21, --pixel-size > 0, --density ≥ 0, "
-                                  "0 ≤ --dimer-fraction ≤ 1")
-    out = Path(a.outdir)
-    out.mkdir(parents=True, exist_ok=True)
+        raise DetectionInputError("detect simulate: need --size >= 21, --pixel-size > 0, --density >= 0, "
+                                  "0 <= --dimer-fraction <= 1")
     els = _elements(a.elements)
-    for i in range(a.n_images):
-        seed = a.seed + i
-        rng = np.random.default_rng(seed)
-        xy = _random_xy(rng, a.size, a.pixel_size, a.density, a.dimer_fraction)
-        elements = list(rng.choice(els, size=len(xy))) if els else None
-        image, truth = simulate_image(xy, shape=(a.size, a.size), pixel_size_nm=a.pixel_size, elements=elements,
-                                      seed=seed)
-        stem = f"sim_{i:03d}"
-        write_tiff(out / f"{stem}.tif", np.asarray(image, np.float32), a.pixel_size)
-        truth.to_csv(out / f"{stem}_truth.csv", index=False)
-        print(f"{stem}.tif: {len(truth)} atoms")
+    elements = {e: 1.0 for e in els} if els else None
+    paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
+                             density_nm2=a.density, dimer_fraction=a.dimer_fraction, elements=elements,
+                             vacuum_fraction=a.vacuum_fraction, progress=True)
+    print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
-
-
-def _random_xy(rng, size: int, pixel_nm: float, density: float, dimer_fraction: float, min_nm: float = 0.35):
-    """Atom positions (nm, (n, 2) x, y) at ``density`` per nm², hard-core ``min_nm``, some as 0.22-nm dimers."""
-    import numpy as np
-
-    side = size * pixel_nm
-    n = int(rng.poisson(density * side * side))
-    margin = 0.3
-    pts: list = []
-    tries = 0
-    while len(pts) < n and tries < 200 * max(n, 1):
-        tries += 1
-        p = rng.uniform(margin, side - margin, 2)
-        if pts and np.min(np.linalg.norm(np.asarray(pts) - p, axis=1)) < min_nm:
-            continue
-        if rng.random() < dimer_fraction / 2 and len(pts) + 2 <= n:
-            t = rng.uniform(0, np.pi)
-            q = p + 0.22 * np.array([np.cos(t), np.sin(t)])
-            if margin <= q.min() and q.max() <= side - margin and (
-                    not pts or np.min(np.linalg.norm(np.asarray(pts) - q, axis=1)) >= min_nm):
-                pts += [p, q]
-                continue
-        pts.append(p)
-    return np.asarray(pts).reshape(-1, 2)

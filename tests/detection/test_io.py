@@ -1,0 +1,107 @@
+"""Image reader: bit depths, pixel-size tags, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from detection.errors import DetectionInputError
+from detection.io import read_image, write_tiff
+
+
+def _img(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random((64, 48)) * 200 + 10
+    return a.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_imagej_tiff_bit_depths_and_pixel_size(tmp_path, dtype):
+    a = _img(dtype)
+    p = write_tiff(tmp_path / "a.tif", a, 0.05)
+    img, px, meta = read_image(p)
+    assert img.shape == (64, 48)  # rows, columns preserved
+    np.testing.assert_allclose(img, a.astype(float))
+    assert px == pytest.approx(0.05, rel=1e-6)
+    assert meta["pixel_size_y_nm"] == pytest.approx(0.05, rel=1e-6)
+
+
+def test_uint32_and_micron_unit(tmp_path):
+    a = (_img(np.float64) * 1e4).astype(np.uint32)
+    p = tmp_path / "b.tif"
+    # 0.0002 µm/px = 0.2 nm/px
+    tifffile.imwrite(p, a, imagej=False, resolution=(1 / 0.0002, 1 / 0.0002),
+                     description="ImageJ=1.11a\nunit=micron\n")
+    img, px, _ = read_image(p)
+    assert img.dtype == np.float64 and img.max() == a.max()
+    assert px == pytest.approx(0.2, rel=1e-6)
+
+
+def test_hyperspy_private_tags(tmp_path):
+    a = _img(np.uint16)
+    p = tmp_path / "hs.tif"
+    tifffile.imwrite(p, a, extratags=[(65003, "s", 0, "nm", False), (65004, "s", 0, "nm", False),
+                                      (65009, "d", 1, 0.029296875, False), (65010, "d", 1, 0.031, False)])
+    _, px, meta = read_image(p)
+    assert px == pytest.approx(0.029296875)
+    assert meta["pixel_size_y_nm"] == pytest.approx(0.031)
+
+
+def test_shared_image_pixel_size(shared_dir):
+    f = sorted((shared_dir / "data/ptnc-stem/images").glob("*.tif"))[0]
+    img, px, meta = read_image(f)
+    assert img.shape == (512, 512)
+    assert px == pytest.approx(15 / 512)
+
+
+def test_72dpi_is_not_nm(tmp_path):
+    a = _img(np.uint8)
+    p = tmp_path / "dpi.tif"
+    tifffile.imwrite(p, a, resolution=(72, 72), resolutionunit="INCH")
+    with pytest.raises(DetectionInputError, match="pixel size"):
+        read_image(p)
+    _, px, meta = read_image(p, pixel_size_nm=0.03)  # user value accepted
+    assert px == 0.03 and meta["pixel_size_source"] == "user"
+
+
+def test_png_needs_pixel_size(tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "x.png"
+    Image.fromarray(_img(np.uint8)).save(p)
+    with pytest.raises(DetectionInputError, match="x.png"):
+        read_image(p)
+    img, px, _ = read_image(p, 0.02)
+    assert img.shape == (64, 48) and px == 0.02
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "constant", "3d", "garbage", "suffix", "tiny", "neg_px"])
+def test_bad_inputs_name_the_file(tmp_path, case):
+    p = tmp_path / f"bad_{case}.tif"
+    a = _img(np.float32)
+    if case == "nan":
+        a[3, 4] = np.nan
+    elif case == "inf":
+        a[0, 0] = np.inf
+    elif case == "constant":
+        a[:] = 7
+    elif case == "3d":
+        a = np.stack([a, a, a, a, a])
+    elif case == "tiny":
+        a = a[:10, :10]
+    if case == "garbage":
+        p.write_bytes(b"this is not a tiff at all")
+    elif case == "suffix":
+        p = tmp_path / "bad_suffix.xyz"
+        p.write_bytes(b"123")
+    else:
+        tifffile.imwrite(p, a, imagej=True, resolution=(20, 20), metadata={"unit": "nm"})
+    with pytest.raises(DetectionInputError) as err:
+        read_image(p, pixel_size_nm=-1 if case == "neg_px" else None)
+    assert p.name in str(err.value)
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError):
+        read_image("/nonexistent/image.tif")

@@ -1,0 +1,75 @@
+"""Training data: axes (x = column, y = row), negatives' distances, crops, deterministic tiny training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detection.training import (LabelledImage, TrainConfig, augment, crops_at, distance_to_atoms,
+                                sample_negatives, train_cnn)
+
+
+def test_distance_map_axes():
+    xy = np.array([[100.0, 20.0]])  # x = column 100, y = row 20
+    d = distance_to_atoms((64, 128), xy)
+    assert d[20, 100] == 0
+    assert d[100 % 64, 20] > 10  # the transposed position is far
+    assert d[20, 110] == 10
+
+
+def test_crop_centre_is_the_labelled_pixel():
+    img = np.zeros((50, 80), np.float32)
+    img[7, 42] = 1.0  # row 7, column 42
+    c = crops_at(img, np.array([[42, 7], [0, 0]]))
+    assert c.shape == (2, 21, 21)
+    assert c[0, 10, 10] == 1.0 and c[0].sum() == 1.0
+    assert c[1, :10, :].sum() == 0 and c[1, :, :10].sum() == 0  # zero padding outside the image
+
+
+def test_negatives_distances():
+    rng = np.random.default_rng(0)
+    xy = np.c_[rng.uniform(0, 200, 30), rng.uniform(0, 120, 30)]  # non-square image: axes matter
+    neg = sample_negatives((120, 200), xy, 400, rng)
+    assert len(neg) == 400
+    d = np.min(np.hypot(neg[:, None, 0] - xy[None, :, 0], neg[:, None, 1] - xy[None, :, 1]), axis=1)
+    assert d.min() >= 10 - 0.71  # ≥ 10 px (integer pixels of a sub-pixel label)
+    assert (0 <= neg[:, 0]).all() and (neg[:, 0] < 200).all() and (neg[:, 1] < 120).all()
+    # the contrastive quarter: exactly 18 px (to pixel rounding) from some atom
+    dall = np.hypot(neg[:, None, 0] - xy[None, :, 0], neg[:, None, 1] - xy[None, :, 1])
+    near18 = (np.abs(dall - 18) <= 0.75).any(axis=1)
+    assert near18[:100].all()
+
+
+def test_augment_keeps_shape_and_is_seeded():
+    rng = np.random.default_rng(0)
+    crops = rng.random((10, 21, 21)).astype(np.float32)
+    a = augment(crops, np.random.default_rng(5))
+    b = augment(crops, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    a0 = augment(crops, np.random.default_rng(5), gain=None, noise_sd=0)
+    # pure symmetry: the multiset of pixel values is unchanged
+    np.testing.assert_allclose(np.sort(a0.reshape(10, -1), 1), np.sort(crops.reshape(10, -1), 1))
+
+
+def _toy_images(seed=0):
+    rng = np.random.default_rng(seed)
+    imgs = []
+    for _ in range(2):
+        img = rng.random((64, 64)).astype(np.float32) * 0.2
+        xy = rng.uniform(12, 52, size=(6, 2))
+        rr, cc = np.mgrid[:64, :64]
+        for x, y in xy:
+            img += np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / 4.0).astype(np.float32)
+        imgs.append(LabelledImage("toy", img / img.max(), xy))
+    return imgs
+
+
+def test_tiny_training_is_deterministic():
+    from detection.model import weights_digest
+
+    cfg = TrainConfig(channels=(4, 8, 8), hidden=8, epochs=2, threads=1, seed=3)
+    a, ha = train_cnn(_toy_images(), cfg)
+    b, hb = train_cnn(_toy_images(), cfg)
+    assert weights_digest(a) == weights_digest(b)
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+    c, _ = train_cnn(_toy_images(), TrainConfig(channels=(4, 8, 8), hidden=8, epochs=2, threads=1, seed=4))
+    assert weights_digest(c) != weights_digest(a)
