@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -49,8 +49,10 @@ def _free_port() -> int:
 
 
 def bundled_image() -> Path:
-    """The first bundled STEM image in ``inputs/stem/`` (a real Pt1/NC image with its calibration)."""
-    images = sorted((REPO / "inputs" / "stem").glob("*.tif"))
+    """The first bundled STEM image in ``inputs/stem/`` (``$SACMAP_INPUTS/stem``; a real calibrated Pt1/NC image)."""
+    from workflows.paths import inputs_dir
+
+    images = sorted((inputs_dir() / "stem").glob("*.tif"))
     assert images, "no bundled STEM image in inputs/stem/"
     return images[0]
 
@@ -114,13 +116,15 @@ def browser_page(chromium_path, app_url):
 
 def _run(page, files: list[Path]) -> None:
     """Choose files, press the button, wait until the batch is finished."""
+    previous = page.evaluate("document.body.dataset.jobId || ''")
     page.locator("#files").set_input_files([str(f) for f in files])
     page.locator("#run").click()
-    page.wait_for_selector("body[data-job-state=finished]")
+    page.wait_for_function("(prev) => document.body.dataset.jobId && document.body.dataset.jobId !== prev && "
+                           "document.body.dataset.jobState === 'finished'", arg=previous)
 
 
 def test_upload_detect_download(browser_page, tmp_path):
-    from detection import detect_image
+    from detection.pipeline import detect_image
 
     page = browser_page
     image = bundled_image()

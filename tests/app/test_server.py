@@ -27,7 +27,7 @@ PNG_1PX = bytes.fromhex(
 )
 
 
-def fake_process(path, stem, out_dir, settings, *, pixel_size_nm=None, progress=None):
+def fake_process(path, stem, out_dir, settings, *, pixel_size_nm=None, name=None, progress=None):
     """Stand-in for pipeline.process_image: the file's text says what happens (n atoms, bad, no pixel size)."""
     text = path.read_bytes().decode("latin-1")
     if progress:
@@ -179,7 +179,6 @@ def test_missing_pixel_size_can_be_given_afterwards(client):
         ({"multimer_nm": "-0.1"}, "multimer"),
         ({"pixel_size_nm": "0"}, "pixel size"),
         ({"elements": "Ni,Xx"}, "Xx"),
-        ({"elements": "Ni"}, "two"),
         ({"override_pixel_size": "1"}, "override"),
     ],
 )

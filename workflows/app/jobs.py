@@ -301,7 +301,8 @@ class JobManager:
         t0 = time.perf_counter()
         try:
             result = self.process(
-                it.path, it.stem, job.results_dir, job.settings, pixel_size_nm=it.pixel_size_nm, progress=progress
+                it.path, it.stem, job.results_dir, job.settings, pixel_size_nm=it.pixel_size_nm, name=it.name,
+                progress=progress,
             )
         except pipeline.PixelSizeMissing as exc:
             status, message, result = NEEDS_PIXEL_SIZE, _clean(str(exc), it), None

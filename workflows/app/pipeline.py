@@ -79,8 +79,6 @@ class AppSettings:
             problems.append(f"detection threshold must lie between 0 and 1, got {self.threshold}")
         if not (math.isfinite(self.multimer_nm) and 0 < self.multimer_nm <= 5):
             problems.append(f"multimer distance must be > 0 and <= 5 nm, got {self.multimer_nm}")
-        if len(self.elements) == 1:
-            problems.append("give at least two expected elements (or none for a single-metal sample)")
         if len(set(self.elements)) != len(self.elements):
             problems.append(f"expected elements repeat: {','.join(self.elements)}")
         from ase.data import chemical_symbols
@@ -168,8 +166,8 @@ def _jsonable(obj):
 def warm_up() -> None:
     """Import the detection and statistics packages (torch included) ahead of the first image."""
     import analysis.spatial  # noqa: F401
-    import detection  # noqa: F401
-    from detection import detect_image  # noqa: F401
+    import detection.model  # noqa: F401  (torch)
+    import detection.pipeline  # noqa: F401
 
 
 def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = None):
@@ -203,22 +201,20 @@ def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = 
         return img, px, meta, "user"
 
 
-def detect(image: np.ndarray, pixel_size_nm: float, settings: AppSettings) -> dict:
-    """Atoms in an image via ``detection.detect_image`` (the function behind ``sacmap detect``).
+def detect(path: Path, pixel_size_nm: float | None, settings: AppSettings, name: str | None = None):
+    """Atoms in an image file via ``detection.pipeline.detect_image`` (the function behind ``sacmap detect``).
 
-    Returns ``table`` (DataFrame with :data:`COORD_COLUMNS`), ``support_mask`` (bool array, True = support),
-    ``support_area_nm2`` and ``settings`` (the detection settings recorded by the detection package).
+    ``pixel_size_nm`` None = the file's calibration (x and y), else the given value (nm/px) for both axes.
+    Returns the detection package's ``DetectionResult`` (``atoms`` table, ``support`` mask,
+    ``support_area_nm2``, ``settings``, ``meta``; ``write()`` writes the CSV/JSON as ``sacmap detect`` does).
     """
-    from detection import detect_image
+    from detection.pipeline import detect_image
 
-    res = detect_image(image, pixel_size_nm=pixel_size_nm, threshold=settings.threshold,
+    res = detect_image(Path(path), pixel_size_nm=pixel_size_nm, threshold=settings.threshold,
                        elements=list(settings.elements) or None, device=settings.device)
-    table = res.atoms.reset_index(drop=True)
-    for col in COORD_COLUMNS:
-        if col not in table:
-            table[col] = "" if col == "element" else np.nan
-    return {"table": table, "support_mask": np.asarray(res.support_mask, bool),
-            "support_area_nm2": float(res.support_area_nm2), "settings": _jsonable(dict(res.settings))}
+    if name:
+        res.name = name
+    return res
 
 
 def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm: float, support_area_nm2: float,
@@ -229,18 +225,27 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
     With fewer than two atoms there are no nearest-neighbour statistics: only the count, support area and
     density are returned, with a ``note`` saying why.
     """
-    n = len(xy_nm)
-    if n < 2:
-        return {"n_atoms": n, "support_area_nm2": support_area_nm2,
-                "density_nm2": n / support_area_nm2 if support_area_nm2 else None,
-                "multimer_nm": settings.multimer_nm,
-                "note": "nearest-neighbour statistics need at least 2 atoms"}, {}
-    from analysis.spatial import descriptors
     from analysis.spatial_region import Region
 
-    region = Region.from_mask(support_mask, pixel_size_nm)
+    n_detected = len(xy_nm)
+    region = Region.from_mask(support_mask, pixel_size_nm) if support_mask is not None and np.any(support_mask) \
+        else None
+    inside = region.contains(xy_nm) if region is not None and n_detected else np.ones(n_detected, bool)
+    xy_nm = np.asarray(xy_nm, float)[inside]
+    if elements is not None:
+        elements = [e for e, keep in zip(elements, inside) if keep]
+    n = len(xy_nm)
+    extra = {"n_detected": n_detected, "n_off_support": int(n_detected - n)}
+    if n < 2 or region is None:
+        return {"n_atoms": n, **extra, "support_area_nm2": support_area_nm2,
+                "density_nm2": n / support_area_nm2 if support_area_nm2 else None,
+                "multimer_nm": settings.multimer_nm,
+                "note": "nearest-neighbour statistics need at least 2 atoms on the support"}, {}
+    from analysis.spatial import descriptors
+
     desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
     arrays = desc.pop("arrays", {})
+    desc.update(extra)
     arrays["random_nnd_nm"] = random_reference_nnd(region, n, runs=RANDOM_RUNS, seed=RANDOM_SEED)
     # same keys and reference as `sacmap stats` (40 runs, seed 0)
     desc["nnd_mean_random_same_window_nm"] = float(np.mean(arrays["random_nnd_nm"]))
@@ -278,7 +283,7 @@ def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None) -> bytes:
 
 
 def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *,
-                  pixel_size_nm: float | None = None,
+                  pixel_size_nm: float | None = None, name: str | None = None,
                   progress: Callable[[str, float], None] | None = None) -> dict:
     """Detect atoms in one image, compute its descriptors and write its files (see the module docstring).
 
@@ -286,56 +291,59 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     ----------
     path : the stored upload. stem : output file stem (safe). out_dir : folder for the outputs.
     settings : the batch settings. pixel_size_nm : nm/px given for this image only (overrides everything).
-    progress : called with (stage, fraction 0..1).
+    name : the image's name for the records (default: the file name). progress : called with (stage, 0..1).
+
+    The statistics use the atoms on the support (as the detection record's ``n_atoms_on_support`` and
+    ``density_nm2``); detections over vacuum stay in the coordinate table and are counted in
+    ``n_off_support``.
 
     Returns a JSON-serialisable summary: ``pixel_size_nm``, ``pixel_size_source``, ``shape``, ``n_atoms``,
-    ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``files`` (names
-    relative to ``out_dir``).
+    ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``warnings``, ``files``
+    (names relative to ``out_dir``).
     """
     progress = progress or (lambda stage, fraction: None)
     out_dir = Path(out_dir)
     progress("reading image", 0.02)
-    image, px, meta, source = read_image(Path(path), settings, pixel_size_nm)
+    _, px, meta, source = read_image(Path(path), settings, pixel_size_nm)
 
     progress("detecting atoms", 0.1)
-    det = detect(image, px, settings)
-    table, mask, support_area = det["table"], det["support_mask"], det["support_area_nm2"]
+    det = detect(path, px if source == "user" else None, settings, name=name or Path(path).name)
+    table = det.atoms.reset_index(drop=True)
     xy_px = table[["x_px", "y_px"]].to_numpy(float)
     xy_nm = table[["x_nm", "y_nm"]].to_numpy(float)
-    labels = table["element"].fillna("").astype(str).tolist() if "element" in table else [""] * len(table)
+    labels = table["element"].fillna("").astype(str).tolist()
 
-    progress("spatial statistics", 0.75)
-    desc, arrays = statistics(xy_nm, mask, px, support_area, labels if settings.elements else None, settings)
+    progress("spatial statistics", 0.7)
+    desc, arrays = statistics(xy_nm, det.support, det.pixel_size_nm, det.support_area_nm2,
+                              labels if settings.elements else None, settings)
 
     progress("drawing figures", 0.85)
     from workflows.app import figures
 
-    files = {"csv": f"{stem}.csv", "json": f"{stem}.json", "descriptors": f"{stem}_descriptors.json",
-             "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"}
+    files = {"csv": f"{stem}.csv", "json": f"{stem}.json", "support": f"{stem}_support.png",
+             "descriptors": f"{stem}_descriptors.json", "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"}
     bonds = multimer_bonds(xy_nm, settings.multimer_nm)
     _atomic_write(out_dir / files["overlay"], figures.overlay_png(
-        image, xy_px, px, elements=labels, element_order=settings.elements or None, bonds=bonds,
-        support_mask=mask, multimer_nm=settings.multimer_nm))
+        det.image, xy_px, det.pixel_size_nm, elements=labels, element_order=settings.elements or None,
+        bonds=bonds, support_mask=det.support, multimer_nm=settings.multimer_nm))
     _atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc,
-                                                                   arrays.get("random_nnd_nm")))
+                                                              arrays.get("random_nnd_nm")))
 
     progress("writing files", 0.95)
-    element_counts = {k: int(v) for k, v in table["element"].fillna("").astype(str).value_counts().items()
-                      if k} if "element" in table else {}
-    _atomic_write(out_dir / files["csv"], table[COORD_COLUMNS].to_csv(index=False, float_format="%.6g",
-                                                                       lineterminator="\n"))
-    record = {
-        "image": meta.get("name") or Path(path).name, "pixel_size_nm": px,
-        "pixel_size_y_nm": meta.get("pixel_size_y_nm", px), "pixel_size_source": source,
-        "shape": list(image.shape), "support_area_nm2": support_area, "threshold": settings.threshold,
-        "n_atoms": int(len(table)), "element_counts": element_counts, "settings": det["settings"],
-    }
-    _atomic_write(out_dir / files["json"], json.dumps(_jsonable(record), indent=2))
+    det.write(out_dir, stem, overlay=False)  # <stem>.csv, <stem>.json, <stem>_support.png as `sacmap detect`
     _atomic_write(out_dir / files["descriptors"], json.dumps(_jsonable(desc), indent=2))
+    record = det.summary()
+    warnings = [w for w in (det.meta.get("warning"),) if w]
+    if desc.get("n_off_support"):
+        warnings.append(f"{desc['n_off_support']} detection(s) lie over vacuum (outside the support mask); they "
+                        "are in the coordinate table but not in the statistics")
     progress("done", 1.0)
     return _jsonable({
-        "pixel_size_nm": px, "pixel_size_source": source, "shape": list(image.shape), "n_atoms": int(len(table)),
-        "support_area_nm2": support_area, "support_fraction": float(np.mean(mask)) if mask is not None else 1.0,
+        "pixel_size_nm": det.pixel_size_nm, "pixel_size_y_nm": det.pixel_size_y_nm, "pixel_size_source": source,
+        "shape": list(det.image.shape), "n_atoms": int(len(table)), "support_area_nm2": det.support_area_nm2,
+        "support_fraction": float(np.mean(det.support)),
         "descriptors": {k: v for k, v in desc.items() if k not in ("arrays", "region")},
-        "element_counts": element_counts, "detection_settings": det["settings"], "files": files,
+        "element_counts": record.get("element_counts", {}), "detection_settings": record.get("settings"),
+        "elements_method": (det.meta.get("elements") or {}).get("method"),
+        "warnings": warnings, "files": files, "file_format": meta.get("format"),
     })

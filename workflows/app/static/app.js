@@ -100,6 +100,9 @@ async function submit(ev) {
   fd.append("elements", $("elements").value);
   fd.append("multimer_nm", $("multimer").value);
   $("run").disabled = true;
+  document.body.dataset.jobState = "uploading";
+  $("problems-panel").classList.add("hidden");
+  $("download-zip").classList.add("hidden");
   setStatus("Uploading " + files.length + (files.length > 1 ? " files…" : " file…"), 0);
   let r, body;
   try {
@@ -114,10 +117,13 @@ async function submit(ev) {
   if (!r.ok) {
     $("run").disabled = false;
     setStatus("Nothing was processed.", 0);
+    document.body.dataset.jobState = "refused";
     showRequestError(body.detail || ("Error " + r.status));
     return;
   }
   state.jobId = body.id; state.selected = null; state.loaded = {};
+  document.body.dataset.jobId = body.id;
+  document.body.dataset.jobState = "running";
   $("detail").classList.add("hidden");
   poll();
 }
