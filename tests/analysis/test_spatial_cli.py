@@ -131,3 +131,23 @@ def test_stats_with_support_mask(tmp_path):
     assert d["density_nm2"] == pytest.approx(5.0)
     # without a pixel size the mask cannot be placed
     assert cli.main(["stats", str(tmp_path / "c.csv"), "--mask", str(tmp_path / "mask.npy"), "-o", str(out)]) == 2
+
+
+def test_stats_on_expert_labels_from_the_paper_dataset(shared_dir, tmp_path):
+    """Real ImageJ Results table (CRLF, unnamed index column, X/Y in pixels) of a Pt1/NC image, 512 px at
+    0.029296875 nm/px (15 nm field of view)."""
+    labels = shared_dir / "data" / "ptnc-stem" / "labels" / "021_Results.csv"
+    if not labels.is_file():
+        pytest.skip("ptnc-stem labels not available")
+    raw = pd.read_csv(labels)
+    p = 0.029296875
+    out = tmp_path / "o"
+    assert cli.main(["stats", str(labels), "--pixel-size", str(p), f"--region={-p / 2},{-p / 2},{511.5 * p},{511.5 * p}", "-o", str(out), "--no-plots", "--random-runs", "5"]) == 0
+    d = json.loads((out / "descriptors.json").read_text())
+    assert d["n_atoms"] == len(raw) == 33
+    assert d["support_area_nm2"] == pytest.approx(15.0**2)
+    assert d["density_nm2"] == pytest.approx(33 / 225.0)
+    per_atom = pd.read_csv(out / "nnd.csv")
+    assert per_atom["x_nm"].to_numpy() == pytest.approx(raw["X"].to_numpy() * p)
+    # low density (0.15 atoms/nm²): NND ≈ 1 nm, no multimers at 0.22 nm
+    assert 0.7 < d["nnd_mean_nm"] < 1.3 and d["multimer_share"] == 0.0

@@ -16,8 +16,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("coords", type=Path, help="coordinates CSV")
     p.add_argument("--pixel-size", type=float, default=None, help="nm per pixel for pixel columns / a mask")
-    p.add_argument("--region", default=None, help="observed rectangle in nm: W,H or X0,Y0,X1,Y1 (default: the "
-                   "detection image from the sibling JSON, else the points' bounding box)")
+    p.add_argument("--region", default=None, help="observed rectangle in nm: W,H or X0,Y0,X1,Y1 (write --region=-0.1,... "
+                   "when it starts with a minus; default: the detection image from the sibling JSON, else the "
+                   "points' bounding box)")
     p.add_argument("--mask", default=None, help="support mask (.npy/.png/.tif, non-zero = support) with the "
                    "pixel size; densities then use the support area only")
     p.add_argument("--run", type=int, default=None, help="which run of a sampler's coords.csv to analyse")
