@@ -119,7 +119,7 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
         full[im["image"]] = d
         rows.append({"image": im["image"], **flatten_descriptors(d)})
         for pair, st in (d.get("nnd_by_pair") or {}).items():
-            pairs.append({"image": im["image"], "pair": pair, "nnd_mean_nm": st.get("mean"), "n": st.get("n")})
+            pairs.append({"image": im["image"], "pair": pair, "nnd_mean_nm": st.get("mean_nm"), "n": st.get("n")})
         w = shape[1] * px if shape else float(np.ptp(xy[:, 0]))
         h = shape[0] * px if shape else float(np.ptp(xy[:, 1]))
         images.append({"image": im["image"], "coords_csv": str(coords_csv), "n_atoms": int(d["n_atoms"]),
