@@ -98,7 +98,7 @@ def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
                           label=f"multimer ≤ {multimer_nm:g} nm ({int(in_multimer.sum())} atoms)"))
     if support_mask is not None and not np.all(support_mask) and np.any(support_mask):
         handles.append(Line2D([], [], color=SUPPORT_COLOUR, ls="--", lw=2, label="support edge"))
-    leg = ax.legend(handles=handles, loc="upper right", fontsize=13, framealpha=0.75, facecolor="#111111",
+    leg = ax.legend(handles=handles, loc="upper right", fontsize=13, framealpha=0.6, facecolor="#111111",
                     edgecolor="#555555", labelcolor="#eeeeee", borderpad=0.5, handletextpad=0.5)
     leg.set_zorder(10)
 

@@ -41,7 +41,7 @@ QUEUED, RUNNING, DONE, ERROR, NEEDS_PIXEL_SIZE = "queued", "running", "done", "e
 SUMMARY_COLUMNS = [
     "image", "status", "message", "pixel_size_nm", "pixel_size_source", "shape", "n_atoms", "support_area_nm2",
     "density_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share", "n_multimers", "nuclearity", "clark_evans", "z",
-    "elements",
+    "elements", "warnings",
 ]
 
 
@@ -144,6 +144,7 @@ def summary_rows(job: Job) -> list[dict]:
                 shape="x".join(str(s) for s in res.get("shape", [])), n_atoms=res.get("n_atoms"),
                 support_area_nm2=res.get("support_area_nm2"),
                 elements=";".join(f"{k}:{v}" for k, v in res.get("element_counts", {}).items()),
+                warnings="; ".join(res.get("warnings") or []),
             )
             for key in ("density_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share", "n_multimers", "clark_evans",
                         "z"):

@@ -257,6 +257,8 @@ async function selectImage(index) {
   $("download-desc").href = base + "/descriptors.json";
   $("download-desc").setAttribute("download", it.stem + "_descriptors.json");
   $("overlay-caption").textContent = overlayCaption(res);
+  const warn = $("detail-warnings");
+  warn.replaceChildren(...(res.warnings || []).map((w) => el("div", { class: "message warn" }, w)));
   renderDescriptors(res);
   const table = $("coords-table");
   table.dataset.ready = "false";
@@ -309,8 +311,15 @@ function renderDescriptors(res) {
   };
   for (const [key, label, digits] of DESCRIPTOR_LABELS) if (key in d) add(label, fmt(d[key], digits));
   if (d.nuclearity) add("Nuclearity", nuclearityText(d.nuclearity));
+  if (d.n_off_support) add("Detections over vacuum (not in statistics)", fmt(d.n_off_support, 0));
+  for (const [pair, st] of Object.entries(d.nnd_by_pair || {})) {
+    add(`NND ${pair.replace("->", " → ")} (nm)`, `${fmt(st.mean_nm, 3)} ± ${fmt(st.sd_nm, 3)} (n = ${st.n})`);
+  }
   const ec = res.element_counts || {};
-  if (Object.keys(ec).length > 1) add("Elements", Object.entries(ec).map(([k, v]) => `${k}: ${v}`).join(", "));
+  if (Object.keys(ec).length > 1) {
+    add("Elements", Object.entries(ec).map(([k, v]) => `${k}: ${v}`).join(", "));
+    if (res.elements_method) add("Element labelling", res.elements_method);
+  }
   add("Pixel size (nm/px)", fmt(res.pixel_size_nm, 5));
   add("Processing time (s)", fmt(res.seconds, 2));
 }
