@@ -9,7 +9,7 @@ their packages and are passed through)::
     images: ... / detection: ... / statistics: ... / sampling: ...   # other packages
     structures:
       slab: {nx: 9, ny: 6, vacuum: 15.0, orientation: ab}   # all optional (these are the defaults)
-      heights: {3N: 1.2, 4N: 0.0, 6N: 0.8}                   # initial metal height above the plane
+      heights: {3N: 1.4, 4N: 0.0, 6N: 0.8}                   # initial metal height above the plane
       dimer_bond: 2.2                                        # metal–metal distance of dimers
       gas_box: [15.0, 15.5, 16.0]                            # box edges for gas-phase references
       sets:                                                  # a list; each set has a unique name and a type

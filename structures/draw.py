@@ -67,7 +67,8 @@ def draw_configuration(atoms: Atoms, path, title: str | None = None, dpi: int = 
         ax.scatter(npos[:, u], npos[:, v], s=90, facecolors="none", edgecolors=col, linewidths=1.5, zorder=3)
         c = site.centre
         ax.scatter([c[u]], [c[v]], marker="x", color=col, s=50, zorder=3)
-        ax.annotate(site.label, (c[u], c[v]), textcoords="offset points", xytext=(-10, -16), color=col, fontsize=9)
+        ax.annotate(site.label, (c[u], c[v]), textcoords="offset points", xytext=(-12, -26), color=col, fontsize=9,
+                    fontweight="bold")
     ax.set_aspect("equal")
     ax.set_xlabel("Å")
     ax.set_ylabel("Å")

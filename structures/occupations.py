@@ -18,7 +18,7 @@ from .lattice import plane_axes
 from .sites import Site, _mic_plane, set_sites, sites_of
 
 #: initial height (Å) of a single metal atom above the plane, per site kind
-DEFAULT_HEIGHTS = {"3N": 1.2, "4N": 0.0, "6N": 0.8}
+DEFAULT_HEIGHTS = {"3N": 1.4, "4N": 0.0, "6N": 0.8}
 DIMER_BOND = 2.2  #: Å, metal–metal distance of the starting dimers (the paper's typical relaxed value)
 DIMER_ORIENTATIONS = ("v", "a", "b")
 #: minimum metal–N distance (Å) kept when placing a horizontal dimer (it is lifted until this holds)

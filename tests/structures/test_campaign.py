@@ -159,3 +159,24 @@ def test_demo_spec_is_small(repo_dir):
     items = plan(spec)
     assert 15 <= len(items) <= 20
     assert {"gas_Pd", "gas_Pd2", "Pd2/4N_v", "4N", "Pd/4N"} <= {p.id for p in items}
+
+
+def test_paper_orientation_spec(tmp_path, geo):
+    """The paper's sheet-in-(a, c) setting: every configuration has its vacuum along b and a 2x1x2 k-grid."""
+    from structures import plane_axes, sites_of
+
+    d = {"name": "ac", "structures": {"slab": {"orientation": "ac"}, "sets": [
+        {"name": "p", "type": "pair", "kinds": ["3N", "4N"], "max_separation": 4.0, "occupation": "first",
+         "metals": ["Pt"]},
+        {"name": "d", "type": "dimer", "kinds": ["6N"], "metals": ["Pt"], "orientations": ["a"]},
+    ]}}
+    atoms = expand(load_spec(_write(tmp_path, d)))
+    assert len(atoms) == 3
+    for a in atoms:
+        assert a.info["kpts"] == "2x1x2" and a.info["vacuum_axis"] == 1 and plane_axes(a) == (0, 2, 1)
+        counts = geo.heavy_neighbour_counts(a)
+        assert all(c == 2 for k, c in counts.items() if a[k].symbol == "N")
+        metal = [k for k, s in enumerate(a.get_chemical_symbols()) if s == "Pt"]
+        assert a.positions[metal, 1].min() > a.positions[0, 1] + 0.5 or a.info["kind"] != "dimer"
+        for s in sites_of(a):
+            assert s.centre[1] == pytest.approx(a.positions[0, 1])
