@@ -92,7 +92,8 @@ def _rank_labels(cluster: np.ndarray, brightness: np.ndarray, elements_by_z: lis
     order = np.argsort(med, kind="stable")  # dimmest cluster first
     cluster_to_el = {int(c): elements_by_z[r] for r, c in enumerate(order)}
     labels = np.array([cluster_to_el[int(c)] for c in cluster], dtype=object)
-    return labels, {elements_by_z[r]: float(med[c]) for r, c in enumerate(order)}
+    # an empty cluster has no brightness: None (JSON-safe) instead of -inf
+    return labels, {elements_by_z[r]: (float(med[c]) if np.isfinite(med[c]) else None) for r, c in enumerate(order)}
 
 
 def _check_inputs(image, xy_px, elements):
