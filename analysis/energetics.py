@@ -255,7 +255,7 @@ def interaction_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             lacking = [r for k, r in enumerate(lacking) if need[r] not in [need[q] for q in lacking[:k]]]
             for r in lacking:
                 missing.append({**base, "needed": need[r] or f"bare {t['site_kinds']}", "reason": why[r]})
-                log.warning("E_int %s: %s lacks partner %s (%s)", label, t["calc_dir"], need[r] or "bare", why[r])
+                log.info("E_int %s: %s lacks partner %s (%s)", label, t["calc_dir"], need[r] or "bare", why[r])
             continue
         e_both, e_bare = float(t["energy_eV"]), float(found["bare"]["energy_eV"])
         e_1, e_2 = float(found["first_only"]["energy_eV"]), float(found["second_only"]["energy_eV"])
@@ -429,7 +429,9 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
     ssp = site_site_potential(df)
     bader = bader_descriptor(df, n_reference_charge_e)
     warn = [p for p in df["problems"] if p] + [e for e in df["recognition_error"] if e]
-    warn += inconsistent_settings(df)
+    for w in inconsistent_settings(df):
+        log.warning("%s", w)
+        warn.append(w)
     used_dirs = set(e_int["calc_dir"]) | set(dim["calc_dir"]) | set(ssp["calc_dir"])
     for col in ("bare_dir", "first_only_dir", "second_only_dir"):
         used_dirs |= set(e_int[col])

@@ -77,7 +77,6 @@ def plot_site_site_potential(ssp: pd.DataFrame, path: str | os.PathLike) -> Path
         for kinds, g in ssp.groupby("site_kinds"):
             g = g.sort_values("separation_A")
             c = KIND_COLOURS.get(kinds)
-            ax.plot(g["separation_A"], g["energy_eV"], "-", color=c, lw=0.8, alpha=0.6)
             nn = g["shares_NN_bond"].astype(bool)
             ax.plot(g.loc[~nn, "separation_A"], g.loc[~nn, "energy_eV"], "o", color=c, label=kinds, ms=4)
             if nn.any():

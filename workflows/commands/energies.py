@@ -10,6 +10,7 @@ were read, recognised, flagged and used.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -37,6 +38,8 @@ def cmd_energies(args: argparse.Namespace) -> int:
     from analysis.readers import load_records
 
     progress = sys.stderr.isatty()
+    # the warnings are printed below (and written to warnings.txt): keep the library's log records quiet
+    logging.getLogger("analysis").setLevel(logging.ERROR)
     records = load_records(args.sources, progress=progress)
     if records.empty:
         raise AnalysisInputError(
