@@ -93,3 +93,21 @@ def distance_invariant(labels, pts, swap: bool) -> tuple:
         return first
     swapped = [("B" if s[0] == "A" else "A") + s[1:] for s in labels]
     return min(first, inv(swapped))
+
+
+def config_invariant(atoms: Atoms) -> tuple:
+    """Labelled distance invariant of the two carved sites of a built configuration (removed positions and N
+    atoms of each site, unwrapped around its centre; the exchange of equal-kind sites allowed)."""
+    from structures import sites_of
+
+    sa, sb = sites_of(atoms)
+    pos = atoms.get_positions()
+    vec, _ = get_distances(sa.centre, sb.centre, cell=atoms.cell, pbc=atoms.pbc)
+    centres = (np.asarray(sa.centre), np.asarray(sa.centre) + vec[0, 0])
+    labels, pts = [], []
+    for tag, s, c in (("A", sa, centres[0]), ("B", sb, centres[1])):
+        own = np.vstack([np.asarray(s.removed_positions), pos[s.n_indices]])
+        v, _ = get_distances(c, own, cell=atoms.cell, pbc=atoms.pbc)
+        labels += [tag + "c"] + [tag + "r"] * len(s.removed_positions) + [tag + "n"] * len(s.n_indices)
+        pts += [c] + list(c + v[0])
+    return distance_invariant(labels, np.array(pts), swap=sa.kind == sb.kind)

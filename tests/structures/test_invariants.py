@@ -156,3 +156,20 @@ def test_sites_json_and_orientation(paper_configs):
         assert [s["kind"] for s in raw] == [k for k in a.info["site_kinds"].split("-") if k]
     for a in paper_configs:
         assert a.info["kpts"] == ("1x1x1" if a.info["kind"].startswith("gas") else "2x2x1")
+
+
+def test_no_two_kept_pairs_equivalent(paper_configs, geo):
+    """Within each kind pair, the built bare pairs are pairwise non-congruent (sorted labelled distance lists of
+    the carved atoms differ), so no configuration is computed twice."""
+    by_kinds: dict[str, list] = {}
+    for a in paper_configs:
+        if a.info["kind"] == "bare_pair":
+            by_kinds.setdefault(a.info["site_kinds"], []).append(geo.config_invariant(a))
+    assert set(by_kinds) == {"3N-3N", "4N-4N", "3N-4N", "3N-6N", "4N-6N", "6N-6N"}
+    for kinds, invs in by_kinds.items():
+        assert len(set(invs)) == len(invs), kinds
+    # the metal variants sit on exactly the bare geometries (same pair_id → same carved atoms)
+    bare = {a.info["id"]: geo.config_invariant(a) for a in paper_configs if a.info["kind"] == "bare_pair"}
+    for a in paper_configs:
+        if a.info["kind"] in ("metal_single", "metal_pair") and "-" in a.info["site_kinds"]:
+            assert geo.config_invariant(a) == bare[a.info["pair_id"]], a.info["id"]
