@@ -196,11 +196,27 @@ def test_bad_files_show_errors_and_app_stays_usable(browser_page, tmp_path):
     assert page.locator("#detail").is_hidden()
     page.screenshot(path=str(tmp_path / "app-errors.png"), full_page=True)
 
-    # still usable: a good image next to a bad one in one batch, then processed
+    # still usable: a batch of a bad file, a good image and an uncalibrated PNG
+    from PIL import Image
+
     image = bundled_image()
-    _run(page, [not_image, image])
+    raw = tifffile.imread(image).astype(float)
+    png = tmp_path / "uncalibrated.png"
+    Image.fromarray((255 * (raw - raw.min()) / (raw.max() - raw.min())).astype(np.uint8)).save(png)
+    _run(page, [not_image, image, png])
+    rows = page.locator("#summary-table tbody tr")
+    assert [rows.nth(i).get_attribute("data-status") for i in range(3)] == ["error", "done", "needs_pixel_size"]
     assert page.locator("#problems .message.error").count() == 1
     page.wait_for_selector("#coords-table[data-ready=true]")
     assert page.locator("#coords-table tbody tr").count() > 0
-    statuses = [page.locator("#summary-table tbody tr").nth(i).get_attribute("data-status") for i in range(2)]
-    assert statuses == ["error", "done"]
+    # the PNG's pixel size is asked for in the page; giving it processes that image alone
+    fix = page.locator("#problems .message.warn")
+    assert "no pixel size" in fix.inner_text()
+    fix.locator("input").fill("0.0293")
+    fix.locator("button").click()
+    page.wait_for_function("document.querySelector('#summary-table tbody tr:nth-child(3)')"
+                           ".getAttribute('data-status') === 'done'")
+    page.wait_for_selector("#coords-table[data-ready=true][data-index='2']")
+    assert page.locator("#coords-table tbody tr").count() > 0
+    assert "0.0293" in page.locator("#descriptors-table").inner_text()
+    assert page.locator("#problems .message.warn").count() == 0

@@ -112,6 +112,8 @@ def test_batch_with_bad_files_processes_the_good_ones(client):
     assert "in_0" not in status["bad.tif"]["message"]  # the stored path is never shown, the file name is
     assert status["big.tif"]["status"] == "error" and "upload limit" in status["big.tif"]["message"]
     assert job["progress"] == 1.0 and job["n_done"] == 2 and job["n_problems"] == 2
+    uploads = client.app.state.manager.get(job["id"]).dir / "uploads"
+    assert list(uploads.iterdir()) == []  # processed uploads are not kept
     rows = {row["image"]: row for row in job["summary"]}
     assert rows["a.tif"]["n_atoms"] == 5 and rows["c.png"]["n_atoms"] == 2 and rows["bad.tif"]["n_atoms"] == ""
     # the app stays usable: a new good batch still runs
@@ -157,16 +159,19 @@ def test_coordinates_csv_json_and_zip(client):
 
 
 def test_missing_pixel_size_can_be_given_afterwards(client):
-    job = wait(client, upload(client, [("plain.png", b"NOPX 3", "image/png")]).json()["id"])
+    job = wait(client, upload(client, [("plain.png", b"NOPX 3", "image/png"), ("b.tif", b"BAD", "image/tiff")])
+               .json()["id"])
     it = job["items"][0]
     assert it["status"] == "needs_pixel_size" and "pixel size" in it["message"]
     url = f"/api/jobs/{job['id']}/images/0/pixel-size"
     assert client.post(url, data={"pixel_size_nm": "-1"}).status_code == 400
     assert client.post(url, data={"pixel_size_nm": "abc"}).status_code == 400
+    assert client.post(f"/api/jobs/{job['id']}/images/1/pixel-size", data={"pixel_size_nm": "0.05"}).status_code == 409
     assert client.post(url, data={"pixel_size_nm": "0.05"}).status_code == 200
     job = wait(client, job["id"])
     res = job["items"][0]["result"]
-    assert job["items"][0]["status"] == "done" and res["pixel_size_nm"] == 0.05 and res["pixel_size_source"] == "user"
+    assert job["items"][0]["status"] == "done", job["items"][0]["message"]
+    assert res["pixel_size_nm"] == 0.05 and res["pixel_size_source"] == "user"
     zf = zipfile.ZipFile(io.BytesIO(client.get(f"/api/jobs/{job['id']}/results.zip").content))
     assert "results/plain.csv" in zf.namelist()  # the ZIP is rebuilt after the re-run
 

@@ -7,7 +7,8 @@ large, no pixel size) gets an error message and the remaining images of the batc
 without a pixel size can be re-run with one given in the page.
 
 Files of a job live under ``<workdir>/<job id>/``: ``uploads/`` (the files as received, renamed
-``in_000.<suffix>``; a user's file name is never used as a path) and ``results/`` (what
+``in_000.<suffix>``; a user's file name is never used as a path; deleted once processed, except an image
+waiting for its pixel size) and ``results/`` (what
 :func:`workflows.app.pipeline.process_image` writes). Old jobs are removed when more than ``max_jobs`` exist.
 """
 
@@ -284,8 +285,8 @@ class JobManager:
                 return
             job_id, index = task
             job = self.get(job_id)
-            if job is None:
-                continue
+            if job is None or job.items[index].status != QUEUED:
+                continue  # job deleted, or image already processed
             try:
                 self._run_one(job, job.items[index])
             except Exception:  # never let the worker die
@@ -320,6 +321,8 @@ class JobManager:
         with self._lock:
             it.status, it.message, it.result, it.stage, it.fraction = status, message, result, "", 1.0
             job.version += 1
+        if status != NEEDS_PIXEL_SIZE:  # keep an upload only while it may be re-run with a pixel size
+            it.path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ export
     def zip_path(self, job: Job) -> Path:

@@ -144,7 +144,6 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
             it = manager.rerun(job, index, px)
         except ValueError as exc:
             return _error(409, str(exc))
-        manager.start(job)
         return it.public()
 
     def _done_item(job_id: str, index: int):
