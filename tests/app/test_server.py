@@ -149,7 +149,11 @@ def test_coordinates_csv_json_and_zip(client):
     names = set(zf.namelist())
     assert {"results/scan_1.csv", "results/scan_1.json", "results/scan_1_descriptors.json",
             "results/scan_1_overlay.png", "results/scan_1_nnd.png", "summary.csv", "settings.json",
-            "problems.txt"} <= names
+            "problems.txt", "descriptors.csv"} <= names
+    desc_rows = list(csv.DictReader(io.StringIO(zf.read("descriptors.csv").decode())))
+    assert len(desc_rows) == 1 and desc_rows[0]["image"] == "scan 1.tif" and desc_rows[0]["nuclearity_1"] == "4"
+    s = client.get(f"/api/jobs/{job['id']}/summary.csv")
+    assert s.status_code == 200 and s.text == zf.read("summary.csv").decode()
     settings = json.loads(zf.read("settings.json"))
     assert settings["settings"]["threshold"] == 0.8 and settings["settings"]["multimer_nm"] == 0.22
     assert [im["image"] for im in settings["images"]] == ["scan 1.tif", "b.tif"]

@@ -156,6 +156,22 @@ def summary_rows(job: Job) -> list[dict]:
     return rows
 
 
+def summary_csv(job: Job) -> str:
+    """The batch summary as CSV text (:data:`SUMMARY_COLUMNS`)."""
+    return _csv_text(summary_rows(job), SUMMARY_COLUMNS)
+
+
+def descriptors_csv(items: list[ImageItem]) -> str:
+    """All descriptors of every processed image as CSV, one row per image (columns of
+    ``analysis.spatial.flatten_descriptors``, as ``sacmap stats`` writes ``descriptors.csv``)."""
+    from analysis.spatial import flatten_descriptors
+
+    rows = [{"image": it.name, **flatten_descriptors(it.result.get("descriptors", {}))}
+            for it in items if it.status == DONE and it.result]
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["image"]
+    return _csv_text(rows, columns)
+
+
 def _csv_text(rows: list[dict], columns: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -328,9 +344,10 @@ class JobManager:
     def zip_path(self, job: Job) -> Path:
         """The ZIP with everything of the job (rebuilt when the job changed since the last build).
 
-        Contents: per image ``<stem>.csv`` (coordinates), ``<stem>.json`` (detection record), the overlay and
-        NND-histogram PNGs and ``<stem>_descriptors.json``; ``summary.csv`` (one row per image, problems
-        included) and ``settings.json`` (the settings used, per-image pixel sizes and software versions).
+        Contents: per image ``<stem>.csv`` (coordinates), ``<stem>.json`` (detection record), the overlay,
+        support-mask and NND-histogram PNGs and ``<stem>_descriptors.json``; ``summary.csv`` (one row per image,
+        problems included), ``descriptors.csv`` (every descriptor, one row per processed image) and
+        ``settings.json`` (the settings used, per-image pixel sizes and software versions).
         """
         path = job.dir / "results.zip"
         with self._lock:
@@ -347,7 +364,8 @@ class JobManager:
                     src = job.results_dir / rel
                     if src.is_file():
                         zf.write(src, f"results/{rel}")
-            zf.writestr("summary.csv", _csv_text(summary_rows(job), SUMMARY_COLUMNS))
+            zf.writestr("summary.csv", summary_csv(job))
+            zf.writestr("descriptors.csv", descriptors_csv(items))
             zf.writestr("settings.json", json.dumps(self.settings_record(job), indent=2, default=str))
             problems = [it.message for it in items if it.status in (ERROR, NEEDS_PIXEL_SIZE)]
             if problems:

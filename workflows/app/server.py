@@ -9,6 +9,7 @@ Endpoints
 ``POST /api/jobs/{id}/images/{i}/pixel-size``    re-run one image with a pixel size (form ``pixel_size_nm``)
 ``GET /api/jobs/{id}/images/{i}/{kind}``         ``coords.csv``, ``coords.json``, ``overlay.png``, ``nnd.png``,
                                                  ``descriptors.json``, ``detection.json``
+``GET /api/jobs/{id}/summary.csv``               the batch summary, one row per image
 ``GET /api/jobs/{id}/results.zip``               everything, with ``settings.json`` and ``summary.csv``
 ``GET /api/health``                              ``{"ok": true}``
 
@@ -24,11 +25,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from workflows.app import pipeline
-from workflows.app.jobs import DONE, JobManager
+from workflows.app.jobs import DONE, JobManager, summary_csv
 from workflows.errors import WorkflowInputError
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,14 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
                     "json": f"{it.stem}.json"}.get(key)
         return FileResponse(job.results_dir / rel, media_type=media, filename=download,
                             content_disposition_type="attachment" if download else "inline")
+
+    @app.get("/api/jobs/{job_id}/summary.csv")
+    def summary(job_id: str):
+        job = manager.get(job_id)
+        if job is None:
+            return _error(404, f"no such job: {job_id}")
+        return Response(summary_csv(job), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="sacmap-{job.id}-summary.csv"'})
 
     @app.get("/api/jobs/{job_id}/results.zip")
     def results_zip(job_id: str):

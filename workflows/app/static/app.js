@@ -160,6 +160,7 @@ function render(job) {
   const zip = $("download-zip");
   zip.href = `/api/jobs/${job.id}/results.zip`;
   zip.classList.toggle("hidden", !job.finished);
+  $("download-summary").href = `/api/jobs/${job.id}/summary.csv`;
   renderProblems(job);
   renderSummary(job);
   if (state.selected === null) {
