@@ -35,6 +35,10 @@ SNAP_TOL_A = 0.75  # max distance of an atom from its ideal lattice point
 METAL_SITE_MAX_A = 3.0  # in-plane distance metal–site centre to count as occupying the site
 
 
+_POINTS_CACHE: dict = {}  # lattice points per (supercell, lattice vectors, sublattice offset, cell)
+_NBR_CACHE: dict = {}
+
+
 class RecognitionError(AnalysisInputError):
     """The geometry is not an N-doped graphene sheet this module understands (message says why)."""
 
@@ -142,20 +146,53 @@ class Lattice:
         f = np.round((f - np.floor(f + 1e-6)) * 1e4).astype(int) % 10000
         return list(zip(f[:, 0].tolist(), f[:, 1].tolist(), np.asarray(sub).astype(int).tolist(), strict=True))
 
+    def _cache_key(self) -> tuple:
+        return (self.M.tobytes(), np.round(self.L, 8).tobytes(), np.round(self.delta, 8).tobytes(),
+                np.round(self.cell, 6).tobytes(), self.pbc.tobytes())
+
     def _build_points(self) -> None:
+        key = self._cache_key()
+        if key in _POINTS_CACHE:
+            self.points2d, self.key_to_index = _POINTS_CACHE[key]
+            return
+        self._build_points_uncached()
+        if len(_POINTS_CACHE) > 32:
+            _POINTS_CACHE.clear()
+        _POINTS_CACHE[key] = (self.points2d, self.key_to_index)
+
+    def neighbours(self) -> np.ndarray:
+        """Boolean adjacency (nearest neighbours, periodic) of the lattice points (independent of the origin)."""
+        key = self._cache_key()
+        if key in _NBR_CACHE:
+            return _NBR_CACHE[key]
+        from ase.neighborlist import neighbor_list
+
+        pts = self.points3d()
+        li, lj = neighbor_list("ij", Atoms(["C"] * len(pts), positions=pts, cell=self.cell, pbc=self.pbc),
+                               1.2 * self.bond_A)
+        nbr = np.zeros((len(pts), len(pts)), dtype=bool)
+        nbr[li, lj] = True
+        if len(_NBR_CACHE) > 32:
+            _NBR_CACHE.clear()
+        _NBR_CACHE[key] = nbr
+        return nbr
+
+    def _build_points_uncached(self) -> None:
         n = int(np.abs(self.M).sum()) + 2
-        ij = np.array([(i, j) for i in range(-n, n + 1) for j in range(-n, n + 1)], dtype=float)
-        self.key_to_index: dict[tuple[int, int, int], int] = {}
-        pts = []
-        A = self.M @ self.L
+        g = np.arange(-n, n + 1)
+        ij = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2).astype(float)
         fr = ij @ np.linalg.inv(self.M)
         fr = fr - np.floor(fr + 1e-6)
+        keys = np.round(fr * 1e4).astype(np.int64) % 10000
+        _, first = np.unique(keys[:, 0] * 10000 + keys[:, 1], return_index=True)
+        first = np.sort(first)
+        A = self.M @ self.L
+        self.key_to_index = {}
+        pts = []
         for s in (0, 1):
-            for key, f in zip(self._key(ij, np.full(len(ij), s)), fr, strict=True):
-                if key in self.key_to_index:
-                    continue
-                self.key_to_index[key] = len(pts)
-                pts.append(f @ A + s * self.delta)
+            for k in first:
+                self.key_to_index[(int(keys[k, 0]), int(keys[k, 1]), s)] = len(pts)
+                pts.append(fr[k] @ A + s * self.delta)
         if len(pts) != self.n_points:
             raise RecognitionError(f"lattice enumeration gave {len(pts)} points, expected {self.n_points}")
         self.points2d = np.array(pts)
@@ -237,12 +274,7 @@ def recognise(atoms: Atoms) -> dict:
         raise RecognitionError("two sheet atoms map onto one lattice site (not a single graphene layer)")
     out["n_sheet_points"] = lat.n_points
     pts = lat.points3d()
-    from ase.neighborlist import neighbor_list
-
-    li, lj = neighbor_list("ij", Atoms(["C"] * len(pts), positions=pts, cell=lat.cell, pbc=lat.pbc),
-                           1.2 * lat.bond_A)
-    nbr = np.zeros((len(pts), len(pts)), dtype=bool)
-    nbr[li, lj] = True
+    nbr = lat.neighbours()
     occupant = -np.ones(lat.n_points, dtype=int)  # lattice point -> atom index
     occupant[pidx] = sheet_idx
     missing = np.where(occupant < 0)[0]

@@ -234,3 +234,28 @@ def test_ase_database_rows(tmp_path):
     assert good["magmom"] == 1.5 and good["settings_id"] == "abc"
     assert df.loc[~df["usable"], "problems"].iloc[0] == "/scratch/bad: ionic relaxation not converged " \
         "(stopped before EDIFFG was reached)"
+
+
+@pytest.mark.postgres
+def test_postgres_database_rows():
+    import os
+    import uuid
+
+    url = os.environ.get("SACMAP_TEST_PG_URL")
+    if not url:
+        pytest.skip("SACMAP_TEST_PG_URL not set")
+    import ase.db
+
+    from structures.builders import build_single_site
+
+    tag = f"analysis-{uuid.uuid4().hex[:8]}"
+    db = ase.db.connect(url)
+    at = build_single_site("3N", "Pd")
+    ids = [db.write(at, key_value_pairs=dict(config_id="Pd/3N", energy_eV=-700.25, energy_kind="e_0_energy",
+                                             converged=True, calc_dir=f"/x/{tag}", campaign=tag))]
+    try:
+        recs = read_ase_db(url, selection=f"campaign={tag}")
+        assert len(recs) == 1 and recs[0]["usable"] and recs[0]["energy_eV"] == -700.25
+        assert recs[0]["atoms"].get_chemical_formula() == at.get_chemical_formula()
+    finally:
+        db.delete(ids)
