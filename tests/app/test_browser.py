@@ -196,12 +196,15 @@ def test_bad_files_show_errors_and_app_stays_usable(browser_page, tmp_path):
     assert page.locator("#detail").is_hidden()
     page.screenshot(path=str(tmp_path / "app-errors.png"), full_page=True)
 
-    # still usable: a batch of a bad file, a good image and an uncalibrated PNG
+    # still usable: a batch of a bad file, a good image and an uncalibrated PNG (256x256 crops of the bundled
+    # image, to keep the test short)
     from PIL import Image
 
-    image = bundled_image()
-    raw = tifffile.imread(image).astype(float)
+    raw = tifffile.imread(bundled_image())[:256, :256].astype(np.float32)
+    image = tmp_path / "crop.tif"
+    tifffile.imwrite(image, raw, resolution=(1 / 0.0293, 1 / 0.0293), imagej=True, metadata={"unit": "nm"})
     png = tmp_path / "uncalibrated.png"
+    raw = raw.astype(float)
     Image.fromarray((255 * (raw - raw.min()) / (raw.max() - raw.min())).astype(np.uint8)).save(png)
     _run(page, [not_image, image, png])
     rows = page.locator("#summary-table tbody tr")

@@ -78,12 +78,22 @@ def test_same_numbers_as_detection_and_analysis(stem_image, processed):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_multimer_distance_is_passed_through(stem_image, processed, tmp_path):
-    res, _, _ = processed
-    wide = pipeline.process_image(stem_image, "w", tmp_path, pipeline.AppSettings(multimer_nm=0.6))
-    assert wide["n_atoms"] == res["n_atoms"]
-    assert wide["descriptors"]["multimer_nm"] == 0.6
-    assert wide["descriptors"]["multimer_share"] >= res["descriptors"]["multimer_share"]
+def test_multimer_distance_is_passed_through(processed):
+    import pandas as pd
+    from PIL import Image
+
+    res, out, _ = processed
+    table = pd.read_csv(out / "img.csv")
+    support = np.asarray(Image.open(out / "img_support.png")) > 0  # written by detection, white = support
+    xy = table[["x_nm", "y_nm"]].to_numpy(float)
+    px = res["pixel_size_nm"]
+    narrow, _ = pipeline.statistics(xy, support, px, res["support_area_nm2"], None, pipeline.AppSettings())
+    wide, _ = pipeline.statistics(xy, support, px, res["support_area_nm2"], None,
+                                  pipeline.AppSettings(multimer_nm=0.6))
+    assert narrow["multimer_share"] == pytest.approx(res["descriptors"]["multimer_share"], abs=1e-4)
+    assert wide["multimer_nm"] == 0.6 and wide["multimer_share"] >= narrow["multimer_share"]
+    assert wide["nnd_mean_nm"] == pytest.approx(narrow["nnd_mean_nm"])
+    assert support.shape == tuple(res["shape"])
 
 
 def _png_copy(src: Path, dst: Path) -> Path:
