@@ -1,15 +1,17 @@
 """The app's one adapter to the science: detection (``detection``) and spatial statistics (``analysis``).
 
-Nothing here detects atoms or computes a statistic itself: :func:`process_image` reads the image with
-``detection.io.read_image``, finds atoms with ``detection.detect_image`` (the same call as ``sacmap detect``),
-computes the descriptors with ``analysis.spatial.descriptors`` over the support mask (the same call as
-``sacmap stats``) and writes, for one image, the files the page shows and the ZIP holds:
+Nothing here detects atoms or computes a statistic itself. :func:`process_image` reads the image with
+``detection.io.read_image`` (pixel-size rules of the page), finds atoms with ``detection.pipeline.detect_image``
+(the call behind ``sacmap detect``) and writes its files with the detection package's own writer; computes the
+descriptors with ``analysis.spatial.descriptors`` over the detected support mask and the random reference with
+``analysis.sampling.sample_random`` (as ``sacmap stats``); and writes, for one image:
 
 * ``<stem>.csv`` — ``x_px, y_px, x_nm, y_nm, score, component_size, element`` (the detection contract);
-* ``<stem>.json`` — image, pixel size (nm/px), shape, support area (nm²), threshold, counts, settings;
-* ``<stem>_descriptors.json`` — density (nm⁻²), ⟨NND⟩ (nm), multimer share, nuclearity counts, Clark–Evans;
+* ``<stem>.json`` — detection record: pixel size (nm/px), shape, support area (nm²), threshold, counts, settings;
+* ``<stem>_support.png`` — the support mask (white = support);
+* ``<stem>_descriptors.json`` — density (nm⁻²), NND (nm), multimer share, nuclearity counts, Clark–Evans, ...;
 * ``<stem>_overlay.png`` — the image with atoms marked (colour = element; atoms in multimers ringed and bonded);
-* ``<stem>_nnd.png`` — the NND histogram against the random (Poisson) expectation at the same density.
+* ``<stem>_nnd.png`` — the NND histogram against uniform random points at the same density in the same window.
 """
 
 from __future__ import annotations
@@ -24,14 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.errors import AnalysisInputError
 from detection.errors import DetectionInputError
-
-try:  # analysis.errors exists from the start; keep the import tolerant anyway
-    from analysis.errors import AnalysisInputError
-except ImportError:  # pragma: no cover
-    class AnalysisInputError(ValueError):
-        pass
-
 from workflows.errors import WorkflowInputError
 
 #: errors that mean "this file / these settings are bad" (shown to the user, the batch goes on)
