@@ -9,7 +9,8 @@ support signal = 1):
     counts       = Poisson(dose_px · signal)              (shot noise)
     image        = dark_level + counts / dose_px · (1 + line_gain(row))   (scan-line noise)
 
-* ``support`` is 1 on the carbon and 0 in an optional vacuum region bounded by a smooth random edge;
+* ``support`` is 1 on the carbon and 0 in an optional vacuum region bounded by a smooth random edge, the film
+  thinning by up to ``vacuum_taper`` over ~``vacuum_taper_nm`` towards it;
 * ``thickness`` is a smooth random field (correlation ~``thickness_scale_nm``) of relative sd
   ``thickness_sd``, normalised to mean 1 over the support;
 * ``texture`` is band-limited Gaussian noise (amorphous carbon, scales ``texture_scales_nm``) of sd
@@ -54,12 +55,14 @@ DEFAULTS = dict(
     vacuum_level=0.75,
     thickness_sd=0.32,
     thickness_scale_nm=3.0,
-    texture_sd=0.086,
+    texture_sd=0.09,
     texture_scales_nm=(0.07, 0.2, 0.5),
     line_noise=0.011,
     line_jitter_px=0.0,
     vacuum_fraction=0.0,
-    vacuum_edge_nm=1.2,
+    vacuum_edge_nm=1.5,
+    vacuum_taper=0.4,
+    vacuum_taper_nm=3.0,
 )
 
 
@@ -105,7 +108,8 @@ def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM,
     """Soft support map (1 = carbon, 0 = vacuum), float32 of ``shape``.
 
     The vacuum (about ``vacuum_fraction`` of the field) lies along one random side of the image behind an edge
-    that wanders on the scale of a few nm; ``edge_nm`` is the width of the soft transition. Same seed, same mask.
+    that wanders on the scale of a few nm (plus 0.12 nm roughness at 0.5 nm); ``edge_nm`` is the width of the
+    soft transition. Same seed, same mask.
     """
     shape = tuple(int(s) for s in shape)
     if not 0.0 <= vacuum_fraction < 1.0:
@@ -118,6 +122,8 @@ def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM,
     n = w
     wander = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 1.5 / pixel_size_nm, mode="wrap")[32:32 + n]
     wander = wander / (wander.std() or 1.0) * (0.06 * h)
+    fine = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 0.5 / pixel_size_nm, mode="wrap")[32:32 + n]
+    wander = wander + fine / (fine.std() or 1.0) * (0.12 / pixel_size_nm)
     edge = vacuum_fraction * h + wander - wander.mean()
     depth = np.arange(h, dtype=float)[:, None]
     width_px = max(edge_nm / pixel_size_nm, 0.5)
@@ -224,7 +230,7 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
     ``elements``: None (all Pt), one symbol, or one symbol per atom (contrast ∝ Z^``z_exponent``).
     ``kw`` overrides the calibrated defaults in ``DEFAULTS`` (probe_fwhm_nm, spread_fwhm_nm, peak_pt,
     peak_sd, dose_per_nm2, dark_level, vacuum_level, thickness_sd, thickness_scale_nm, texture_sd, texture_scales_nm,
-    line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm); ``noise=False`` gives the noiseless
+    line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm, vacuum_taper, vacuum_taper_nm); ``noise=False`` gives the noiseless
     expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
     0 = vacuum) replaces the random vacuum region of ``vacuum_fraction``.
 
@@ -261,6 +267,10 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
         sup = np.clip(np.asarray(support, dtype=float), 0.0, 1.0)
         if sup.shape != shape:
             raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {shape}")
+    on_support = sup > 0.5
+    if sup.min() < 0.5 and p["vacuum_taper"] > 0:  # the film thins towards the vacuum edge
+        wide = ndi.gaussian_filter(sup, p["vacuum_taper_nm"] / px, mode="nearest")
+        sup = sup * (1.0 - p["vacuum_taper"] * (1.0 - wide))
     thick = 1.0 + p["thickness_sd"] * _smooth_field(shape, p["thickness_scale_nm"] / px, rng_thick)
     thick = np.clip(thick, 0.2, None)
     tex = np.zeros(shape)
@@ -268,7 +278,6 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
         tex += _gaussian_field(shape, max(s_nm / px, 0.5), rng_tex)
     tex *= p["texture_sd"] / max(tex.std(), 1e-12)
     carbon = sup * thick * (1.0 + tex)
-    on_support = sup > 0.5
     carbon /= carbon[on_support].mean() if on_support.any() else 1.0
     signal = p["vacuum_level"] + carbon
 
