@@ -8,13 +8,20 @@ import warnings
 from workflows.errors import WorkflowInputError
 
 
+def _threads() -> int:
+    """CPU threads for torch and D3 (``$SACMAP_TORCH_THREADS``, default 1: on shared or busy machines more
+    threads oversubscribe the cores and run several times slower; raise it on a dedicated node)."""
+    return max(1, int(os.environ.get("SACMAP_TORCH_THREADS", "1")))
+
+
 def _torch_threads() -> None:
     import torch
 
-    torch.set_num_threads(int(os.environ.get("SACMAP_TORCH_THREADS", "2")))
+    torch.set_num_threads(_threads())
 
 
 def _d3_pbe_zero():
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads()))  # simple-dftd3 is OpenMP-parallel
     from dftd3.ase import DFTD3
 
     return DFTD3(method="PBE", damping="d3zero")
