@@ -42,7 +42,7 @@ def test_two_configuration_chgnet_campaign_through_the_cli(tmp_path, capsys):
     db = results.connect(str(wd / "results.db"))
     rows = {r.config_id: r for r in db.select()}
     assert set(rows) == {"4N", "Ni/4N"}
-    for cid, row in rows.items():
+    for row in rows.values():
         assert row.calculator == "chgnet-d3" and row.settings_hash == variant["settings_hash"]
         assert row.energy_kind == "total" and math.isfinite(row.energy_eV) and row.energy == row.energy_eV
         assert row.converged and row.fmax_eV_A <= 0.1 + 1e-9

@@ -43,6 +43,12 @@ def register(subparsers) -> None:
     e.set_defaults(func=_export)
 
 
+def _redact(url: str) -> str:
+    from workflows.results import _redact as redact
+
+    return redact(url)
+
+
 def _submit(args: argparse.Namespace) -> int:
     from workflows import runner
 
@@ -54,7 +60,7 @@ def _submit(args: argparse.Namespace) -> int:
     print(f"submitted {info['added']} workflow(s) ({info['skipped']} already there) for {len(configs)} "
           f"configuration(s) x [{variants}]")
     print(f"launchpad: {info['launchpad'] or 'embedded (' + str(args.workdir / 'launchpad.json') + ')'}")
-    print(f"results database: {info['db']}")
+    print(f"results database: {_redact(info['db'])}")
     if any(v["calculator"] == "vasp" for v in info["variants"]):
         from workflows.vasp_inputs import potcar_library_available
 
@@ -78,7 +84,8 @@ def _status(args: argparse.Namespace) -> int:
     from workflows import runner
 
     st = runner.status(args.workdir)
-    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {st['db']} ({st['n_results']} results)")
+    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {_redact(st['db'])} "
+          f"({st['n_results']} results)")
     for state, n in st["counts"].items():
         print(f"  {state:<10} {n}")
     for f in st["failures"]:
