@@ -13,7 +13,8 @@ Steps (``label_elements``):
 4. A Gaussian mixture with one component per expected element on the *content* latents that are in use
    (collapsed latents dropped), standardised; diagonal covariance unless there are ≥ 100 crops per component.
 5. Per crop, the mean of its top-5-percentile pixels; per cluster the median of that over its crops. Clusters
-   are ranked by it and matched to the elements sorted by atomic number (heavier = brighter in HAADF, ∝ Z^1.7).
+   are ranked by it and matched to the elements sorted by atomic number (heavier = brighter in HAADF,
+   ∝ Z^1.7).
 6. Baseline: a one-dimensional Gaussian mixture on the per-crop brightness alone, ranked the same way.
 """
 
@@ -55,7 +56,8 @@ def normalise_image(image, background_px: int = 41) -> np.ndarray:
 
 
 def extract_crops(image, xy_px, size: int = 21) -> np.ndarray:
-    """Crops (N, size, size) centred on the rounded (x = column, y = row) positions; reflect-padded borders."""
+    """Crops (N, size, size) centred on the rounded (x = column, y = row) positions; reflect-padded
+    borders."""
     a = np.asarray(image)
     h = size // 2
     pad = np.pad(a, h, mode="reflect")
@@ -67,14 +69,14 @@ def extract_crops(image, xy_px, size: int = 21) -> np.ndarray:
 
 
 def subtract_ring_background(crops, size: int, ring_px: float | None = None) -> np.ndarray:
-    """Subtract from each crop the median of its pixels at ≥ ``ring_px`` (default 0.43·size) from the centre of
-    its central ``size``×``size`` square: the local support level, so that only the atom's excess remains."""
+    """Subtract from each crop the median of its pixels at ≥ ``ring_px`` (default 0.43·size) from the centre
+    of its central ``size``×``size`` square: the local support level, so only the atom's excess remains."""
     c = np.asarray(crops, float)
     m = (c.shape[1] - size) // 2
     h = size // 2
-    iy, ix = np.mgrid[-h:h + 1, -h:h + 1]
+    iy, ix = np.mgrid[-h : h + 1, -h : h + 1]
     ring = np.hypot(iy, ix) >= (ring_px if ring_px is not None else 0.43 * size)
-    inner = c[:, m:m + size, m:m + size]
+    inner = c[:, m : m + size, m : m + size]
     bg = np.median(inner[:, ring], axis=1)
     return (c - bg[:, None, None]).astype(np.float32)
 
@@ -88,12 +90,16 @@ def crop_brightness(crops, percentile: float = 95.0) -> np.ndarray:
 
 def _rank_labels(cluster: np.ndarray, brightness: np.ndarray, elements_by_z: list[str]):
     k = len(elements_by_z)
-    med = np.array([np.median(brightness[cluster == c]) if np.any(cluster == c) else -np.inf for c in range(k)])
+    med = np.array(
+        [np.median(brightness[cluster == c]) if np.any(cluster == c) else -np.inf for c in range(k)]
+    )
     order = np.argsort(med, kind="stable")  # dimmest cluster first
     cluster_to_el = {int(c): elements_by_z[r] for r, c in enumerate(order)}
     labels = np.array([cluster_to_el[int(c)] for c in cluster], dtype=object)
     # an empty cluster has no brightness: None (JSON-safe) instead of -inf
-    return labels, {elements_by_z[r]: (float(med[c]) if np.isfinite(med[c]) else None) for r, c in enumerate(order)}
+    return labels, {
+        elements_by_z[r]: (float(med[c]) if np.isfinite(med[c]) else None) for r, c in enumerate(order)
+    }
 
 
 def _check_inputs(image, xy_px, elements):
@@ -112,7 +118,12 @@ def _check_inputs(image, xy_px, elements):
     if not np.all(np.isfinite(xy)):
         raise DetectionInputError("xy_px: coordinates must be finite")
     h, w = a.shape
-    if np.any(xy[:, 0] < -0.5) or np.any(xy[:, 0] > w - 0.5) or np.any(xy[:, 1] < -0.5) or np.any(xy[:, 1] > h - 0.5):
+    if (
+        np.any(xy[:, 0] < -0.5)
+        or np.any(xy[:, 0] > w - 0.5)
+        or np.any(xy[:, 1] < -0.5)
+        or np.any(xy[:, 1] > h - 0.5)
+    ):
         raise DetectionInputError(f"xy_px: coordinates outside the {w}×{h} px image")
     if isinstance(elements, str):
         elements = [e for e in elements.split(",") if e.strip()]
@@ -129,14 +140,27 @@ def _check_inputs(image, xy_px, elements):
     return a.astype(float), xy, els, zs
 
 
-def label_elements(image, xy_px, elements, *, seed: int = 0, crop_px: int = 21, latent_dim: int = 4,
-                   steps: int = 400, beta: float = 1.0, shift_px: int = 1, background_px: int = 41,
-                   smooth_px: float = 1.0, covariance_type: str = "auto", n_init: int = 5,
-                   n_threads: int = 1) -> dict:
+def label_elements(
+    image,
+    xy_px,
+    elements,
+    *,
+    seed: int = 0,
+    crop_px: int = 21,
+    latent_dim: int = 4,
+    steps: int = 400,
+    beta: float = 1.0,
+    shift_px: int = 1,
+    background_px: int = 41,
+    smooth_px: float = 1.0,
+    covariance_type: str = "auto",
+    n_init: int = 5,
+    n_threads: int = 1,
+) -> dict:
     """Label each atom with one of ``elements`` (e.g. ``["Ni", "Pt"]`` or ``"Ni,Pt"``), unsupervised.
 
-    ``image``: 2-D array (raw or pre-processed to [0, 1]; normalised robustly here). ``xy_px``: (N, 2) array of
-    (x = column, y = row) px. Returns a dict:
+    ``image``: 2-D array (raw or pre-processed to [0, 1]; normalised robustly here). ``xy_px``: (N, 2)
+    array of (x = column, y = row) px. Returns a dict:
 
     * ``labels``: (N,) element symbols from the VAE latent + Gaussian mixture;
     * ``labels_intensity``: (N,) symbols from the intensity-only mixture (baseline);
@@ -164,21 +188,32 @@ def label_elements(image, xy_px, elements, *, seed: int = 0, crop_px: int = 21, 
     if smooth_px > 0:
         norm = ndi.gaussian_filter(norm, smooth_px)
     big = subtract_ring_background(extract_crops(norm, xy, crop_px + 2 * shift_px), crop_px)
-    crops = big[:, shift_px:shift_px + crop_px, shift_px:shift_px + crop_px]
+    crops = big[:, shift_px : shift_px + crop_px, shift_px : shift_px + crop_px]
     bright = crop_brightness(crops)
     if k == 1:
         lab = np.array([els[0]] * n, dtype=object)
-        return {"labels": lab, "labels_intensity": lab.copy(), "latent": np.zeros((n, 0)),
-                "active_latents": np.zeros(0, bool), "cluster": np.zeros(n, int),
-                "cluster_intensity_only": np.zeros(n, int), "brightness": bright,
-                "cluster_intensity": {els[0]: float(np.median(bright))},
-                "cluster_intensity_baseline": {els[0]: float(np.median(bright))}, "agreement": 1.0,
-                "counts": {els[0]: n}, "counts_intensity": {els[0]: n}, "covariance_type": None,
-                "train_seconds": 0.0, "loss_history": np.zeros(0)}
+        return {
+            "labels": lab,
+            "labels_intensity": lab.copy(),
+            "latent": np.zeros((n, 0)),
+            "active_latents": np.zeros(0, bool),
+            "cluster": np.zeros(n, int),
+            "cluster_intensity_only": np.zeros(n, int),
+            "brightness": bright,
+            "cluster_intensity": {els[0]: float(np.median(bright))},
+            "cluster_intensity_baseline": {els[0]: float(np.median(bright))},
+            "agreement": 1.0,
+            "counts": {els[0]: n},
+            "counts_intensity": {els[0]: n},
+            "covariance_type": None,
+            "train_seconds": 0.0,
+            "loss_history": np.zeros(0),
+        }
 
     t0 = time.perf_counter()
-    vae = RotationInvariantVAE(latent_dim=latent_dim, steps=steps, beta=beta, shift_px=shift_px, seed=seed,
-                               n_threads=n_threads).fit(big)
+    vae = RotationInvariantVAE(
+        latent_dim=latent_dim, steps=steps, beta=beta, shift_px=shift_px, seed=seed, n_threads=n_threads
+    ).fit(big)
     z = vae.transform(big)
     train_s = time.perf_counter() - t0
     zc = z[:, vae.active_]
@@ -186,14 +221,16 @@ def label_elements(image, xy_px, elements, *, seed: int = 0, crop_px: int = 21, 
     cov = covariance_type
     if cov == "auto":
         cov = "full" if n >= 100 * k else "diag"
-    gmm = GaussianMixture(n_components=k, covariance_type=cov, n_init=n_init, random_state=seed,
-                          reg_covar=1e-4).fit(zs_std)
+    gmm = GaussianMixture(
+        n_components=k, covariance_type=cov, n_init=n_init, random_state=seed, reg_covar=1e-4
+    ).fit(zs_std)
     cl = gmm.predict(zs_std)
     labels, cl_int = _rank_labels(cl, bright, by_z)
 
     b = ((bright - bright.mean()) / (bright.std() or 1.0))[:, None]
-    gmm_i = GaussianMixture(n_components=k, covariance_type="full", n_init=n_init, random_state=seed,
-                            reg_covar=1e-4).fit(b)
+    gmm_i = GaussianMixture(
+        n_components=k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-4
+    ).fit(b)
     cl_i = gmm_i.predict(b)
     labels_i, cl_int_i = _rank_labels(cl_i, bright, by_z)
 

@@ -103,8 +103,14 @@ def _smooth_field(shape, scale_px: float, rng: np.random.Generator) -> np.ndarra
     return (f - f.mean()) / (sd if sd > 0 else 1.0)
 
 
-def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM, vacuum_fraction: float = 0.0,
-                 edge_nm: float = 0.4, seed=0) -> np.ndarray:
+def support_mask(
+    shape=(512, 512),
+    *,
+    pixel_size_nm: float = REFERENCE_PIXEL_NM,
+    vacuum_fraction: float = 0.0,
+    edge_nm: float = 0.4,
+    seed=0,
+) -> np.ndarray:
     """Soft support map (1 = carbon, 0 = vacuum), float32 of ``shape``.
 
     The vacuum (about ``vacuum_fraction`` of the field) lies along one random side of the image behind an edge
@@ -120,9 +126,9 @@ def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM,
     side = int(rng.integers(4))
     h, w = shape if side in (0, 1) else shape[::-1]  # h: depth direction, w: along the edge
     n = w
-    wander = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 1.5 / pixel_size_nm, mode="wrap")[32:32 + n]
+    wander = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 1.5 / pixel_size_nm, mode="wrap")[32 : 32 + n]
     wander = wander / (wander.std() or 1.0) * (0.06 * h)
-    fine = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 0.5 / pixel_size_nm, mode="wrap")[32:32 + n]
+    fine = ndi.gaussian_filter1d(rng.standard_normal(n + 64), 0.5 / pixel_size_nm, mode="wrap")[32 : 32 + n]
     wander = wander + fine / (fine.std() or 1.0) * (0.12 / pixel_size_nm)
     edge = vacuum_fraction * h + wander - wander.mean()
     depth = np.arange(h, dtype=float)[:, None]
@@ -137,15 +143,25 @@ def support_mask(shape=(512, 512), *, pixel_size_nm: float = REFERENCE_PIXEL_NM,
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
-def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float = 0.25,
-                     dimer_fraction: float = 0.0, dimer_nm: float = 0.22, trimer_fraction: float = 0.0,
-                     margin_nm: float = 0.0, mask=None, pixel_size_nm: float | None = None,
-                     return_groups: bool = False):
+def random_positions(
+    density_nm2: float,
+    field_nm,
+    *,
+    seed=0,
+    min_dist_nm: float = 0.25,
+    dimer_fraction: float = 0.0,
+    dimer_nm: float = 0.22,
+    trimer_fraction: float = 0.0,
+    margin_nm: float = 0.0,
+    mask=None,
+    pixel_size_nm: float | None = None,
+    return_groups: bool = False,
+):
     """Random atom positions (nm) at ``density_nm2`` atoms/nm² over a field of ``field_nm`` (x, y) nm.
 
-    Units (singles, dimers at ``dimer_nm`` centre-to-centre, equilateral trimers of side ``dimer_nm``) are placed
-    by random sequential addition with every pair of atoms from *different* units at least ``min_dist_nm``
-    apart. ``dimer_fraction`` / ``trimer_fraction`` are fractions of the atoms (not of the units) in dimers /
+    Units (singles, dimers at ``dimer_nm`` centre-to-centre, equilateral trimers of side ``dimer_nm``) are
+    placed by random sequential addition with every pair of atoms from *different* units at least
+    ``min_dist_nm`` apart. ``dimer_fraction`` / ``trimer_fraction`` are fractions of the atoms (not of the units) in dimers /
     trimers. ``mask`` (optional 2-D array, > 0.5 = allowed, with ``pixel_size_nm``) restricts atoms to the
     support; the number of atoms is then density × allowed area. Returns an (N, 2) float array of (x, y) nm
     (and an (N,) int array of unit ids when ``return_groups``). Same seed, same positions.
@@ -174,10 +190,12 @@ def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float
     if n_atoms and density_nm2 * np.pi * min_dist_nm**2 / 4 > 0.547:
         raise DetectionInputError(
             f"cannot place {n_atoms} atoms at min_dist_nm={min_dist_nm} in {fx}×{fy} nm: density "
-            f"{density_nm2}/nm² exceeds the random-packing limit {0.547 * 4 / (np.pi * min_dist_nm**2):.1f}/nm²")
+            f"{density_nm2}/nm² exceeds the random-packing limit "
+            f"{0.547 * 4 / (np.pi * min_dist_nm**2):.1f}/nm²"
+        )
     pts = np.empty((0, 2))
     groups = np.empty(0, int)
-    d2min = min_dist_nm ** 2
+    d2min = min_dist_nm**2
     for gid, size in enumerate(sizes):
         tries = 0
         while True:
@@ -185,7 +203,8 @@ def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float
             if tries > 20000:
                 raise DetectionInputError(
                     f"cannot place {n_atoms} atoms at min_dist_nm={min_dist_nm} in {fx}×{fy} nm "
-                    f"(density {density_nm2}/nm² is too high for that spacing)")
+                    f"(density {density_nm2}/nm² is too high for that spacing)"
+                )
             c = rng.uniform([margin_nm, margin_nm], [fx - margin_nm, fy - margin_nm])
             phi = rng.uniform(0, 2 * np.pi)
             if size == 1:
@@ -198,8 +217,12 @@ def random_positions(density_nm2: float, field_nm, *, seed=0, min_dist_nm: float
                 continue
             if allowed is not None:
                 ij = np.round(unit / pixel_size_nm).astype(int)
-                ok = ((ij[:, 1] >= 0) & (ij[:, 1] < allowed.shape[0]) & (ij[:, 0] >= 0)
-                      & (ij[:, 0] < allowed.shape[1]))
+                ok = (
+                    (ij[:, 1] >= 0)
+                    & (ij[:, 1] < allowed.shape[0])
+                    & (ij[:, 0] >= 0)
+                    & (ij[:, 0] < allowed.shape[1])
+                )
                 if not ok.all() or not allowed[ij[:, 1], ij[:, 0]].all():
                     continue
             if len(pts):
@@ -223,21 +246,31 @@ def _element_list(elements, n: int) -> list[str]:
     return els
 
 
-def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_PIXEL_NM, elements=None,
-                   seed=0, z_exponent: float = 1.7, noise: bool = True, support=None, **kw):
+def simulate_image(
+    xy_nm,
+    *,
+    shape=(512, 512),
+    pixel_size_nm: float = REFERENCE_PIXEL_NM,
+    elements=None,
+    seed=0,
+    z_exponent: float = 1.7,
+    noise: bool = True,
+    support=None,
+    **kw,
+):
     """Simulate a HAADF-STEM image with metal atoms at ``xy_nm`` ((N, 2) array of x = column, y = row, nm).
 
     ``elements``: None (all Pt), one symbol, or one symbol per atom (contrast ∝ Z^``z_exponent``).
     ``kw`` overrides the calibrated defaults in ``DEFAULTS`` (probe_fwhm_nm, spread_fwhm_nm, peak_pt,
-    peak_sd, dose_per_nm2, dark_level, vacuum_level, thickness_sd, thickness_scale_nm, texture_sd, texture_scales_nm,
-    line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm, vacuum_taper, vacuum_taper_nm); ``noise=False`` gives the noiseless
-    expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
+    peak_sd, dose_per_nm2, dark_level, vacuum_level, thickness_sd, thickness_scale_nm, texture_sd,
+    texture_scales_nm, line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm, vacuum_taper,
+    vacuum_taper_nm); ``noise=False`` gives the noiseless expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
     0 = vacuum) replaces the random vacuum region of ``vacuum_fraction``.
 
     Returns ``(image, truth)``: a float32 array of ``shape`` (rows, columns) and a DataFrame with one row per
     atom inside the field: ``x_px, y_px, x_nm, y_nm, element`` (``x_px = x_nm / pixel_size_nm``). Atoms are
-    drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel size, seed and the support
-    fraction. Same seed, same image.
+    drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel size, seed and the
+    support fraction. Same seed, same image.
     """
     unknown = set(kw) - set(DEFAULTS)
     if unknown:
@@ -256,13 +289,19 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
 
     rng = _rng(seed)
     rng_support, rng_thick, rng_tex, rng_noise, rng_amp = (
-        np.random.default_rng(s) for s in rng.integers(0, 2**63, 5))
+        np.random.default_rng(s) for s in rng.integers(0, 2**63, 5)
+    )
     if p["peak_sd"] > 0 and len(amp):
         amp = amp * rng_amp.lognormal(-0.5 * p["peak_sd"] ** 2, p["peak_sd"], len(amp))
     px = pixel_size_nm
     if support is None:
-        sup = support_mask(shape, pixel_size_nm=px, vacuum_fraction=p["vacuum_fraction"],
-                           edge_nm=p["vacuum_edge_nm"], seed=rng_support)
+        sup = support_mask(
+            shape,
+            pixel_size_nm=px,
+            vacuum_fraction=p["vacuum_fraction"],
+            edge_nm=p["vacuum_edge_nm"],
+            seed=rng_support,
+        )
     else:
         sup = np.clip(np.asarray(support, dtype=float), 0.0, 1.0)
         if sup.shape != shape:
@@ -282,7 +321,7 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
     signal = p["vacuum_level"] + carbon
 
     # atoms: Gaussian PSF, peak normalised to the continuous probe+spread profile, pixel box added
-    s2_nm = (p["probe_fwhm_nm"] ** 2 + p["spread_fwhm_nm"] ** 2) * FWHM_TO_SIGMA ** 2
+    s2_nm = (p["probe_fwhm_nm"] ** 2 + p["spread_fwhm_nm"] ** 2) * FWHM_TO_SIGMA**2
     s2_px = s2_nm / px**2 + 1.0 / 12.0
     height_scale = (s2_nm / px**2) / s2_px
     sig = np.sqrt(s2_px)
@@ -311,19 +350,45 @@ def simulate_image(xy_nm, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_
         image = signal
     image = (image + p["dark_level"]).astype(np.float32)
 
-    inside = ((xy_px[:, 0] >= -0.5) & (xy_px[:, 0] < shape[1] - 0.5)
-              & (xy_px[:, 1] >= -0.5) & (xy_px[:, 1] < shape[0] - 0.5))
-    truth = pd.DataFrame({"x_px": xy_px[inside, 0], "y_px": xy_px[inside, 1], "x_nm": xy[inside, 0],
-                          "y_nm": xy[inside, 1], "element": np.array(els, dtype=object)[inside]})
-    truth.attrs.update(pixel_size_nm=px, seed=None if isinstance(seed, np.random.Generator) else seed,
-                       support_fraction=float(on_support.mean()))
+    inside = (
+        (xy_px[:, 0] >= -0.5)
+        & (xy_px[:, 0] < shape[1] - 0.5)
+        & (xy_px[:, 1] >= -0.5)
+        & (xy_px[:, 1] < shape[0] - 0.5)
+    )
+    truth = pd.DataFrame(
+        {
+            "x_px": xy_px[inside, 0],
+            "y_px": xy_px[inside, 1],
+            "x_nm": xy[inside, 0],
+            "y_nm": xy[inside, 1],
+            "element": np.array(els, dtype=object)[inside],
+        }
+    )
+    truth.attrs.update(
+        pixel_size_nm=px,
+        seed=None if isinstance(seed, np.random.Generator) else seed,
+        support_fraction=float(on_support.mean()),
+    )
     return image, truth
 
 
-def simulate_sample(density_nm2: float, *, shape=(512, 512), pixel_size_nm: float = REFERENCE_PIXEL_NM,
-                    elements=None, seed=0, min_dist_nm: float = 0.25, dimer_fraction: float = 0.0,
-                    dimer_nm: float = 0.22, trimer_fraction: float = 0.0, margin_nm: float = 0.0, **kw):
-    """Random sample: atoms at ``density_nm2`` per nm² of *support* (none over vacuum), then ``simulate_image``.
+def simulate_sample(
+    density_nm2: float,
+    *,
+    shape=(512, 512),
+    pixel_size_nm: float = REFERENCE_PIXEL_NM,
+    elements=None,
+    seed=0,
+    min_dist_nm: float = 0.25,
+    dimer_fraction: float = 0.0,
+    dimer_nm: float = 0.22,
+    trimer_fraction: float = 0.0,
+    margin_nm: float = 0.0,
+    **kw,
+):
+    """Random sample: atoms at ``density_nm2`` per nm² of *support* (none over vacuum), then
+    ``simulate_image``.
 
     ``elements``: None (Pt), a symbol, or a dict ``{symbol: fraction}`` (fractions normalised; each atom drawn
     independently). Other keywords as ``random_positions`` and ``simulate_image``. Returns ``(image, truth,
@@ -332,13 +397,27 @@ def simulate_sample(density_nm2: float, *, shape=(512, 512), pixel_size_nm: floa
     rng = _rng(seed)
     s_mask, s_pos, s_el, s_img = rng.integers(0, 2**63, 4)
     p = {**DEFAULTS, **kw}
-    soft = support_mask(shape, pixel_size_nm=pixel_size_nm, vacuum_fraction=p["vacuum_fraction"],
-                        edge_nm=p["vacuum_edge_nm"], seed=s_mask)
+    soft = support_mask(
+        shape,
+        pixel_size_nm=pixel_size_nm,
+        vacuum_fraction=p["vacuum_fraction"],
+        edge_nm=p["vacuum_edge_nm"],
+        seed=s_mask,
+    )
     sup = soft > 0.5
     field = (shape[1] * pixel_size_nm, shape[0] * pixel_size_nm)
-    xy = random_positions(density_nm2, field, seed=s_pos, min_dist_nm=min_dist_nm, dimer_fraction=dimer_fraction,
-                          dimer_nm=dimer_nm, trimer_fraction=trimer_fraction, margin_nm=margin_nm,
-                          mask=None if sup.all() else sup, pixel_size_nm=pixel_size_nm)
+    xy = random_positions(
+        density_nm2,
+        field,
+        seed=s_pos,
+        min_dist_nm=min_dist_nm,
+        dimer_fraction=dimer_fraction,
+        dimer_nm=dimer_nm,
+        trimer_fraction=trimer_fraction,
+        margin_nm=margin_nm,
+        mask=None if sup.all() else sup,
+        pixel_size_nm=pixel_size_nm,
+    )
     # keep pixel centres inside [0, size - 1]
     xy = np.clip(xy, 0, [field[0] - pixel_size_nm, field[1] - pixel_size_nm])
     if isinstance(elements, dict):
@@ -349,8 +428,15 @@ def simulate_sample(density_nm2: float, *, shape=(512, 512), pixel_size_nm: floa
         els = list(np.random.default_rng(s_el).choice(syms, size=len(xy), p=w / w.sum()))
     else:
         els = elements
-    image, truth = simulate_image(xy, shape=shape, pixel_size_nm=pixel_size_nm, elements=els,
-                                  seed=np.random.default_rng(s_img), support=soft, **kw)
+    image, truth = simulate_image(
+        xy,
+        shape=shape,
+        pixel_size_nm=pixel_size_nm,
+        elements=els,
+        seed=np.random.default_rng(s_img),
+        support=soft,
+        **kw,
+    )
     truth.attrs["seed"] = seed if not isinstance(seed, np.random.Generator) else None
     return image, truth, sup
 
@@ -371,13 +457,23 @@ def save_tiff(path, image, pixel_size_nm: float) -> Path:
     if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
         raise DetectionInputError(f"{path}: pixel_size_nm must be > 0, got {pixel_size_nm}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    extratags = [(65003, "s", 0, "nm", False), (65004, "s", 0, "nm", False),
-                 (65009, "d", 1, float(pixel_size_nm), False), (65010, "d", 1, float(pixel_size_nm), False)]
+    extratags = [
+        (65003, "s", 0, "nm", False),
+        (65004, "s", 0, "nm", False),
+        (65009, "d", 1, float(pixel_size_nm), False),
+        (65010, "d", 1, float(pixel_size_nm), False),
+    ]
     fd, tmp = tempfile.mkstemp(suffix=".tif", dir=path.parent)
     os.close(fd)
     try:
-        tifffile.imwrite(tmp, img, imagej=True, resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
-                         metadata={"unit": "nm", "axes": "YX"}, extratags=extratags)
+        tifffile.imwrite(
+            tmp,
+            img,
+            imagej=True,
+            resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
+            metadata={"unit": "nm", "axes": "YX"},
+            extratags=extratags,
+        )
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -402,10 +498,20 @@ def write_truth_csv(path, truth: pd.DataFrame) -> Path:
     return path
 
 
-def simulate_dataset(outdir, n_images: int = 1, *, seed=0, prefix: str = "sim", shape=(512, 512),
-                     pixel_size_nm: float = REFERENCE_PIXEL_NM, density_nm2: float = 1.0, progress: bool = False,
-                     **kw) -> list[Path]:
-    """Write ``n_images`` simulated samples to ``outdir``: ``<prefix>_NNN.tif`` + ``<prefix>_NNN.csv`` (truth).
+def simulate_dataset(
+    outdir,
+    n_images: int = 1,
+    *,
+    seed=0,
+    prefix: str = "sim",
+    shape=(512, 512),
+    pixel_size_nm: float = REFERENCE_PIXEL_NM,
+    density_nm2: float = 1.0,
+    progress: bool = False,
+    **kw,
+) -> list[Path]:
+    """Write ``n_images`` simulated samples to ``outdir``: ``<prefix>_NNN.tif`` + ``<prefix>_NNN.csv``
+    (truth).
 
     Image i uses seed ``[seed, i]``; other keywords as ``simulate_sample`` (density per nm² of support,
     elements dict, dimer/trimer fractions, vacuum_fraction, ...). Returns the TIFF paths.
@@ -418,8 +524,13 @@ def simulate_dataset(outdir, n_images: int = 1, *, seed=0, prefix: str = "sim", 
 
         it = tqdm(it, desc="simulate", unit="image")
     for i in it:
-        image, truth, _ = simulate_sample(density_nm2, shape=shape, pixel_size_nm=pixel_size_nm,
-                                          seed=np.random.default_rng([int(seed), i]), **kw)
+        image, truth, _ = simulate_sample(
+            density_nm2,
+            shape=shape,
+            pixel_size_nm=pixel_size_nm,
+            seed=np.random.default_rng([int(seed), i]),
+            **kw,
+        )
         stem = f"{prefix}_{i:03d}"
         out.append(save_tiff(outdir / f"{stem}.tif", image, pixel_size_nm))
         write_truth_csv(outdir / f"{stem}.csv", truth)

@@ -33,7 +33,8 @@ def _otsu(values: np.ndarray) -> float:
 
 def support_from_image(image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
     """Boolean support mask (True = carbon): Otsu threshold of the σ = 0.23 nm smoothed image when the image
-    holds a vacuum region (the two Otsu classes differ by more than 25 % of the brighter one), else all True."""
+    holds a vacuum region (the two Otsu classes differ by more than 25 % of the brighter one), else all
+    True."""
     big = ndi.gaussian_filter(np.asarray(image, float), 0.23 / pixel_size_nm)
     t = _otsu(big)
     lo, hi = big[big <= t], big[big > t]
@@ -46,8 +47,8 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
     """Calibration statistics of one image with atoms at ``xy_px`` ((N, 2) of x = column, y = row, px).
 
     Returns a dict: ``peak_ratio_median``, ``peak_ratio_p10``, ``peak_ratio_p90`` (over atoms), ``noise``,
-    ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``atom_fwhm_nm``, ``support_fraction``,
-    ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``.
+    ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``atom_fwhm_nm``,
+    ``support_fraction``, ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``.
     """
     a = np.asarray(image, dtype=float)
     if a.ndim != 2:
@@ -107,7 +108,8 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
 def atom_fwhm_nm(image, xy_px, pixel_size_nm: float, half_px: int | None = None) -> float:
     """FWHM (nm) of a Gaussian + constant fitted to the mean of crops centred on the atoms, each crop divided
     by its median; each position is first moved to the maximum of the σ = 0.045 nm smoothed image within
-    0.06 nm (expert clicks are off by a pixel or two, which would widen the mean crop). NaN with no usable atom."""
+    0.06 nm (expert clicks are off by a pixel or two, which would widen the mean crop). NaN with no usable
+    atom."""
     from scipy import optimize
 
     a = np.asarray(image, float)
@@ -118,25 +120,28 @@ def atom_fwhm_nm(image, xy_px, pixel_size_nm: float, half_px: int | None = None)
     for x, y in np.asarray(xy_px, float).reshape(-1, 2):
         ri, ci = int(round(y)), int(round(x))
         if w and w <= ri < a.shape[0] - w and w <= ci < a.shape[1] - w:
-            win = sm[ri - w:ri + w + 1, ci - w:ci + w + 1]
+            win = sm[ri - w : ri + w + 1, ci - w : ci + w + 1]
             dr, dc = np.unravel_index(np.argmax(win), win.shape)
             ri, ci = ri - w + dr, ci - w + dc
         if h <= ri < a.shape[0] - h and h <= ci < a.shape[1] - h:
-            c = a[ri - h:ri + h + 1, ci - h:ci + h + 1]
+            c = a[ri - h : ri + h + 1, ci - h : ci + h + 1]
             med = np.median(c)
             if med > 0:
                 crops.append(c / med)
     if not crops:
         return float("nan")
     mc = np.mean(crops, 0)
-    yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+    yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
 
     def resid(p):
         amp, s, b, x0, y0 = p
         return (b + amp * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * s * s)) - mc).ravel()
 
-    fit = optimize.least_squares(resid, [mc.max() - np.median(mc), 2.0, np.median(mc), 0, 0],
-                                 bounds=([0, 0.3, 0, -h, -h], [np.inf, h, np.inf, h, h]))
+    fit = optimize.least_squares(
+        resid,
+        [mc.max() - np.median(mc), 2.0, np.median(mc), 0, 0],
+        bounds=([0, 0.3, 0, -h, -h], [np.inf, h, np.inf, h, h]),
+    )
     return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * fit.x[1] * pixel_size_nm)
 
 
@@ -164,15 +169,21 @@ def real_image_statistics(shared_dir, pixel_size_nm: float | None = None) -> pd.
     return pd.DataFrame(rows)
 
 
-def simulated_statistics(n_images: int = 8, *, seed: int = 0, density_nm2: float = 0.3,
-                         vacuum_fraction: float = 0.35, **kw) -> pd.DataFrame:
+def simulated_statistics(
+    n_images: int = 8, *, seed: int = 0, density_nm2: float = 0.3, vacuum_fraction: float = 0.35, **kw
+) -> pd.DataFrame:
     """Statistics of ``n_images`` default simulated 512² images (Pt at ``density_nm2``, a vacuum region)."""
     from detection.simulate import simulate_sample
 
     rows = []
     for i in range(n_images):
-        img, truth, _ = simulate_sample(density_nm2, seed=np.random.default_rng([seed, i]),
-                                        vacuum_fraction=vacuum_fraction, margin_nm=0.3, **kw)
+        img, truth, _ = simulate_sample(
+            density_nm2,
+            seed=np.random.default_rng([seed, i]),
+            vacuum_fraction=vacuum_fraction,
+            margin_nm=0.3,
+            **kw,
+        )
         st = image_statistics(img, truth[["x_px", "y_px"]].to_numpy(), truth.attrs["pixel_size_nm"])
         rows.append({"image": f"sim{i}", "split": "sim", **st})
     return pd.DataFrame(rows)
@@ -185,8 +196,17 @@ def main(argv=None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     shared = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared"
-    cols = ["peak_ratio_median", "peak_ratio_p10", "peak_ratio_p90", "noise", "texture", "line_noise",
-            "thickness", "atom_fwhm_nm", "vacuum_over_support"]
+    cols = [
+        "peak_ratio_median",
+        "peak_ratio_p10",
+        "peak_ratio_p90",
+        "noise",
+        "texture",
+        "line_noise",
+        "thickness",
+        "atom_fwhm_nm",
+        "vacuum_over_support",
+    ]
     pd.set_option("display.width", 200)
     real = real_image_statistics(shared)
     sim = simulated_statistics()

@@ -1,4 +1,4 @@
-"""A small rotation-invariant variational autoencoder for 21×21 atom crops, trained per image in seconds on CPU.
+"""A small rotation-invariant variational autoencoder for 21×21 atom crops, trained per image in seconds.
 
 Rotation invariance. A HAADF image of a single atom has no preferred orientation, so the latent code of a crop
 should not change when the crop is rotated. On a square pixel grid the rotations that map pixels onto pixels
@@ -55,11 +55,18 @@ def _build(n_pix: int, hidden: int, latent_dim: int):
     class _Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.phi = nn.Sequential(nn.Linear(n_pix, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+            self.phi = nn.Sequential(
+                nn.Linear(n_pix, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
+            )
             self.mu = nn.Linear(hidden, latent_dim)
             self.logvar = nn.Linear(hidden, latent_dim)
-            self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
-                                     nn.Tanh(), nn.Linear(hidden, n_pix))
+            self.dec = nn.Sequential(
+                nn.Linear(latent_dim, hidden),
+                nn.Tanh(),
+                nn.Linear(hidden, hidden),
+                nn.Tanh(),
+                nn.Linear(hidden, n_pix),
+            )
 
         def encode(self, x):  # x: (N, H, W)
             g = d4_stack(x)  # (8, N, H, W)
@@ -81,14 +88,24 @@ class RotationInvariantVAE:
     Parameters: ``latent_dim`` content latents; ``hidden`` units per layer; ``steps`` Adam steps of
     ``batch_size`` crops at learning rate ``lr``; ``beta`` weight of the KL term; ``shift_px`` maximal random
     shift (px) of training crops (crops passed to ``fit`` must then be ``2·shift_px`` larger than the model
-    size, see ``crop_px``); ``seed``; ``n_threads`` torch threads (1 by default: with layers this small extra threads
-    only contend on a loaded machine; measured 20× slower with 2 threads at load 8 on 2 cores).
-    Attributes after ``fit``: ``loss_history_`` (per step), ``active_`` (latents whose code varies across crops,
-    i.e. not collapsed to the prior), ``n_crops_``.
+    size, see ``crop_px``); ``seed``; ``n_threads`` torch threads (1 by default: with layers this small
+    extra threads only contend on a loaded machine; measured 20× slower with 2 threads at load 8 on 2 cores).
+    Attributes after ``fit``: ``loss_history_`` (per step), ``active_`` (latents whose code varies across
+    crops, i.e. not collapsed to the prior), ``n_crops_``.
     """
 
-    def __init__(self, latent_dim: int = 4, hidden: int = 64, steps: int = 300, batch_size: int = 64,
-                 lr: float = 3e-3, beta: float = 1.0, shift_px: int = 1, seed: int = 0, n_threads: int = 1):
+    def __init__(
+        self,
+        latent_dim: int = 4,
+        hidden: int = 64,
+        steps: int = 300,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        beta: float = 1.0,
+        shift_px: int = 1,
+        seed: int = 0,
+        n_threads: int = 1,
+    ):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.steps = steps
@@ -101,7 +118,7 @@ class RotationInvariantVAE:
 
     def _centre(self, crops: np.ndarray) -> np.ndarray:
         s = self.shift_px
-        return crops[:, s:crops.shape[1] - s, s:crops.shape[2] - s] if s else crops
+        return crops[:, s : crops.shape[1] - s, s : crops.shape[2] - s] if s else crops
 
     def fit(self, crops):
         """Train on ``crops`` (N, S, S) float array, S = model crop size + 2·shift_px."""
@@ -126,7 +143,7 @@ class RotationInvariantVAE:
                 idx = torch.randint(0, n, (min(self.batch_size, n),), generator=gen)
                 if s:
                     off = torch.randint(0, 2 * s + 1, (2,), generator=gen).tolist()
-                    x = big[idx, off[0]:off[0] + size, off[1]:off[1] + size]
+                    x = big[idx, off[0] : off[0] + size, off[1] : off[1] + size]
                 else:
                     x = big[idx]
                 recon, mu, logvar = net(x, gen)
@@ -153,7 +170,9 @@ class RotationInvariantVAE:
         crops = np.asarray(crops, dtype=np.float32)
         c = self._centre(crops) if crops.shape[1] == self.size_ + 2 * self.shift_px else crops
         if c.shape[1:] != (self.size_, self.size_):
-            raise ValueError(f"crops must be {self.size_}×{self.size_} (or with the shift margin), got {crops.shape}")
+            raise ValueError(
+                f"crops must be {self.size_}×{self.size_} (or with the shift margin), got {crops.shape}"
+            )
         with _torch_threads(self.n_threads), torch.no_grad():
             mu, _ = self.net_.encode(torch.from_numpy(np.ascontiguousarray(c)))
         return mu.numpy().astype(float)

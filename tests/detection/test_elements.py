@@ -20,7 +20,9 @@ def _accuracy(result, truth):
 @pytest.fixture(scope="module")
 def pt_pd_clean():
     """Pt and Pd (Z^1.7 contrast 2.46×) at 1 atom/nm², low support texture and no atom-to-atom spread."""
-    img, truth, _ = simulate_sample(1.0, seed=11, elements={"Pt": 0.5, "Pd": 0.5}, texture_sd=0.02, peak_sd=0.0)
+    img, truth, _ = simulate_sample(
+        1.0, seed=11, elements={"Pt": 0.5, "Pd": 0.5}, texture_sd=0.02, peak_sd=0.0
+    )
     return img, truth, label_elements(img, truth[["x_px", "y_px"]].to_numpy(), ["Pd", "Pt"], seed=0)
 
 

@@ -89,8 +89,16 @@ def test_random_positions_density_and_spacing(density):
 
 
 def test_dimers_and_trimers():
-    xy, g = random_positions(1.0, 15.0, seed=2, dimer_fraction=0.4, trimer_fraction=0.3, dimer_nm=0.22,
-                             min_dist_nm=0.5, return_groups=True)
+    xy, g = random_positions(
+        1.0,
+        15.0,
+        seed=2,
+        dimer_fraction=0.4,
+        trimer_fraction=0.3,
+        dimer_nm=0.22,
+        min_dist_nm=0.5,
+        return_groups=True,
+    )
     sizes = np.bincount(g)
     n = len(xy)
     assert abs((sizes == 2).sum() * 2 / n - 0.4) < 0.03 and abs((sizes == 3).sum() * 3 / n - 0.3) < 0.03
@@ -112,12 +120,13 @@ def test_z_contrast_and_probe_noiseless():
     bg, _ = simulate_image(np.empty((0, 2)), seed=0, **flat)
     ex = img - bg
     peaks = [ex[int(round(y / REFERENCE_PIXEL_NM)), int(round(x / REFERENCE_PIXEL_NM))] for x, y in xy]
-    np.testing.assert_allclose(np.array(peaks) / peaks[0],
-                               [1.0, relative_contrast("Pd"), relative_contrast("Ni")], rtol=0.02)
+    np.testing.assert_allclose(
+        np.array(peaks) / peaks[0], [1.0, relative_contrast("Pd"), relative_contrast("Ni")], rtol=0.02
+    )
     np.testing.assert_allclose(relative_contrast("Pd"), (46 / 78) ** 1.7)
     # FWHM: half maximum at ~0.5·sqrt(0.10² + 0.26²) nm from the centre
     r0 = c0 = 100
-    prof = ex[r0, c0:c0 + 20] / ex[r0, c0]
+    prof = ex[r0, c0 : c0 + 20] / ex[r0, c0]
     half = np.interp(0.5, prof[::-1], np.arange(20)[::-1]) * REFERENCE_PIXEL_NM
     assert abs(2 * half - np.hypot(0.10, 0.26)) < 0.01
 
@@ -133,8 +142,18 @@ def test_pixel_size_aware():
     integ = {px: a.sum() * px * px for px, a in out.items()}
     assert abs(integ[0.03] / integ[0.06] - 1) < 0.02
     # shot noise grows as the pixel shrinks at fixed dose per nm²
-    sm = {px: simulate_image(np.empty((0, 2)), shape=(128, 128), pixel_size_nm=px, seed=1, thickness_sd=0,
-                             texture_sd=0, line_noise=0)[0] for px in (0.03, 0.06)}
+    sm = {
+        px: simulate_image(
+            np.empty((0, 2)),
+            shape=(128, 128),
+            pixel_size_nm=px,
+            seed=1,
+            thickness_sd=0,
+            texture_sd=0,
+            line_noise=0,
+        )[0]
+        for px in (0.03, 0.06)
+    }
     n1, n2 = (np.std(np.diff(sm[p], axis=1)) for p in (0.03, 0.06))
     assert 1.7 < n1 / n2 < 2.3
 
