@@ -255,7 +255,8 @@ def run_campaign(spec: dict, workdir: str | Path, *, calculator: str | None = No
 
         configs = structures.expand(spec)
     info = submit_configs(configs, workdir, name=str(spec.get("name", "campaign")),
-                          calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db)
+                          calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db,
+                          source=str(spec.get("_source", "spec")))
     counts = run(workdir, progress=progress)
     if counts.get("FIZZLED"):
         log.warning("campaign %s: %d Firework(s) failed; see `sacmap campaign status -w %s`",

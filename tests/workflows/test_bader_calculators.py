@@ -1,0 +1,121 @@
+"""Bader output parsing/availability and the embedded calculator registry (charges only when real)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workflows import bader
+from workflows.calculators import CalculatorEntry, available, get_calculator
+from workflows.calculators.relax import relax
+from workflows.errors import WorkflowInputError
+
+ACF = """\
+    #         X           Y           Z       CHARGE      MIN DIST    ATOMIC VOL
+ --------------------------------------------------------------------------------
+    1      0.0000      0.0000      0.0000      9.3512      1.0110     11.2234
+    2      1.4200      0.0000      0.0000      4.2230      0.8120      9.8110
+    3      2.8400      0.0000      0.0000      6.1258      0.9020     10.1000
+ --------------------------------------------------------------------------------
+    VACUUM CHARGE:               0.0000
+    VACUUM VOLUME:               0.0000
+    NUMBER OF ELECTRONS:        19.7000
+"""
+
+
+def test_parse_acf(tmp_path):
+    path = tmp_path / "ACF.dat"
+    path.write_text(ACF)
+    acf = bader.parse_acf(path)
+    assert acf["electrons"] == [9.3512, 4.2230, 6.1258]
+    assert acf["positions"][1] == [1.42, 0.0, 0.0]
+    assert acf["volume"] == [11.2234, 9.8110, 10.1]
+    assert acf["n_electrons"] == pytest.approx(19.7)
+    assert sum(acf["electrons"]) == pytest.approx(acf["n_electrons"])
+
+
+@pytest.mark.parametrize("text, match", [
+    (ACF.replace("    2      1.4200", "    5      1.4200"), "indices are not 1..3"),
+    (ACF.replace("6.1258      0.9020     10.1000", "6.1258"), "expected 7"),
+    ("# nothing\n", "no atoms"),
+    (ACF.replace("4.2230", "four"), "unreadable"),
+])
+def test_parse_acf_rejects_damaged_files(tmp_path, text, match):
+    path = tmp_path / "ACF.dat"
+    path.write_text(text)
+    with pytest.raises(WorkflowInputError, match=match):
+        bader.parse_acf(path)
+
+
+def test_no_bader_program_or_density_gives_no_charges(tmp_path, monkeypatch):
+    assert bader.bader_charges(tmp_path) is None  # no CHGCAR
+    (tmp_path / "CHGCAR").write_text("x")
+    monkeypatch.setattr(bader, "_real_bader", lambda: None)
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pybader(name, *args, **kwargs):
+        if name.startswith("pybader"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pybader)
+    assert bader.bader_charges(tmp_path) is None
+
+
+def test_pybader_console_script_is_not_taken_for_henkelmans_bader(tmp_path, monkeypatch):
+    script = tmp_path / "bader"
+    script.write_text("#!/usr/bin/env python3\nfrom pybader.cli import main\nmain()\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert bader._real_bader() is None
+    script.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 64)
+    assert bader._real_bader() == str(script)
+
+
+def test_registry_lists_calculators_and_names_missing_extras():
+    names = available()
+    assert {"chgnet-d3", "chgnet", "emt", "sevennet-d3", "tblite", "gpaw"} <= set(names)
+    assert get_calculator("chgnet-d3").charge_method is None  # CHGNet predicts no atomic charges
+    with pytest.raises(KeyError, match="unknown calculator 'x'"):
+        get_calculator("x")
+    for name, extra in (("tblite", "xtb"), ("sevennet-d3", "sevennet")):
+        try:
+            get_calculator(name).factory({})
+        except WorkflowInputError as exc:
+            assert extra in str(exc) or "GPAW" in str(exc)
+        except Exception:  # installed here: building it is enough
+            pass
+
+
+class _ChargedEMT:
+    """EMT plus a per-atom 'charges' result, to exercise the charge plumbing of :func:`relax`."""
+
+    def __new__(cls):
+        from ase.calculators.emt import EMT
+
+        class ChargedEMT(EMT):
+            implemented_properties = [*EMT.implemented_properties, "charges"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+                super().calculate(atoms, properties, system_changes or [])
+                self.results["charges"] = np.linspace(-0.1, 0.1, len(self.atoms))
+
+        return ChargedEMT()
+
+
+def test_charges_are_recorded_only_when_the_calculator_gives_them(make_config, tmp_path, monkeypatch):
+    from workflows import calculators
+
+    monkeypatch.setattr(calculators, "_REGISTRY", dict(calculators._REGISTRY))
+    atoms = make_config(None, "4N_q", rattle=0.02)
+    settings = {"fmax_eV_A": 0.5, "optimizer": "FIRE", "max_steps": 5}
+    plain = relax(atoms, "emt", settings, tmp_path / "plain")
+    assert "charges" not in plain and "charge_method" not in plain
+    calculators.register(CalculatorEntry("test-charged-emt", lambda s: _ChargedEMT(), "test only", charge_method="test"))
+    charged = relax(atoms, "test-charged-emt", settings, tmp_path / "charged")
+    assert charged["charge_method"] == "test"
+    assert charged["charges"] == pytest.approx(np.linspace(-0.1, 0.1, len(atoms)))
+    assert (tmp_path / "charged" / "relax.traj").stat().st_size > 0
+    assert charged["n_steps"] <= 5
