@@ -4,6 +4,7 @@ inputs/campaigns/paper.yaml, also after random 0.1 Å displacements."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def _displaced(atoms: Atoms, rng: np.random.Generator, step: float = 0.1) -> Ato
     return out[rng.permutation(len(out))]  # atom order must not matter either
 
 
+@pytest.mark.slow
 def test_paper_campaign_round_trip(paper_configs):
     assert len(paper_configs) > 400
     kinds = {a.info["kind"] for a in paper_configs}
@@ -58,6 +60,7 @@ def test_paper_campaign_round_trip(paper_configs):
     assert not bad, "\n".join(bad[:20])
 
 
+@pytest.mark.slow
 def test_paper_campaign_round_trip_after_random_displacements(paper_configs):
     rng = np.random.default_rng(2024)
     bad = []
@@ -106,3 +109,38 @@ def test_rejects_non_sheets():
     blob = Atoms("C40", positions=rng.uniform(0, 10, (40, 3)), cell=[10, 10, 10], pbc=True)
     with pytest.raises(RecognitionError):
         recognise(blob)
+
+
+RELAXED = Path(__file__).resolve().parents[1] / "data" / "analysis" / "relaxed" / "Ni3N-Pd4N_chgnet.extxyz"
+
+
+def test_round_trip_after_real_relaxation():
+    """A CHGNet-relaxed Ni/3N-Pd/4N pair (tests/data/analysis/relaxed/make_relaxed.py) is recognised as built."""
+    from ase.io import read
+
+    at = read(RELAXED, format="extxyz")
+    assert at.info["max_displacement_A"] > 0.1  # it really moved
+    r = recognise(Atoms(at.get_chemical_symbols(), positions=at.positions, cell=at.cell, pbc=at.pbc))
+    for key in KEYS:
+        want = at.info[f"built_{key}"]
+        assert (r[key] == pytest.approx(want, abs=1e-3)) if isinstance(want, float) else r[key] == want, key
+
+
+@pytest.mark.slow
+def test_round_trip_during_live_chgnet_relaxation():
+    """Relax a 95-atom Ni/3N-Pd/4N pair with CHGNet on the CPU for a few steps; recognition is unchanged."""
+    torch = pytest.importorskip("torch")
+    chgnet_model = pytest.importorskip("chgnet.model")
+    from ase.optimize import FIRE
+
+    from structures.builders import SlabSpec
+
+    torch.set_num_threads(2)
+    slab = SlabSpec(6, 4)
+    p = [q for q in enumerate_pairs("3N", "4N", 7.0, cell_limit=slab.separation_limit) if not q.shares_NN_bond][0]
+    built = build_pair(p, ("Ni", "Pd"), slab=slab)
+    at = built.copy()
+    at.calc = chgnet_model.CHGNetCalculator(use_device="cpu")
+    FIRE(at, logfile=None).run(fmax=0.1, steps=8)
+    assert np.linalg.norm(at.positions - built.positions, axis=1).max() > 0.02
+    assert not _mismatches(built, recognise(at))
