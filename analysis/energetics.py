@@ -222,6 +222,8 @@ def interaction_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     use = _usable(df)
     targets = use[(use["kind"] == "metal_pair") & (use["metals"].str.count(",") == 1)]
+    # the same calculation found twice (e.g. in a tree and in the database) gives one row: lowest energy kept
+    targets = targets.sort_values("energy_eV").drop_duplicates(["pair_geometry", "occupants", "settings"])
     pairs = use[use["kind"].isin(["bare_pair", "metal_single", "metal_pair"])]
     rows, missing = [], []
     for _, t in targets.iterrows():
@@ -282,7 +284,8 @@ def dimer_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     See the module docstring for the equations. The site cells must share the support (same lattice size).
     """
     use = _usable(df)
-    dimers = use[use["kind"] == "dimer"]
+    dimers = use[use["kind"] == "dimer"].sort_values("energy_eV").drop_duplicates(
+        ["id", "n_sheet_points", "settings"])
     rows, missing = [], []
     for _, t in dimers.iterrows():
         s = t["sites"][0]

@@ -224,3 +224,11 @@ def test_bad_records_input():
         annotate([1, 2])
     with pytest.raises(AnalysisInputError, match="lack columns"):
         annotate(pd.DataFrame({"energy_eV": [1.0]}))
+
+
+def test_duplicate_calculations_give_one_row():
+    p = _placement("4N", "4N", swap=True)
+    atoms = [B.build_pair(p), B.build_pair(p, ("Ni", None)), B.build_pair(p, ("Ni", "Ni"))]
+    rec = pd.concat([_records(atoms, [-1000.0, -1005.5, -1010.8]), _records(atoms[2:], [-1010.8])])
+    e_int, _ = interaction_energies(annotate(rec))
+    assert len(e_int) == 1 and e_int["E_int_eV"].iloc[0] == pytest.approx(0.2)
