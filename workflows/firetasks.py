@@ -56,7 +56,14 @@ class CheckFinishedTask(FiretaskBase):
 
     def run_task(self, fw_spec):
         s = fw_spec["sacmap"]
-        row = results.find(_open_db(fw_spec), s["config"]["meta"]["config_id"], s["calc"]["settings_hash"])
+        try:
+            row = results.find(_open_db(fw_spec), s["config"]["meta"]["config_id"], s["calc"]["settings_hash"])
+        except Exception:
+            # offline nodes (rlaunch --offline) may not reach the database: with env.sacmap_db_optional in
+            # my_fworker.yaml the calculation goes ahead; its store step is finished later where the db is
+            if not (fw_spec.get("_fw_env") or {}).get("sacmap_db_optional") or fw_spec.get("sacmap_step") == "store":
+                raise
+            return FWAction(stored_data={"db_check_skipped": True})
         if row is None:
             return FWAction()
         return FWAction(stored_data={"reused_row_id": row.id}, exit=True)
