@@ -571,8 +571,10 @@ def _is_calc_folder(d: Path) -> bool:
     return _find(d, "vasprun.xml") is not None or _find(d, "OUTCAR") is not None
 
 
-def _walk(root: Path, source: str, stack: ExitStack, depth: int, records: list[dict]) -> None:
-    """Depth-first walk; a folder with vasprun/OUTCAR is one calculation; CML files elsewhere are read."""
+def _walk(root: Path, stack: ExitStack, depth: int, tasks: list[tuple], prefix: tuple[str, str] | None) -> None:
+    """Depth-first walk collecting ``(reader, path, prefix)`` tasks: a folder with vasprun/OUTCAR is one VASP
+    calculation (its sub-folders are walked too), ``*.cml`` files elsewhere are read, archives are extracted.
+    ``prefix`` = (temp dir, archive path) rewrites folder names inside archives."""
     if root.is_file():
         if _is_archive(root):
             if depth >= MAX_ARCHIVE_DEPTH:
@@ -580,55 +582,65 @@ def _walk(root: Path, source: str, stack: ExitStack, depth: int, records: list[d
                 return
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sacmap-archive-")))
             safe_extract(root, tmp)
-            n0 = len(records)
-            _walk(tmp, source, stack, depth + 1, records)
-            for rec in records[n0:]:  # report folders relative to the archive, not the temp dir
-                rec["calc_dir"] = rec["calc_dir"].replace(str(tmp), f"{root}!")
-                rec["problems"] = rec["problems"].replace(str(tmp), f"{root}!")
+            shown = str(root) if prefix is None else str(root).replace(prefix[0], prefix[1])
+            _walk(tmp, stack, depth + 1, tasks, (str(tmp), f"{shown}!"))
             return
         if root.name.lower().endswith(".cml"):
-            records.append(read_cml(root, source))
+            tasks.append(("cml", root, prefix))
             return
         if root.name.startswith(("vasprun.xml", "OUTCAR")):
-            records.append(read_vasp_folder(root.parent, source))
+            tasks.append(("vasp", root.parent, prefix))
             return
         raise AnalysisInputError(f"{root}: not a calculation folder, archive, .cml file or database")
     if _is_calc_folder(root):
-        records.append(read_vasp_folder(root, source))
+        tasks.append(("vasp", root, prefix))
     else:
         for cml in sorted(root.glob("*.cml")):
-            records.append(read_cml(cml, source))
+            tasks.append(("cml", cml, prefix))
     for child in sorted(root.iterdir()):
         if child.is_symlink():
             continue
-        if child.is_dir():
-            _walk(child, source, stack, depth, records)
-        elif _is_archive(child):
-            _walk(child, source, stack, depth, records)
+        if child.is_dir() or _is_archive(child):
+            _walk(child, stack, depth, tasks, prefix)
 
 
 def load_records(sources, progress: bool = False) -> pd.DataFrame:
     """Tidy records (one row per calculation, :data:`RECORD_COLUMNS`) from folders, trees, archives, CML files
-    and ASE databases (``*.db`` path or ``postgresql://`` URL). Unusable rows are kept with ``problems`` set.
+    and ASE databases (``*.db`` path or ``postgresql://`` URL). Unusable rows are kept with ``problems`` set;
+    ``progress`` shows a tqdm bar over the calculations found.
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     records: list[dict] = []
-    it = sources
-    if progress:
-        from tqdm import tqdm
+    with ExitStack() as stack:
+        tasks: list[tuple] = []
+        for src in sources:
+            s = str(src)
+            if is_db_source(s):
+                tasks.append(("db", s, None))
+                continue
+            p = Path(s)
+            if not p.exists():
+                raise FileNotFoundError(f"{s}: no such file or folder")
+            n0 = len(tasks)
+            _walk(p, stack, 0, tasks, None)
+            tasks[n0:] = [(*t, s) for t in tasks[n0:]]
+        it = tasks
+        if progress:
+            from tqdm import tqdm
 
-        it = tqdm(sources, desc="reading", unit="source")
-    for src in it:
-        s = str(src)
-        if is_db_source(s):
-            records.extend(read_ase_db(s))
-            continue
-        p = Path(s)
-        if not p.exists():
-            raise FileNotFoundError(f"{s}: no such file or folder")
-        with ExitStack() as stack:
-            _walk(p, s, stack, 0, records)
+            it = tqdm(tasks, desc="reading", unit="calc")
+        for task in it:
+            reader, path, prefix = task[:3]
+            if reader == "db":
+                records.extend(read_ase_db(path))
+                continue
+            source = task[3]
+            rec = read_cml(path, source) if reader == "cml" else read_vasp_folder(path, source)
+            if prefix is not None:  # report folders relative to the archive, not the temp dir
+                rec["calc_dir"] = rec["calc_dir"].replace(prefix[0], prefix[1])
+                rec["problems"] = rec["problems"].replace(prefix[0], prefix[1])
+            records.append(rec)
     df = pd.DataFrame(records, columns=RECORD_COLUMNS)
     for _, row in df[~df["usable"]].iterrows() if len(df) else []:
         log.warning("flagged: %s", row["problems"])

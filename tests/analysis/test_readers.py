@@ -259,3 +259,15 @@ def test_postgres_database_rows():
         assert recs[0]["atoms"].get_chemical_formula() == at.get_chemical_formula()
     finally:
         db.delete(ids)
+
+
+def test_archive_inside_archive_and_folder_names(tmp_path):
+    inner = tmp_path / "inner.tar.gz"
+    with tarfile.open(inner, "w:gz") as tf:
+        tf.add(VASP / "unconverged-ionic", arcname="u")
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.write(inner, "runs/inner.tar.gz")
+    df = load_records([outer], progress=False)
+    assert df["calc_dir"].tolist() == [f"{outer}!/runs/inner.tar.gz!/u"]
+    assert df["problems"].iloc[0].startswith(f"{outer}!/runs/inner.tar.gz!/u: ionic relaxation not converged")
