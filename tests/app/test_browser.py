@@ -187,7 +187,16 @@ def test_bad_files_show_errors_and_app_stays_usable(browser_page, tmp_path):
     tifffile.imwrite(flat_image, np.full((64, 64), 7, np.uint16), resolution=(1 / 0.0293, 1 / 0.0293),
                      imagej=True, metadata={"unit": "nm"})
 
+    # settings out of range: refused with a message, nothing queued
+    page.locator("#threshold").fill("1.5")
+    page.locator("#files").set_input_files([str(not_image)])
+    page.locator("#run").click()
+    page.wait_for_selector("#request-error:not(.hidden)")
+    assert "threshold" in page.locator("#request-error").inner_text()
+    page.locator("#threshold").fill("0.8")
+
     _run(page, [not_image, nan_image, flat_image])
+    assert page.locator("#request-error").is_hidden()
     problems = page.locator("#problems .message.error")
     assert problems.count() == 3
     text = page.locator("#problems").inner_text()

@@ -104,10 +104,13 @@ async function submit(ev) {
   $("problems-panel").classList.add("hidden");
   $("download-zip").classList.add("hidden");
   setStatus("Uploading " + files.length + (files.length > 1 ? " files…" : " file…"), 0);
+  const total = Array.from(files).reduce((a, f) => a + f.size, 0);
   let r, body;
   try {
-    r = await fetch("/api/jobs", { method: "POST", body: fd });
-    body = await r.json().catch(() => ({ detail: r.statusText }));
+    r = await postWithProgress("/api/jobs", fd, (frac) =>
+      setStatus(`Uploading ${files.length} file${files.length > 1 ? "s" : ""} (${fmtSize(total)}): ` +
+        `${Math.round(100 * frac)} %`, frac));
+    body = r.body;
   } catch (e) {
     $("run").disabled = false;
     setStatus("Upload failed.", 0);
@@ -126,6 +129,22 @@ async function submit(ev) {
   document.body.dataset.jobState = "running";
   $("detail").classList.add("hidden");
   poll();
+}
+
+// POST a form with upload progress (fetch has none); resolves to {ok, status, body}
+function postWithProgress(url, formData, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.onload = () => {
+      let body;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = { detail: xhr.statusText || "bad response" }; }
+      resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, body });
+    };
+    xhr.onerror = () => reject(new Error("network error"));
+    xhr.send(formData);
+  });
 }
 
 function setStatus(text, fraction, done) {
