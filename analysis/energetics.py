@@ -93,7 +93,7 @@ def settings_label(row) -> str:
     """Human-readable label of the settings that must agree inside one comparison."""
     enc = row.get("encut_eV", float("nan"))
     enc_s = "?" if enc is None or (isinstance(enc, float) and math.isnan(enc)) else f"{float(enc):g}"
-    u = row.get("ldau_u") or "none"
+    u = ",".join(f"{el}:{v:g}" for el, v in _u_map(row.get("ldau_u")).items() if v != 0) or "none"
     sid = row.get("settings_id") or ""
     return f"{row.get('functional') or '?'}|IVDW={row.get('ivdw', 0)}|ENCUT={enc_s}|U={u}" + (
         f"|{sid}" if sid else "")
@@ -404,10 +404,13 @@ def inconsistent_settings(df: pd.DataFrame) -> list[str]:
     if use.empty:
         return []
     main = use["settings"].value_counts().idxmax()
+    ref = use[use["settings"] == main].iloc[0]
     out = []
     for _, r in use[use["settings"] != main].iterrows():
-        out.append(f"{r['calc_dir']}: settings {r['settings']} differ from the majority {main}; "
-                   "it is only combined with records of matching settings")
+        why = incompatibility(ref, r)
+        if why:
+            out.append(f"{r['calc_dir']}: settings {r['settings']} differ from the majority {main} ({why}); "
+                       "it is only combined with records of matching settings")
     return out
 
 
