@@ -144,3 +144,34 @@ def test_round_trip_during_live_chgnet_relaxation():
     FIRE(at, logfile=None).run(fmax=0.1, steps=8)
     assert np.linalg.norm(at.positions - built.positions, axis=1).max() > 0.02
     assert not _mismatches(built, recognise(at))
+
+
+def test_paper_orientation_and_foreign_hexagonal_cell():
+    """The paper's sheet in the (a, c) plane, and a rotated hexagonal cell built without `structures`."""
+    from ase.build import graphene
+    from ase.neighborlist import neighbor_list
+
+    from structures.builders import SlabSpec
+
+    p = enumerate_pairs("3N", "4N", 9.0)[5]
+    built = build_pair(p, ("Ni", "Pd"), slab=SlabSpec(orientation="ac"))
+    assert not _mismatches(built, recognise(built))
+
+    g = graphene(size=(8, 8, 1), vacuum=7.5)  # 128 atoms, 60° cell
+    i, j = neighbor_list("ij", g, 1.6)
+    for r0 in (10, 90):  # two single vacancies -> two 3N sites
+        for k in j[i == r0]:
+            g[k].symbol = "N"
+    del g[[10, 90]]
+    g.rotate(17, "z", rotate_cell=True)
+    r = recognise(g)
+    assert (r["kind"], r["site_kinds"], r["n_C_between"]) == ("bare_pair", "3N-3N", 3)
+    assert r["separation_A"] == pytest.approx(3 * 2.46, abs=1e-6)
+    assert r["pair_id"] == "3N-3N_d7.38_a"  # the same placement as the builder's, found by symmetry
+
+
+def test_gas_and_reference_kinds():
+    r = recognise(Atoms("Pt2", positions=[[5, 5, 5], [5, 5, 7.2]], cell=[15, 15.5, 16], pbc=True))
+    assert (r["kind"], r["occupants"], r["metals"], r["id"]) == ("gas_dimer", "Pt2", "Pt,Pt", "gas_Pt2")
+    r = recognise(Atoms("N4", positions=[[0, 0, 0], [0, 0, 1.1], [2, 2, 2], [2, 2, 3.1]], cell=[5, 5, 5], pbc=True))
+    assert r["kind"] == "reference"
