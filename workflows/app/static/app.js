@@ -125,6 +125,7 @@ async function submit(ev) {
     return;
   }
   state.jobId = body.id; state.selected = null; state.loaded = {};
+  $("intro").classList.add("hidden");
   document.body.dataset.jobId = body.id;
   document.body.dataset.jobState = "running";
   $("detail").classList.add("hidden");
