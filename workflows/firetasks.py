@@ -30,6 +30,14 @@ class ExactDupeFinder(DupeFinderExact):
     FireWorks' packages for the name."""
 
 
+@explicit_serialize
+class NoOpTask(FiretaskBase):
+    """Does nothing: measures FireWorks' own cost per Firework (``benchmarks/workflows.py``)."""
+
+    def run_task(self, fw_spec):
+        return FWAction()
+
+
 def _result_doc(res: dict, calc_dir: str) -> dict:
     """A relaxation/parse result as JSON-able dict for the spec (atoms as dict, arrays as lists)."""
     doc = {k: v for k, v in res.items() if k not in ("atoms", "forces")}
