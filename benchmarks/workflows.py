@@ -58,7 +58,6 @@ def overhead(n: int, with_config: bool) -> float:
 
 def relax_216(fmax: float = 0.05) -> tuple[float, int, int]:
     import structures
-
     from workflows.calculators.relax import relax
     from workflows.settings import embedded_variant
 
