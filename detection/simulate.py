@@ -3,7 +3,7 @@
 Image formation (all lengths in nm, converted with ``pixel_size_nm``; intensities relative to the mean
 support signal = 1):
 
-    signal(x, y) = vacuum_level
+    signal(x, y) = vacuum_level · (1 + vacuum texture)
                  + support(x, y) · thickness(x, y) · (1 + texture(x, y))
                  + Σ_atoms peak_Pt · (Z / 78)^1.7 · PSF(x − x_i, y − y_i)
     counts       = Poisson(dose_px · signal)              (shot noise)
@@ -49,13 +49,13 @@ DEFAULTS = dict(
     probe_fwhm_nm=0.10,
     spread_fwhm_nm=0.26,
     peak_pt=0.36,
-    peak_sd=0.12,
+    peak_sd=0.25,
     dose_per_nm2=6.3e4,
     dark_level=0.30,
     vacuum_level=0.75,
     thickness_sd=0.32,
     thickness_scale_nm=3.0,
-    texture_sd=0.09,
+    texture_sd=0.065,
     texture_scales_nm=(0.07, 0.2, 0.5),
     line_noise=0.011,
     line_jitter_px=0.0,
@@ -63,6 +63,7 @@ DEFAULTS = dict(
     vacuum_edge_nm=1.5,
     vacuum_taper=0.4,
     vacuum_taper_nm=3.0,
+    vacuum_texture_sd=0.105,
 )
 
 
@@ -264,7 +265,7 @@ def simulate_image(
     ``kw`` overrides the calibrated defaults in ``DEFAULTS`` (probe_fwhm_nm, spread_fwhm_nm, peak_pt,
     peak_sd, dose_per_nm2, dark_level, vacuum_level, thickness_sd, thickness_scale_nm, texture_sd,
     texture_scales_nm, line_noise, line_jitter_px, vacuum_fraction, vacuum_edge_nm, vacuum_taper,
-    vacuum_taper_nm); ``noise=False`` gives the noiseless expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
+    vacuum_taper_nm, vacuum_texture_sd); ``noise=False`` gives the noiseless expectation (no shot, scan-line or jitter noise). ``support`` (optional array of ``shape``, 1 = carbon,
     0 = vacuum) replaces the random vacuum region of ``vacuum_fraction``.
 
     Returns ``(image, truth)``: a float32 array of ``shape`` (rows, columns) and a DataFrame with one row per
@@ -319,6 +320,11 @@ def simulate_image(
     carbon = sup * thick * (1.0 + tex)
     carbon /= carbon[on_support].mean() if on_support.any() else 1.0
     signal = p["vacuum_level"] + carbon
+    if p["vacuum_texture_sd"] > 0:  # the 'vacuum' film (thin carbon, contamination) has texture of its own
+        vt = np.zeros(shape)
+        for s_nm in p["texture_scales_nm"]:
+            vt += _gaussian_field(shape, max(s_nm / px, 0.5), rng_tex)
+        signal += p["vacuum_level"] * p["vacuum_texture_sd"] / max(vt.std(), 1e-12) * vt
 
     # atoms: Gaussian PSF, peak normalised to the continuous probe+spread profile, pixel box added
     s2_nm = (p["probe_fwhm_nm"] ** 2 + p["spread_fwhm_nm"] ** 2) * FWHM_TO_SIGMA**2

@@ -115,7 +115,7 @@ def test_dimers_and_trimers():
 def test_z_contrast_and_probe_noiseless():
     """Noiseless peaks above the flat support scale as Z^1.7 and have the configured width."""
     xy = np.array([[100, 100], [300, 100], [100, 300]]) * REFERENCE_PIXEL_NM  # on pixel centres
-    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, peak_sd=0.0)
+    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, vacuum_texture_sd=0.0, peak_sd=0.0)
     img, _ = simulate_image(xy, elements=["Pt", "Pd", "Ni"], seed=0, **flat)
     bg, _ = simulate_image(np.empty((0, 2)), seed=0, **flat)
     ex = img - bg
@@ -133,7 +133,7 @@ def test_z_contrast_and_probe_noiseless():
 
 def test_pixel_size_aware():
     """The same sample at twice the pixel size: same atom width in nm, same integrated atom intensity."""
-    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, peak_sd=0.0)
+    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, vacuum_texture_sd=0.0, peak_sd=0.0)
     out = {}
     for px, n in ((0.03, 256), (0.06, 128)):
         img, _ = simulate_image([[3.84, 3.84]], shape=(n, n), pixel_size_nm=px, seed=0, **flat)
@@ -212,7 +212,7 @@ def test_dimer_resolution_follows_psf():
     0.28 nm effective width (Sparrow limit 2σ ≈ 0.24 nm)."""
     px = REFERENCE_PIXEL_NM
     xy = np.array([[100 * px, 100 * px], [100 * px + 0.22, 100 * px]])
-    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, peak_sd=0.0)
+    flat = dict(noise=False, thickness_sd=0.0, texture_sd=0.0, vacuum_texture_sd=0.0, peak_sd=0.0)
     for spread, two_peaks in ((0.0, True), (0.26, False)):
         img, _ = simulate_image(xy, shape=(200, 200), seed=0, spread_fwhm_nm=spread, **flat)
         row = img[100, 90:120].astype(float)
