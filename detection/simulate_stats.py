@@ -47,7 +47,10 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
     """Calibration statistics of one image with atoms at ``xy_px`` ((N, 2) of x = column, y = row, px).
 
     Returns a dict: ``peak_ratio_median``, ``peak_ratio_p10``, ``peak_ratio_p90`` (over atoms), ``noise``,
-    ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``atom_fwhm_nm``,
+    ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``vacuum_texture`` (band-pass
+    sd / mean in the vacuum ≥ 0.6 nm from the support, NaN when small), ``atom_signal_median`` and
+    ``atom_signal_p90_over_p10`` (difference-of-Gaussians peak at the atoms, support units, and its spread),
+    ``atom_snr`` (median atom signal / robust sd of the same filter on the support), ``atom_fwhm_nm``,
     ``support_fraction``, ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``.
     """
     a = np.asarray(image, dtype=float)
@@ -90,6 +93,16 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
 
     thickness = ndi.gaussian_filter(a, 0.47 / px)[m].std() / sup_mean
     vac = a[~sup].mean() / sup_mean if (~sup).any() else float("nan")
+    deep_vac = ndi.binary_erosion(~sup, iterations=max(int(round(0.6 / px)), 1))
+    vac_tex = bp[deep_vac].std() / a[deep_vac].mean() if deep_vac.sum() > 2000 else float("nan")
+    # atom signal: maximum within 0.1 nm of a difference of Gaussians (σ 0.073 − 0.23 nm), support units
+    dog = ndi.gaussian_filter(a, 0.073 / px) - ndi.gaussian_filter(a, 0.23 / px)
+    dmax = ndi.maximum_filter(dog, size=2 * int(round(0.1 / px)) + 1)
+    ij = np.rint(xy).astype(int)
+    ok = (ij[:, 1] >= 0) & (ij[:, 1] < a.shape[0]) & (ij[:, 0] >= 0) & (ij[:, 0] < a.shape[1])
+    sig = dmax[ij[ok, 1], ij[ok, 0]] / sup_mean
+    dog_sd = 1.4826 * np.median(np.abs(dog[m] - np.median(dog[m]))) / sup_mean
+    p10, p50, p90 = np.percentile(sig, [10, 50, 90]) if sig.size else (np.nan,) * 3
     return {
         "n_atoms": int(len(xy)),
         "peak_ratio_median": float(np.median(ratios)) if ratios.size else float("nan"),
@@ -99,6 +112,10 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
         "texture": float(texture),
         "line_noise": line,
         "thickness": float(thickness),
+        "vacuum_texture": float(vac_tex),
+        "atom_signal_median": float(p50),
+        "atom_signal_p90_over_p10": float(p90 / p10) if sig.size else float("nan"),
+        "atom_snr": float(p50 / dog_sd) if sig.size else float("nan"),
         "atom_fwhm_nm": atom_fwhm_nm(a, xy, px),
         "support_fraction": float(sup.mean()),
         "vacuum_over_support": float(vac),
@@ -203,6 +220,9 @@ def main(argv=None) -> int:
         "noise",
         "texture",
         "line_noise",
+        "vacuum_texture",
+        "atom_signal_p90_over_p10",
+        "atom_snr",
         "thickness",
         "atom_fwhm_nm",
         "vacuum_over_support",
