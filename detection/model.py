@@ -194,3 +194,18 @@ def weights_digest(cnn: AtomCNN) -> str:
         buf.write(k.encode())
         buf.write(v.detach().cpu().numpy().tobytes())
     return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def recalibrate(cnn: AtomCNN, tuned_threshold: float, target: float = 0.8) -> float:
+    """Shift the atom logit so that probability ``tuned_threshold`` of ``cnn`` becomes ``target``; returns the
+    shift (added to class 1's output bias).
+
+    Training with more negatives than positives (and hard negatives) moves the class prior, so the operating
+    point chosen on held-out images sits at some ``tuned_threshold``; this prior correction maps it onto the
+    pipeline's default threshold (0.8) without changing the ranking of pixels (and keeps the crop/map identity).
+    """
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    shift = logit(target) - logit(tuned_threshold)
+    cnn.fc3.bias[1] += shift
+    return shift

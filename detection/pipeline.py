@@ -188,7 +188,7 @@ def _check_device(device: str) -> str:
     return device
 
 
-def _prepare(image_or_path, pixel_size_nm):
+def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
     from detection.io import read_image
 
     if isinstance(image_or_path, (str, os.PathLike)):
@@ -213,7 +213,7 @@ def _prepare(image_or_path, pixel_size_nm):
     fx, fy = px / TRAIN_PIXEL_NM, py / TRAIN_PIXEL_NM
     if abs(fx - 1) <= 0.02 and abs(fy - 1) <= 0.02:
         fx = fy = 1.0
-    model_img = preprocess(rescale_to(raw, fx, fy))
+    model_img = preprocess(rescale_to(raw, fx, fy), **(preprocess_kw or {}))
     warn = None
     if not (SUPPORTED_PIXEL_NM[0] <= px <= SUPPORTED_PIXEL_NM[1]):
         warn = (f"pixel size {px:.4g} nm is outside the supported {SUPPORTED_PIXEL_NM[0]}-"
@@ -285,7 +285,8 @@ def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, element
     if not 0 < s.threshold < 1:
         raise DetectionInputError(f"threshold {threshold}: must lie strictly between 0 and 1")
     fcn, model_meta = _load_model(str(weights) if weights is not None else None, device)
-    prepared = [_prepare(im, pixel_size_nm) for im in images]
+    pre_kw = model_meta.get("preprocess") or {}
+    prepared = [_prepare(im, pixel_size_nm, pre_kw) for im in images]
     maps = probability_map(fcn, [p[3] for p in prepared], device=device, batch=batch)
     return [_finish(raw, px, py, prob, name, meta, s, elements, model_meta)
             for (raw, px, py, _, name, meta), prob in zip(prepared, maps)]

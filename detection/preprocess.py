@@ -43,7 +43,7 @@ def background(image: np.ndarray, size_px: int = 40, factor: int = 4) -> np.ndar
 
 
 def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_px: int = 40,
-               background_factor: int = 4) -> np.ndarray:
+               background_factor: int = 4, smooth_px: float = 0.0) -> np.ndarray:
     """Clip, subtract the background and normalise to [0, 1]; returns float32 of the same shape.
 
     Parameters
@@ -52,8 +52,11 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
     clip_percentile : upper clip (percentile of the image); the lower clip is the image minimum.
     background_px : median-filter window (px) of the background estimate; 0 disables subtraction.
     background_factor : block-average factor used to compute the median fast (1 = exact median).
+    smooth_px : Gaussian σ (px) applied first (0 = none), against pixel noise.
     """
     img = np.asarray(image, dtype=np.float32)
+    if smooth_px:
+        img = ndimage.gaussian_filter(img, smooth_px, mode="reflect")
     hi = np.percentile(img, clip_percentile)
     img = np.minimum(img, hi)
     if background_px:

@@ -68,8 +68,9 @@ def _find(data_dir: Path, name: str, sub: str) -> Path:
     raise DetectionInputError(f"{data_dir}: {name} not found (looked in {sub}/ and the folder itself)")
 
 
-def load_split(data_dir, split_csv, which: str = "train") -> list[LabelledImage]:
-    """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame."""
+def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | None = None) -> list[LabelledImage]:
+    """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame
+    (``preprocess_kw`` passed to :func:`detection.preprocess.preprocess`)."""
     from detection.io import read_image
     from detection.preprocess import preprocess, rescale_factor, rescale_to
 
@@ -88,7 +89,7 @@ def load_split(data_dir, split_csv, which: str = "train") -> list[LabelledImage]
         raw, px, _ = read_image(img_path)
         xy = read_labels(_find(data_dir, row.labels, "labels"))
         s = rescale_factor(px)
-        img = preprocess(rescale_to(raw, s))
+        img = preprocess(rescale_to(raw, s), **(preprocess_kw or {}))
         xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
         out.append(LabelledImage(Path(row.image).stem, img, xy_m, px, s, raw.shape))
     if not out:
@@ -173,16 +174,18 @@ class TrainConfig:
 
     channels: tuple = (16, 32, 32)
     hidden: int = 32
-    epochs: int = 40
+    epochs: int = 30
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
     pos_frac: float = 0.9
-    neg_ratio: float = 1.0
-    hard_frac: float = 0.0
+    neg_ratio: float = 3.0
+    hard_frac: float = 0.5
     gain: tuple = (0.75, 1.3)
     noise_sd: float = 0.03
     pos_jitter_px: int = 0
+    mining_rounds: int = 2  # extra rounds of training with hard negatives mined by the previous model
+    mining_threshold: float = 0.5
     seed: int = 777
     threads: int = 2
 
@@ -303,3 +306,100 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
     for rec in history:
         rec["selected"] = rec["epoch"] == best[2]
     return cnn, history
+
+
+def mine_hard_negatives(cnn, images: list[LabelledImage], *, threshold: float = 0.5, min_dist_px: float = 10.0,
+                        max_per_image: int = 20000) -> int:
+    """Set ``hard_negatives`` of each image to the pixels where ``cnn`` gives p > ``threshold`` although they are
+    ≥ ``min_dist_px`` from every labelled atom (false detections: support texture, edges). Returns the total."""
+    from detection.model import FullyConvolutional, probability_map
+
+    fcn = FullyConvolutional(cnn)
+    maps = probability_map(fcn, [li.image for li in images], tile=128)
+    total = 0
+    for li, p in zip(images, maps):
+        dist = distance_to_atoms(li.image.shape, li.xy)
+        r, c = np.nonzero((p > threshold) & (dist >= min_dist_px))
+        if len(r) > max_per_image:
+            keep = np.random.default_rng(0).choice(len(r), max_per_image, replace=False)
+            r, c = r[keep], c[keep]
+        li.hard_negatives = np.c_[c, r].astype(float)
+        total += len(r)
+    return total
+
+
+def train_detector(images: list[LabelledImage], config: TrainConfig | None = None, *, progress: bool = False):
+    """:func:`train_cnn`, then ``config.mining_rounds`` times: mine hard negatives with the current model and train
+    again from scratch with ``hard_frac`` of the negatives drawn from them. Returns ``(cnn, history)``."""
+    from dataclasses import replace
+
+    cfg = config or TrainConfig()
+    first = replace(cfg, hard_frac=0.0) if cfg.mining_rounds else cfg
+    cnn, history = train_cnn(images, first, progress=progress)
+    for k in range(cfg.mining_rounds):
+        n = mine_hard_negatives(cnn, images, threshold=cfg.mining_threshold)
+        log.info("mining round %d: %d hard-negative pixels", k + 1, n)
+        cnn, h = train_cnn(images, replace(cfg, seed=cfg.seed + k + 1), progress=progress)
+        for rec in h:
+            rec["round"] = k + 1
+        history += h
+    for li in images:
+        li.hard_negatives = np.empty((0, 2))
+    return cnn, history
+
+
+def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radius_px: float = 5.0,
+                     min_size_px: int = 1, merge_px: float = 5.0) -> list[dict]:
+    """Pooled P/R/F1 (Hungarian, ``radius_px``) of the localisation at each threshold on labelled images.
+
+    Multimer splitting is off here (k = 1) to keep the sweep fast; it rarely triggers on the sparse Pt images.
+    """
+    from detection.evaluate import evaluate_xy, pooled
+    from detection.localise import localise
+    from detection.model import FullyConvolutional, probability_map
+
+    thresholds = thresholds if thresholds is not None else np.round(np.arange(0.3, 0.96, 0.05), 2)
+    maps = probability_map(FullyConvolutional(cnn), [li.image for li in images], tile=128)
+    out = []
+    for t in thresholds:
+        per = []
+        for li, p in zip(images, maps):
+            a = localise(p, threshold=float(t), min_size_px=min_size_px, merge_px=merge_px, k_max=1)
+            per.append(evaluate_xy(np.c_[a["x"], a["y"]], li.xy, radius_px))
+        out.append({"threshold": float(t), **pooled(per)})
+    return out
+
+
+def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None = None, *, n_holdout: int = 3,
+                        target_threshold: float = 0.8, progress: bool = False):
+    """Model selection on held-out *training* images, then the final model on all of them.
+
+    1. ``n_holdout`` images (chosen with ``config.seed``) are set aside; a detector is trained on the rest and
+       the localisation threshold maximising pooled F1 on the held-out images is found (:func:`sweep_thresholds`);
+    2. the detector is retrained on all images with the same configuration;
+    3. its atom logit is shifted so that the tuned threshold becomes ``target_threshold`` (0.8, the pipeline
+       default; see :func:`detection.model.recalibrate`).
+
+    Returns ``(cnn, info)`` with ``info`` holding the histories, the sweep and the calibration.
+    """
+    from detection.model import recalibrate
+
+    cfg = config or TrainConfig()
+    info: dict = {}
+    if n_holdout and len(images) > n_holdout:
+        rng = np.random.default_rng(cfg.seed)
+        hold_idx = set(rng.choice(len(images), n_holdout, replace=False).tolist())
+        hold = [li for i, li in enumerate(images) if i in hold_idx]
+        fit = [li for i, li in enumerate(images) if i not in hold_idx]
+        cnn_sel, hist_sel = train_detector(fit, cfg, progress=progress)
+        sweep = sweep_thresholds(cnn_sel, hold)
+        best = max(sweep, key=lambda r: r["f1"])
+        info.update(holdout_images=[li.name for li in hold], selection_history=hist_sel, sweep=sweep,
+                    tuned_threshold=best["threshold"], holdout_f1=best["f1"], holdout_precision=best["precision"],
+                    holdout_recall=best["recall"])
+    cnn, history = train_detector(images, cfg, progress=progress)
+    info["history"] = history
+    if "tuned_threshold" in info:
+        info["logit_shift"] = recalibrate(cnn, info["tuned_threshold"], target_threshold)
+        info["target_threshold"] = target_threshold
+    return cnn, info

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from detection.model import (AtomCNN, FullyConvolutional, classify_crops, load_weights, probability_map,
-                             save_weights, weights_digest)
+from detection.model import (
+    AtomCNN,
+    FullyConvolutional,
+    classify_crops,
+    load_weights,
+    probability_map,
+    save_weights,
+    weights_digest,
+)
 
 
 def _random_cnn(channels=(8, 16, 16), hidden=16, seed=0):
@@ -43,8 +50,11 @@ def test_batched_images_of_different_sizes():
     rng = np.random.default_rng(2)
     cnn = _random_cnn()
     fcn = FullyConvolutional(cnn)
-    imgs = [rng.random((40, 50)).astype(np.float32), rng.random((33, 33)).astype(np.float32),
-            rng.random((40, 50)).astype(np.float32)]
+    imgs = [
+        rng.random((40, 50)).astype(np.float32),
+        rng.random((33, 33)).astype(np.float32),
+        rng.random((40, 50)).astype(np.float32),
+    ]
     maps = probability_map(fcn, imgs, tile=32, batch=2)
     for im, m in zip(imgs, maps):
         np.testing.assert_allclose(m, probability_map(fcn, im, tile=512), atol=2e-6)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from detection.training import (LabelledImage, TrainConfig, augment, crops_at, distance_to_atoms,
-                                sample_negatives, train_cnn)
+from detection.training import (
+    LabelledImage,
+    TrainConfig,
+    augment,
+    crops_at,
+    distance_to_atoms,
+    sample_negatives,
+    train_cnn,
+)
 
 
 def test_distance_map_axes():

@@ -68,6 +68,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--channels", default=None, help="conv widths, e.g. 16,32,32 (paper: 32,64,128)")
     p.add_argument("--hidden", type=int, default=None, help="FC width (paper: 128)")
+    p.add_argument("--mining-rounds", type=int, default=None, help="hard-negative mining rounds (default 2)")
+    p.add_argument("--smooth-px", type=float, default=0.0, help="Gaussian pre-smoothing sigma (px)")
+    p.add_argument("--holdout", type=int, default=3,
+                   help="training images held out to tune the threshold (0: no tuning)")
     return p
 
 
@@ -150,7 +154,7 @@ def _train(a) -> int:
     import time
 
     from detection.model import save_weights, weights_digest
-    from detection.training import TrainConfig, load_split, train_cnn
+    from detection.training import TrainConfig, load_split, train_and_calibrate
 
     cfg = TrainConfig(threads=a.threads)
     if a.epochs is not None:
@@ -161,18 +165,27 @@ def _train(a) -> int:
         cfg.channels = tuple(int(c) for c in a.channels.split(","))
     if a.hidden:
         cfg.hidden = a.hidden
+    if a.mining_rounds is not None:
+        cfg.mining_rounds = a.mining_rounds
+    pre_kw = {"smooth_px": a.smooth_px}
     t0 = time.perf_counter()
-    images = load_split(a.data, a.split, a.which)
-    cnn, history = train_cnn(images, cfg, progress=True)
-    sel = next((h for h in history if h.get("selected")), history[-1])
-    meta = {"config": cfg.as_dict(), "images": [li.name for li in images],
-            "n_atoms": int(sum(len(li.xy) for li in images)), "history": history, "selected_epoch": sel["epoch"],
-            "train_seconds": round(time.perf_counter() - t0, 1), "digest": weights_digest(cnn),
-            "command": "sacmap detect " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "sacmap detect train"}
+    images = load_split(a.data, a.split, a.which, pre_kw)
+    cnn, info = train_and_calibrate(images, cfg, n_holdout=a.holdout, progress=True)
+    history = info["history"]
+    sel = next((h for h in reversed(history) if h.get("selected")), history[-1])
+    cmd = " ".join(["sacmap", "detect", *sys.argv[2:]]) if len(sys.argv) > 2 else "sacmap detect train"
+    meta = {"config": cfg.as_dict(), "preprocess": pre_kw, "images": [li.name for li in images],
+            "n_atoms": int(sum(len(li.xy) for li in images)), "selected_epoch": sel["epoch"],
+            **{k: v for k, v in info.items()}, "train_seconds": round(time.perf_counter() - t0, 1),
+            "command": cmd}
+    meta["digest"] = weights_digest(cnn)
     save_weights(cnn, a.output, meta)
-    print(f"trained on {len(images)} images ({meta['n_atoms']} atoms) in {meta['train_seconds']} s; "
-          f"epoch {sel['epoch']} kept (crop val loss {sel.get('val_loss', float('nan')):.3f}, "
-          f"acc {sel.get('val_acc', float('nan')):.3f}); wrote {a.output} [{meta['digest']}]")
+    msg = f"trained on {len(images)} images ({meta['n_atoms']} atoms) in {meta['train_seconds']} s"
+    if "tuned_threshold" in info:
+        msg += (f"; held-out {','.join(info['holdout_images'])}: best threshold {info['tuned_threshold']:.2f} "
+                f"(P {info['holdout_precision']:.3f} R {info['holdout_recall']:.3f} F1 {info['holdout_f1']:.3f}), "
+                f"mapped to 0.8")
+    print(msg + f"; wrote {a.output} [{meta['digest']}]")
     return 0
 
 

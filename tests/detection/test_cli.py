@@ -1,0 +1,67 @@
+"""CLI round trip on a bundled image: detect → CSV/JSON/PNGs → evaluate against the expert labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflows.cli import main
+
+IMAGE = "053_HAADF_15nm_Sample_PtNC_21Oct20"
+
+
+@pytest.fixture(scope="module")
+def detected(repo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("det")
+    rc = main(["detect", str(repo_dir / "inputs/stem" / f"{IMAGE}.tif"), "-o", str(out), "--threads", "1"])
+    assert rc == 0
+    return out
+
+
+def test_detect_writes_contract_files(detected):
+    df = pd.read_csv(detected / f"{IMAGE}.csv", keep_default_na=False)
+    assert list(df.columns) == ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
+    assert 20 < len(df) < 150
+    np.testing.assert_allclose(df["x_nm"], df["x_px"] * 15 / 512, rtol=1e-3, atol=1e-3)
+    assert (df["score"] > 0.8).all()
+    js = json.loads((detected / f"{IMAGE}.json").read_text())
+    for key in ("image", "pixel_size_nm", "shape", "support_area_nm2", "threshold", "n_atoms", "settings"):
+        assert key in js
+    assert js["n_atoms"] == len(df) and js["pixel_size_nm"] == pytest.approx(15 / 512)
+    assert 0.2 * 225 < js["support_area_nm2"] < 0.9 * 225  # 053 has a vacuum region
+    assert (detected / f"{IMAGE}.png").stat().st_size > 1000
+    assert (detected / f"{IMAGE}_support.png").exists()
+
+
+def test_evaluate_against_labels(detected, repo_dir, tmp_path, capsys):
+    rep = tmp_path / "rep.json"
+    rc = main(
+        [
+            "detect",
+            "evaluate",
+            "--pred",
+            str(detected / f"{IMAGE}.csv"),
+            "--truth",
+            str(repo_dir / "inputs/stem/labels/053_Results.csv"),
+            "-o",
+            str(rep),
+        ]
+    )
+    assert rc == 0
+    r = json.loads(rep.read_text())["pooled"]
+    assert r["n_truth"] == 68
+    assert r["f1"] > 0.6  # the published model scores ~0.6 pooled over the validation images
+    assert "pooled" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    from PIL import Image
+
+    p = tmp_path / "noscale.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(p)
+    assert main(["detect", str(p), "-o", str(tmp_path / "o")]) == 2
+    assert "noscale.png" in capsys.readouterr().err
+    assert main(["detect", "evaluate", "--pred", str(p), "--truth", str(tmp_path)]) == 2
