@@ -43,8 +43,10 @@ def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,
     cid = config_doc["meta"]["config_id"]
     h = variant["settings_hash"]
     common = {"config": config_doc, "calc": variant, "db": db, "campaign": campaign}
+    # later steps get the relaxed structure through FWAction; their specs carry only the metadata (small store)
+    light = dict(common, config={"meta": config_doc["meta"]})
     label = f"{cid} [{variant['calculator']} {h[:8]}]"
-    store = Firework([CheckFinishedTask(), StoreResultTask()], spec=_spec(common, "store"), name=f"{label} store")
+    store = Firework([CheckFinishedTask(), StoreResultTask()], spec=_spec(light, "store"), name=f"{label} store")
     if variant["calculator"] == "vasp":
         cust = dict(custodian or {})
         relax = Firework(
@@ -55,7 +57,7 @@ def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,
         static = Firework(
             [CheckFinishedTask(), WriteVaspInputsTask(step="static"), RunVaspCustodianTask(**cust),
              ParseVaspTask(step="static"), BaderTask()],
-            spec=_spec(common, "static"), name=f"{label} static",
+            spec=_spec(light, "static"), name=f"{label} static",
         )
         fws, links = [relax, static, store], {relax: [static, store], static: [store]}
     else:

@@ -50,8 +50,8 @@ def atoms_to_dict(atoms: Atoms) -> dict:
     """Positions (Å), cell (Å), numbers, pbc and initial magnetic moments (μB) as plain lists."""
     d = {
         "numbers": [int(z) for z in atoms.numbers],
-        "positions": np.round(atoms.positions, 10).tolist(),
-        "cell": np.round(atoms.cell.array, 10).tolist(),
+        "positions": np.round(atoms.positions, 6).tolist(),  # 1e-6 Å: keeps specs and the store small
+        "cell": np.round(atoms.cell.array, 8).tolist(),
         "pbc": [bool(p) for p in atoms.pbc],
     }
     if atoms.has("initial_magmoms"):

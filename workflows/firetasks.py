@@ -1,6 +1,6 @@
 """FireTasks of a sacmap campaign (atomate style; importable by any worker that has sacmap installed).
 
-Every Firework's spec holds ``sacmap``: ``{"config": {"meta", "atoms"}, "calc": {"calculator", "settings",
+Every Firework's spec holds ``sacmap``: ``{"config": {"meta", "atoms"} (``atoms`` only in ``relax``), "calc": {"calculator", "settings",
 "settings_hash"}, "db": URL, "campaign": name}`` and ``sacmap_step`` (``relax``/``static``/``store``). Tasks
 work in the launch directory (the current directory) and pass their outputs to child Fireworks through
 ``FWAction(update_spec=...)``: ``sacmap_relax``, ``sacmap_static``, ``sacmap_bader``.
@@ -42,7 +42,7 @@ def _result_doc(res: dict, calc_dir: str) -> dict:
     """A relaxation/parse result as JSON-able dict for the spec (atoms as dict, arrays as lists)."""
     doc = {k: v for k, v in res.items() if k not in ("atoms", "forces")}
     doc["atoms"] = atoms_to_dict(res["atoms"])
-    doc["forces"] = np.round(np.asarray(res["forces"], float), 8).tolist()
+    doc["forces"] = np.round(np.asarray(res["forces"], float), 6).tolist()
     doc["calc_dir"] = calc_dir
     return doc
 
@@ -147,7 +147,8 @@ class ParseVaspTask(FiretaskBase):
 
         res = parse_vasp_dir(os.getcwd())
         # VASP cells are periodic in 3D; keep the configuration's pbc so the vacuum axis stays known
-        res["atoms"].pbc = fw_spec["sacmap"]["config"]["atoms"]["pbc"]
+        given = fw_spec["sacmap"]["config"].get("atoms") or fw_spec["sacmap_relax"]["atoms"]
+        res["atoms"].pbc = given["pbc"]
         doc = _result_doc(res, os.getcwd())
         return FWAction(update_spec={f"sacmap_{self['step']}": doc},
                         stored_data={f"{self['step']}_energy_eV": doc["energy_eV"],

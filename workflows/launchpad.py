@@ -136,8 +136,11 @@ class MongoLaunchPad:
         if not data.get("host"):
             raise WorkflowInputError(f"{self.path}: field 'host' is required")
         data["strm_lvl"] = data.get("strm_lvl") or strm_lvl
-        self.lp = LaunchPad.from_dict(data)
-        _init_if_empty(self.lp)
+        try:
+            self.lp = LaunchPad.from_dict(data)
+            _init_if_empty(self.lp)
+        except Exception as exc:  # pymongo: bad TLS files, unreachable host, authentication...
+            raise WorkflowInputError(f"{self.path}: cannot use this MongoDB launchpad: {exc}") from exc
 
     def flush(self) -> None:  # MongoDB persists every write itself
         pass
@@ -154,7 +157,8 @@ class MongoLaunchPad:
 
 
 def open_launchpad(workdir: str | Path, launchpad_file: str | Path | None = None, *, strm_lvl: str = "WARNING"):
-    """The campaign's LaunchPad: a MongoDB one from ``launchpad_file``, else embedded under ``workdir``."""
-    if launchpad_file:
+    """The campaign's LaunchPad: a MongoDB one from ``launchpad_file``, else (also for the value ``"embedded"``)
+    the embedded store under ``workdir``."""
+    if launchpad_file and str(launchpad_file) != "embedded":
         return MongoLaunchPad(launchpad_file, strm_lvl=strm_lvl)
     return EmbeddedLaunchPad(workdir, strm_lvl=strm_lvl)

@@ -72,6 +72,8 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
     variants = calculation_variants(block, source=source, calculator=calculator)
     cust = custodian_options(block, source=source)
     lp_file = launchpad or block.get("launchpad")
+    if str(lp_file) == "embedded":
+        lp_file = None
     if lp_file:
         lp_file = str(Path(lp_file).expanduser().resolve())
     db_url = results.normalise_url(db or block.get("database") or "results.db", base=workdir)

@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     s = sub.add_parser("submit", help="add one workflow per configuration to the launchpad")
     s.add_argument("spec", type=Path, help="campaign spec YAML")
     s.add_argument("--calculator", help="vasp | embedded (= chgnet-d3) | chgnet | sevennet-d3 | tblite | gpaw | emt")
-    s.add_argument("--launchpad", type=Path, help="my_launchpad.yaml of a MongoDB (default: embedded store)")
+    s.add_argument("--launchpad", help="my_launchpad.yaml of a MongoDB, or 'embedded' (the default unless the "
+                   "spec names a launchpad file)")
     s.add_argument("--db", help="results database: SQLite path (.db) or postgresql:// URL (default results.db)")
     common(s)
     s.set_defaults(func=_submit)
