@@ -84,6 +84,9 @@ class EmbeddedLaunchPad:
         finally:
             lpmod.MongoClient = orig
         _init_if_empty(self.lp)
+        # Rocket's background ping thread would race the main thread on mongomock's unlocked collections (and
+        # pings serve lost-run detection, which the single embedded process does itself): no pings here.
+        self.lp.ping_launch = lambda *args, **kwargs: None
         self.flush()
 
     def flush(self) -> None:
