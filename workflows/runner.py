@@ -173,6 +173,8 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
                 finally:
                     os.chdir(cwd)
                     handle.flush()
+                with contextlib.suppress(OSError):  # nothing ran there (duplicate taken over by DupeFinder)
+                    launch_dir.rmdir()
                 done += 1
                 bar.set_postfix_str(doc.get("name", "")[:40])
                 bar.update(1)

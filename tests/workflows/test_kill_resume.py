@@ -102,3 +102,27 @@ def test_store_is_flushed_and_reloaded(tmp_path):
 
     with pytest.raises(WorkflowInputError, match="corrupt launchpad store"):
         EmbeddedLaunchPad(tmp_path)
+
+
+def test_dupefinder_runs_an_identical_workflow_once(tmp_path, make_config):
+    """Two identical workflows on one LaunchPad (bypassing submit's key check): DupeFinderExact makes the second
+    take over the first's launches, so the relaxation runs once and one row is written."""
+    from workflows.builders import build_workflow
+    from workflows.configs import config_to_doc
+    from workflows.settings import calculation_variants
+
+    atoms = make_config("Pt", "Pt/4N_dup", rattle=0.02)
+    wd = tmp_path / "camp"
+    runner.submit_configs([atoms], wd, name="dup", calculation={"calculator": "emt", "fmax": 0.3})
+    (variant,) = calculation_variants({"calculator": "emt", "fmax": 0.3})
+    state = runner.load_state(wd)
+    with EmbeddedLaunchPad(wd) as handle:
+        handle.lp.add_wf(build_workflow(config_to_doc(atoms), variant, db=state["db"], campaign="dup"))
+        handle.flush()
+    assert runner.run(wd, progress=False) == {"COMPLETED": 4}
+    assert results.connect(state["db"]).count() == 1
+    assert len(list((wd / "calcs").rglob("relax.traj"))) == 1
+    assert len(list((wd / "calcs").rglob("FW.json"))) == 2  # one relax, one store ran
+    with EmbeddedLaunchPad(wd) as handle:
+        launches = {d["fw_id"]: d["launches"] for d in handle.lp.fireworks.find({}, {"fw_id": 1, "launches": 1})}
+    assert launches[3] == launches[1] and launches[4] == launches[2]  # the copies took over the launches
