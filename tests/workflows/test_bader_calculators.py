@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,36 @@ def test_charges_are_recorded_only_when_the_calculator_gives_them(make_config, t
     assert charged["charges"] == pytest.approx(np.linspace(-0.1, 0.1, len(atoms)))
     assert (tmp_path / "charged" / "relax.traj").stat().st_size > 0
     assert charged["n_steps"] <= 5
+
+
+def _density_folder(tmp_path):
+    """POSCAR + CHGCAR + AECCAR0/2 of a 3-atom cell (uniform density: only the files' plumbing matters)."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.vasp import Chgcar, Poscar
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    s = Structure(Lattice.cubic(6.0), ["Ni", "C", "N"], [[0, 0, 0], [0.25, 0, 0], [0.5, 0, 0]])
+    Poscar(s).write_file(tmp_path / "POSCAR")
+    for name in ("CHGCAR", "AECCAR0", "AECCAR2"):
+        Chgcar(Poscar(s), {"total": np.full((4, 4, 4), 19.7 * 216.0 / 64)}).write_file(tmp_path / name)
+    return tmp_path
+
+
+def test_henkelman_bader_through_pymatgen(tmp_path, monkeypatch):
+    """A stand-in for Henkelman's binary (a shell script, not Python) writes a recorded ACF.dat."""
+    run = _density_folder(tmp_path / "run")
+    (tmp_path / "ACF.src").write_text(ACF)
+    binary = tmp_path / "bin" / "bader"
+    binary.parent.mkdir()
+    binary.write_text(f"#!/bin/sh\ncp {tmp_path / 'ACF.src'} ACF.dat\n"
+                      "echo '  GRID BASED BADER ANALYSIS  (Version 1.05 08/19/23)'\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{binary.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(bader, "zvals", lambda d: None)
+    out = bader.bader_charges(run)
+    assert out["charge_method"] == "bader-henkelman"  # AECCAR0 + AECCAR2 reference used
+    assert out["electrons"] == pytest.approx([9.3512, 4.2230, 6.1258])
+    assert out["charges"] is None  # no POTCAR: no ZVAL, so no net charges (never guessed)
+    monkeypatch.setattr(bader, "zvals", lambda d: [10.0, 4.0, 5.0])  # Ni, C, N valence electrons
+    out = bader.bader_charges(run)
+    assert out["charges"] == pytest.approx([10.0 - 9.3512, 4.0 - 4.2230, 5.0 - 6.1258])
