@@ -37,6 +37,10 @@ def test_calibration_within_targets(sim_stats):
     # atoms as wide as in the real images (measured 0.28 nm median), vacuum about half the support level
     assert 0.22 <= sim_stats["atom_fwhm_nm"] <= 0.34
     assert 0.4 <= sim_stats["vacuum_over_support"] <= 0.65
+    # real images (16): vacuum texture 3.7–7.6 %, atom SNR 3.7–5.0, atom-signal p90/p10 1.6–3.0
+    assert 0.037 <= sim_stats["vacuum_texture"] <= 0.076
+    assert 3.7 <= sim_stats["atom_snr"] <= 5.0
+    assert 1.6 <= sim_stats["atom_signal_p90_over_p10"] <= 3.0
 
 
 def test_real_image_statistics_match(shared_dir, sim_stats):
@@ -52,6 +56,7 @@ def test_real_image_statistics_match(shared_dir, sim_stats):
         assert abs(st["peak_ratio_median"] - sim_stats["peak_ratio_median"]) < 0.06
         assert abs(st["noise"] - sim_stats["noise"]) < 0.025
         assert abs(st["texture"] - sim_stats["texture"]) < 0.012
+        assert abs(st["atom_snr"] - sim_stats["atom_snr"]) < 0.8
 
 
 def test_seed_reproduces_and_differs():
