@@ -194,9 +194,24 @@ def random_positions(
             f"{density_nm2}/nm² exceeds the random-packing limit "
             f"{0.547 * 4 / (np.pi * min_dist_nm**2):.1f}/nm²"
         )
-    pts = np.empty((0, 2))
-    groups = np.empty(0, int)
+    pts: list[tuple[float, float]] = []
+    groups: list[int] = []
     d2min = min_dist_nm**2
+    cell = min_dist_nm if min_dist_nm > 0 else None
+    grid: dict[tuple[int, int], list[tuple[float, float]]] = {}  # cell list: neighbours in the 3×3 cells
+
+    def too_close(unit) -> bool:
+        if cell is None:
+            return False
+        for x, y in unit:
+            cx, cy = int(x // cell), int(y // cell)
+            for i in (cx - 1, cx, cx + 1):
+                for j in (cy - 1, cy, cy + 1):
+                    for qx, qy in grid.get((i, j), ()):
+                        if (qx - x) ** 2 + (qy - y) ** 2 < d2min:
+                            return True
+        return False
+
     for gid, size in enumerate(sizes):
         tries = 0
         while True:
@@ -226,13 +241,17 @@ def random_positions(
                 )
                 if not ok.all() or not allowed[ij[:, 1], ij[:, 0]].all():
                     continue
-            if len(pts):
-                d2 = ((pts[None, :, :] - unit[:, None, :]) ** 2).sum(-1)
-                if d2.min() < d2min:
-                    continue
-            pts = np.vstack([pts, unit])
-            groups = np.concatenate([groups, np.full(size, gid)])
+            unit_l = [(float(x), float(y)) for x, y in unit]
+            if too_close(unit_l):
+                continue
+            for x, y in unit_l:
+                pts.append((x, y))
+                groups.append(gid)
+                if cell is not None:
+                    grid.setdefault((int(x // cell), int(y // cell)), []).append((x, y))
             break
+    pts = np.array(pts, dtype=float).reshape(-1, 2)
+    groups = np.array(groups, dtype=int)
     return (pts, groups) if return_groups else pts
 
 
