@@ -182,6 +182,10 @@ def label_elements(
     from detection.vae import RotationInvariantVAE
 
     a, xy, els, zs = _check_inputs(image, xy_px, elements)
+    if int(crop_px) != crop_px or crop_px < 5 or crop_px % 2 == 0 or shift_px < 0:
+        raise DetectionInputError(
+            f"crop_px must be an odd integer >= 5 and shift_px >= 0, got {crop_px}, {shift_px}"
+        )
     n, k = len(xy), len(els)
     by_z = [e for _, e in sorted(zip(zs, els))]
     norm = normalise_image(a, background_px=background_px)

@@ -111,6 +111,12 @@ def test_bad_coordinates_and_elements(xy, elements, match):
         label_elements(img, xy, elements)
 
 
+def test_bad_crop_size():
+    img = np.random.default_rng(0).random((40, 40))
+    with pytest.raises(DetectionInputError, match="odd"):
+        label_elements(img, np.array([[5.0, 5.0], [9.0, 9.0]]), ["Pt"], crop_px=20)
+
+
 def test_bad_images():
     xy = np.array([[5.0, 5.0], [9.0, 9.0]])
     with pytest.raises(DetectionInputError, match="constant"):
