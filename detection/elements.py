@@ -173,6 +173,9 @@ def label_elements(
     * ``counts`` / ``counts_intensity``: {element: number of atoms}; ``covariance_type``; ``train_seconds``;
       ``loss_history``.
 
+    The mixture always returns k clusters, also for a sample with one element: the caller must know which
+    elements are present (on the real Pt-only validation images, asking for Ni,Pt splits the atoms anyway).
+
     With one element every atom gets it (no model is trained). Deterministic for a seed.
     Bad input (empty or non-(N, 2) coordinates, < 2 atoms, more elements than atoms, unknown or repeated
     symbols, non-finite or constant image, coordinates outside the image) → DetectionInputError.
