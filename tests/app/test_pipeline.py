@@ -171,3 +171,16 @@ def test_statistics_use_atoms_on_the_support_only():
     assert desc["n_atoms"] == 2 and desc["nnd_mean_nm"] == pytest.approx(0.2)
     assert desc["multimer_share"] == 1.0 and desc["nuclearity"] == {2: 1}
     assert len(arrays["random_nnd_nm"]) == 2 * pipeline.RANDOM_RUNS
+
+
+def test_expected_elements_are_passed_to_detection(stem_image, tmp_path):
+    crop = tmp_path / "crop.tif"
+    raw = tifffile.imread(stem_image)[:256, :256].astype(np.float32)
+    tifffile.imwrite(crop, raw, resolution=(1 / 0.0293, 1 / 0.0293), imagej=True, metadata={"unit": "nm"})
+    res = pipeline.process_image(crop, "crop", tmp_path, pipeline.AppSettings(elements=("Pt",)))
+    assert res["pixel_size_nm"] == pytest.approx(0.0293, rel=1e-4)
+    assert res["element_counts"] == {"Pt": res["n_atoms"]}
+    table = np.genfromtxt(tmp_path / "crop.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    assert set(np.atleast_1d(table["element"]).tolist()) == {"Pt"}
+    if res["descriptors"]["n_atoms"] >= 2:
+        assert res["descriptors"]["species"] == {"Pt": res["descriptors"]["n_atoms"]}
