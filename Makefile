@@ -35,6 +35,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+app: $(VENV)/.installed
+	$(PIP) install -q -e ".[app]"
+	$(VENV)/bin/sacmap app
+
+# Browser test of the web app (needs Debian's chromium; CI runs it inside `make test`).
+app-test: $(VENV)/.installed-test
+	$(PY) -m pytest tests/app -m browser
+
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 

@@ -35,6 +35,8 @@ figcaption{font-size:.86em;color:#5a6472;max-width:520px}
 
 def format_value(value) -> str:
     """Format one table cell the way the report shows it (4 significant digits for floats)."""
+    if value is None:
+        return ""
     if isinstance(value, float):
         if value != value:  # NaN
             return ""

@@ -23,6 +23,12 @@ def _csv(path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def _written(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, Path]:
+    """Write ``frame`` as CSV and read it back, so the report shows exactly what the file holds."""
+    path = write_csv(frame, path)
+    return _csv(path), path
+
+
 def _fig(path, caption) -> list[Figure]:
     return [Figure(Path(path), caption)] if path and Path(path).is_file() else []
 
@@ -34,7 +40,7 @@ def _structures_section(state: dict) -> Section | None:
     sec = Section("Structures", [f"{st['n_configurations']} configurations built (extxyz + POSCAR each)."])
     if st.get("per_set"):
         per = pd.DataFrame([{"set": k, "configurations": v} for k, v in st["per_set"].items()])
-        sec.tables.append(Table(per, write_csv(per, Path(st["index"]).parent / "per_set.csv"), "Configurations per set"))
+        sec.tables.append(Table(*_written(per, Path(st["index"]).parent / "per_set.csv"), "Configurations per set"))
     idx = _csv(st["index"])
     if not idx.empty:
         sec.tables.append(Table(idx, Path(st["index"]), "Configurations (index.csv)", max_rows=60))
@@ -132,7 +138,7 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
     fit = samp.get("fit")
     if fit:
         ft = pd.DataFrame([{k: v for k, v in fit.items() if not isinstance(v, (list, dict))}])
-        sec.tables.append(Table(ft, write_csv(ft, out / "sampling" / "dft_fit.csv"),
+        sec.tables.append(Table(*_written(ft, out / "sampling" / "dft_fit.csv"),
                                 "DFT-biased sampler: fitted parameters (bootstrap uncertainty)"))
     return sec, _summary_lines(desc, per_image, fit)
 
@@ -188,6 +194,6 @@ def build_report(state: dict, settings: dict, out: Path) -> Path:
         sections.append(Section("Run", [f"Spec: {state['spec_path']}",
                                         "Settings: " + json.dumps({k: v for k, v in settings.items() if k != 'images'},
                                                                   default=str)],
-                                tables=[Table(timings, write_csv(timings, out / "timings.csv"), "Step timings (s)")]))
+                                tables=[Table(*_written(timings, out / "timings.csv"), "Step timings (s)")]))
     return write_report(out / "report.html", f"sacmap report — {state.get('name')}",
                         "Metal-centre organisation: energetics, detected atoms and samplers", summary, sections)

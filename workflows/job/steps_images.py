@@ -98,6 +98,11 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     mm = settings["statistics"]["multimer_nm"]
     sdir = out / "statistics"
     sdir.mkdir(parents=True, exist_ok=True)
+    rec = StepRecord(out, "statistics")
+    key = fingerprint(mm, [(Path(im["csv"]), Path(im["mask"]) if im.get("mask") else None, im.get("meta"))
+                           for im in detection["images"]])
+    if rec.is_current(key):
+        return rec.result()
     rows, full, pairs, images = [], {}, [], []
     for im in detection["images"]:
         df = pd.read_csv(im["csv"])
@@ -133,5 +138,7 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     species_csv = None
     if pairs:
         species_csv = str(write_csv(pd.DataFrame(pairs), sdir / "species_pairs.csv"))
-    return {"descriptors_csv": str(desc_csv), "descriptors_json": str(sdir / "descriptors.json"),
-            "images": images, "species_pairs_csv": species_csv}
+    result = {"descriptors_csv": str(desc_csv), "descriptors_json": str(sdir / "descriptors.json"),
+              "images": images, "species_pairs_csv": species_csv}
+    rec.mark_done(key, [desc_csv, sdir / "descriptors.json"] + [Path(im["coords_csv"]) for im in images], result)
+    return result
