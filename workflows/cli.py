@@ -25,6 +25,26 @@ COMMAND_MODULES = [
 ]
 
 
+OWN_LOGGERS = ("sacmap", "structures", "workflows", "analysis", "detection")
+
+
+class _OwnInfoFilter(logging.Filter):
+    """Let our own loggers through from INFO, everybody else's (FireWorks' rocket/launchpad loggers reset
+    themselves to DEBUG on every launch) only from WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return record.levelno >= logging.INFO and record.name.split(".")[0] in OWN_LOGGERS
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_OwnInfoFilter())
+
+
 def _input_error_types() -> tuple[type[BaseException], ...]:
     """Exception classes that mean 'bad user input' in each package (each package owns its own)."""
     types: list[type[BaseException]] = [FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError]
@@ -70,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(args.verbose)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
