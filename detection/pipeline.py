@@ -126,6 +126,7 @@ def _atomic(path: Path, write, suffix: str = ".tmp") -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -97,6 +97,30 @@ def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | 
     return out
 
 
+def load_pairs(folder, preprocess_kw: dict | None = None) -> list[LabelledImage]:
+    """Images ``*.tif`` of a folder with labels in ``<stem>.csv`` / ``<stem>_truth.csv`` (e.g. simulated data from
+    ``sacmap detect simulate``), pre-processed in the model frame."""
+    from detection.io import read_image
+    from detection.preprocess import preprocess, rescale_factor, rescale_to
+
+    folder = Path(folder)
+    out = []
+    for img_path in sorted(folder.glob("*.tif")):
+        lab = next((p for p in (folder / f"{img_path.stem}.csv", folder / f"{img_path.stem}_truth.csv")
+                    if p.is_file()), None)
+        if lab is None:
+            continue
+        raw, px, _ = read_image(img_path)
+        xy = read_labels(lab)
+        s = rescale_factor(px)
+        img = preprocess(rescale_to(raw, s), **(preprocess_kw or {}))
+        xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
+        out.append(LabelledImage(img_path.stem, img, xy_m, px, s, raw.shape))
+    if not out:
+        raise DetectionInputError(f"{folder}: no *.tif with a matching labels CSV")
+    return out
+
+
 def distance_to_atoms(shape: tuple[int, int], xy: np.ndarray) -> np.ndarray:
     """Euclidean distance (px) from every pixel [row, column] to the nearest atom at (x=column, y=row)."""
     mask = np.ones(shape, bool)
@@ -371,17 +395,21 @@ def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radiu
 
 
 def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None = None, *, n_holdout: int = 3,
-                        target_threshold: float = 0.8, progress: bool = False):
-    """Model selection on held-out *training* images, then the final model on all of them.
+                        target_threshold: float = 0.8, refit_all: bool = False, extra=None, progress: bool = False):
+    """Train with the operating threshold chosen on held-out *training* images.
 
     1. ``n_holdout`` images (chosen with ``config.seed``) are set aside; a detector is trained on the rest and
        the localisation threshold maximising pooled F1 on the held-out images is found (:func:`sweep_thresholds`);
-    2. the detector is retrained on all images with the same configuration;
+    2. only with ``refit_all``: the detector is retrained on all images with the same configuration (measured:
+       the tuned threshold does not transfer between training runs — the refitted model's probabilities sit
+       lower, validation recall fell from ~0.65 to 0.49 — so by default the model that was tuned is kept);
     3. its atom logit is shifted so that the tuned threshold becomes ``target_threshold`` (0.8, the pipeline
        default; see :func:`detection.model.recalibrate`).
 
+    ``extra`` images (e.g. simulated) are always trained on and never held out.
     Returns ``(cnn, info)`` with ``info`` holding the histories, the sweep and the calibration.
     """
+    extra = list(extra or [])
     from detection.model import recalibrate
 
     cfg = config or TrainConfig()
@@ -391,13 +419,18 @@ def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None 
         hold_idx = set(rng.choice(len(images), n_holdout, replace=False).tolist())
         hold = [li for i, li in enumerate(images) if i in hold_idx]
         fit = [li for i, li in enumerate(images) if i not in hold_idx]
-        cnn_sel, hist_sel = train_detector(fit, cfg, progress=progress)
+        cnn_sel, hist_sel = train_detector(fit + extra, cfg, progress=progress)
         sweep = sweep_thresholds(cnn_sel, hold)
         best = max(sweep, key=lambda r: r["f1"])
         info.update(holdout_images=[li.name for li in hold], selection_history=hist_sel, sweep=sweep,
                     tuned_threshold=best["threshold"], holdout_f1=best["f1"], holdout_precision=best["precision"],
                     holdout_recall=best["recall"])
-    cnn, history = train_detector(images, cfg, progress=progress)
+    if refit_all or "tuned_threshold" not in info:
+        cnn, history = train_detector(images + extra, cfg, progress=progress)
+        info["trained_on"] = [li.name for li in images + extra]
+    else:
+        cnn, history = cnn_sel, info.pop("selection_history")
+        info["trained_on"] = [li.name for li in fit + extra]
     info["history"] = history
     if "tuned_threshold" in info:
         info["logit_shift"] = recalibrate(cnn, info["tuned_threshold"], target_threshold)
