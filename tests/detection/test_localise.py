@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detection.localise import localise, merge_close, split_component
 
@@ -62,3 +63,18 @@ def test_min_size_and_merge():
              "score": np.array([0.9, 0.95, 0.99]), "component_size": np.array([5, 5, 5])}
     m = merge_close(atoms, 3.0)
     assert sorted(m["x"].tolist()) == [12.0, 30.0]  # the higher-scoring duplicate survives
+
+
+def test_gmm2d_matches_sklearn():
+    from sklearn.mixture import GaussianMixture
+
+    from detection.localise import fit_gmm2d
+
+    rng = np.random.default_rng(0)
+    pts = np.r_[rng.normal([0, 0], [1.0, 2.0], (300, 2)), rng.normal([8, 3], [1.5, 0.7], (200, 2))]
+    mu, cov, w, ll = fit_gmm2d(pts, 2, np.random.default_rng(1))
+    ref = GaussianMixture(2, covariance_type="full", random_state=0, reg_covar=1e-3).fit(pts)
+    o, r = np.argsort(mu[:, 0]), np.argsort(ref.means_[:, 0])
+    np.testing.assert_allclose(mu[o], ref.means_[r], atol=1e-3)
+    np.testing.assert_allclose(cov[o], ref.covariances_[r], atol=1e-3)
+    assert ll == pytest.approx(ref.score(pts) * len(pts), rel=1e-4)
