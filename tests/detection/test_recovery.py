@@ -45,3 +45,15 @@ def test_dimers_are_split():
     on = _score(detect_image(img, pixel_size_nm=PX, settings=Settings(split_area_px=100)), truth, 3)
     assert on["recall"] >= off["recall"] + 0.2, (off, on)
     assert on["recall"] >= 0.6, on
+
+
+def test_elements_column_filled():
+    pytest.importorskip("detection.elements")
+    img, truth, _ = simulate.simulate_sample(1.0, seed=2, elements={"Ni": 0.5, "Pt": 0.5})
+    res = detect_image(img, pixel_size_nm=PX, elements=["Ni", "Pt"])
+    assert set(res.atoms["element"]) <= {"Ni", "Pt"} and len(set(res.atoms["element"])) == 2
+    summ = res.summary()
+    assert sum(summ["element_counts"].values()) == res.n_atoms
+    assert summ["elements"]["counts_intensity_baseline"] is not None
+    one = detect_image(img, pixel_size_nm=PX, elements=["Pt"])
+    assert set(one.atoms["element"]) == {"Pt"}
