@@ -65,3 +65,31 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert main(["detect", str(p), "-o", str(tmp_path / "o")]) == 2
     assert "noscale.png" in capsys.readouterr().err
     assert main(["detect", "evaluate", "--pred", str(p), "--truth", str(tmp_path)]) == 2
+
+
+def test_train_and_simulate_cli(repo_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    rows = ["image,labels,split"]
+    for stem, lab in [(IMAGE, "053_Results.csv"), ("072_HAADF_15nm_Sample_PtNC_21Oct20", "072_Results.csv")]:
+        shutil.copy(repo_dir / "inputs/stem" / f"{stem}.tif", data / "images")
+        shutil.copy(repo_dir / "inputs/stem/labels" / lab, data / "labels")
+        rows.append(f"{stem}.tif,{lab},train")
+    (data / "split.csv").write_text("\n".join(rows) + "\n")
+    w = tmp_path / "w.pt"
+    args = ["detect", "train", "--data", str(data), "--split", str(data / "split.csv"), "-o", str(w), "--epochs", "1",
+            "--channels", "4,8,8", "--hidden", "8", "--mining-rounds", "1", "--holdout", "1", "--threads", "1"]
+    assert main(args) == 0
+    from detection.model import load_weights
+
+    cnn, meta = load_weights(w)
+    assert meta["config"]["channels"] == [4, 8, 8] and len(meta["holdout_images"]) == 1
+    assert 0 < meta["tuned_threshold"] < 1 and meta["digest"]
+    sim = tmp_path / "sim"
+    assert main(["detect", "simulate", "-o", str(sim), "--n-images", "1", "--size", "128", "--density", "2"]) == 0
+    out = tmp_path / "simdet"
+    assert main(["detect", str(sim), "-o", str(out), "--weights", str(w), "--no-overlay", "--threads", "1"]) == 0
+    assert (out / "sim_000.csv").exists() and not (out / "sim_000.png").exists()

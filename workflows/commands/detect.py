@@ -23,19 +23,18 @@ def register(subparsers) -> None:
         description="Detect metal atoms in HAADF-STEM images. Verbs: evaluate, train, simulate "
         "('sacmap detect VERB -h').",
     )
+    p.add_argument("-h", "--help", action="store_true", dest="detect_help", help="show this help")
+    _add_run_options(p)  # options may come before the images
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_dispatch)
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sacmap detect",
-        description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG with --pixel-size, dm3/dm4/emd/ser "
-        "with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
-        "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
-    )
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("-o", "--outdir", required=True, help="output folder")
+RUN_OPTIONS = ("outdir", "pixel_size", "threshold", "elements", "weights", "device", "split_area", "batch",
+               "no_overlay", "threads")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--outdir", default=None, help="output folder (required)")
     p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides the file)")
     p.add_argument("--threshold", type=float, default=0.8, help="probability threshold (default 0.8)")
     p.add_argument("--elements", default=None, help="comma-separated element symbols in increasing Z, e.g. Ni,Pd")
@@ -47,6 +46,17 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="images per CNN batch")
     p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlays")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sacmap detect",
+        description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG with --pixel-size, dm3/dm4/emd/ser "
+        "with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
+        "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    _add_run_options(p)
     return p
 
 
@@ -99,7 +109,9 @@ def _simulate_parser() -> argparse.ArgumentParser:
 
 def _dispatch(args) -> int:
     rest = list(args.rest)
-    if not rest or rest[0] in ("-h", "--help"):
+    if getattr(args, "detect_help", False) or not rest or rest[0] in ("-h", "--help"):
+        if getattr(args, "detect_help", False):
+            rest = ["-h"]
         _run_parser().print_help()
         return 0 if rest else 2
     verb = rest[0]
@@ -109,7 +121,12 @@ def _dispatch(args) -> int:
         return _train(_train_parser().parse_args(rest[1:]))
     if verb == "simulate":
         return _simulate(_simulate_parser().parse_args(rest[1:]))
-    return _detect(_run_parser().parse_args(rest))
+    parser = _run_parser()
+    ns = argparse.Namespace(**{k: getattr(args, k) for k in RUN_OPTIONS if hasattr(args, k)})
+    a = parser.parse_args(rest, namespace=ns)
+    if not a.outdir:
+        parser.error("the following arguments are required: -o/--outdir")
+    return _detect(a)
 
 
 def _elements(text):
