@@ -57,3 +57,27 @@ def test_elements_column_filled():
     assert summ["elements"]["counts_intensity_baseline"] is not None
     one = detect_image(img, pixel_size_nm=PX, elements=["Pt"])
     assert set(one.atoms["element"]) == {"Pt"}
+
+
+def test_non_square_pixels_from_tiff(tmp_path):
+    import tifffile
+
+    from detection.pipeline import detect_files
+
+    img, truth, _ = simulate.simulate_sample(1.0, seed=4, shape=(256, 256))
+    # squash rows by 2/3: y pixel 1.5x larger than x
+    from skimage.transform import resize
+
+    sq = resize(img, (171, 256), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    p = tmp_path / "aniso.tif"
+    tifffile.imwrite(p, sq, extratags=[(65003, "s", 0, "nm", False), (65004, "s", 0, "nm", False),
+                                       (65009, "d", 1, PX, False), (65010, "d", 1, 1.5 * PX, False)])
+    summ = detect_files([p], tmp_path / "out", overlay=False)[0]
+    assert summ["pixel_size_y_nm"] == pytest.approx(1.5 * PX)
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "out/aniso.csv")
+    np.testing.assert_allclose(df["y_nm"], df["y_px"] * 1.5 * PX, rtol=1e-3, atol=1e-3)
+    tr = truth[["x_nm", "y_nm"]].to_numpy()
+    r = evaluate_xy(df[["x_nm", "y_nm"]].to_numpy() / PX, tr / PX, 5)
+    assert r["f1"] >= 0.6, r
