@@ -13,6 +13,7 @@ from workflows.report_html import atomic_write_text, write_csv
 from workflows.steps import StepRecord, fingerprint
 
 SAMPLERS = ("random", "repulsive", "dft")
+MIN_POINTS = 100  # points per sampler run in the density sweep (fewer make the bands meaningless)
 
 
 def energetics(db_url: str, out: Path) -> dict:
@@ -121,10 +122,13 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
     rows = []
     jobs = [(d, s) for d in densities for s in SAMPLERS]
     for i, (dens, name) in enumerate(tqdm(jobs, desc="samplers (density sweep)", disable=not progress)):
-        n = max(int(round(dens * field.area_nm2)), 2)
-        xy = _sample(name, n, field, cfg["runs"], cfg["seed"] + i, sampler, cfg["repulsive_c_nm"])
-        st = _run_stats(xy, field, multimer_nm)
-        rows.append(_summarise(st, sampler=name, density_nm2=n / field.area_nm2, n_points=n, runs=cfg["runs"]))
+        # the paper's 10 × 10 nm field, enlarged at low density so each run has at least MIN_POINTS points
+        box = field if dens * field.area_nm2 >= MIN_POINTS else Region.rectangle(float(np.sqrt(MIN_POINTS / dens)))
+        n = max(int(round(dens * box.area_nm2)), 2)
+        xy = _sample(name, n, box, cfg["runs"], cfg["seed"] + i, sampler, cfg["repulsive_c_nm"])
+        st = _run_stats(xy, box, multimer_nm)
+        rows.append(_summarise(st, sampler=name, density_nm2=n / box.area_nm2, n_points=n, runs=cfg["runs"],
+                               field_nm=round(box.width_nm, 3)))
     sweep = pd.DataFrame(rows)
     write_csv(sweep, sdir / "sweep.csv")
 
