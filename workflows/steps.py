@@ -35,8 +35,12 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# Bump when what a step writes changes meaning, so results of older code are recomputed rather than reused.
+STEP_FORMAT = 2
+
+
 class StepRecord:
-    """Bookkeeping for one named step under ``outdir``."""
+    """Bookkeeping for one named step under ``outdir``. Keys are combined with :data:`STEP_FORMAT`."""
 
     def __init__(self, outdir: Path, name: str):
         self.outdir = Path(outdir)
@@ -51,7 +55,7 @@ class StepRecord:
 
     def is_current(self, key: str) -> bool:
         rec = self.load()
-        if not rec or rec.get("key") != key:
+        if not rec or rec.get("key") != f"{key}-f{STEP_FORMAT}":
             return False
         return all((self.outdir / p).exists() for p in rec.get("outputs", []))
 
@@ -61,7 +65,7 @@ class StepRecord:
 
     def mark_done(self, key: str, outputs: list[Path], result: dict | None = None) -> None:
         rels = [os.path.relpath(p, self.outdir) for p in outputs]
-        payload = json.dumps({"key": key, "outputs": rels, "result": result or {}}, indent=1, default=str)
+        payload = json.dumps({"key": f"{key}-f{STEP_FORMAT}", "outputs": rels, "result": result or {}}, indent=1, default=str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
