@@ -103,6 +103,7 @@ def _simulate_parser() -> argparse.ArgumentParser:
     p.add_argument("--dimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm dimers")
     p.add_argument("--elements", default=None, help="comma-separated symbols, equal shares at random")
     p.add_argument("--vacuum-fraction", type=float, default=0.0, help="share of the field that is vacuum")
+    p.add_argument("--clean", action="store_true", help="noise-free expectation (no shot or scan-line noise)")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -233,6 +234,6 @@ def _simulate(a) -> int:
     elements = {e: 1.0 for e in els} if els else None
     paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
                              density_nm2=a.density, dimer_fraction=a.dimer_fraction, elements=elements,
-                             vacuum_fraction=a.vacuum_fraction, progress=True)
+                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, progress=True)
     print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
