@@ -189,24 +189,29 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
-def _jsonable(obj):
+def jsonable(obj):
+    """Numpy scalars/arrays, paths and non-string dict keys made JSON-friendly (NaN/inf → None)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
         v = float(obj)
         return v if math.isfinite(v) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     return obj
 
 
 def write_json(path, data: dict) -> Path:
     """Atomic JSON (NaN/inf written as null)."""
-    text = json.dumps(_jsonable(data), indent=2)
+    text = json.dumps(jsonable(data), indent=2)
     return _atomic(path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import AnalysisInputError
+from analysis.spatial_io import jsonable
 from detection.errors import DetectionInputError
 from workflows.errors import WorkflowInputError
 
@@ -137,26 +138,6 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _jsonable(obj):
-    """Numpy scalars/arrays and non-string dict keys made JSON-friendly (NaN → None)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def warm_up() -> None:
@@ -327,14 +308,14 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
 
     progress("writing files", 0.95)
     det.write(out_dir, stem, overlay=False)  # <stem>.csv, <stem>.json, <stem>_support.png as `sacmap detect`
-    _atomic_write(out_dir / files["descriptors"], json.dumps(_jsonable(desc), indent=2))
+    _atomic_write(out_dir / files["descriptors"], json.dumps(jsonable(desc), indent=2))
     record = det.summary()
     warnings = [w for w in (det.meta.get("warning"),) if w]
     if desc.get("n_off_support"):
         warnings.append(f"{desc['n_off_support']} detection(s) lie over vacuum (outside the support mask); they "
                         "are in the coordinate table but not in the statistics")
     progress("done", 1.0)
-    return _jsonable({
+    return jsonable({
         "pixel_size_nm": det.pixel_size_nm, "pixel_size_y_nm": det.pixel_size_y_nm, "pixel_size_source": source,
         "shape": list(det.image.shape), "n_atoms": int(len(table)), "support_area_nm2": det.support_area_nm2,
         "support_fraction": float(np.mean(det.support)),
