@@ -182,3 +182,31 @@ def test_format_value_is_what_tables_show():
     assert format_value(float("nan")) == ""
     assert format_value("4N") == "4N"
     assert np.isclose(float(format_value(2.0 / 3.0)), 0.6667)
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium(job, tmp_path):
+    """Open the report in headless Chromium: every figure decodes, every table is there; keep a screenshot."""
+    import os
+
+    chromium = os.environ.get("SACMAP_CHROMIUM") or "/usr/bin/chromium"
+    if not (Path(chromium).is_file() and os.access(chromium, os.X_OK)):
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, out = job
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=args)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto((out / "report.html").as_uri())
+        assert "sacmap report" in page.title()
+        n_img = page.locator("img").count()
+        decoded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+        assert n_img >= 6 and decoded == n_img
+        assert page.locator("table").count() >= 5
+        assert page.locator("section.summary li").count() >= 1
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
