@@ -1,7 +1,12 @@
 """Pre-processing of HAADF-STEM images, as the paper, made fast.
 
-``preprocess``: clip at the 99.9th percentile → subtract a 40×40-px median background → negatives to 0 → min–max to
-[0, 1]. The median is evaluated on a 4× block-averaged image (a 10×10 median there, bilinearly upsampled), which
+``preprocess``: clip at the 99.9th percentile → subtract a 40×40-px median background → negatives to 0 → scale to
+[0, 1]. The scale is set by the signal, not by single-pixel noise: the image is divided by ``norm_factor`` (1.6)
+times the maximum of a copy smoothed by σ = 1 px (0.03 nm, far below the 0.28-nm atom width), then clipped at 1.
+On noisy images (all the real ones) this equals the published min–max within the per-image spread (raw max /
+smoothed max = 1.2–2.2 on the 16 shared images, median 1.7), but it does not blow noise-free images up by ~1.6×
+as min–max does (there the raw maximum is no longer set by shot-noise spikes, ratio 1.07), which had saturated
+the CNN on noise-free simulated images (14 % of all pixels above p = 0.8, components of 200–450 px²). The median is evaluated on a 4× block-averaged image (a 10×10 median there, bilinearly upsampled), which
 is ~100× cheaper than the full-resolution 40×40 median and differs from it only by the (smooth) background's
 interpolation error.
 
@@ -43,7 +48,8 @@ def background(image: np.ndarray, size_px: int = 40, factor: int = 4) -> np.ndar
 
 
 def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_px: int = 40,
-               background_factor: int = 4, smooth_px: float = 0.0) -> np.ndarray:
+               background_factor: int = 4, smooth_px: float = 0.0, norm_factor: float = 1.6,
+               norm_smooth_px: float = 1.0) -> np.ndarray:
     """Clip, subtract the background and normalise to [0, 1]; returns float32 of the same shape.
 
     Parameters
@@ -53,6 +59,8 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
     background_px : median-filter window (px) of the background estimate; 0 disables subtraction.
     background_factor : block-average factor used to compute the median fast (1 = exact median).
     smooth_px : Gaussian σ (px) applied first (0 = none), against pixel noise.
+    norm_factor, norm_smooth_px : the image is divided by ``norm_factor`` × the maximum of the image smoothed by
+        ``norm_smooth_px`` (Gaussian σ, px) and clipped to [0, 1]; ``norm_factor=0`` gives plain min–max.
     """
     img = np.asarray(image, dtype=np.float32)
     if smooth_px:
@@ -65,7 +73,12 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
     lo, hi = float(img.min()), float(img.max())
     if hi <= lo:
         return np.zeros_like(img, dtype=np.float32)
-    return ((img - lo) / (hi - lo)).astype(np.float32)
+    img = img - lo
+    if norm_factor > 0:
+        scale = norm_factor * float(ndimage.gaussian_filter(img, norm_smooth_px, mode="reflect").max())
+        if scale > 0:
+            return np.clip(img / scale, 0.0, 1.0).astype(np.float32)
+    return (img / (hi - lo)).astype(np.float32)
 
 
 def rescale_factor(pixel_size_nm: float, target_nm: float = TRAIN_PIXEL_NM, tol: float = 0.02) -> float:

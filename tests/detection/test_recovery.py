@@ -24,6 +24,33 @@ def test_noisy_images_at_one_atom_per_nm2():
     assert r["f1"] >= 0.7, r  # measured 0.79-0.82 (seeds 0, 1); the real validation images give 0.645
 
 
+def test_preprocessing_scale_does_not_depend_on_pixel_noise():
+    # the same sample with and without shot/scan noise: the atoms must come out at about the same normalised
+    # level; plain min-max (norm_factor=0) puts them 1.6-2.2x brighter in the noise-free image, because there the
+    # maximum is no longer a shot-noise spike, and that saturated the CNN (measured 1.0-1.3x with the new scale)
+    from detection.preprocess import preprocess
+
+    ratio = {}
+    for nf in (1.6, 0.0):
+        level = []
+        for noise in (True, False):
+            img, truth, _ = simulate.simulate_sample(1.0, seed=0, noise=noise, shape=(256, 256))
+            pre = preprocess(img, norm_factor=nf)
+            assert pre.min() >= 0 and pre.max() <= 1
+            level.append(np.median(pre[np.rint(truth["y_px"]).astype(int), np.rint(truth["x_px"]).astype(int)]))
+        ratio[nf] = level[1] / level[0]
+    assert 0.8 < ratio[1.6] < 1.3 and ratio[0.0] > 1.5, ratio
+
+
+def test_clean_images_at_one_atom_per_nm2():
+    # noise-free simulated images: F1 0.57-0.67 with min-max normalisation, 0.71-0.77 (seeds 0-2) with the
+    # signal-based scale. The target (>= 0.95) is NOT met: the CNN still fires on the noise-free carbon
+    # texture (see docs/detection.md).
+    img, truth, _ = simulate.simulate_sample(1.0, seed=0, noise=False)
+    r = _score(detect_image(img, pixel_size_nm=PX), truth, 5)
+    assert r["f1"] >= 0.7, r
+
+
 def test_pixel_size_rescaling_keeps_positions():
     # the same sample imaged with 1.5x larger pixels: detections are mapped back to the image's own pixels
     img, truth, _ = simulate.simulate_sample(1.0, seed=0, pixel_size_nm=1.5 * PX, shape=(342, 342))
