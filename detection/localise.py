@@ -108,9 +108,52 @@ def split_component(prob: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, thr
     return best[1].copy(), len(best[1])
 
 
+def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, smooth_px: float = 1.5,
+                    dip: float = 0.9) -> dict[int, np.ndarray]:
+    """Resolved intensity maxima inside each labelled component: ``{label: (m, 2) peaks (x, y)}`` for m ≥ 2.
+
+    The image is smoothed by a Gaussian of ``smooth_px`` (against pixel noise; well below the atom width) and its
+    local maxima (window ``min_sep_px``) inside the components are taken in decreasing height; a maximum is kept
+    if it lies at least ``min_sep_px`` from every kept one *and* the profile along the straight line to each kept
+    one dips below ``dip`` × the lower of the two peaks (a Rayleigh-like resolution criterion: two atoms closer
+    than ~2σ of the probe show no dip and are not resolved this way).
+    """
+    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), smooth_px, mode="reflect")
+    win = max(3, int(round(min_sep_px)) | 1)
+    is_max = (sm == ndimage.maximum_filter(sm, size=win, mode="nearest")) & (lab > 0)
+    rr, cc = np.nonzero(is_max)
+    labels = lab[rr, cc]
+    out = {}
+    for comp in np.unique(labels):
+        sel = labels == comp
+        if sel.sum() < 2:
+            continue
+        r, c = rr[sel], cc[sel]
+        h = sm[r, c]
+        order = np.argsort(-h, kind="stable")
+        kept: list[int] = []
+        for i in order:
+            ok = True
+            for j in kept:
+                d = np.hypot(c[i] - c[j], r[i] - r[j])
+                if d < min_sep_px:
+                    ok = False
+                    break
+                t = np.linspace(0.0, 1.0, max(3, int(np.ceil(d)) + 1))
+                prof = ndimage.map_coordinates(sm, [r[j] + t * (r[i] - r[j]), c[j] + t * (c[i] - c[j])], order=1)
+                if prof.min() > dip * min(h[i], h[j]):
+                    ok = False
+                    break
+            if ok:
+                kept.append(i)
+        if len(kept) >= 2:
+            out[int(comp)] = np.c_[c[kept], r[kept]].astype(float)
+    return out
+
+
 def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, split_area_px: float = 200.0,
              min_sep_px: float = 6.0, max_sd_px: float = 3.0, merge_px: float = 0.0, k_max: int = 3,
-             seed: int = 0) -> dict:
+             seed: int = 0, image: np.ndarray | None = None, peak_dip: float = 0.85) -> dict:
     """Atom positions from a probability map.
 
     Parameters
@@ -121,6 +164,9 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
     split_area_px : components with more pixels are tested for several atoms (GMM, modified BIC).
     min_sep_px, max_sd_px : physical limits used by the BIC penalty (see :func:`modified_bic`).
     merge_px : atoms closer than this (px) are merged into the higher-scoring one (0 disables).
+    image : the pre-processed image in the frame of ``prob``; when given, a component holding two or more
+        resolved intensity maxima (:func:`intensity_peaks`, dip criterion ``peak_dip``) is split between them
+        (pixels go to the nearest maximum), whatever its area.
 
     Returns
     -------
@@ -130,6 +176,7 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
     mask = prob > threshold
     lab, n = ndimage.label(mask)  # 4-connectivity
     xs, ys, scores, sizes, nsplit = [], [], [], [], []
+    peaks = intensity_peaks(image, lab, min_sep_px=min_sep_px, dip=peak_dip) if (image is not None and n) else {}
     if n:
         objs = ndimage.find_objects(lab)
         for i, sl in enumerate(objs, start=1):
@@ -142,7 +189,15 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
             cc = cc + sl[1].start
             p = prob[rr, cc]
             score = float(p.max())
-            if size > split_area_px and k_max > 1:
+            if i in peaks and k_max > 1:
+                pk = peaks[i][:k_max] if len(peaks[i]) > k_max else peaks[i]
+                near = np.argmin((cc[:, None] - pk[None, :, 0]) ** 2 + (rr[:, None] - pk[None, :, 1]) ** 2, axis=1)
+                w = p - threshold + 1e-6
+                centres = np.array([[np.dot(w[near == j], cc[near == j]) / w[near == j].sum(),
+                                     np.dot(w[near == j], rr[near == j]) / w[near == j].sum()]
+                                    for j in range(len(pk))])
+                k = len(pk)
+            elif size > split_area_px and k_max > 1:
                 centres, k = split_component(prob, rr, cc, threshold=threshold, k_max=k_max, min_sep_px=min_sep_px,
                                              max_sd_px=max_sd_px, seed=seed)
             else:

@@ -40,6 +40,8 @@ class Settings:
     max_sd_nm: float = 0.09  # widest single-atom blob (σ, BIC penalty)
     merge_nm: float = 0.15  # detections closer than this are one atom (non-maximum suppression)
     k_max: int = 3
+    peak_split: bool = True  # split components holding >= 2 resolved intensity maxima (any area)
+    peak_dip: float = 0.85  # resolution criterion: profile between two maxima must dip below this × lower peak
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0
 
@@ -222,14 +224,15 @@ def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
     return raw, px, py, model_img, name, {**meta, "rescale_factor": [fy, fx], "warning": warn}
 
 
-def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_meta) -> DetectionResult:
+def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_meta,
+            model_img=None) -> DetectionResult:
     from detection.localise import localise
     from detection.support import support_area_nm2, support_mask
 
     s = settings
     at = localise(prob, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
                   min_sep_px=s.px(s.min_sep_nm), max_sd_px=s.px(s.max_sd_nm), merge_px=s.px(s.merge_nm),
-                  k_max=s.k_max, seed=s.seed)
+                  k_max=s.k_max, seed=s.seed, image=model_img if s.peak_split else None, peak_dip=s.peak_dip)
     x, y = coords_back(at["x"], at["y"], raw.shape, prob.shape)
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
@@ -289,8 +292,8 @@ def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, element
     pre_kw = model_meta.get("preprocess") or {}
     prepared = [_prepare(im, pixel_size_nm, pre_kw) for im in images]
     maps = probability_map(fcn, [p[3] for p in prepared], device=device, batch=batch)
-    return [_finish(raw, px, py, prob, name, meta, s, elements, model_meta)
-            for (raw, px, py, _, name, meta), prob in zip(prepared, maps)]
+    return [_finish(raw, px, py, prob, name, meta, s, elements, model_meta, model_img)
+            for (raw, px, py, model_img, name, meta), prob in zip(prepared, maps)]
 
 
 def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold: float = 0.8, elements=None,

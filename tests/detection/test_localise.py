@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.localise import localise, merge_close, split_component
+from detection.localise import intensity_peaks, localise, merge_close, split_component
 
 
 def _blob_map(centres, shape=(80, 100), sigma=2.5):
@@ -78,3 +78,29 @@ def test_gmm2d_matches_sklearn():
     np.testing.assert_allclose(mu[o], ref.means_[r], atol=1e-3)
     np.testing.assert_allclose(cov[o], ref.covariances_[r], atol=1e-3)
     assert ll == pytest.approx(ref.score(pts) * len(pts), rel=1e-4)
+
+
+def _intensity(centres, shape=(60, 60), sigma=2.0):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    return sum(np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / (2 * sigma**2)) for x, y in centres)
+
+
+def test_resolved_intensity_peaks_split_a_small_component():
+    # two atoms 9 px apart (4.5 sigma: a clear dip) merged into one probability blob far below the split area
+    truth = np.array([[25.5, 30.0], [34.5, 30.0]])
+    img = _intensity(truth)
+    prob = np.clip(_intensity(truth, sigma=3.0), 0, 1)
+    assert localise(prob, threshold=0.5, min_sep_px=6)["x"].size == 1  # one component, no split without image
+    at = localise(prob, threshold=0.5, min_sep_px=6, image=img)
+    assert at["x"].size == 2 and set(at["n_split"]) == {2}
+    np.testing.assert_allclose(np.sort(at["x"]), truth[:, 0], atol=1.0)
+    np.testing.assert_allclose(at["y"], 30.0, atol=0.5)
+
+
+def test_unresolved_pair_is_not_split_by_peaks():
+    # 3.6 px apart with sigma 2 px (1.8 sigma < 2 sigma): a single maximum, no dip -> one atom
+    truth = np.array([[28.2, 30.0], [31.8, 30.0]])
+    img = _intensity(truth)
+    assert intensity_peaks(img, (img > 0.5).astype(int), min_sep_px=3) == {}
+    at = localise(np.clip(img / img.max(), 0, 1), threshold=0.5, min_sep_px=3, image=img)
+    assert at["x"].size == 1
