@@ -145,7 +145,7 @@ def test_detection_finds_the_simulated_atoms(job, small_image):
     from detection.evaluate import evaluate_xy
 
     res = evaluate_xy(det[["x_px", "y_px"]].to_numpy(), truth[["x_px", "y_px"]].to_numpy(), radius_px=5)
-    assert res["f1"] >= 0.8
+    assert res["f1"] >= 0.7  # smoke check; detection quality itself is tested in tests/detection
 
 
 def test_rerun_resumes_without_recomputing(job):
