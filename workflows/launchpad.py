@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import tempfile
 from pathlib import Path
 
-import yaml
-
+from workflows.atomic import atomic_write
 from workflows.errors import WorkflowInputError
+from workflows.yamlfile import read_mapping
 
 STORE_NAME = "launchpad.json"
 LOCK_NAME = "launchpad.lock"
@@ -94,16 +92,7 @@ class EmbeddedLaunchPad:
         import bson.json_util
 
         text = bson.json_util.dumps({k: v.to_dict() for k, v in self._store._databases.items()})
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".launchpad.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, text, fsync=True)
 
     def close(self) -> None:
         if self._lock_fh is not None and not self._lock_fh.closed:
@@ -127,15 +116,7 @@ class MongoLaunchPad:
         self.path = Path(path).resolve()
         if not self.path.is_file():
             raise FileNotFoundError(f"launchpad file not found: {self.path}")
-        try:
-            data = yaml.safe_load(self.path.read_text())
-        except yaml.YAMLError as exc:
-            raise WorkflowInputError(f"{self.path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise WorkflowInputError(f"{self.path}: a launchpad file must be a mapping")
-        unknown = set(data) - LAUNCHPAD_KEYS
-        if unknown:
-            raise WorkflowInputError(f"{self.path}: unknown launchpad field(s) {sorted(unknown)}")
+        data = read_mapping(self.path, "launchpad", LAUNCHPAD_KEYS)
         if not data.get("host"):
             raise WorkflowInputError(f"{self.path}: field 'host' is required")
         data["strm_lvl"] = data.get("strm_lvl") or strm_lvl

@@ -7,11 +7,12 @@ from __future__ import annotations
 import base64
 import html
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from workflows.atomic import atomic_write
 
 FLOAT_FORMAT = "{:.4g}"
 
@@ -118,16 +119,7 @@ def render(title: str, subtitle: str, summary: list[str], sections: list[Section
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

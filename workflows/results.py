@@ -16,13 +16,14 @@ computed, :func:`store` never writes a second row for a key.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from workflows.atomic import atomic_write
 from workflows.errors import WorkflowInputError
 
 ROW_KEYS = [
@@ -155,17 +156,11 @@ def export_csv(db, path: str | Path, **selection) -> int:
     path = Path(path)
     recs = rows_as_records(db, **selection)
     cols = ["id", *ROW_KEYS, "formula", "natoms", "has_charges"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            for rec in recs:
-                w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) if v is not None else ""
-                            for k, v in rec.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for rec in recs:
+        w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) if v is not None else ""
+                    for k, v in rec.items()})
+    atomic_write(path, buf.getvalue())
     return len(recs)

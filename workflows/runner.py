@@ -12,13 +12,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from ase import Atoms
 
 from workflows import results
+from workflows.atomic import atomic_write
 from workflows.configs import config_to_doc, safe_name
 from workflows.errors import WorkflowInputError
 from workflows.launchpad import EmbeddedLaunchPad, open_launchpad
@@ -30,14 +30,7 @@ FW_STATES = ["COMPLETED", "READY", "WAITING", "RESERVED", "RUNNING", "FIZZLED", 
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(obj, indent=2))
 
 
 def load_state(workdir: str | Path) -> dict:

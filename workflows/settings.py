@@ -15,10 +15,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workflows.errors import WorkflowInputError
 from workflows.paths import inputs_dir
+from workflows.yamlfile import read_mapping
 
 #: calculator aliases accepted in a spec / on the command line
 CALCULATOR_ALIASES = {"embedded": "chgnet-d3"}
@@ -68,15 +67,7 @@ def load_preset(preset: str) -> dict:
     if not path.is_file():
         shipped = sorted(q.stem for q in (inputs_dir() / "vasp").glob("*.yaml"))
         raise WorkflowInputError(f"{path}: VASP preset {preset!r} not found (shipped presets: {shipped})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise WorkflowInputError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise WorkflowInputError(f"{path}: a VASP preset must be a mapping")
-    unknown = set(data) - PRESET_KEYS
-    if unknown:
-        raise WorkflowInputError(f"{path}: unknown preset field(s) {sorted(unknown)}; allowed {sorted(PRESET_KEYS)}")
+    data = read_mapping(path, "VASP preset", PRESET_KEYS)
     if data.get("input_set", "MPRelaxSet") != "MPRelaxSet":
         raise WorkflowInputError(f"{path}: input_set must be MPRelaxSet, got {data.get('input_set')!r}")
     if data.get("vdw") not in ("dftd3", "dftd3-bj", None):

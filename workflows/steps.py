@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from workflows.atomic import atomic_write
 
 
 def fingerprint(*parts: Any) -> str:
@@ -66,8 +67,4 @@ class StepRecord:
     def mark_done(self, key: str, outputs: list[Path], result: dict | None = None) -> None:
         rels = [os.path.relpath(p, self.outdir) for p in outputs]
         payload = json.dumps({"key": f"{key}-f{STEP_FORMAT}", "outputs": rels, "result": result or {}}, indent=1, default=str)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, payload)

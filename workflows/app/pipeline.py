@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from analysis.errors import AnalysisInputError
 from analysis.spatial_io import jsonable
 from detection.errors import DetectionInputError
+from workflows.atomic import atomic_write
 from workflows.errors import WorkflowInputError
 
 #: errors that mean "this file / these settings are bad" (shown to the user, the batch goes on)
@@ -129,15 +128,7 @@ def software_versions() -> dict:
 
 def _atomic_write(path: Path, data: bytes | str) -> None:
     """Write a file via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data)
 
 
 def warm_up() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from workflows.atomic import atomic_write
 from workflows.errors import WorkflowInputError
 from workflows.report_html import atomic_write_text, write_csv
 from workflows.steps import StepRecord, fingerprint
@@ -20,8 +21,7 @@ COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "ele
 def _detect_one(path: Path, det: dict, ddir: Path) -> dict:
     """Run the detector on one image; write ``<stem>.csv``, ``<stem>.json``, overlay PNG and the support mask
     (``<stem>_support.npy``, bool, the image's pixel grid) that the statistics use as the observed region."""
-    import os
-    import tempfile
+    import io
 
     from detection.pipeline import detect_image
 
@@ -29,10 +29,9 @@ def _detect_one(path: Path, det: dict, ddir: Path) -> dict:
                           elements=det["elements"], weights=det["weights"], device=det["device"])
     files = {k: str(v) for k, v in result.write(ddir, path.stem).items()}
     mask_path = ddir / f"{path.stem}_support.npy"
-    fd, tmp = tempfile.mkstemp(dir=ddir, suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, np.asarray(result.support, dtype=bool), allow_pickle=False)
-    os.replace(tmp, mask_path)
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(result.support, dtype=bool), allow_pickle=False)
+    atomic_write(mask_path, buf.getvalue())
     files["mask"] = str(mask_path)
     return files
 
