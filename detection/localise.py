@@ -26,20 +26,26 @@ def _log_gauss(pts: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def fit_gmm2d(pts: np.ndarray, k: int, rng: np.random.Generator, *, max_iter: int = 100, tol: float = 1e-5,
-              reg: float = 1e-3):
+              reg: float = 1e-3, weights: np.ndarray | None = None):
     """Full-covariance Gaussian mixture on 2-D points by EM with k-means++ seeding.
 
     A small closed-form implementation: scikit-learn's ``GaussianMixture`` spends ~10 ms per 2×2 triangular
     solve through scipy/BLAS dispatch, which made the split the slowest stage of the pipeline.
+    ``weights`` (optional, one per point): a weighted mixture, as if point i had been drawn ``weights[i]`` times
+    (the log-likelihood is the weighted sum).
     Returns ``(means (k, 2), covariances (k, 2, 2), weights (k,), total log-likelihood)``.
     """
     n = len(pts)
-    centres = [pts[rng.integers(n)]]
+    sw = np.ones(n) if weights is None else np.asarray(weights, float)
+    tot = float(sw.sum())
+    centres = [pts[rng.choice(n, p=sw / tot)]]
     for _ in range(1, k):
-        d2 = np.min(((pts[:, None, :] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1)
+        d2 = np.min(((pts[:, None, :] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1) * sw
         centres.append(pts[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else pts[rng.integers(n)])
     mu = np.asarray(centres, float)
-    cov = np.repeat((np.cov(pts.T) / k + reg * np.eye(2))[None], k, axis=0)
+    m0 = (sw @ pts) / tot
+    c0 = ((pts - m0) * sw[:, None]).T @ (pts - m0) / tot
+    cov = np.repeat((c0 / k + reg * np.eye(2))[None], k, axis=0)
     w = np.full(k, 1.0 / k)
     prev = -np.inf
     ll = -np.inf
@@ -47,13 +53,13 @@ def fit_gmm2d(pts: np.ndarray, k: int, rng: np.random.Generator, *, max_iter: in
         logp = _log_gauss(pts, mu, cov) + np.log(w)
         m = logp.max(axis=1, keepdims=True)
         lse = m[:, 0] + np.log(np.exp(logp - m).sum(axis=1))
-        ll = float(lse.sum())
-        if abs(ll - prev) < tol * n:
+        ll = float(sw @ lse)
+        if abs(ll - prev) < tol * tot:
             break
         prev = ll
-        r = np.exp(logp - lse[:, None])
+        r = np.exp(logp - lse[:, None]) * sw[:, None]
         nk = r.sum(axis=0) + 1e-10
-        w = nk / n
+        w = nk / tot
         mu = (r.T @ pts) / nk[:, None]
         for j in range(k):
             dd = pts - mu[j]
@@ -88,19 +94,29 @@ def modified_bic(means: np.ndarray, covs: np.ndarray, loglik: float, n: int, *, 
 
 def split_component(prob: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, threshold: float, k_max: int = 3,
                     n_samples: int = 400, min_sep_px: float = 6.0, max_sd_px: float = 3.0, seed: int = 0,
-                    penalty_weight: float = 1.0):
+                    penalty_weight: float = 1.0, image: np.ndarray | None = None, n_init: int = 3):
     """Split one component (pixel ``rows``, ``cols``) into ``k`` atoms; returns (k, 2) centres (x, y) and k.
 
-    Points are drawn from the component's pixels with probability ∝ ``p − threshold`` and jittered uniformly
-    inside their pixel; mixtures with k = 1..``k_max`` (:func:`fit_gmm2d`) are compared by :func:`modified_bic`.
+    The mixtures are fitted to the component's pixels weighted ∝ ``p − threshold`` (× the pre-processed
+    ``image`` when given: where the probability map saturates over a merged pair, its plateau carries no
+    information on where the two atoms are, the intensity does), the weights scaled to ``n_samples``: the
+    expectation of the paper's ``n_samples`` points drawn from the map, without the sampling noise. Mixtures with
+    k = 1..``k_max`` (:func:`fit_gmm2d`, best of ``n_init`` seedings: two overlapping atoms make a weakly
+    identified mixture with local optima) are compared by :func:`modified_bic`.
     """
     rng = np.random.default_rng(seed)
     w = np.clip(prob[rows, cols] - threshold, 1e-6, None)
-    idx = rng.choice(len(rows), size=n_samples, p=w / w.sum())
-    pts = np.c_[cols[idx], rows[idx]] + rng.uniform(-0.5, 0.5, size=(n_samples, 2))
+    if image is not None:
+        w = w * np.clip(image[rows, cols], 1e-6, None)
+    # the mixture is fitted to the pixels weighted by w, scaled to n_samples draws: the exact expectation of
+    # drawing n_samples points ∝ w (the paper's sampling) without its sampling noise; + 1/12 px² per axis for the
+    # pixel's own width (the uniform in-pixel jitter of drawn points)
+    pts = np.c_[cols, rows].astype(float)
+    ws = w * (n_samples / w.sum())
     best = None
     for k in range(1, k_max + 1):
-        mu, cov, _, ll = fit_gmm2d(pts, k, rng)
+        mu, cov, _, ll = max((fit_gmm2d(pts, k, rng, weights=ws, reg=1.0 / 12.0, tol=1e-7, max_iter=300)
+                              for _ in range(n_init if k > 1 else 1)), key=lambda f: f[3])
         score = modified_bic(mu, cov, ll, n_samples, min_sep_px=min_sep_px, max_sd_px=max_sd_px,
                              weight=penalty_weight)
         if best is None or score < best[0]:
@@ -153,7 +169,8 @@ def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, sm
 
 def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, split_area_px: float = 200.0,
              min_sep_px: float = 6.0, max_sd_px: float = 3.0, merge_px: float = 0.0, k_max: int = 3,
-             seed: int = 0, image: np.ndarray | None = None, peak_dip: float = 0.85) -> dict:
+             seed: int = 0, image: np.ndarray | None = None, peak_dip: float = 0.85,
+             large_dip: float | None = None, gmm_smooth_px: float = 1.5) -> dict:
     """Atom positions from a probability map.
 
     Parameters
@@ -166,7 +183,11 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
     merge_px : atoms closer than this (px) are merged into the higher-scoring one (0 disables).
     image : the pre-processed image in the frame of ``prob``; when given, a component holding two or more
         resolved intensity maxima (:func:`intensity_peaks`, dip criterion ``peak_dip``) is split between them
-        (pixels go to the nearest maximum), whatever its area.
+        (pixels go to the nearest maximum), whatever its area; the GMM split also weights the component's pixels
+        by this image (smoothed by ``gmm_smooth_px``), see :func:`split_component`.
+    large_dip : dip criterion for components larger than ``split_area_px`` (1 = every intensity maximum at least
+        ``min_sep_px`` from a higher one is an atom: crowded atoms whose images overlap without a dip); None =
+        ``peak_dip`` everywhere.
 
     Returns
     -------
@@ -177,6 +198,18 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
     lab, n = ndimage.label(mask)  # 4-connectivity
     xs, ys, scores, sizes, nsplit = [], [], [], [], []
     peaks = intensity_peaks(image, lab, min_sep_px=min_sep_px, dip=peak_dip) if (image is not None and n) else {}
+    smooth_img = None  # the GMM's intensity weights, smoothed against pixel noise
+    if image is not None and n:
+        smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px) if gmm_smooth_px else image
+    if image is not None and n and large_dip is not None and large_dip > peak_dip:
+        sizes_all = np.bincount(lab.ravel(), minlength=n + 1)
+        big = sizes_all > split_area_px
+        big[0] = False
+        if big.any():
+            lab_big = np.where(big[lab], lab, 0)
+            for comp, pk in intensity_peaks(image, lab_big, min_sep_px=min_sep_px, dip=large_dip).items():
+                if len(pk) > len(peaks.get(comp, ())):
+                    peaks[comp] = pk
     if n:
         objs = ndimage.find_objects(lab)
         for i, sl in enumerate(objs, start=1):
@@ -190,7 +223,7 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
             p = prob[rr, cc]
             score = float(p.max())
             if i in peaks and k_max > 1:
-                pk = peaks[i][:k_max] if len(peaks[i]) > k_max else peaks[i]
+                pk = peaks[i]
                 near = np.argmin((cc[:, None] - pk[None, :, 0]) ** 2 + (rr[:, None] - pk[None, :, 1]) ** 2, axis=1)
                 w = p - threshold + 1e-6
                 centres = np.array([[np.dot(w[near == j], cc[near == j]) / w[near == j].sum(),
@@ -199,7 +232,7 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
                 k = len(pk)
             elif size > split_area_px and k_max > 1:
                 centres, k = split_component(prob, rr, cc, threshold=threshold, k_max=k_max, min_sep_px=min_sep_px,
-                                             max_sd_px=max_sd_px, seed=seed)
+                                             max_sd_px=max_sd_px, seed=seed, image=smooth_img)
             else:
                 w = p - threshold + 1e-6
                 centres, k = np.array([[np.dot(w, cc) / w.sum(), np.dot(w, rr) / w.sum()]]), 1

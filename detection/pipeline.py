@@ -42,6 +42,7 @@ class Settings:
     k_max: int = 3
     peak_split: bool = True  # split components holding >= 2 resolved intensity maxima (any area)
     peak_dip: float = 0.85  # resolution criterion: profile between two maxima must dip below this × lower peak
+    large_dip: float = 1.0  # inside components larger than split_area_px: every maximum >= min_sep apart (no dip)
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0
 
@@ -232,7 +233,8 @@ def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_m
     s = settings
     at = localise(prob, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
                   min_sep_px=s.px(s.min_sep_nm), max_sd_px=s.px(s.max_sd_nm), merge_px=s.px(s.merge_nm),
-                  k_max=s.k_max, seed=s.seed, image=model_img if s.peak_split else None, peak_dip=s.peak_dip)
+                  k_max=s.k_max, seed=s.seed, image=model_img if s.peak_split else None, peak_dip=s.peak_dip,
+                  large_dip=s.large_dip)
     x, y = coords_back(at["x"], at["y"], raw.shape, prob.shape)
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)

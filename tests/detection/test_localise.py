@@ -104,3 +104,38 @@ def test_unresolved_pair_is_not_split_by_peaks():
     assert intensity_peaks(img, (img > 0.5).astype(int), min_sep_px=3) == {}
     at = localise(np.clip(img / img.max(), 0, 1), threshold=0.5, min_sep_px=3, image=img)
     assert at["x"].size == 1
+
+
+def test_gmm_split_follows_the_intensity_under_a_saturated_plateau():
+    # the CNN map saturates (p = 1) over a merged 0.22-nm dimer: its plateau says nothing about where the two
+    # atoms are; sampling the mixture also by the pre-processed intensity puts the centres on the atoms
+    truth = np.array([[46.25, 40.0], [53.75, 40.0]])
+    yy, xx = np.mgrid[:80, :100]
+    plateau = np.clip(2.0 * _blob_map(truth, sigma=5.0), 0, 1)  # flat top over both atoms
+    img = sum(np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 4.1**2)) for x, y in truth)
+    rr, cc = np.nonzero(plateau > 0.8)
+    err = {}
+    for name, im in (("plateau", None), ("intensity", img)):
+        mu, k = split_component(plateau, rr, cc, threshold=0.8, k_max=3, min_sep_px=6.0, max_sd_px=3.0, seed=0,
+                                n_samples=600, image=im)
+        assert k == 2
+        np.testing.assert_allclose(mu[:, 1], 40.0, atol=0.5)
+        err[name] = np.abs(np.sort(mu[:, 0]) - truth[:, 0]).max()
+    assert err["intensity"] < 0.3 and err["intensity"] < err["plateau"], err
+    # nearly seed-free: the mixture is fitted to the weighted pixels, not to random draws (only the seeding differs)
+    a = split_component(plateau, rr, cc, threshold=0.8, seed=1, image=img)
+    b = split_component(plateau, rr, cc, threshold=0.8, seed=2, image=img)
+    np.testing.assert_allclose(np.sort(a[0], 0), np.sort(b[0], 0), atol=0.2)
+
+
+def test_large_component_keeps_every_separated_maximum():
+    # four atoms 8 px apart in a row (2 sigma: barely any dip) under one large probability component: the GMM
+    # stops at k_max = 3, the intensity maxima of a large component (large_dip = 1) give all four
+    truth = np.array([[18.0, 30.0], [26.0, 30.0], [34.0, 30.0], [42.0, 30.0]])
+    img = _intensity(truth, sigma=3.0)  # smoothed by 1.5 px in intensity_peaks: dips to 0.92, above 0.85
+    prob = np.clip(img / img.max() * 1.2, 0, 1)
+    strict = localise(prob, threshold=0.5, min_sep_px=6, split_area_px=200, image=img, peak_dip=0.85)
+    loose = localise(prob, threshold=0.5, min_sep_px=6, split_area_px=200, image=img, peak_dip=0.85,
+                     large_dip=1.0)
+    assert strict["x"].size < 4 and loose["x"].size == 4
+    np.testing.assert_allclose(np.sort(loose["x"]), truth[:, 0], atol=1.0)
