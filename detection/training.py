@@ -42,6 +42,7 @@ class LabelledImage:
     scale: float = 1.0  # model px per original px
     shape_in: tuple = ()
     hard_negatives: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    exact: bool = False  # positions are exact (simulated truth): near-miss negatives may be drawn
 
 
 def read_labels(path) -> np.ndarray:
@@ -97,9 +98,10 @@ def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | 
     return out
 
 
-def load_pairs(folder, preprocess_kw: dict | None = None) -> list[LabelledImage]:
+def load_pairs(folder, preprocess_kw: dict | None = None, exact: bool = True) -> list[LabelledImage]:
     """Images ``*.tif`` of a folder with labels in ``<stem>.csv`` / ``<stem>_truth.csv`` (e.g. simulated data from
-    ``sacmap detect simulate``), pre-processed in the model frame."""
+    ``sacmap detect simulate``), pre-processed in the model frame. ``exact``: the positions are exact (simulated
+    truth), so near-miss negatives (:class:`TrainConfig` ``near_frac``) are drawn around them."""
     from detection.io import read_image
     from detection.preprocess import preprocess, rescale_factor, rescale_to
 
@@ -115,7 +117,7 @@ def load_pairs(folder, preprocess_kw: dict | None = None) -> list[LabelledImage]
         s = rescale_factor(px)
         img = preprocess(rescale_to(raw, s), **(preprocess_kw or {}))
         xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
-        out.append(LabelledImage(img_path.stem, img, xy_m, px, s, raw.shape))
+        out.append(LabelledImage(img_path.stem, img, xy_m, px, s, raw.shape, exact=exact))
     if not out:
         raise DetectionInputError(f"{folder}: no *.tif with a matching labels CSV")
     return out
@@ -139,11 +141,32 @@ def distance_to_atoms(shape: tuple[int, int], xy: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(mask)
 
 
+def sample_near_misses(shape, xy, n: int, rng: np.random.Generator, *, near_px=(3.0, 10.0),
+                       dist: np.ndarray | None = None) -> np.ndarray:
+    """``n`` near-miss negative centres (x=column, y=row, integer px): a random atom, a random direction and a
+    distance uniform in ``near_px``, kept when the pixel is ≥ ``near_px[0]`` from *every* atom — off-centre crops
+    of an atom and the gaps between close atoms (the midpoint of a 0.22-nm dimer is 3.75 px from each atom).
+    Only meaningful for exact positions (simulated truth); expert labels scatter by ~2 px."""
+    dist = distance_to_atoms(shape, xy) if dist is None else dist
+    pts: list = []
+    tries = 0
+    while len(pts) < n and len(xy) and tries < 50 * max(n, 1):
+        tries += 1
+        a = xy[rng.integers(len(xy))]
+        t = rng.uniform(0, 2 * np.pi)
+        rad = rng.uniform(*near_px)
+        c, r = int(np.rint(a[0] + rad * np.cos(t))), int(np.rint(a[1] + rad * np.sin(t)))
+        if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= near_px[0]:
+            pts.append((c, r))
+    return np.asarray(pts, dtype=int).reshape(-1, 2)
+
+
 def sample_negatives(shape, xy, n: int, rng: np.random.Generator, *, min_dist_px: float = 10.0,
                      contrastive_dist_px: float = 18.0, contrastive_frac: float = 0.25,
                      dist: np.ndarray | None = None) -> np.ndarray:
     """``n`` negative centres (x=column, y=row, integer px): 75 % uniform ≥ ``min_dist_px`` from all atoms,
     25 % exactly ``contrastive_dist_px`` from a random atom in a random direction (and ≥ ``min_dist_px`` from all).
+    In images too dense to have pixels ≥ ``min_dist_px`` from every atom, the farthest 5 % of pixels are used.
     """
     dist = distance_to_atoms(shape, xy) if dist is None else dist
     n_con = int(round(n * contrastive_frac)) if len(xy) else 0
@@ -158,6 +181,8 @@ def sample_negatives(shape, xy, n: int, rng: np.random.Generator, *, min_dist_px
         if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= min_dist_px:
             pts.append((c, r))
     far = np.flatnonzero(dist.ravel() >= min_dist_px)
+    if len(far) < 0.01 * dist.size:  # dense image: fall back to the farthest pixels
+        far = np.flatnonzero(dist.ravel() >= np.quantile(dist, 0.95))
     if len(far) == 0:
         raise DetectionInputError("no pixel is far enough from the labelled atoms to draw negatives")
     idx = rng.choice(far, size=n - len(pts), replace=True)
@@ -208,6 +233,11 @@ class TrainConfig:
     gain: tuple = (0.75, 1.3)
     noise_sd: float = 0.03
     pos_jitter_px: int = 0
+    near_frac: float = 0.0  # share of the negatives of exact-truth images drawn as near misses
+    near_px: tuple = (3.0, 10.0)  # distance range of near-miss negatives from an atom (px)
+    soft_sigma_px: float = 0.0  # > 0: crop targets exp(-d²/2σ²) of the distance d to the nearest atom (px)
+    select_on_real: bool = False  # crop-level validation (epoch choice) on expert-labelled images only
+    real_weight: int = 1  # repeat the crops of expert-labelled (not exact) images this many times per epoch
     mining_rounds: int = 2  # extra rounds of training with hard negatives mined by the previous model
     mining_threshold: float = 0.5
     seed: int = 777
@@ -219,6 +249,7 @@ class TrainConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         d["gain"] = list(self.gain) if self.gain is not None else None
+        d["near_px"] = list(self.near_px)
         return d
 
 
@@ -240,11 +271,14 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
 
     prepared = []
     pos_train, pos_val = [], []
+    real_val = cfg.select_on_real and any(not li.exact for li in images)
     for li in images:
         padded = np.pad(li.image, HALF)
         dist = distance_to_atoms(li.image.shape, li.xy)
         perm = rng.permutation(len(li.xy))
         n_tr = int(round(cfg.pos_frac * len(li.xy))) if cfg.pos_frac < 1 else len(li.xy)
+        if real_val and li.exact:  # the epoch is chosen on expert-labelled images only
+            n_tr = len(li.xy)
         tr, va = li.xy[perm[:n_tr]], li.xy[perm[n_tr:]]
         pos_train.append((len(prepared), tr))
         pos_val.append((len(prepared), va))
@@ -261,26 +295,49 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
             out.append(crops_at(li.image, xy, padded))
         return np.concatenate(out) if out else np.empty((0, CROP, CROP), np.float32)
 
-    def neg_crops(counts):
-        out = []
-        for (k, _), n in zip(pos_train, counts):
+    def targets_at(k, pts):
+        """Atom probability targets of crops centred at integer ``pts`` of image ``k``: 0 (hard labels), or
+        exp(-d²/2σ²) of the exact distance d to the nearest atom with ``soft_sigma_px`` = σ > 0."""
+        li = prepared[k][0]
+        if not cfg.soft_sigma_px or len(li.xy) == 0 or len(pts) == 0:
+            return np.zeros(len(pts), np.float32)
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(li.xy).query(np.asarray(pts, float))
+        return np.exp(-0.5 * (d / cfg.soft_sigma_px) ** 2).astype(np.float32)
+
+    def neg_crops(counts, items=None):
+        out, tgt = [], []
+        for (k, _), n in zip(items if items is not None else pos_train, counts):
             li, padded, dist = prepared[k]
             if n == 0:
                 continue
             n_hard = min(int(round(cfg.hard_frac * n)), len(li.hard_negatives)) if cfg.hard_frac else 0
-            neg = sample_negatives(li.image.shape, li.xy, n - n_hard, rng, dist=dist)
+            n_near = int(round(cfg.near_frac * n)) if (li.exact or cfg.soft_sigma_px) else 0
+            neg = sample_negatives(li.image.shape, li.xy, n - n_hard - n_near, rng, dist=dist)
+            if n_near:
+                lo = cfg.near_px[0] if not cfg.soft_sigma_px else 0.5
+                near = sample_near_misses(li.image.shape, li.xy, n_near, rng, near_px=(lo, cfg.near_px[1]),
+                                          dist=dist)
+                neg = np.concatenate([neg, near])
             if n_hard:
                 pick = li.hard_negatives[rng.choice(len(li.hard_negatives), n_hard, replace=False)]
                 neg = np.concatenate([neg, np.rint(pick).astype(int)])
             out.append(crops_at(li.image, neg, padded))
-        return np.concatenate(out) if out else np.empty((0, CROP, CROP), np.float32)
+            tgt.append(targets_at(k, neg))
+        if not out:
+            return np.empty((0, CROP, CROP), np.float32), np.empty(0, np.float32)
+        return np.concatenate(out), np.concatenate(tgt)
+
+    def soft_ce(logits, t):
+        return F.cross_entropy(logits, torch.stack([1 - t, t], 1))
 
     # fixed crop-level validation set: held-out positives + as many negatives
     val_pos = pos_crops(pos_val)
     n_val = [len(xy) for _, xy in pos_val]
-    val_neg = neg_crops(n_val) if sum(n_val) else np.empty((0, CROP, CROP), np.float32)
+    val_neg, val_t = neg_crops(n_val) if sum(n_val) else (np.empty((0, CROP, CROP), np.float32), np.empty(0))
     x_val = torch.from_numpy(np.concatenate([val_pos, val_neg])[:, None].copy())
-    y_val = torch.from_numpy(np.r_[np.ones(len(val_pos)), np.zeros(len(val_neg))].astype(np.int64))
+    y_val = torch.from_numpy(np.r_[np.ones(len(val_pos)), val_t].astype(np.float32))
 
     cnn = AtomCNN(tuple(cfg.channels), cfg.hidden)
     opt = torch.optim.Adam(cnn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=True)
@@ -293,11 +350,12 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
 
         bar = tqdm(bar, desc="train", unit="epoch")
     for epoch in bar:
-        pos = pos_crops(pos_train, cfg.pos_jitter_px)
-        counts = [int(round(cfg.neg_ratio * len(xy))) for _, xy in pos_train]
-        neg = neg_crops(counts)
+        items = [(k, xy) for k, xy in pos_train for _ in range(1 if prepared[k][0].exact else cfg.real_weight)]
+        pos = pos_crops(items, cfg.pos_jitter_px)
+        counts = [int(round(cfg.neg_ratio * len(xy))) for _, xy in items]
+        neg, neg_t = neg_crops(counts, items)
         x = augment(np.concatenate([pos, neg]), rng, gain=cfg.gain, noise_sd=cfg.noise_sd)
-        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(np.int64)
+        y = np.r_[np.ones(len(pos)), neg_t].astype(np.float32)
         order = rng.permutation(len(x))
         x_t = torch.from_numpy(x[order][:, None].copy())
         y_t = torch.from_numpy(y[order])
@@ -308,7 +366,7 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
             if len(xb) < 2:
                 continue
             opt.zero_grad()
-            loss = F.cross_entropy(cnn(xb), yb)
+            loss = soft_ce(cnn(xb), yb)
             loss.backward()
             opt.step()
             tot += float(loss.detach()) * len(xb)
@@ -318,8 +376,8 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
             cnn.eval()
             with torch.no_grad():
                 logits = cnn(x_val)
-                rec["val_loss"] = float(F.cross_entropy(logits, y_val))
-                rec["val_acc"] = float((logits.argmax(1) == y_val).float().mean())
+                rec["val_loss"] = float(soft_ce(logits, y_val))
+                rec["val_acc"] = float((logits.argmax(1) == (y_val > 0.5)).float().mean())
             if rec["val_loss"] < best[0]:
                 best = (rec["val_loss"], {k: v.clone() for k, v in cnn.state_dict().items()}, epoch + 1)
         history.append(rec)
@@ -333,9 +391,11 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
 
 
 def mine_hard_negatives(cnn, images: list[LabelledImage], *, threshold: float = 0.5, min_dist_px: float = 10.0,
-                        max_per_image: int = 20000) -> int:
+                        exact_min_dist_px: float | None = None, max_per_image: int = 20000) -> int:
     """Set ``hard_negatives`` of each image to the pixels where ``cnn`` gives p > ``threshold`` although they are
-    ≥ ``min_dist_px`` from every labelled atom (false detections: support texture, edges). Returns the total."""
+    ≥ ``min_dist_px`` from every labelled atom (false detections: support texture, edges); for exact-truth images
+    ``exact_min_dist_px`` (if given) replaces ``min_dist_px`` (blobs spreading between close atoms). Returns the
+    total."""
     from detection.model import FullyConvolutional, probability_map
 
     fcn = FullyConvolutional(cnn)
@@ -343,7 +403,8 @@ def mine_hard_negatives(cnn, images: list[LabelledImage], *, threshold: float = 
     total = 0
     for li, p in zip(images, maps):
         dist = distance_to_atoms(li.image.shape, li.xy)
-        r, c = np.nonzero((p > threshold) & (dist >= min_dist_px))
+        dmin = exact_min_dist_px if (li.exact and exact_min_dist_px is not None) else min_dist_px
+        r, c = np.nonzero((p > threshold) & (dist >= dmin))
         if len(r) > max_per_image:
             keep = np.random.default_rng(0).choice(len(r), max_per_image, replace=False)
             r, c = r[keep], c[keep]
@@ -361,7 +422,8 @@ def train_detector(images: list[LabelledImage], config: TrainConfig | None = Non
     first = replace(cfg, hard_frac=0.0) if cfg.mining_rounds else cfg
     cnn, history = train_cnn(images, first, progress=progress)
     for k in range(cfg.mining_rounds):
-        n = mine_hard_negatives(cnn, images, threshold=cfg.mining_threshold)
+        n = mine_hard_negatives(cnn, images, threshold=cfg.mining_threshold,
+                                exact_min_dist_px=cfg.near_px[0] if cfg.near_frac else None)
         log.info("mining round %d: %d hard-negative pixels", k + 1, n)
         cnn, h = train_cnn(images, replace(cfg, seed=cfg.seed + k + 1), progress=progress)
         for rec in h:

@@ -89,7 +89,18 @@ def test_train_and_simulate_cli(repo_dir, tmp_path):
     assert meta["config"]["channels"] == [4, 8, 8] and len(meta["holdout_images"]) == 1
     assert 0 < meta["tuned_threshold"] < 1 and meta["digest"]
     sim = tmp_path / "sim"
-    assert main(["detect", "simulate", "-o", str(sim), "--n-images", "1", "--size", "128", "--density", "2"]) == 0
+    assert main(["detect", "simulate", "-o", str(sim), "--n-images", "1", "--size", "128", "--density", "2",
+                 "--trimer-fraction", "0.3", "--min-dist", "0.2", "--atom-fwhm", "0.15", "--atom-peak", "0.6"]) == 0
+    truth = pd.read_csv(sim / "sim_000.csv")
+    d = np.hypot(*(truth[["x_nm", "y_nm"]].to_numpy()[:, None] - truth[["x_nm", "y_nm"]].to_numpy()[None]).T)
+    assert np.isclose(d[d > 0].min(), 0.22, atol=0.01)  # trimers of side 0.22 nm
     out = tmp_path / "simdet"
     assert main(["detect", str(sim), "-o", str(out), "--weights", str(w), "--no-overlay", "--threads", "1"]) == 0
     assert (out / "sim_000.csv").exists() and not (out / "sim_000.png").exists()
+    # simulated images as extra (exact) training data, weighted against the expert-labelled ones
+    w2 = tmp_path / "w2.pt"
+    assert main([*args[:7], str(w2), *args[8:], "--extra", str(sim), "--real-weight", "2", "--select-on-real"]) == 0
+    _, meta2 = load_weights(w2)
+    assert meta2["config"]["real_weight"] == 2 and meta2["config"]["select_on_real"] is True
+    assert "sim_000" in meta2["trained_on"]
+    assert main([*args[:7], str(tmp_path / "w3.pt"), *args[8:], "--real-weight", "0"]) == 2

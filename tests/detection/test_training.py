@@ -10,6 +10,7 @@ from detection.training import (
     augment,
     crops_at,
     distance_to_atoms,
+    sample_near_misses,
     sample_negatives,
     train_cnn,
 )
@@ -44,6 +45,31 @@ def test_negatives_distances():
     dall = np.hypot(neg[:, None, 0] - xy[None, :, 0], neg[:, None, 1] - xy[None, :, 1])
     near18 = (np.abs(dall - 18) <= 0.75).any(axis=1)
     assert near18[:100].all()
+
+
+def test_near_miss_negatives():
+    # off-centre crops and gaps of close pairs: 3-10 px from some atom, never closer than 3 px to any atom
+    rng = np.random.default_rng(1)
+    xy = np.array([[40.0, 30.0], [47.5, 30.0], [100.0, 80.0], [20.2, 90.7]])  # a 7.5-px (0.22-nm) pair
+    near = sample_near_misses((120, 160), xy, 500, rng, near_px=(3.0, 10.0))
+    assert len(near) == 500
+    d = np.hypot(near[:, None, 0] - xy[None, :, 0], near[:, None, 1] - xy[None, :, 1]).min(axis=1)
+    assert d.min() >= 3 - 0.71 and d.max() <= 10 + 0.71
+    # the pair's midpoint region (3.75 px from both atoms) is among them
+    mid = np.hypot(near[:, 0] - 43.75, near[:, 1] - 30.0) <= 0.8
+    assert mid.any()
+
+
+def test_dense_image_negatives_fall_back_to_farthest_pixels():
+    # at 8 atoms/nm² almost no pixel is 10 px from every atom: negatives come from the farthest pixels
+    rng = np.random.default_rng(2)
+    g = np.arange(3, 60, 6.0)
+    xy = np.array([(x, y) for x in g for y in g])
+    dist = distance_to_atoms((64, 64), xy)
+    assert (dist >= 10).sum() == 0
+    neg = sample_negatives((64, 64), xy, 50, rng, contrastive_frac=0.0)
+    assert len(neg) == 50
+    assert dist[neg[:, 1], neg[:, 0]].min() >= np.quantile(dist, 0.95)
 
 
 def test_augment_keeps_shape_and_is_seeded():

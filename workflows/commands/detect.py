@@ -87,6 +87,10 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="training images held out to tune the threshold (0: no tuning)")
     p.add_argument("--extra", action="append", default=None, metavar="DIR",
                    help="extra labelled images (*.tif + <stem>.csv, e.g. from 'detect simulate'); repeatable")
+    p.add_argument("--real-weight", type=int, default=None,
+                   help="repeat the crops of expert-labelled images N times per epoch against the --extra ones")
+    p.add_argument("--select-on-real", action="store_true",
+                   help="choose the epoch on held-out positions of expert-labelled images only (not --extra)")
     p.add_argument("--refit-all", action="store_true",
                    help="after tuning, retrain on all images (the tuned threshold then transfers only roughly)")
     return p
@@ -101,6 +105,13 @@ def _simulate_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, default=0.0293, help="nm/px")
     p.add_argument("--density", type=float, default=1.0, help="atoms per nm² of support")
     p.add_argument("--dimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm dimers")
+    p.add_argument("--trimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm trimers")
+    p.add_argument("--min-dist", type=float, default=0.25,
+                   help="closest spacing (nm) of atoms of different units (default 0.25)")
+    p.add_argument("--atom-fwhm", type=float, default=None,
+                   help="FWHM (nm) of the atom image beyond the probe (default: calibrated, 0.26)")
+    p.add_argument("--atom-peak", type=float, default=None,
+                   help="Pt atom peak height relative to the carbon support (default: calibrated, 0.36)")
     p.add_argument("--elements", default=None, help="comma-separated symbols, equal shares at random")
     p.add_argument("--vacuum-fraction", type=float, default=0.0, help="share of the field that is vacuum")
     p.add_argument("--clean", action="store_true", help="noise-free expectation (no shot or scan-line noise)")
@@ -179,6 +190,7 @@ def _evaluate(a) -> int:
 def _train(a) -> int:
     import time
 
+    from detection.errors import DetectionInputError
     from detection.model import save_weights, weights_digest
     from detection.training import TrainConfig, load_pairs, load_split, train_and_calibrate
 
@@ -193,6 +205,11 @@ def _train(a) -> int:
         cfg.hidden = a.hidden
     if a.mining_rounds is not None:
         cfg.mining_rounds = a.mining_rounds
+    if a.real_weight is not None:
+        if a.real_weight < 1:
+            raise DetectionInputError(f"--real-weight {a.real_weight}: must be >= 1")
+        cfg.real_weight = a.real_weight
+    cfg.select_on_real = bool(a.select_on_real)
     pre_kw = {"smooth_px": a.smooth_px}
     t0 = time.perf_counter()
     images = load_split(a.data, a.split, a.which, pre_kw)
@@ -227,13 +244,20 @@ def _simulate(a) -> int:
         from detection.simulate import simulate_dataset
     except ImportError as exc:
         raise DetectionInputError(f"detect simulate: simulator unavailable ({exc})") from exc
-    if a.size < 21 or a.pixel_size <= 0 or a.density < 0 or not 0 <= a.dimer_fraction <= 1:
+    if (a.size < 21 or a.pixel_size <= 0 or a.density < 0 or not 0 <= a.dimer_fraction <= 1
+            or not 0 <= a.trimer_fraction <= 1 - a.dimer_fraction or a.min_dist < 0
+            or (a.atom_fwhm is not None and a.atom_fwhm < 0) or (a.atom_peak is not None and a.atom_peak <= 0)):
         raise DetectionInputError("detect simulate: need --size >= 21, --pixel-size > 0, --density >= 0, "
-                                  "0 <= --dimer-fraction <= 1")
+                                  "0 <= --dimer-fraction + --trimer-fraction <= 1, --min-dist >= 0, --atom-fwhm >= 0, "
+                                  "--atom-peak > 0")
+    extra = {} if a.atom_fwhm is None else {"spread_fwhm_nm": a.atom_fwhm}
+    if a.atom_peak is not None:
+        extra["peak_pt"] = a.atom_peak
     els = _elements(a.elements)
     elements = {e: 1.0 for e in els} if els else None
     paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
-                             density_nm2=a.density, dimer_fraction=a.dimer_fraction, elements=elements,
-                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, progress=True)
+                             density_nm2=a.density, dimer_fraction=a.dimer_fraction,
+                             trimer_fraction=a.trimer_fraction, min_dist_nm=a.min_dist, elements=elements,
+                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, progress=True, **extra)
     print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
