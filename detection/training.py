@@ -141,6 +141,24 @@ def distance_to_atoms(shape: tuple[int, int], xy: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(mask)
 
 
+def _around_atoms(shape, xy, n: int, rng: np.random.Generator, radius_px: tuple, min_dist_px: float,
+                  dist: np.ndarray) -> list:
+    """Up to ``n`` integer pixels (column, row): a random atom, a random direction, a distance in ``radius_px``
+    (lo, hi; drawn uniformly only when lo < hi), kept when inside the image and ≥ ``min_dist_px`` from every atom
+    (``dist``); at most 50 tries per point."""
+    pts: list = []
+    tries = 0
+    while len(pts) < n and len(xy) and tries < 50 * max(n, 1):
+        tries += 1
+        a = xy[rng.integers(len(xy))]
+        t = rng.uniform(0, 2 * np.pi)
+        rad = rng.uniform(*radius_px) if radius_px[1] > radius_px[0] else radius_px[0]
+        c, r = int(np.rint(a[0] + rad * np.cos(t))), int(np.rint(a[1] + rad * np.sin(t)))
+        if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= min_dist_px:
+            pts.append((c, r))
+    return pts
+
+
 def sample_near_misses(shape, xy, n: int, rng: np.random.Generator, *, near_px=(3.0, 10.0),
                        dist: np.ndarray | None = None) -> np.ndarray:
     """``n`` near-miss negative centres (x=column, y=row, integer px): a random atom, a random direction and a
@@ -148,16 +166,7 @@ def sample_near_misses(shape, xy, n: int, rng: np.random.Generator, *, near_px=(
     of an atom and the gaps between close atoms (the midpoint of a 0.22-nm dimer is 3.75 px from each atom).
     Only meaningful for exact positions (simulated truth); expert labels scatter by ~2 px."""
     dist = distance_to_atoms(shape, xy) if dist is None else dist
-    pts: list = []
-    tries = 0
-    while len(pts) < n and len(xy) and tries < 50 * max(n, 1):
-        tries += 1
-        a = xy[rng.integers(len(xy))]
-        t = rng.uniform(0, 2 * np.pi)
-        rad = rng.uniform(*near_px)
-        c, r = int(np.rint(a[0] + rad * np.cos(t))), int(np.rint(a[1] + rad * np.sin(t)))
-        if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= near_px[0]:
-            pts.append((c, r))
+    pts = _around_atoms(shape, xy, n, rng, tuple(near_px), near_px[0], dist)
     return np.asarray(pts, dtype=int).reshape(-1, 2)
 
 
@@ -170,16 +179,7 @@ def sample_negatives(shape, xy, n: int, rng: np.random.Generator, *, min_dist_px
     """
     dist = distance_to_atoms(shape, xy) if dist is None else dist
     n_con = int(round(n * contrastive_frac)) if len(xy) else 0
-    pts = []
-    tries = 0
-    while len(pts) < n_con and tries < 50 * max(n_con, 1):
-        tries += 1
-        a = xy[rng.integers(len(xy))]
-        t = rng.uniform(0, 2 * np.pi)
-        x, y = a[0] + contrastive_dist_px * np.cos(t), a[1] + contrastive_dist_px * np.sin(t)
-        c, r = int(np.rint(x)), int(np.rint(y))
-        if 0 <= r < shape[0] and 0 <= c < shape[1] and dist[r, c] >= min_dist_px:
-            pts.append((c, r))
+    pts = _around_atoms(shape, xy, n_con, rng, (contrastive_dist_px, contrastive_dist_px), min_dist_px, dist)
     far = np.flatnonzero(dist.ravel() >= min_dist_px)
     if len(far) < 0.01 * dist.size:  # dense image: fall back to the farthest pixels
         far = np.flatnonzero(dist.ravel() >= np.quantile(dist, 0.95))
