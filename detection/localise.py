@@ -198,14 +198,12 @@ def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, 
     lab, n = ndimage.label(mask)  # 4-connectivity
     xs, ys, scores, sizes, nsplit = [], [], [], [], []
     peaks = intensity_peaks(image, lab, min_sep_px=min_sep_px, dip=peak_dip) if (image is not None and n) else {}
-    smooth_img = None  # the GMM's intensity weights, smoothed against pixel noise
-    if image is not None and n:
+    big = np.bincount(lab.ravel(), minlength=n + 1) > split_area_px  # components that may go to the GMM
+    big[0] = False
+    smooth_img = None  # the GMM's intensity weights, smoothed against pixel noise (only needed for big components)
+    if image is not None and big.any():
         smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px) if gmm_smooth_px else image
-    if image is not None and n and large_dip is not None and large_dip > peak_dip:
-        sizes_all = np.bincount(lab.ravel(), minlength=n + 1)
-        big = sizes_all > split_area_px
-        big[0] = False
-        if big.any():
+        if large_dip is not None and large_dip > peak_dip:
             lab_big = np.where(big[lab], lab, 0)
             for comp, pk in intensity_peaks(image, lab_big, min_sep_px=min_sep_px, dip=large_dip).items():
                 if len(pk) > len(peaks.get(comp, ())):
