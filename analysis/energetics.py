@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisInputError
 from analysis.recognition import recognise
+from analysis.spatial_io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,7 @@ EQUATION_LABELS = {("4N", True): ("1", "sq"), ("3N", True): ("2", "tr"), ("6N", 
 # ---------------------------------------------------------------------------------------------- helpers
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -7,10 +7,11 @@ an empty table gives a figure that says "no data" (so the set of files is always
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from analysis.spatial_io import atomic_write
 
 KIND_COLOURS = {"3N-3N": "#1f77b4", "4N-4N": "#d62728", "3N-4N": "#2ca02c", "6N-6N": "#9467bd"}
 METAL_COLOURS = {"Ni": "#2ca02c", "Pd": "#1f77b4", "Pt": "#7f7f7f", "Ru": "#d62728"}
@@ -28,18 +29,11 @@ def _fig(figsize=(4.2, 3.4)):
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
         fig.tight_layout()
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _no_data(ax, what: str) -> None:

@@ -175,7 +175,9 @@ def region_for(xy_nm: np.ndarray, meta: dict, region: str | None = None, mask: s
     return Region.coerce(None, xy_nm)
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path, write) -> Path:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temp file in the same folder, then ``os.replace``; the temp
+    file is removed on any error. The one writer of the ``analysis`` package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -212,14 +214,14 @@ def jsonable(obj):
 def write_json(path, data: dict) -> Path:
     """Atomic JSON (NaN/inf written as null)."""
     text = json.dumps(jsonable(data), indent=2)
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 def write_csv(path, frame) -> Path:
     """Atomic CSV from a DataFrame."""
-    return _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def save_figure(fig, path) -> Path:
     """Atomic PNG."""
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
