@@ -33,7 +33,7 @@ demo: $(VENV)/.installed
 	@echo "Report: $(DEMO_OUT)/report.html"
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(VENV)/bin/pytest
 
 app: $(VENV)/.installed
 	$(PIP) install -q -e ".[app]"
@@ -41,7 +41,7 @@ app: $(VENV)/.installed
 
 # Browser test of the web app (needs Debian's chromium; CI runs it inside `make test`).
 app-test: $(VENV)/.installed-test
-	$(PY) -m pytest tests/app -m browser
+	$(VENV)/bin/pytest tests/app -m browser
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

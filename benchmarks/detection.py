@@ -30,10 +30,16 @@ def main(threads: int = 2, n_crops: int = 3000) -> None:
     import sys
 
     sys.path.insert(0, str(REPO))
-    from detection.io import read_image
-    from detection.model import AtomCNN, FullyConvolutional, classify_crops, load_weights, probability_map
-    from detection.pipeline import detect_image
-    from detection.preprocess import preprocess
+    from sacmap.detection.io import read_image
+    from sacmap.detection.model import (
+        AtomCNN,
+        FullyConvolutional,
+        classify_crops,
+        load_weights,
+        probability_map,
+    )
+    from sacmap.detection.pipeline import detect_image
+    from sacmap.detection.preprocess import preprocess
 
     torch.set_num_threads(threads)
     raw, px, _ = read_image(IMAGE)

@@ -32,7 +32,7 @@ def dog_reference(pre: np.ndarray, xy: np.ndarray, radius: float) -> float:
     """Best F1 over thresholds (tuned on the truth) of DoG maxima (σ 1.5 or 2.5 px minus σ 8 px, 5-px window)."""
     from scipy import ndimage
 
-    from detection.evaluate import evaluate_xy
+    from sacmap.detection.evaluate import evaluate_xy
 
     best = 0.0
     for s in (1.5, 2.5):
@@ -48,11 +48,11 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import pandas as pd
 
-    from detection import simulate
-    from detection.evaluate import evaluate_xy, pooled
-    from detection.pipeline import detect_image, detect_images
-    from detection.preprocess import preprocess
-    from detection.training import read_labels
+    from sacmap.detection import simulate
+    from sacmap.detection.evaluate import evaluate_xy, pooled
+    from sacmap.detection.pipeline import detect_image, detect_images
+    from sacmap.detection.preprocess import preprocess
+    from sacmap.detection.training import read_labels
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="?", default=None)

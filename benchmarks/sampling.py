@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.sampling import run_seeds, sample_repulsive, sample_repulsive_naive  # noqa: E402
-from analysis.sampling_dft import (  # noqa: E402
+from sacmap.analysis.spatial.descriptors import descriptors  # noqa: E402
+from sacmap.analysis.spatial.samplers.dft import (  # noqa: E402
     SiteSitePotential,
     _field_params,
     _Grid,
@@ -35,8 +35,8 @@ from analysis.sampling_dft import (  # noqa: E402
     dft_run,
     dft_run_naive,
 )
-from analysis.spatial import descriptors  # noqa: E402
-from analysis.spatial_region import Region  # noqa: E402
+from sacmap.analysis.spatial.samplers.point import run_seeds, sample_repulsive, sample_repulsive_naive  # noqa: E402
+from sacmap.analysis.spatial.window import Region  # noqa: E402
 
 # a site-site potential with the paper's trends (repulsive multimers, favoured ~5 Å), for timing only
 POT = SiteSitePotential(np.array([2.5, 3.5, 5.0, 6.5, 8.0, 12.0]) / 10, np.array([0.6, 0.25, -0.2, -0.1, 0.05, 0.0]))

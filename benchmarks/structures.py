@@ -22,8 +22,8 @@ def main(argv: list[str]) -> int:
     repo = Path(__file__).resolve().parent.parent
     spec_path = Path(argv[0]) if argv else repo / "inputs" / "campaigns" / "paper.yaml"
     t0 = time.perf_counter()
-    from structures import expand, load_spec, write_configurations
-    from structures.builders import _carved  # cache of carved sheets: cleared so the timing is cold
+    from sacmap.structures import expand, load_spec, write_configurations
+    from sacmap.structures.builders import _carved  # cache of carved sheets: cleared so the timing is cold
 
     _carved.cache_clear()
     t_import = time.perf_counter() - t0

@@ -31,14 +31,14 @@ TARGET_S = 0.5
 def overhead(n: int, with_config: bool) -> float:
     from fireworks import Firework, Workflow
 
-    from workflows import runner
-    from workflows.configs import config_to_doc
-    from workflows.firetasks import NoOpTask
-    from workflows.launchpad import EmbeddedLaunchPad
+    from sacmap.workflows.campaign import runner
+    from sacmap.workflows.campaign.configs import config_to_doc
+    from sacmap.workflows.campaign.firetasks import NoOpTask
+    from sacmap.workflows.campaign.launchpad import EmbeddedLaunchPad
 
     spec = {}
     if with_config:
-        import structures
+        from sacmap import structures
 
         spec = {"sacmap": {"config": config_to_doc(structures.build_single_site("4N", "Pd"))}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,9 +57,9 @@ def overhead(n: int, with_config: bool) -> float:
 
 
 def relax_216(fmax: float = 0.05) -> tuple[float, int, int]:
-    import structures
-    from workflows.calculators.relax import relax
-    from workflows.settings import embedded_variant
+    from sacmap import structures
+    from sacmap.workflows.campaign.calculators.relax import relax
+    from sacmap.workflows.campaign.settings import embedded_variant
 
     atoms = structures.build_single_site("4N", "Pd")
     settings = embedded_variant("chgnet-d3", fmax=fmax)["settings"]

@@ -27,7 +27,7 @@ import time
 import numpy as np
 from scipy import ndimage as ndi
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 
 def _z(symbol: str) -> int:
@@ -185,7 +185,7 @@ def label_elements(
     """
     from sklearn.mixture import GaussianMixture
 
-    from detection.vae import RotationInvariantVAE
+    from sacmap.detection.vae import RotationInvariantVAE
 
     a, xy, els, zs = _check_inputs(image, xy_px, elements)
     if int(crop_px) != crop_px or crop_px < 5 or crop_px % 2 == 0 or shift_px < 0:

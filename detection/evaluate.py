@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 
 def match(pred_xy, truth_xy, radius_px: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +87,7 @@ def evaluate_files(pred, truth, radius_px: float = 5.0) -> dict:
     Returns ``{"per_image": [{"pred", "truth", precision, recall, f1, ...}], "pooled": {...},
     "mean_over_images": {...}, "radius_px"}``.
     """
-    from detection.training import read_labels
+    from sacmap.detection.training import read_labels
 
     pred, truth = Path(pred), Path(truth)
     if pred.is_dir() != truth.is_dir():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 #: largest image accepted (pixels), guards against decompression bombs and memory exhaustion
 MAX_PIXELS = 8192 * 8192

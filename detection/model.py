@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 CROP = 21
 HALF = CROP // 2

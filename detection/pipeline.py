@@ -22,8 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detection.errors import DetectionInputError
-from detection.preprocess import SUPPORTED_PIXEL_NM, TRAIN_PIXEL_NM, coords_back, preprocess, rescale_to
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.preprocess import (
+    SUPPORTED_PIXEL_NM,
+    TRAIN_PIXEL_NM,
+    coords_back,
+    preprocess,
+    rescale_to,
+)
 
 COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".ser"}
@@ -175,7 +181,7 @@ def write_overlay(result: DetectionResult, path) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _load_model(weights: str | None, device: str):
-    from detection.model import FullyConvolutional, load_weights
+    from sacmap.detection.model import FullyConvolutional, load_weights
 
     cnn, meta = load_weights(weights)
     return FullyConvolutional(cnn).to(device), meta
@@ -193,7 +199,7 @@ def _check_device(device: str) -> str:
 
 
 def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
-    from detection.io import read_image
+    from sacmap.detection.io import read_image
 
     if isinstance(image_or_path, (str, os.PathLike)):
         raw, px, meta = read_image(image_or_path, pixel_size_nm)
@@ -227,8 +233,8 @@ def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
 
 def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_meta,
             model_img=None) -> DetectionResult:
-    from detection.localise import localise
-    from detection.support import support_area_nm2, support_mask
+    from sacmap.detection.localise import localise
+    from sacmap.detection.support import support_area_nm2, support_mask
 
     s = settings
     at = localise(prob, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
@@ -262,7 +268,7 @@ def _label_elements(raw, df, elements: list[str], seed: int):
         return df, {"method": "single element" if len(elements) == 1 else "none (no atoms)",
                     "elements": elements}
     try:
-        from detection.elements import label_elements
+        from sacmap.detection.elements import label_elements
     except ImportError as exc:  # the element labeller is optional at import time
         raise DetectionInputError(f"--elements {','.join(elements)}: element labelling unavailable ({exc})") from exc
     if len(df) < len(elements):
@@ -283,7 +289,7 @@ def _label_elements(raw, df, elements: list[str], seed: int):
 def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
                   device: str = "cpu", settings: Settings | None = None, batch: int = 4) -> list[DetectionResult]:
     """Run the pipeline on several images (arrays or paths); the CNN maps are batched over images."""
-    from detection.model import probability_map
+    from sacmap.detection.model import probability_map
 
     device = _check_device(device)
     s = settings or Settings()

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 REFERENCE_PIXEL_NM = 0.029296875
 PT_Z = 78

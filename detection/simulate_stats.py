@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -190,7 +190,7 @@ def simulated_statistics(
     n_images: int = 8, *, seed: int = 0, density_nm2: float = 0.3, vacuum_fraction: float = 0.35, **kw
 ) -> pd.DataFrame:
     """Statistics of ``n_images`` default simulated 512² images (Pt at ``density_nm2``, a vacuum region)."""
-    from detection.simulate import simulate_sample
+    from sacmap.detection.simulate import simulate_sample
 
     rows = []
     for i in range(n_images):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from detection.errors import DetectionInputError
+from sacmap.detection.errors import DetectionInputError
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def _find(data_dir: Path, name: str, sub: str) -> Path:
 def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | None = None) -> list[LabelledImage]:
     """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame
     (``preprocess_kw`` passed to :func:`detection.preprocess.preprocess`)."""
-    from detection.io import read_image
-    from detection.preprocess import preprocess, rescale_factor, rescale_to
+    from sacmap.detection.io import read_image
+    from sacmap.detection.preprocess import preprocess, rescale_factor, rescale_to
 
     data_dir = Path(data_dir)
     split_csv = Path(split_csv)
@@ -102,8 +102,8 @@ def load_pairs(folder, preprocess_kw: dict | None = None, exact: bool = True) ->
     """Images ``*.tif`` of a folder with labels in ``<stem>.csv`` / ``<stem>_truth.csv`` (e.g. simulated data from
     ``sacmap detect simulate``), pre-processed in the model frame. ``exact``: the positions are exact (simulated
     truth), so near-miss negatives (:class:`TrainConfig` ``near_frac``) are drawn around them."""
-    from detection.io import read_image
-    from detection.preprocess import preprocess, rescale_factor, rescale_to
+    from sacmap.detection.io import read_image
+    from sacmap.detection.preprocess import preprocess, rescale_factor, rescale_to
 
     folder = Path(folder)
     out = []
@@ -262,7 +262,7 @@ def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *,
     import torch
     from torch.nn import functional as F
 
-    from detection.model import AtomCNN
+    from sacmap.detection.model import AtomCNN
 
     cfg = config or TrainConfig()
     torch.set_num_threads(cfg.threads)
@@ -396,7 +396,7 @@ def mine_hard_negatives(cnn, images: list[LabelledImage], *, threshold: float = 
     ≥ ``min_dist_px`` from every labelled atom (false detections: support texture, edges); for exact-truth images
     ``exact_min_dist_px`` (if given) replaces ``min_dist_px`` (blobs spreading between close atoms). Returns the
     total."""
-    from detection.model import FullyConvolutional, probability_map
+    from sacmap.detection.model import FullyConvolutional, probability_map
 
     fcn = FullyConvolutional(cnn)
     maps = probability_map(fcn, [li.image for li in images], tile=128)
@@ -440,9 +440,9 @@ def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radiu
 
     Multimer splitting is off here (k = 1) to keep the sweep fast; it rarely triggers on the sparse Pt images.
     """
-    from detection.evaluate import evaluate_xy, pooled
-    from detection.localise import localise
-    from detection.model import FullyConvolutional, probability_map
+    from sacmap.detection.evaluate import evaluate_xy, pooled
+    from sacmap.detection.localise import localise
+    from sacmap.detection.model import FullyConvolutional, probability_map
 
     thresholds = thresholds if thresholds is not None else np.round(np.arange(0.3, 0.96, 0.05), 2)
     maps = probability_map(FullyConvolutional(cnn), [li.image for li in images], tile=128)
@@ -472,7 +472,7 @@ def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None 
     Returns ``(cnn, info)`` with ``info`` holding the histories, the sweep and the calibration.
     """
     extra = list(extra or [])
-    from detection.model import recalibrate
+    from sacmap.detection.model import recalibrate
 
     cfg = config or TrainConfig()
     info: dict = {}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.energetics import (
+from sacmap.analysis.energetics.equations import (
     annotate,
     bader_descriptor,
     compute_energetics,
@@ -20,10 +20,10 @@ from analysis.energetics import (
     interaction_energies,
     site_site_potential,
 )
-from analysis.errors import AnalysisInputError
-from analysis.readers import records_from_atoms
-from structures import builders as B
-from structures.pairs import enumerate_pairs
+from sacmap.analysis.energetics.readers import records_from_atoms
+from sacmap.analysis.errors import AnalysisInputError
+from sacmap.structures import builders as B
+from sacmap.structures.pairs import enumerate_pairs
 
 SETTINGS = dict(functional="PBE", ivdw=11, encut_eV=450.0, energy_kind="e_0_energy")
 

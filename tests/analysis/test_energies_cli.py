@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from structures import builders as B
-from structures.pairs import enumerate_pairs
-from workflows import cli
+from sacmap.structures import builders as B
+from sacmap.structures.pairs import enumerate_pairs
+from sacmap.workflows import cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "analysis"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import AnalysisInputError
-from analysis.sampling import sample_random
-from analysis.sampling_dft import DFTBiasedSampler
-from analysis.spatial_region import Region
+from sacmap.analysis.errors import AnalysisInputError
+from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+from sacmap.analysis.spatial.samplers.point import sample_random
+from sacmap.analysis.spatial.window import Region
 
 POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
                     "energy_eV": [0.5, 0.2, -0.2, -0.1, 0.05, 0.0]})

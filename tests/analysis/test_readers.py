@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.errors import AnalysisInputError
-from analysis.readers import load_records, read_acf, read_ase_db, read_vasp_folder, safe_extract
+from sacmap.analysis.energetics.readers import (
+    load_records,
+    read_acf,
+    read_ase_db,
+    read_vasp_folder,
+    safe_extract,
+)
+from sacmap.analysis.errors import AnalysisInputError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "analysis"
 VASP = DATA / "vasp"
@@ -209,7 +215,7 @@ def test_bad_sources(tmp_path):
 def test_ase_database_rows(tmp_path):
     import ase.db
 
-    from structures.builders import build_single_site
+    from sacmap.structures.builders import build_single_site
 
     db_path = tmp_path / "results.db"
     db = ase.db.connect(str(db_path))
@@ -246,7 +252,7 @@ def test_postgres_database_rows():
         pytest.skip("SACMAP_TEST_PG_URL not set")
     import ase.db
 
-    from structures.builders import build_single_site
+    from sacmap.structures.builders import build_single_site
 
     tag = f"analysis-{uuid.uuid4().hex[:8]}"
     db = ase.db.connect(url)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from analysis.recognition import RecognitionError, recognise
-from structures.builders import build_pair, build_single_site
-from structures.campaign import expand
-from structures.pairs import enumerate_pairs
+from sacmap.analysis.energetics.recognition import RecognitionError, recognise
+from sacmap.structures.builders import build_pair, build_single_site
+from sacmap.structures.campaign import expand
+from sacmap.structures.pairs import enumerate_pairs
 
 KEYS = ("id", "kind", "site_kinds", "separation_A", "shares_NN_bond", "n_C_between", "occupants", "metals",
         "pair_id", "spin_polarised")
@@ -133,7 +133,7 @@ def test_round_trip_during_live_chgnet_relaxation():
     chgnet_model = pytest.importorskip("chgnet.model")
     from ase.optimize import FIRE
 
-    from structures.builders import SlabSpec
+    from sacmap.structures.builders import SlabSpec
 
     torch.set_num_threads(2)
     slab = SlabSpec(6, 4)
@@ -151,7 +151,7 @@ def test_paper_orientation_and_foreign_hexagonal_cell():
     from ase.build import graphene
     from ase.neighborlist import neighbor_list
 
-    from structures.builders import SlabSpec
+    from sacmap.structures.builders import SlabSpec
 
     p = enumerate_pairs("3N", "4N", 9.0)[5]
     built = build_pair(p, ("Ni", "Pd"), slab=SlabSpec(orientation="ac"))

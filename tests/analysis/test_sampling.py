@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist
 
-from analysis.errors import AnalysisInputError
-from analysis.sampling import (
+from sacmap.analysis.errors import AnalysisInputError
+from sacmap.analysis.spatial.descriptors import descriptors
+from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler, SiteSitePotential, dft_run, dft_run_naive
+from sacmap.analysis.spatial.samplers.point import (
     n_for_density,
     run_seeds,
     sample_attractive,
@@ -17,9 +19,7 @@ from analysis.sampling import (
     sample_repulsive,
     sample_repulsive_naive,
 )
-from analysis.sampling_dft import DFTBiasedSampler, SiteSitePotential, dft_run, dft_run_naive
-from analysis.spatial import descriptors
-from analysis.spatial_region import Region
+from sacmap.analysis.spatial.window import Region
 
 POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
                     "energy_eV": [0.6, 0.25, -0.2, -0.1, 0.05, 0.0]})

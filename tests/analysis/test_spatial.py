@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.errors import AnalysisInputError
-from analysis.sampling import sample_random, sample_repulsive
-from analysis.spatial import descriptors, flatten_descriptors, pair_correlation
-from analysis.spatial_region import Region
+from sacmap.analysis.errors import AnalysisInputError
+from sacmap.analysis.spatial.descriptors import descriptors, flatten_descriptors, pair_correlation
+from sacmap.analysis.spatial.samplers.point import sample_random, sample_repulsive
+from sacmap.analysis.spatial.window import Region
 
 CONTRACT_KEYS = {"density_nm2", "n_atoms", "support_area_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share",
                  "nuclearity", "clark_evans", "z"}
@@ -169,7 +169,7 @@ def test_bad_parameters():
 def test_nnd_matches_brute_force_for_clustered_points_with_far_outliers():
     from scipy.spatial.distance import cdist
 
-    from analysis.spatial import nearest_neighbour_distances
+    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
 
     rng = np.random.default_rng(0)
     xy = np.vstack([rng.random((300, 2)) * 0.5, [[100.0, 100.0], [100.5, 100.0]], rng.random((10, 2)) * 3 + 50])

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.sampling import sample_random
-from workflows import cli
+from sacmap.analysis.spatial.samplers.point import sample_random
+from sacmap.workflows import cli
 
 POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
                     "energy_eV": [0.5, 0.2, -0.2, -0.1, 0.05, 0.0]})
@@ -95,7 +95,7 @@ def test_sample_commands_write_coordinates_and_statistics(tmp_path, capsys):
 
 
 def test_sample_fit_writes_parameters(tmp_path):
-    from analysis.sampling_dft import DFTBiasedSampler
+    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
 
     xy = DFTBiasedSampler(POT, sigma_nm=0.35, kT_eV=0.1, grid_nm=0.05).sample(72, (6, 6), seed=2)[0]
     obs = tmp_path / "obs.csv"

@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 def bundled_image() -> Path:
     """The first bundled STEM image in ``inputs/stem/`` (``$SACMAP_INPUTS/stem``; a real calibrated Pt1/NC image)."""
-    from workflows.paths import inputs_dir
+    from sacmap.core.resources import inputs_dir
 
     images = sorted((inputs_dir() / "stem").glob("*.tif"))
     assert images, "no bundled STEM image in inputs/stem/"
@@ -72,7 +72,7 @@ def app_url(tmp_path_factory, chromium_path):
     log = open(work / "server.log", "w")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workflows.cli", "app", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "sacmap.workflows.cli", "app", "--host", "127.0.0.1", "--port", str(port),
          "--workdir", str(work / "jobs")],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
@@ -124,7 +124,7 @@ def _run(page, files: list[Path]) -> None:
 
 
 def test_upload_detect_download(browser_page, tmp_path):
-    from detection.pipeline import detect_image
+    from sacmap.detection.pipeline import detect_image
 
     page = browser_page
     image = bundled_image()

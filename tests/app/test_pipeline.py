@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from detection.errors import DetectionInputError
-from workflows.app import figures, pipeline
+from sacmap.detection.errors import DetectionInputError
+from sacmap.workflows.app import figures, pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,9 +38,9 @@ def processed(stem_image, tmp_path_factory):
 def test_same_numbers_as_detection_and_analysis(stem_image, processed):
     import pandas as pd
 
-    from analysis.spatial import descriptors
-    from analysis.spatial_region import Region
-    from detection.pipeline import detect_image
+    from sacmap.analysis.spatial.descriptors import descriptors
+    from sacmap.analysis.spatial.window import Region
+    from sacmap.detection.pipeline import detect_image
 
     res, out, stages = processed
     direct = detect_image(stem_image)

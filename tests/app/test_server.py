@@ -15,11 +15,11 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
-from detection.errors import DetectionInputError
-from workflows.app import pipeline
-from workflows.app.jobs import safe_stem, safe_suffix
-from workflows.app.server import create_app
-from workflows.errors import WorkflowInputError
+from sacmap.detection.errors import DetectionInputError
+from sacmap.workflows.app import pipeline
+from sacmap.workflows.app.jobs import safe_stem, safe_suffix
+from sacmap.workflows.app.server import create_app
+from sacmap.workflows.errors import WorkflowInputError
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -234,7 +234,7 @@ def test_oversized_request_is_refused_before_reading(client):
 
 
 def test_cli_registers_app_command(capsys):
-    from workflows import cli
+    from sacmap.workflows import cli
 
     with pytest.raises(SystemExit):
         cli.main(["app", "--help"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflows.cli import main
+from sacmap.workflows.cli import main
 
 IMAGE = "053_HAADF_15nm_Sample_PtNC_21Oct20"
 
@@ -83,7 +83,7 @@ def test_train_and_simulate_cli(repo_dir, tmp_path):
     args = ["detect", "train", "--data", str(data), "--split", str(data / "split.csv"), "-o", str(w), "--epochs", "1",
             "--channels", "4,8,8", "--hidden", "8", "--mining-rounds", "1", "--holdout", "1", "--threads", "1"]
     assert main(args) == 0
-    from detection.model import load_weights
+    from sacmap.detection.model import load_weights
 
     cnn, meta = load_weights(w)
     assert meta["config"]["channels"] == [4, 8, 8] and len(meta["holdout_images"]) == 1

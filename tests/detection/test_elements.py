@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.elements import extract_crops, label_elements
-from detection.errors import DetectionInputError
-from detection.simulate import simulate_sample
-from detection.vae import RotationInvariantVAE
+from sacmap.detection.elements import extract_crops, label_elements
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.simulate import simulate_sample
+from sacmap.detection.vae import RotationInvariantVAE
 
 
 def _accuracy(result, truth):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detection.evaluate import evaluate_files, evaluate_xy, match
+from sacmap.detection.evaluate import evaluate_files, evaluate_xy, match
 
 
 def test_known_numbers():

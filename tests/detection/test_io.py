@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from detection.errors import DetectionInputError
-from detection.io import read_image, write_tiff
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.io import read_image, write_tiff
 
 
 def _img(dtype, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.localise import intensity_peaks, localise, merge_close, split_component
+from sacmap.detection.localise import intensity_peaks, localise, merge_close, split_component
 
 
 def _blob_map(centres, shape=(80, 100), sigma=2.5):
@@ -68,7 +68,7 @@ def test_min_size_and_merge():
 def test_gmm2d_matches_sklearn():
     from sklearn.mixture import GaussianMixture
 
-    from detection.localise import fit_gmm2d
+    from sacmap.detection.localise import fit_gmm2d
 
     rng = np.random.default_rng(0)
     pts = np.r_[rng.normal([0, 0], [1.0, 2.0], (300, 2)), rng.normal([8, 3], [1.5, 0.7], (200, 2))]

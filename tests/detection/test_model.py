@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from detection.model import (
+from sacmap.detection.model import (
     AtomCNN,
     FullyConvolutional,
     classify_crops,
@@ -69,7 +69,7 @@ def test_weights_round_trip(tmp_path):
 
 
 def test_bad_weights_file(tmp_path):
-    from detection.errors import DetectionInputError
+    from sacmap.detection.errors import DetectionInputError
 
     p = tmp_path / "w.pt"
     p.write_bytes(b"not torch")

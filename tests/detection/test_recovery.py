@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-simulate = pytest.importorskip("detection.simulate")
+simulate = pytest.importorskip("sacmap.detection.simulate")
 
-from detection.evaluate import evaluate_xy  # noqa: E402
-from detection.pipeline import Settings, detect_image  # noqa: E402
+from sacmap.detection.evaluate import evaluate_xy  # noqa: E402
+from sacmap.detection.pipeline import Settings, detect_image  # noqa: E402
 
 PX = 0.029296875
 
@@ -28,7 +28,7 @@ def test_preprocessing_scale_does_not_depend_on_pixel_noise():
     # the same sample with and without shot/scan noise: the atoms must come out at about the same normalised
     # level; plain min-max (norm_factor=0) puts them 1.6-2.2x brighter in the noise-free image, because there the
     # maximum is no longer a shot-noise spike, and that saturated the CNN (measured 1.0-1.3x with the new scale)
-    from detection.preprocess import preprocess
+    from sacmap.detection.preprocess import preprocess
 
     ratio = {}
     for nf in (1.6, 0.0):
@@ -114,7 +114,7 @@ def test_noisy_dimers_need_a_smaller_split_area():
 
 
 def test_elements_column_filled():
-    pytest.importorskip("detection.elements")
+    pytest.importorskip("sacmap.detection.elements")
     img, truth, _ = simulate.simulate_sample(1.0, seed=2, elements={"Ni": 0.5, "Pt": 0.5})
     res = detect_image(img, pixel_size_nm=PX, elements=["Ni", "Pt"])
     assert set(res.atoms["element"]) <= {"Ni", "Pt"} and len(set(res.atoms["element"])) == 2
@@ -128,7 +128,7 @@ def test_elements_column_filled():
 def test_non_square_pixels_from_tiff(tmp_path):
     import tifffile
 
-    from detection.pipeline import detect_files
+    from sacmap.detection.pipeline import detect_files
 
     img, truth, _ = simulate.simulate_sample(1.0, seed=4, shape=(256, 256))
     # squash rows by 2/3: y pixel 1.5x larger than x

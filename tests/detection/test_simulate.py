@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.errors import DetectionInputError
-from detection.simulate import (
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.simulate import (
     REFERENCE_PIXEL_NM,
     random_positions,
     relative_contrast,
@@ -15,7 +15,7 @@ from detection.simulate import (
     simulate_sample,
     support_mask,
 )
-from detection.simulate_stats import image_statistics
+from sacmap.detection.simulate_stats import image_statistics
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_save_tiff_round_trip(tmp_path):
         assert abs(float(t.pages[0].tags[65009].value) - 0.025) < 1e-12
     assert np.array_equal(back, img)
     try:
-        from detection.io import read_image
+        from sacmap.detection.io import read_image
     except ImportError:
         return
     arr, px, _ = read_image(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.support import support_area_nm2, support_mask
+from sacmap.detection.support import support_area_nm2, support_mask
 
 
 def test_vacuum_half_is_found():

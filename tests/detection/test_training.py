@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detection.training import (
+from sacmap.detection.training import (
     LabelledImage,
     TrainConfig,
     augment,
@@ -97,7 +97,7 @@ def _toy_images(seed=0):
 
 
 def test_tiny_training_is_deterministic():
-    from detection.model import weights_digest
+    from sacmap.detection.model import weights_digest
 
     cfg = TrainConfig(channels=(4, 8, 8), hidden=8, epochs=2, threads=1, seed=3)
     a, ha = train_cnn(_toy_images(), cfg)

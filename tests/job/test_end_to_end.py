@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflows import cli
-from workflows.report_html import format_value
+from sacmap.workflows import cli
+from sacmap.workflows.job.html import format_value
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ class _Tables(HTMLParser):
 @pytest.fixture(scope="module")
 def small_image(tmp_path_factory):
     """A 256×256 synthetic HAADF image with 20 Pt atoms, saved as a calibrated TIFF."""
-    from detection.simulate import random_positions, save_tiff, simulate_image
+    from sacmap.detection.simulate import random_positions, save_tiff, simulate_image
 
     d = tmp_path_factory.mktemp("img")
     px = 0.0293
@@ -142,7 +142,7 @@ def test_detection_finds_the_simulated_atoms(job, small_image):
     _, out = job
     _, truth = small_image
     det = pd.read_csv(out / "detection" / "tiny.csv")
-    from detection.evaluate import evaluate_xy
+    from sacmap.detection.evaluate import evaluate_xy
 
     res = evaluate_xy(det[["x_px", "y_px"]].to_numpy(), truth[["x_px", "y_px"]].to_numpy(), radius_px=5)
     assert res["f1"] >= 0.7  # smoke check; detection quality itself is tested in tests/detection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from structures import expand, load_spec
+from sacmap.structures import expand, load_spec
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,7 @@ def distance_invariant(labels, pts, swap: bool) -> tuple:
 def config_invariant(atoms: Atoms) -> tuple:
     """Labelled distance invariant of the two carved sites of a built configuration (removed positions and N
     atoms of each site, unwrapped around its centre; the exchange of equal-kind sites allowed)."""
-    from structures import sites_of
+    from sacmap.structures import sites_of
 
     sa, sb = sites_of(atoms)
     pos = atoms.get_positions()

@@ -7,7 +7,7 @@ import math
 import pytest
 import yaml
 
-from structures import StructureInputError, counts_per_set, expand, load_spec, plan
+from sacmap.structures import StructureInputError, counts_per_set, expand, load_spec, plan
 
 GOOD = {
     "name": "t",
@@ -163,7 +163,7 @@ def test_demo_spec_is_small(repo_dir):
 
 def test_paper_orientation_spec(tmp_path, geo):
     """The paper's sheet-in-(a, c) setting: every configuration has its vacuum along b and a 2x1x2 k-grid."""
-    from structures import plane_axes, sites_of
+    from sacmap.structures import plane_axes, sites_of
 
     d = {"name": "ac", "structures": {"slab": {"orientation": "ac"}, "sets": [
         {"name": "p", "type": "pair", "kinds": ["3N", "4N"], "max_separation": 4.0, "occupation": "first",

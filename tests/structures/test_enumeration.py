@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.geometry import get_distances
 
-from structures import enumerate_pairs, graphene_slab, smallest_separation
-from structures.errors import StructureInputError
+from sacmap.structures import enumerate_pairs, graphene_slab, smallest_separation
+from sacmap.structures.errors import StructureInputError
 
 KINDS = ("3N", "4N", "6N")
 MAX_SEP = 9.0
@@ -106,7 +106,7 @@ def _carved_structures(atoms):
     removed A → He, N of A → N, removed B → Ne, N of B → O; and the same with A and B exchanged."""
     from pymatgen.core import Lattice, Structure
 
-    from structures import A_LATTICE, sites_of
+    from sacmap.structures import A_LATTICE, sites_of
 
     sa, sb = sites_of(atoms)
     pos = atoms.get_positions()
@@ -131,7 +131,7 @@ def test_no_two_kept_configurations_congruent_pymatgen(ka, kb):
     exchange of equal-kind sites), while a rotated (60°) and mirrored copy of a class is recognised as the same."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    from structures import build_pair
+    from sacmap.structures import build_pair
 
     ps = enumerate_pairs(ka, kb)
     structs = [_carved_structures(build_pair(p)) for p in ps]

@@ -13,7 +13,7 @@ from ase.neighborlist import neighbor_list
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from structures import METADATA_KEYS, plane_axes, safe_name, sites_of
+from sacmap.structures import METADATA_KEYS, plane_axes, safe_name, sites_of
 
 N_SLAB = 216
 REMOVED = {"3N": 1, "4N": 2, "6N": 6}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from structures import (
+from sacmap.structures import (
     build_gas_atom,
     build_pair,
     build_single_site,
@@ -18,7 +18,7 @@ from structures import (
     safe_name,
     write_configurations,
 )
-from workflows import cli
+from sacmap.workflows import cli
 
 
 def test_write_read_round_trip(tmp_path):

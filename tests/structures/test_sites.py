@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.geometry import get_distances
 
-from structures import (
+from sacmap.structures import (
     Site,
     StructureInputError,
     carve_site,
@@ -167,7 +167,7 @@ def test_bad_metal_rejected():
 def test_identify_sites_round_trip(paper_configs):
     """Sites are recognised from the N atoms alone (info['sites'] dropped, atoms rattled by 0.05 Å): same kinds,
     N indices, metals, orientations, centres within 0.2 Å."""
-    from structures import identify_sites
+    from sacmap.structures import identify_sites
 
     checked = 0
     for a in paper_configs[::3]:
@@ -190,7 +190,7 @@ def test_identify_sites_round_trip(paper_configs):
 
 
 def test_identify_sites_rejects_non_sites():
-    from structures import identify_sites
+    from sacmap.structures import identify_sites
 
     s = graphene_slab()
     s[10].symbol = "N"  # graphitic N: three neighbours, not a coordination site

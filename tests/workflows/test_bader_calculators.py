@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from workflows import bader
-from workflows.calculators import CalculatorEntry, available, get_calculator
-from workflows.calculators.relax import relax
-from workflows.errors import WorkflowInputError
+from sacmap.workflows.campaign import bader
+from sacmap.workflows.campaign.calculators import CalculatorEntry, available, get_calculator
+from sacmap.workflows.campaign.calculators.relax import relax
+from sacmap.workflows.errors import WorkflowInputError
 
 ACF = """\
     #         X           Y           Z       CHARGE      MIN DIST    ATOMIC VOL
@@ -108,7 +108,7 @@ class _ChargedEMT:
 
 
 def test_charges_are_recorded_only_when_the_calculator_gives_them(make_config, tmp_path, monkeypatch):
-    from workflows import calculators
+    from sacmap.workflows.campaign import calculators
 
     monkeypatch.setattr(calculators, "_REGISTRY", dict(calculators._REGISTRY))
     atoms = make_config(None, "4N_q", rattle=0.02)

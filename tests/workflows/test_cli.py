@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from workflows import cli
+from sacmap.workflows import cli
 
 
 def test_help_lists_groups(capsys):
@@ -13,11 +13,11 @@ def test_help_lists_groups(capsys):
 
 
 def test_version():
-    proc = subprocess.run([sys.executable, "-m", "workflows.cli", "--version"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "sacmap.workflows.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stdout.startswith("sacmap ")
 
 
 def test_unknown_command_fails():
-    proc = subprocess.run([sys.executable, "-m", "workflows.cli", "no-such-command"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "sacmap.workflows.cli", "no-such-command"], capture_output=True, text=True)
     assert proc.returncode != 0

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflows import cli, results, runner
-from workflows.settings import calculation_variants
+from sacmap.workflows import cli
+from sacmap.workflows.campaign import results, runner
+from sacmap.workflows.campaign.settings import calculation_variants
 
 SPEC = """\
 name: tiny
@@ -102,7 +103,7 @@ def test_run_campaign_api_is_resumable_and_separates_settings(tmp_path, make_con
 
 
 def test_submit_rejects_bad_input(tmp_path, make_config):
-    from workflows.errors import WorkflowInputError
+    from sacmap.workflows.errors import WorkflowInputError
 
     a = make_config(None, "4N_a")
     with pytest.raises(WorkflowInputError, match="duplicate configuration ids"):

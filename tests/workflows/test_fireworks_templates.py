@@ -6,9 +6,9 @@ import yaml
 from fireworks import FWorker
 from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
 
-from workflows.launchpad import LAUNCHPAD_KEYS, MongoLaunchPad
-from workflows.paths import inputs_dir
-from workflows.vasp_run import vasp_command
+from sacmap.core.resources import inputs_dir
+from sacmap.workflows.campaign.launchpad import LAUNCHPAD_KEYS, MongoLaunchPad
+from sacmap.workflows.campaign.vasp_run import vasp_command
 
 FW = inputs_dir() / "fireworks"
 
@@ -38,7 +38,7 @@ def test_qadapter_template_renders_a_slurm_script(tmp_path):
 def test_bad_launchpad_file_names_the_field(tmp_path):
     import pytest
 
-    from workflows.errors import WorkflowInputError
+    from sacmap.workflows.errors import WorkflowInputError
 
     bad = tmp_path / "lp.yaml"
     bad.write_text("host: x\nport: 27017\npasword: oops\n")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows import results, runner
-from workflows.launchpad import EmbeddedLaunchPad
+from sacmap.workflows.campaign import results, runner
+from sacmap.workflows.campaign.launchpad import EmbeddedLaunchPad
 
 N_CONFIGS = 6
 
@@ -34,7 +34,7 @@ def test_sigkill_then_resume(tmp_path, make_config):
     runner.submit_configs(configs, wd, name="kill", calculation={"calculator": "embedded", "fmax": 0.1})
     db_path = wd / "results.db"
     env = dict(os.environ, PYTHONUNBUFFERED="1", SACMAP_TORCH_THREADS="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "campaign", "run", "-w", str(wd),
+    proc = subprocess.Popen([sys.executable, "-m", "sacmap.workflows.cli", "campaign", "run", "-w", str(wd),
                              "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     n_before = 0
     deadline = time.time() + 240
@@ -79,7 +79,7 @@ def test_sigkill_then_resume(tmp_path, make_config):
 
 
 def test_second_process_is_refused_while_one_holds_the_store(tmp_path):
-    from workflows.errors import WorkflowInputError
+    from sacmap.workflows.errors import WorkflowInputError
 
     with EmbeddedLaunchPad(tmp_path):
         with pytest.raises(WorkflowInputError, match="another sacmap process is using this embedded launchpad"):
@@ -98,7 +98,7 @@ def test_store_is_flushed_and_reloaded(tmp_path):
     with EmbeddedLaunchPad(tmp_path) as handle:
         assert [d["name"] for d in handle.lp.fireworks.find({}, {"name": 1})] == ["a"]
     (tmp_path / "launchpad.json").write_text("{not json")
-    from workflows.errors import WorkflowInputError
+    from sacmap.workflows.errors import WorkflowInputError
 
     with pytest.raises(WorkflowInputError, match="corrupt launchpad store"):
         EmbeddedLaunchPad(tmp_path)
@@ -107,9 +107,9 @@ def test_store_is_flushed_and_reloaded(tmp_path):
 def test_dupefinder_runs_an_identical_workflow_once(tmp_path, make_config):
     """Two identical workflows on one LaunchPad (bypassing submit's key check): DupeFinderExact makes the second
     take over the first's launches, so the relaxation runs once and one row is written."""
-    from workflows.builders import build_workflow
-    from workflows.configs import config_to_doc
-    from workflows.settings import calculation_variants
+    from sacmap.workflows.campaign.builders import build_workflow
+    from sacmap.workflows.campaign.configs import config_to_doc
+    from sacmap.workflows.campaign.settings import calculation_variants
 
     atoms = make_config("Pt", "Pt/4N_dup", rattle=0.02)
     wd = tmp_path / "camp"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from workflows import results, runner
+from sacmap.workflows.campaign import results, runner
 
 PG_URL = os.environ.get("SACMAP_TEST_PG_URL")
 pytestmark = [

@@ -8,9 +8,9 @@ import warnings
 import pytest
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 
-from workflows.errors import WorkflowInputError
-from workflows.settings import calculation_variants, load_preset, settings_hash
-from workflows.vasp_inputs import vacuum_axis, write_inputs
+from sacmap.workflows.campaign.settings import calculation_variants, load_preset, settings_hash
+from sacmap.workflows.campaign.vasp_inputs import vacuum_axis, write_inputs
+from sacmap.workflows.errors import WorkflowInputError
 
 # the paper: PBE, D3, PAW, 450 eV, 1e-5 eV electronic and 1e-4 eV ionic convergence, fixed cell
 PAPER = {"ENCUT": 450, "EDIFF": 1e-5, "EDIFFG": 1e-4, "ISIF": 2, "IVDW": 11, "ISMEAR": 0}
@@ -19,12 +19,12 @@ PAPER = {"ENCUT": 450, "EDIFF": 1e-5, "EDIFFG": 1e-4, "ISIF": 2, "IVDW": 11, "IS
 @pytest.fixture(autouse=True)
 def _no_potcars(monkeypatch):
     monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
-    monkeypatch.setattr("workflows.vasp_inputs.potcar_library_available", lambda: False)
+    monkeypatch.setattr("sacmap.workflows.campaign.vasp_inputs.potcar_library_available", lambda: False)
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def _write(atoms, variant, path, static=False):
-    from workflows.configs import config_meta
+    from sacmap.workflows.campaign.configs import config_meta
 
     info = write_inputs(atoms, config_meta(atoms), variant["settings"], path, static=static)
     return info, Incar.from_file(path / "INCAR"), Poscar.from_file(path / "POSCAR", check_for_potcar=False)

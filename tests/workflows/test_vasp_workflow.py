@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from ase.io import read
 
-from workflows import results, runner
-from workflows.vasp_run import parse_vasp_dir
+from sacmap.workflows.campaign import results, runner
+from sacmap.workflows.campaign.vasp_run import parse_vasp_dir
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "workflows"
 FIX = DATA / "vasp-fixtures"
@@ -56,7 +56,7 @@ def fake_vasp(monkeypatch, tmp_path):
     warnings.filterwarnings("ignore", category=UserWarning)
     monkeypatch.setenv("SACMAP_VASP_CMD", f"{sys.executable} {DATA / 'fake_vasp.py'}")
     monkeypatch.setenv("SACMAP_ALLOW_POTCAR_SPEC", "1")
-    monkeypatch.setattr("workflows.vasp_inputs.potcar_library_available", lambda: False)
+    monkeypatch.setattr("sacmap.workflows.campaign.vasp_inputs.potcar_library_available", lambda: False)
     monkeypatch.setenv("FAKE_VASP_OUTPUTS", str(FIX / "relax-ldau-spin"))
     monkeypatch.setenv("FAKE_VASP_LOG", str(tmp_path / "fake_vasp.log"))
     monkeypatch.delenv("FAKE_VASP_ERROR", raising=False)

@@ -10,6 +10,6 @@ Layers (each in its own module):
 Start it with ``sacmap app [--host 127.0.0.1] [--port 7860]``.
 """
 
-from workflows.app.server import create_app
+from sacmap.workflows.app.server import create_app
 
 __all__ = ["create_app"]

@@ -139,7 +139,7 @@ def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None, *, width_in: float
         ax.set_xticks([])
         ax.set_yticks([])
     else:
-        from analysis.spatial_plots import plot_nnd_histogram
+        from sacmap.analysis.spatial.plots import plot_nnd_histogram
 
         pooled = np.concatenate([nnd, np.asarray(random_nnd_nm if random_nnd_nm is not None else [], float)])
         hi = 1.1 * float(np.percentile(pooled, 99.5))

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workflows.app import pipeline
+from sacmap.workflows.app import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def summary_csv(job: Job) -> str:
 def descriptors_csv(items: list[ImageItem]) -> str:
     """All descriptors of every processed image as CSV, one row per image (columns of
     ``analysis.spatial.flatten_descriptors``, as ``sacmap stats`` writes ``descriptors.csv``)."""
-    from analysis.spatial import flatten_descriptors
+    from sacmap.analysis.spatial.descriptors import flatten_descriptors
 
     rows = [{"image": it.name, **flatten_descriptors(it.result.get("descriptors", {}))}
             for it in items if it.status == DONE and it.result]

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.errors import AnalysisInputError
-from analysis.spatial_io import jsonable
-from detection.errors import DetectionInputError
-from workflows.atomic import atomic_write
-from workflows.errors import WorkflowInputError
+from sacmap.analysis.errors import AnalysisInputError
+from sacmap.analysis.spatial.io import jsonable
+from sacmap.core.atomic import atomic_write
+from sacmap.detection.errors import DetectionInputError
+from sacmap.workflows.errors import WorkflowInputError
 
 #: errors that mean "this file / these settings are bad" (shown to the user, the batch goes on)
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
@@ -133,9 +133,9 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
 
 def warm_up() -> None:
     """Import the detection and statistics packages (torch included) ahead of the first image."""
-    import analysis.spatial  # noqa: F401
-    import detection.model  # noqa: F401  (torch)
-    import detection.pipeline  # noqa: F401
+    import sacmap.analysis.spatial.descriptors  # noqa: F401
+    import sacmap.detection.model  # noqa: F401  (torch)
+    import sacmap.detection.pipeline  # noqa: F401
 
 
 def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = None):
@@ -145,7 +145,7 @@ def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = 
     the batch's pixel size as a fallback. Returns ``(image, pixel_size_nm, meta, source)`` with source one of
     ``"file"``, ``"user"``. Raises :class:`PixelSizeMissing` when the file has no calibration and none is given.
     """
-    from detection.io import read_image as det_read
+    from sacmap.detection.io import read_image as det_read
 
     if pixel_size_nm is not None:
         img, px, meta = det_read(path, pixel_size_nm=pixel_size_nm)
@@ -176,7 +176,7 @@ def detect(path: Path, pixel_size_nm: float | None, settings: AppSettings, name:
     Returns the detection package's ``DetectionResult`` (``atoms`` table, ``support`` mask,
     ``support_area_nm2``, ``settings``, ``meta``; ``write()`` writes the CSV/JSON as ``sacmap detect`` does).
     """
-    from detection.pipeline import detect_image
+    from sacmap.detection.pipeline import detect_image
 
     res = detect_image(Path(path), pixel_size_nm=pixel_size_nm, threshold=settings.threshold,
                        elements=list(settings.elements) or None, device=settings.device)
@@ -193,7 +193,7 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
     With fewer than two atoms there are no nearest-neighbour statistics: only the count, support area and
     density are returned, with a ``note`` saying why.
     """
-    from analysis.spatial_region import Region
+    from sacmap.analysis.spatial.window import Region
 
     n_detected = len(xy_nm)
     region = Region.from_mask(support_mask, pixel_size_nm) if support_mask is not None and np.any(support_mask) \
@@ -209,7 +209,7 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
                 "density_nm2": n / support_area_nm2 if support_area_nm2 else None,
                 "multimer_nm": settings.multimer_nm,
                 "note": "nearest-neighbour statistics need at least 2 atoms on the support"}, {}
-    from analysis.spatial import descriptors
+    from sacmap.analysis.spatial.descriptors import descriptors
 
     desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
     arrays = desc.pop("arrays", {})
@@ -218,7 +218,7 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
     # same keys and reference as `sacmap stats` (40 runs, seed 0)
     desc["nnd_mean_random_same_window_nm"] = float(np.mean(arrays["random_nnd_nm"]))
     desc["multimer_share_random_same_window"] = float(np.mean(arrays["random_nnd_nm"] <= settings.multimer_nm))
-    desc["random_reference"] = {"sampler": "analysis.sampling.sample_random", "runs": RANDOM_RUNS,
+    desc["random_reference"] = {"sampler": "sacmap.analysis.spatial.samplers.point.sample_random", "runs": RANDOM_RUNS,
                                 "seed": RANDOM_SEED, "window": "support mask"}
     return desc, arrays
 
@@ -226,8 +226,8 @@ def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm
 def random_reference_nnd(region, n_atoms: int, runs: int = 40, seed: int = 0) -> np.ndarray:
     """NNDs (nm) of ``runs`` uniform random patterns of ``n_atoms`` points in the same window (same density),
     pooled: ``analysis.sampling.sample_random`` + ``analysis.spatial.nearest_neighbour_distances``."""
-    from analysis.sampling import sample_random
-    from analysis.spatial import nearest_neighbour_distances
+    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
+    from sacmap.analysis.spatial.samplers.point import sample_random
 
     runs_xy = sample_random(int(n_atoms), region, runs=runs, seed=seed)
     return np.concatenate([nearest_neighbour_distances(xy)[0] for xy in runs_xy])
@@ -245,7 +245,7 @@ def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
 
 def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None) -> bytes:
     """The NND histogram against the random expectation at the same density (PNG bytes)."""
-    from workflows.app import figures
+    from sacmap.workflows.app import figures
 
     return figures.nnd_histogram_png(nnd_nm, desc, random_nnd_nm)
 
@@ -286,7 +286,7 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
                               labels if settings.elements else None, settings)
 
     progress("drawing figures", 0.85)
-    from workflows.app import figures
+    from sacmap.workflows.app import figures
 
     files = {"csv": f"{stem}.csv", "json": f"{stem}.json", "support": f"{stem}_support.png",
              "descriptors": f"{stem}_descriptors.json", "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"}

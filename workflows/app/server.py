@@ -28,9 +28,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from workflows.app import pipeline
-from workflows.app.jobs import DONE, JobManager, summary_csv
-from workflows.errors import WorkflowInputError
+from sacmap.workflows.app import pipeline
+from sacmap.workflows.app.jobs import DONE, JobManager, summary_csv
+from sacmap.workflows.errors import WorkflowInputError
 
 log = logging.getLogger(__name__)
 

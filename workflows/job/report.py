@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflows.job import figures
-from workflows.report_html import Figure, Section, Table, write_csv, write_report
+from sacmap.workflows.job import figures
+from sacmap.workflows.job.html import Figure, Section, Table, write_csv, write_report
 
 
 def _csv(path) -> pd.DataFrame:

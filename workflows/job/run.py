@@ -18,10 +18,10 @@ import logging
 import time
 from pathlib import Path
 
-from workflows.errors import WorkflowInputError
-from workflows.job import steps_analysis, steps_compute, steps_images
-from workflows.job.spec import job_settings
-from workflows.report_html import atomic_write_text
+from sacmap.workflows.errors import WorkflowInputError
+from sacmap.workflows.job import steps_analysis, steps_compute, steps_images
+from sacmap.workflows.job.html import atomic_write_text
+from sacmap.workflows.job.spec import job_settings
 
 log = logging.getLogger("sacmap.run")
 
@@ -37,7 +37,7 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
 
     Interrupting and rerunning resumes: finished steps (and finished calculations, images) are reused.
     """
-    import structures
+    from sacmap import structures
 
     spec_path = Path(spec_path).resolve()
     if not spec_path.is_file():
@@ -69,7 +69,7 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
         potential = (state.get("energetics") or {}).get("site_site_potential")
         state["sampling"] = timed("sampling", steps_analysis.sampling, state["statistics"], settings, out,
                                   potential=potential, progress=progress)
-    from workflows.job.report import build_report
+    from sacmap.workflows.job.report import build_report
 
     report = timed("report", build_report, state, settings, out)
     state["total_s"] = round(time.perf_counter() - t0, 1)

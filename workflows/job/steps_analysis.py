@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflows.report_html import atomic_write_text, write_csv
-from workflows.steps import StepRecord, fingerprint
+from sacmap.workflows.job.html import atomic_write_text, write_csv
+from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 SAMPLERS = ("random", "repulsive", "dft")
 MIN_POINTS = 100  # points per sampler run in the density sweep (fewer make the bands meaningless)
@@ -18,8 +18,8 @@ MIN_POINTS = 100  # points per sampler run in the density sweep (fewer make the 
 
 def energetics(db_url: str, out: Path) -> dict:
     """E_int, dimer formation, site–site potential and Bader descriptor from the results database."""
-    from analysis.energetics import compute_energetics
-    from analysis.readers import load_records
+    from sacmap.analysis.energetics.equations import compute_energetics
+    from sacmap.analysis.energetics.readers import load_records
 
     edir = out / "energetics"
     rec = StepRecord(out, "energetics")
@@ -48,7 +48,7 @@ def _density_grid(observed: list[float], given: list[float] | None) -> list[floa
 
 def _run_stats(runs_xy: np.ndarray, region, multimer_nm: float) -> pd.DataFrame:
     """Per run: multimer share, ⟨NND⟩ (nm), Clark–Evans ratio."""
-    from analysis.spatial import descriptors
+    from sacmap.analysis.spatial.descriptors import descriptors
 
     rows = []
     for xy in runs_xy:
@@ -59,7 +59,7 @@ def _run_stats(runs_xy: np.ndarray, region, multimer_nm: float) -> pd.DataFrame:
 
 
 def _sample(name: str, n: int, region, runs: int, seed: int, dft_sampler, c_nm: float) -> np.ndarray:
-    from analysis.sampling import sample_random, sample_repulsive
+    from sacmap.analysis.spatial.samplers.point import sample_random, sample_repulsive
 
     if name == "random":
         return sample_random(n, region, runs=runs, seed=seed)
@@ -90,8 +90,8 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
     support region. Writes ``sampling/sweep.csv``, ``sampling/per_image.csv``, ``sampling/dft_fit.json``."""
     from tqdm import tqdm
 
-    from analysis.sampling_dft import DFTBiasedSampler
-    from analysis.spatial_region import Region
+    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+    from sacmap.analysis.spatial.window import Region
 
     cfg, multimer_nm = settings["sampling"], settings["statistics"]["multimer_nm"]
     sdir = out / "sampling"
@@ -156,7 +156,7 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
 
 
 def _pooled_nnd(runs_xy: np.ndarray) -> np.ndarray:
-    from analysis.spatial import nearest_neighbour_distances
+    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
 
     return np.concatenate([nearest_neighbour_distances(xy)[0] for xy in runs_xy])
 
@@ -173,7 +173,7 @@ def _summarise(st: pd.DataFrame, **fields) -> dict:
 
 def _observed(im: dict):
     """Observed coordinates (nm) and the support region of one image from the statistics step."""
-    from analysis.spatial_region import Region
+    from sacmap.analysis.spatial.window import Region
 
     df = pd.read_csv(im["coords_csv"])
     xy = df[["x_nm", "y_nm"]].to_numpy(float)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflows.steps import StepRecord, fingerprint
+from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 
 def build_structures(spec: dict, out: Path) -> dict:
     """Write every configuration of ``spec`` under ``out/structures`` (skipped when current)."""
-    import structures
+    from sacmap import structures
 
     sdir = out / "structures"
     rec = StepRecord(out, "structures")
@@ -32,7 +32,7 @@ def run_calculations(spec: dict, out: Path, *, calculator=None, launchpad=None, 
     The campaign itself is resumable (finished calculations are found in the results database and never
     recomputed), so this step always runs the launcher; it is fast when all Fireworks are complete.
     """
-    from workflows.runner import run_campaign, status
+    from sacmap.workflows.campaign.runner import run_campaign, status
 
     wdir = out / "campaign"
     url = run_campaign(spec, wdir, calculator=calculator, launchpad=launchpad, db=db, progress=progress)

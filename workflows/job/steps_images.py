@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from workflows.atomic import atomic_write
-from workflows.errors import WorkflowInputError
-from workflows.report_html import atomic_write_text, write_csv
-from workflows.steps import StepRecord, fingerprint
+from sacmap.core.atomic import atomic_write
+from sacmap.workflows.errors import WorkflowInputError
+from sacmap.workflows.job.html import atomic_write_text, write_csv
+from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
 
@@ -23,7 +23,7 @@ def _detect_one(path: Path, det: dict, ddir: Path) -> dict:
     (``<stem>_support.npy``, bool, the image's pixel grid) that the statistics use as the observed region."""
     import io
 
-    from detection.pipeline import detect_image
+    from sacmap.detection.pipeline import detect_image
 
     result = detect_image(path, pixel_size_nm=det["pixel_size_nm"], threshold=det["threshold"],
                           elements=det["elements"], weights=det["weights"], device=det["device"])
@@ -74,7 +74,7 @@ def detect(settings: dict, out: Path, progress: bool = True) -> dict:
 
 def _region_for(im: dict):
     """Support region of an image: its saved mask if any, else the field of view from the JSON."""
-    from analysis.spatial_region import Region
+    from sacmap.analysis.spatial.window import Region
 
     meta = im.get("meta") or {}
     px = float(meta.get("pixel_size_nm", im.get("pixel_size_nm", float("nan"))))
@@ -92,7 +92,7 @@ def _region_for(im: dict):
 def statistics(detection: dict, settings: dict, out: Path) -> dict:
     """Descriptors per image over its support region: ``statistics/descriptors.csv`` and ``.json``, per-atom
     coordinates with their NND (``statistics/<stem>_coords.csv``), and per-species NND pairs when labelled."""
-    from analysis.spatial import descriptors, flatten_descriptors
+    from sacmap.analysis.spatial.descriptors import descriptors, flatten_descriptors
 
     mm = settings["statistics"]["multimer_nm"]
     sdir = out / "statistics"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from structures.builders import SlabSpec, build_single_site
+from sacmap.structures.builders import SlabSpec, build_single_site
 
 HERE = Path(__file__).resolve().parent
 SLAB = SlabSpec(nx=5, ny=3)

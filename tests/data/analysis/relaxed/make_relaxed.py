@@ -15,8 +15,8 @@ import torch
 from ase.io import write
 from ase.optimize import FIRE
 
-from structures.builders import METADATA_KEYS, SlabSpec, build_pair
-from structures.pairs import enumerate_pairs
+from sacmap.structures.builders import METADATA_KEYS, SlabSpec, build_pair
+from sacmap.structures.pairs import enumerate_pairs
 
 HERE = Path(__file__).resolve().parent
 

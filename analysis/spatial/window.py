@@ -1,0 +1,220 @@
+"""Observation windows for spatial statistics and samplers (all lengths in nm).
+
+A :class:`Region` is either an axis-aligned rectangle or a boolean support mask with its pixel size. The mask
+follows the image convention of ``conventions.md``: ``x`` = column, ``y`` = row, pixel ``(row i, col j)`` is
+centred at ``(x, y) = (j, i) * pixel_size_nm``, so it covers ``[(j - 1/2) p, (j + 1/2) p]`` in x.
+Densities always use the *support* area (mask pixels that are True), never the whole image.
+
+Every edge correction in :mod:`analysis.spatial` asks the region three questions: its area and perimeter, the
+distance from a point to the boundary, and the set covariance ``|W ∩ (W + v)|`` (area shared by the window
+and its copy shifted by ``v``). Rectangles answer them analytically, masks through a Euclidean distance
+transform and an FFT autocorrelation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sacmap.analysis.errors import AnalysisInputError
+
+
+@dataclass
+class Region:
+    """A rectangle ``[x0, x1] × [y0, y1]`` (nm) or a boolean support mask with ``pixel_size_nm``.
+
+    Build one with :meth:`rectangle` or :meth:`from_mask`. ``area_override_nm2`` replaces the geometric area in
+    densities (e.g. a detection JSON's ``support_area_nm2`` when only the image rectangle is known); edge
+    corrections still use the geometry.
+    """
+
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 10.0
+    y1: float = 10.0
+    mask: np.ndarray | None = None
+    pixel_size_nm: float | None = None
+    area_override_nm2: float | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def rectangle(cls, width_nm: float = 10.0, height_nm: float | None = None, x0: float = 0.0, y0: float = 0.0,
+                  area_override_nm2: float | None = None) -> Region:
+        """Rectangle of ``width_nm × height_nm`` (square when height is omitted) with lower corner (x0, y0)."""
+        height_nm = width_nm if height_nm is None else height_nm
+        for name, v in (("width_nm", width_nm), ("height_nm", height_nm)):
+            if not np.isfinite(v) or v <= 0:
+                raise AnalysisInputError(f"region: {name} must be a positive number of nm, got {v!r}")
+        if area_override_nm2 is not None and not (np.isfinite(area_override_nm2) and area_override_nm2 > 0):
+            raise AnalysisInputError(f"region: support area must be positive, got {area_override_nm2!r}")
+        return cls(float(x0), float(y0), float(x0 + width_nm), float(y0 + height_nm),
+                   area_override_nm2=None if area_override_nm2 is None else float(area_override_nm2))
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, pixel_size_nm: float) -> Region:
+        """Support mask (2-D, True = support) with square pixels of ``pixel_size_nm`` nm."""
+        mask = np.asarray(mask)
+        if mask.ndim != 2 or mask.size == 0:
+            raise AnalysisInputError(f"region mask must be a non-empty 2-D array, got shape {mask.shape}")
+        if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+            raise AnalysisInputError(f"region: pixel_size_nm must be positive, got {pixel_size_nm!r}")
+        mask = mask.astype(bool)
+        if not mask.any():
+            raise AnalysisInputError("region mask has no support pixels (all False)")
+        p = float(pixel_size_nm)
+        ny, nx = mask.shape
+        return cls(-0.5 * p, -0.5 * p, (nx - 0.5) * p, (ny - 0.5) * p, mask=mask, pixel_size_nm=p)
+
+    @classmethod
+    def coerce(cls, region, xy_nm: np.ndarray | None = None) -> Region:
+        """Accept a Region, ``(width, height)``, ``(x0, y0, x1, y1)`` or None (bounding box of ``xy_nm``)."""
+        if isinstance(region, Region):
+            return region
+        if region is None:
+            if xy_nm is None or len(xy_nm) == 0:
+                raise AnalysisInputError("region: none given and no points to take a bounding box from")
+            lo, hi = np.min(xy_nm, axis=0), np.max(xy_nm, axis=0)
+            span = np.maximum(hi - lo, 1e-9)
+            return cls.rectangle(float(span[0]), float(span[1]), float(lo[0]), float(lo[1]))
+        vals = [float(v) for v in region]
+        if len(vals) == 2:
+            return cls.rectangle(vals[0], vals[1])
+        if len(vals) == 4:
+            return cls.rectangle(vals[2] - vals[0], vals[3] - vals[1], vals[0], vals[1])
+        raise AnalysisInputError(f"region: expected (width, height) or (x0, y0, x1, y1) in nm, got {region!r}")
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def is_mask(self) -> bool:
+        return self.mask is not None
+
+    @property
+    def width_nm(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height_nm(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def geometric_area_nm2(self) -> float:
+        if self.is_mask:
+            return float(self.mask.sum()) * self.pixel_size_nm**2
+        return self.width_nm * self.height_nm
+
+    @property
+    def area_nm2(self) -> float:
+        """Support area used for densities (nm²)."""
+        return self.area_override_nm2 if self.area_override_nm2 is not None else self.geometric_area_nm2
+
+    @property
+    def perimeter_nm(self) -> float:
+        """Boundary length (nm); for masks the 4-connected pixel-edge count corrected by π/4 for staircases."""
+        if not self.is_mask:
+            return 2.0 * (self.width_nm + self.height_nm)
+        if "perimeter" not in self._cache:
+            from skimage.measure import perimeter
+
+            self._cache["perimeter"] = float(perimeter(self.mask)) * self.pixel_size_nm
+        return self._cache["perimeter"]
+
+    def _pixel_index(self, xy_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = self.pixel_size_nm
+        j = np.rint(xy_nm[:, 0] / p).astype(np.int64)
+        i = np.rint(xy_nm[:, 1] / p).astype(np.int64)
+        ny, nx = self.mask.shape
+        ok = (i >= 0) & (i < ny) & (j >= 0) & (j < nx)
+        return np.clip(i, 0, ny - 1), np.clip(j, 0, nx - 1), ok
+
+    def contains(self, xy_nm: np.ndarray) -> np.ndarray:
+        """Boolean per point: inside the rectangle / on a support pixel."""
+        xy_nm = np.asarray(xy_nm, dtype=float).reshape(-1, 2)
+        inside = (xy_nm[:, 0] >= self.x0) & (xy_nm[:, 0] <= self.x1) & (xy_nm[:, 1] >= self.y0) & (
+            xy_nm[:, 1] <= self.y1)
+        if self.is_mask:
+            i, j, ok = self._pixel_index(xy_nm)
+            inside &= ok & self.mask[i, j]
+        return inside
+
+    def _edt(self) -> np.ndarray:
+        if "edt" not in self._cache:
+            from scipy.ndimage import distance_transform_edt
+
+            pad = np.pad(self.mask, 1, constant_values=False)
+            # distance from a support pixel centre to the nearest non-support pixel centre, minus half a pixel
+            d = distance_transform_edt(pad)[1:-1, 1:-1] - 0.5
+            self._cache["edt"] = np.clip(d, 0.0, None) * self.pixel_size_nm
+        return self._cache["edt"]
+
+    def distance_to_boundary(self, xy_nm: np.ndarray) -> np.ndarray:
+        """Distance (nm) from each point to the window boundary (0 outside)."""
+        xy_nm = np.asarray(xy_nm, dtype=float).reshape(-1, 2)
+        b = np.minimum.reduce([xy_nm[:, 0] - self.x0, self.x1 - xy_nm[:, 0], xy_nm[:, 1] - self.y0,
+                               self.y1 - xy_nm[:, 1]])
+        b = np.clip(b, 0.0, None)
+        if self.is_mask:
+            i, j, ok = self._pixel_index(xy_nm)
+            b = np.minimum(b, np.where(ok, self._edt()[i, j], 0.0))
+        return b
+
+    def eroded_area_nm2(self, r_nm: np.ndarray) -> np.ndarray:
+        """Area (nm²) of the window eroded by ``r_nm`` (points at least r from the boundary)."""
+        r = np.asarray(r_nm, dtype=float)
+        if not self.is_mask:
+            return np.clip(self.width_nm - 2 * r, 0, None) * np.clip(self.height_nm - 2 * r, 0, None)
+        if "edt_sorted" not in self._cache:
+            self._cache["edt_sorted"] = np.sort(self._edt()[self.mask])
+        s = self._cache["edt_sorted"]
+        return (s.size - np.searchsorted(s, r, side="left")) * self.pixel_size_nm**2
+
+    def set_covariance_nm2(self, dxy_nm: np.ndarray) -> np.ndarray:
+        """``|W ∩ (W + v)|`` (nm²) for displacement vectors ``v`` (rows of ``dxy_nm``)."""
+        d = np.abs(np.asarray(dxy_nm, dtype=float).reshape(-1, 2))
+        if not self.is_mask:
+            return np.clip(self.width_nm - d[:, 0], 0, None) * np.clip(self.height_nm - d[:, 1], 0, None)
+        if "cov" not in self._cache:
+            m = self.mask.astype(float)
+            ny, nx = m.shape
+            f = np.fft.rfft2(m, s=(2 * ny, 2 * nx))
+            cov = np.fft.irfft2(f * np.conj(f), s=(2 * ny, 2 * nx))
+            self._cache["cov"] = np.rint(cov) * self.pixel_size_nm**2
+        cov = self._cache["cov"]
+        p = self.pixel_size_nm
+        sv = np.asarray(dxy_nm, dtype=float).reshape(-1, 2)
+        j = np.rint(sv[:, 0] / p).astype(np.int64)
+        i = np.rint(sv[:, 1] / p).astype(np.int64)
+        ny2, nx2 = cov.shape
+        out = cov[i % ny2, j % nx2]
+        out[(np.abs(i) >= ny2 // 2) | (np.abs(j) >= nx2 // 2)] = 0.0
+        return out
+
+    # ------------------------------------------------------------------ sampling
+    def map_unit(self, u: np.ndarray) -> np.ndarray:
+        """Map uniform ``u`` in [0, 1)² (shape (..., 2)) to uniform points in the support (nm)."""
+        u = np.asarray(u, dtype=float)
+        if not self.is_mask:
+            return np.stack([self.x0 + u[..., 0] * self.width_nm, self.y0 + u[..., 1] * self.height_nm], axis=-1)
+        if "support_ij" not in self._cache:
+            self._cache["support_ij"] = np.argwhere(self.mask)
+        ij = self._cache["support_ij"]
+        s = u[..., 0] * len(ij)
+        k = np.minimum(s.astype(np.int64), len(ij) - 1)
+        frac = s - k
+        p = self.pixel_size_nm
+        x = (ij[k, 1] - 0.5 + frac) * p
+        y = (ij[k, 0] - 0.5 + u[..., 1]) * p
+        return np.stack([x, y], axis=-1)
+
+    def sample_uniform(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` uniform points in the support (nm), consuming ``rng.random((n, 2))``."""
+        return self.map_unit(rng.random((int(n), 2)))
+
+    def describe(self) -> dict:
+        """JSON-friendly summary."""
+        out = {"kind": "mask" if self.is_mask else "rectangle", "x0_nm": self.x0, "y0_nm": self.y0,
+               "x1_nm": self.x1, "y1_nm": self.y1, "area_nm2": self.area_nm2, "perimeter_nm": self.perimeter_nm}
+        if self.is_mask:
+            out.update(pixel_size_nm=self.pixel_size_nm, shape=list(self.mask.shape))
+        return out

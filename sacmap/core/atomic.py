@@ -1,0 +1,77 @@
+"""The one atomic writer of sacmap: a temporary file in the target's folder, then ``os.replace``, so a reader (or
+a rerun after a crash) never sees a half-written file and a failed write leaves the previous file in place.
+
+Files get the permissions an ordinary ``open()`` would give them (``0o666`` less the process umask), not the
+``0o600`` of :func:`tempfile.mkstemp`, so results in a shared group folder stay readable by colleagues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sacmap.core.jsonable import jsonable
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
+    """Write ``path`` atomically through ``write(tmp)``, which fills a temporary path in the same folder.
+
+    The temporary path keeps ``path``'s suffix (``.png``, ``.tif``, ``.extxyz``, ...), so writers that pick a
+    format from the file name (matplotlib, tifffile, ase.io) behave as they would on ``path``. Parent folders are
+    created; the temporary file is removed on any error. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, *, fsync: bool = False) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; returns the path.
+
+    ``fsync`` forces the bytes to disk before the rename (for stores that must survive a power loss or SIGKILL).
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return atomic_write_with(path, lambda tmp: tmp.write_bytes(raw), fsync=fsync)
+
+
+def write_json(path: str | os.PathLike, data, *, indent: int = 2) -> Path:
+    """Atomic JSON of ``data`` after :func:`~sacmap.core.jsonable.jsonable` (NaN/inf written as null)."""
+    return atomic_write(path, json.dumps(jsonable(data), indent=indent) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame) -> Path:
+    """Atomic CSV of a :class:`pandas.DataFrame` (no index column)."""
+    return atomic_write(path, frame.to_csv(index=False))
+
+
+def save_figure(fig, path: str | os.PathLike, *, close: bool = True, **savefig_kw) -> Path:
+    """Atomic ``fig.savefig(path, **savefig_kw)`` (the format from the suffix); the figure is closed after."""
+    try:
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, **savefig_kw))
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)

@@ -1,0 +1,148 @@
+"""FireWorks LaunchPads: embedded (mongomock, one JSON store file) or a real MongoDB from ``my_launchpad.yaml``.
+
+Embedded mode keeps the whole FireWorks database in ``<workdir>/launchpad.json``. mongomock-persistence would
+write that file only when the interpreter exits (a SIGKILL loses everything), and two processes on one file
+overwrite each other. So :class:`EmbeddedLaunchPad` loads the file itself, never registers the exit-time write,
+is written by :meth:`EmbeddedLaunchPad.flush` (atomically: temp file + ``os.replace``) after every Firework, and
+holds an exclusive ``flock`` on ``launchpad.lock`` while open: strictly one sequential process per store. Parallel
+or multi-node runs use a real MongoDB through a launchpad file with exactly the same workflows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from pathlib import Path
+
+from sacmap.core.atomic import atomic_write
+from sacmap.core.yamlfile import read_mapping
+from sacmap.workflows.errors import WorkflowInputError
+
+STORE_NAME = "launchpad.json"
+LOCK_NAME = "launchpad.lock"
+LAUNCHPAD_KEYS = {
+    "host", "port", "name", "username", "password", "logdir", "strm_lvl", "user_indices", "wf_user_indices",
+    "authsource", "uri_mode", "mongoclient_kwargs",
+}
+
+
+def _init_if_empty(lp) -> None:
+    """Create FireWorks' id counters in a new, empty database (what ``lpad reset`` does, without wiping)."""
+    if lp.fw_id_assigner.count_documents({}) == 0 and lp.fireworks.count_documents({}) == 0:
+        lp.reset("", require_password=False)
+
+
+class EmbeddedLaunchPad:
+    """A LaunchPad on a mongomock store persisted to ``<directory>/launchpad.json``.
+
+    Use as a context manager (or call :meth:`close`): it holds the lock while open. ``.lp`` is the FireWorks
+    ``LaunchPad``.
+    """
+
+    def __init__(self, directory: str | Path, *, strm_lvl: str = "WARNING") -> None:
+        import bson.json_util
+        import mongomock
+        import mongomock.gridfs
+        import mongomock_persistence  # noqa: F401  (adds to_dict/from_dict to mongomock's store classes)
+        from fireworks.core import launchpad as lpmod
+        from mongomock.store import DatabaseStore, ServerStore
+
+        self.directory = Path(directory).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / STORE_NAME
+        self._lock_fh = open(self.directory / LOCK_NAME, "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise WorkflowInputError(
+                f"{self.path}: another sacmap process is using this embedded launchpad (one process only; use "
+                "a MongoDB launchpad for parallel runs)"
+            ) from None
+        dct = {}
+        if self.path.exists():
+            text = self.path.read_text()
+            try:
+                dct = bson.json_util.loads(text) if text.strip() else {}
+            except ValueError as exc:
+                self.close()
+                raise WorkflowInputError(f"{self.path}: corrupt launchpad store: {exc}") from exc
+        store = ServerStore.__new__(ServerStore)  # no exit-time writer: we flush ourselves
+        store._databases = {k: DatabaseStore.from_dict(v) for k, v in dct.items()}
+        self._store = store
+        mongomock.gridfs.enable_gridfs_integration()
+        orig = lpmod.MongoClient
+
+        def client(*args, **kwargs):
+            return mongomock.MongoClient(*args, _store=store, **kwargs)
+
+        lpmod.MongoClient = client
+        try:
+            self.lp = lpmod.LaunchPad(name="sacmap", strm_lvl=strm_lvl)
+        finally:
+            lpmod.MongoClient = orig
+        _init_if_empty(self.lp)
+        # Rocket's background ping thread would race the main thread on mongomock's unlocked collections (and
+        # pings serve lost-run detection, which the single embedded process does itself): no pings here.
+        self.lp.ping_launch = lambda *args, **kwargs: None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the store to ``launchpad.json`` atomically."""
+        import bson.json_util
+
+        text = bson.json_util.dumps({k: v.to_dict() for k, v in self._store._databases.items()})
+        atomic_write(self.path, text, fsync=True)
+
+    def close(self) -> None:
+        if self._lock_fh is not None and not self._lock_fh.closed:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+
+    def __enter__(self) -> EmbeddedLaunchPad:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MongoLaunchPad:
+    """A LaunchPad on a real MongoDB described by a ``my_launchpad.yaml`` file (same interface as embedded)."""
+
+    def __init__(self, path: str | Path, *, strm_lvl: str = "WARNING") -> None:
+        from fireworks import LaunchPad
+
+        self.path = Path(path).resolve()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"launchpad file not found: {self.path}")
+        data = read_mapping(self.path, "launchpad", LAUNCHPAD_KEYS, error=WorkflowInputError)
+        if not data.get("host"):
+            raise WorkflowInputError(f"{self.path}: field 'host' is required")
+        data["strm_lvl"] = data.get("strm_lvl") or strm_lvl
+        try:
+            self.lp = LaunchPad.from_dict(data)
+            _init_if_empty(self.lp)
+        except Exception as exc:  # pymongo: bad TLS files, unreachable host, authentication...
+            raise WorkflowInputError(f"{self.path}: cannot use this MongoDB launchpad: {exc}") from exc
+
+    def flush(self) -> None:  # MongoDB persists every write itself
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.lp.connection.close()
+
+    def __enter__(self) -> MongoLaunchPad:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_launchpad(workdir: str | Path, launchpad_file: str | Path | None = None, *, strm_lvl: str = "WARNING"):
+    """The campaign's LaunchPad: a MongoDB one from ``launchpad_file``, else (also for the value ``"embedded"``)
+    the embedded store under ``workdir``."""
+    if launchpad_file and str(launchpad_file) != "embedded":
+        return MongoLaunchPad(launchpad_file, strm_lvl=strm_lvl)
+    return EmbeddedLaunchPad(workdir, strm_lvl=strm_lvl)

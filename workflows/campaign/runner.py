@@ -1,0 +1,265 @@
+"""Submit, run, inspect and resume campaigns (the Python API behind ``sacmap campaign ...``).
+
+A campaign lives in a work directory holding ``campaign.json`` (name, database URL, launchpad file or embedded,
+calculation variants), the embedded LaunchPad store (``launchpad.json``) unless a MongoDB launchpad file is
+used, the results database (``results.db`` by default) and the calculation folders
+``calcs/<config>/<hash8>/<step>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+from ase import Atoms
+
+from sacmap.core.atomic import atomic_write
+from sacmap.workflows.campaign import results
+from sacmap.workflows.campaign.configs import config_to_doc, safe_name
+from sacmap.workflows.campaign.launchpad import EmbeddedLaunchPad, open_launchpad
+from sacmap.workflows.campaign.settings import calculation_variants, custodian_options
+from sacmap.workflows.errors import WorkflowInputError
+
+log = logging.getLogger(__name__)
+STATE_FILE = "campaign.json"
+FW_STATES = ["COMPLETED", "READY", "WAITING", "RESERVED", "RUNNING", "FIZZLED", "DEFUSED", "PAUSED", "ARCHIVED"]
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, json.dumps(obj, indent=2))
+
+
+def load_state(workdir: str | Path) -> dict:
+    """The campaign state of a work directory (``campaign.json``)."""
+    path = Path(workdir).resolve() / STATE_FILE
+    if not path.is_file():
+        raise WorkflowInputError(f"{path}: no campaign here; run `sacmap campaign submit SPEC -w {workdir}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WorkflowInputError(f"{path}: corrupt campaign state: {exc}") from exc
+
+
+def _launchpad(workdir: Path, state: dict):
+    return open_launchpad(workdir, state.get("launchpad"))
+
+
+def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calculation: dict | None = None,
+                   calculator: str | None = None, launchpad: str | Path | None = None, db: str | None = None,
+                   source: str = "spec") -> dict:
+    """Add one workflow per (configuration, calculation variant) to the campaign's LaunchPad.
+
+    Keys (config_id + settings hash) already on the LaunchPad are skipped, so submitting twice adds nothing.
+    ``calculation`` is the spec's ``calculation`` block; ``calculator``, ``launchpad`` and ``db`` override it.
+    Returns ``{"added": n, "skipped": n, "db": url, "launchpad": file or None, "variants": [...]}``.
+    """
+    from sacmap.workflows.campaign.builders import build_workflow, calc_key
+
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    block = dict(calculation or {})
+    variants = calculation_variants(block, source=source, calculator=calculator)
+    cust = custodian_options(block, source=source)
+    lp_file = launchpad or block.get("launchpad")
+    if str(lp_file) == "embedded":
+        lp_file = None
+    if lp_file:
+        lp_file = str(Path(lp_file).expanduser().resolve())
+    db_url = results.normalise_url(db or block.get("database") or "results.db", base=workdir)
+    old = (workdir / STATE_FILE)
+    if old.is_file():
+        prev = load_state(workdir)
+        if prev.get("launchpad") != lp_file or prev.get("db") != db_url:
+            raise WorkflowInputError(
+                f"{old}: this work directory already holds campaign {prev.get('name')!r} with launchpad "
+                f"{prev.get('launchpad') or 'embedded'} and database {prev.get('db')}; use another -w"
+            )
+    docs = [config_to_doc(a, where=f"{source}: configuration {i}") for i, a in enumerate(configs)]
+    ids = [d["meta"]["config_id"] for d in docs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise WorkflowInputError(f"{source}: duplicate configuration ids {dup[:5]}")
+    state = {"name": name, "db": db_url, "launchpad": lp_file, "variants": variants}
+    added = skipped = 0
+    with _launchpad(workdir, state) as handle:
+        lp = handle.lp
+        for doc in docs:
+            for var in variants:
+                key = calc_key(doc["meta"]["config_id"], var["settings_hash"])
+                if lp.workflows.count_documents({"metadata.sacmap_key": key}):
+                    skipped += 1
+                    continue
+                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust))
+                added += 1
+        handle.flush()
+    _write_json(workdir / STATE_FILE, state)
+    return {"added": added, "skipped": skipped, "db": db_url, "launchpad": lp_file, "variants": variants}
+
+
+def _fworker():
+    from fireworks import FWorker
+
+    env = {}
+    if os.environ.get("SACMAP_VASP_CMD"):
+        env["vasp_cmd"] = os.environ["SACMAP_VASP_CMD"]
+    return FWorker(name="sacmap-local", env=env)
+
+
+def _launch_dir(workdir: Path, doc: dict) -> Path:
+    s = doc.get("spec", {})
+    meta = s.get("sacmap", {}).get("config", {}).get("meta", {})
+    h = s.get("sacmap", {}).get("calc", {}).get("settings_hash", "nohash")
+    base = workdir / "calcs" / safe_name(meta.get("config_id", f"fw{doc['fw_id']}")) / h[:8]
+    step = s.get("sacmap_step", "fw")
+    path, n = base / step, 1
+    while path.exists() and any(path.iterdir()):
+        path, n = base / f"{step}.{n}", n + 1
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None = None) -> dict:
+    """Run every READY Firework of the campaign sequentially in this process (rapidfire), flushing the
+    embedded store after each one. Fireworks left RUNNING by a killed embedded run are reset first.
+
+    Returns the state counts after the run (:func:`status`'s ``counts``).
+    """
+    import fireworks.core.rocket as fw_rocket
+    from fireworks.core.rocket_launcher import launch_rocket
+    from tqdm import tqdm
+
+    fw_rocket.ROCKET_STREAM_LOGLEVEL = "WARNING"  # per-task INFO lines would drown the progress bar
+
+    workdir = Path(workdir).resolve()
+    state = load_state(workdir)
+    fworker = _fworker()
+    with _launchpad(workdir, state) as handle:
+        lp = handle.lp
+        if isinstance(handle, EmbeddedLaunchPad):  # one process owns this store: RUNNING means killed
+            for fw_id in lp.get_fw_ids({"state": {"$in": ["RUNNING", "RESERVED"]}}):
+                lp.rerun_fw(fw_id)
+            handle.flush()
+        else:
+            lp.detect_lostruns(rerun=True)
+        todo = lp.fireworks.count_documents({"state": {"$in": ["READY", "WAITING"]}})
+        bar = tqdm(total=todo, disable=not progress, unit="fw", desc=f"campaign {state['name']}")
+        done = 0
+        cwd = os.getcwd()
+        try:
+            while max_fireworks is None or done < max_fireworks:
+                doc = lp.fireworks.find_one(
+                    {"state": "READY"},
+                    {"fw_id": 1, "name": 1, "spec.sacmap.config.meta.config_id": 1,
+                     "spec.sacmap.calc.settings_hash": 1, "spec.sacmap_step": 1},
+                    sort=[("spec._priority", -1), ("fw_id", 1)],
+                )
+                if doc is None:
+                    break
+                launch_dir = _launch_dir(workdir, doc)
+                os.chdir(launch_dir)
+                try:
+                    launch_rocket(lp, fworker, fw_id=doc["fw_id"], strm_lvl="ERROR")
+                finally:
+                    os.chdir(cwd)
+                    handle.flush()
+                with contextlib.suppress(OSError):  # nothing ran there (duplicate taken over by DupeFinder)
+                    launch_dir.rmdir()
+                done += 1
+                bar.set_postfix_str(doc.get("name", "")[:40])
+                bar.update(1)
+        finally:
+            bar.close()
+        counts = _counts(lp)
+    return counts
+
+
+def _counts(lp) -> dict:
+    c = Counter(d["state"] for d in lp.fireworks.find({}, {"state": 1}))
+    return {s: c[s] for s in FW_STATES if c[s]}
+
+
+def _failure_message(lp, fw_id: int) -> str:
+    fw = lp.get_fw_by_id(fw_id)
+    for launch in reversed(fw.launches or []):
+        data = (launch.action.stored_data if launch.action else {}) or {}
+        exc = data.get("_exception") or {}
+        trace = exc.get("_stacktrace") or ""
+        lines = [ln.strip() for ln in trace.strip().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1]
+    return "no launch recorded"
+
+
+def status(workdir: str | Path) -> dict:
+    """``{"name", "db", "launchpad", "counts": {state: n}, "failures": [{"fw_id", "name", "message"}],
+    "n_results": rows in the database}``."""
+    workdir = Path(workdir).resolve()
+    state = load_state(workdir)
+    with _launchpad(workdir, state) as handle:
+        lp = handle.lp
+        counts = _counts(lp)
+        failures = [{"fw_id": d["fw_id"], "name": d["name"], "message": _failure_message(lp, d["fw_id"])}
+                    for d in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "name": 1})]
+    db = results.connect(state["db"])
+    return {"name": state["name"], "db": state["db"], "launchpad": state.get("launchpad") or "embedded",
+            "counts": counts, "failures": failures, "n_results": db.count(campaign=state["name"])}
+
+
+def rerun_failed(workdir: str | Path) -> int:
+    """Reset every FIZZLED Firework to READY (its children follow); returns how many."""
+    workdir = Path(workdir).resolve()
+    state = load_state(workdir)
+    with _launchpad(workdir, state) as handle:
+        ids = handle.lp.get_fw_ids({"state": "FIZZLED"})
+        for fw_id in ids:
+            handle.lp.rerun_fw(fw_id)
+        handle.flush()
+    return len(ids)
+
+
+def export(workdir: str | Path, out: str | Path) -> int:
+    """Write the campaign's results (contract keys) to a CSV file; returns the number of rows."""
+    state = load_state(workdir)
+    return results.export_csv(results.connect(state["db"]), out, campaign=state["name"])
+
+
+def load_spec_configs(spec_path: str | Path) -> tuple[dict, list[Atoms]]:
+    """Campaign spec (validated by ``structures.load_spec``) and its configurations (``structures.expand``)."""
+    try:
+        from sacmap import structures
+        load_spec, expand = structures.load_spec, structures.expand
+    except (ImportError, AttributeError) as exc:
+        raise WorkflowInputError(f"{spec_path}: the structures package (load_spec/expand) is not available") \
+            from exc
+    spec = load_spec(spec_path)
+    return spec, expand(spec)
+
+
+def run_campaign(spec: dict, workdir: str | Path, *, calculator: str | None = None,
+                 launchpad: str | Path | None = None, db: str | None = None, progress: bool = True,
+                 configs: list[Atoms] | None = None) -> str:
+    """Submit + run a whole campaign; resumable (a rerun skips finished work). Returns the database URL.
+
+    ``spec`` is a validated campaign spec (``structures.load_spec``); ``configs`` defaults to
+    ``structures.expand(spec)``.
+    """
+    if configs is None:
+        from sacmap import structures
+
+        configs = structures.expand(spec)
+    info = submit_configs(configs, workdir, name=str(spec.get("name", "campaign")),
+                          calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db,
+                          source=str(spec.get("_source", "spec")))
+    counts = run(workdir, progress=progress)
+    if counts.get("FIZZLED"):
+        log.warning("campaign %s: %d Firework(s) failed; see `sacmap campaign status -w %s`",
+                    spec.get("name"), counts["FIZZLED"], workdir)
+    return info["db"]
+
+
+with contextlib.suppress(ImportError):  # make the FireTasks known to FireWorks' deserialiser early
+    import sacmap.workflows.campaign.firetasks  # noqa: F401

@@ -1,0 +1,110 @@
+"""``sacmap campaign``: submit a campaign spec as FireWorks workflows, run them, inspect, rerun, export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("campaign", help="DFT/embedded calculation campaigns through FireWorks",
+                              description="Run a campaign's calculations as FireWorks workflows.")
+    sub = p.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
+
+    def common(sp):
+        sp.add_argument("-w", "--workdir", default="campaign", type=Path,
+                        help="campaign work directory (state, embedded launchpad, results.db, calcs/)")
+
+    s = sub.add_parser("submit", help="add one workflow per configuration to the launchpad")
+    s.add_argument("spec", type=Path, help="campaign spec YAML")
+    s.add_argument("--calculator", help="vasp | embedded (= chgnet-d3) | chgnet | sevennet-d3 | tblite | gpaw | emt")
+    s.add_argument("--launchpad", help="my_launchpad.yaml of a MongoDB, or 'embedded' (the default unless the "
+                   "spec names a launchpad file)")
+    s.add_argument("--db", help="results database: SQLite path (.db) or postgresql:// URL (default results.db)")
+    common(s)
+    s.set_defaults(func=_submit)
+
+    r = sub.add_parser("run", help="run all READY Fireworks here, sequentially (rapidfire), with a progress bar")
+    r.add_argument("--max", type=int, default=None, help="stop after this many Fireworks")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common(r)
+    r.set_defaults(func=_run)
+
+    st = sub.add_parser("status", help="Firework counts per state and failures with their messages")
+    common(st)
+    st.set_defaults(func=_status)
+
+    rf = sub.add_parser("rerun-failed", help="reset FIZZLED Fireworks to READY")
+    common(rf)
+    rf.set_defaults(func=_rerun_failed)
+
+    e = sub.add_parser("export", help="write the results database rows to CSV")
+    e.add_argument("-o", "--output", type=Path, default=Path("results.csv"), help="CSV file (default results.csv)")
+    common(e)
+    e.set_defaults(func=_export)
+
+
+def _redact(url: str) -> str:
+    from sacmap.workflows.campaign.results import _redact as redact
+
+    return redact(url)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    spec, configs = runner.load_spec_configs(args.spec)
+    info = runner.submit_configs(configs, args.workdir, name=str(spec.get("name", args.spec.stem)),
+                                 calculation=spec.get("calculation"), calculator=args.calculator,
+                                 launchpad=args.launchpad, db=args.db, source=str(args.spec))
+    variants = ", ".join(f"{v['calculator']}:{v['settings_hash']}" for v in info["variants"])
+    print(f"submitted {info['added']} workflow(s) ({info['skipped']} already there) for {len(configs)} "
+          f"configuration(s) x [{variants}]")
+    print(f"launchpad: {info['launchpad'] or 'embedded (' + str(args.workdir / 'launchpad.json') + ')'}")
+    print(f"results database: {_redact(info['db'])}")
+    if any(v["calculator"] == "vasp" for v in info["variants"]):
+        from sacmap.workflows.campaign.vasp_inputs import potcar_library_available
+
+        if not potcar_library_available():
+            print("warning: PMG_VASP_PSP_DIR is not set: only POTCAR.spec files will be written and VASP cannot run")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    counts = runner.run(args.workdir, progress=not args.no_progress, max_fireworks=args.max)
+    print("fireworks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if counts.get("FIZZLED"):
+        print(f"{counts['FIZZLED']} failed: see `sacmap campaign status -w {args.workdir}`")
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    st = runner.status(args.workdir)
+    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {_redact(st['db'])} "
+          f"({st['n_results']} results)")
+    for state, n in st["counts"].items():
+        print(f"  {state:<10} {n}")
+    for f in st["failures"]:
+        print(f"  FIZZLED fw {f['fw_id']} {f['name']}: {f['message']}")
+    return 0
+
+
+def _rerun_failed(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    n = runner.rerun_failed(args.workdir)
+    print(f"reset {n} failed Firework(s) to READY; run `sacmap campaign run -w {args.workdir}`")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    n = runner.export(args.workdir, args.output)
+    print(f"wrote {n} row(s) to {args.output}")
+    return 0

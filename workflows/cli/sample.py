@@ -1,0 +1,219 @@
+"""``sacmap sample``: the paper's point samplers (random, attractive, repulsive, DFT-biased) and the fit of the
+DFT-biased sampler to observed coordinates. Lengths in nm, densities in atoms/nm², energies in eV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _common(sp) -> None:
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--density", type=float, help="atoms per nm² (of the region's area)")
+    g.add_argument("--n-points", type=int, help="atoms per run")
+    g.add_argument("--species", help="multi-species densities, e.g. Ni:2,Pd:1 (atoms/nm² each; sampled "
+                   "independently, as in the paper)")
+    sp.add_argument("--region", default="10,10", help="W,H or X0,Y0,X1,Y1 in nm (default 10,10: the paper's)")
+    sp.add_argument("--runs", type=int, default=40, help="independent runs (default 40)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--multimer-nm", type=float, default=0.22, help="multimer threshold for the statistics")
+    sp.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default sample_<model>)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="point samplers of the paper and the fit of the DFT-biased one",
+                              description="Sample metal-centre coordinates under random, attractive, repulsive "
+                              "or DFT-biased rules; writes coords.csv, stats.csv (descriptors per run) and "
+                              "summary.json. 'fit' fits the DFT-biased sampler to observed coordinates.")
+    sub = p.add_subparsers(dest="sample_command", metavar="MODEL", required=True)
+    s = sub.add_parser("random", help="uniform points")
+    _common(s)
+    s = sub.add_parser("attractive", help="two-stage: first points, then the rest in boxes around them")
+    _common(s)
+    s.add_argument("--first-fraction", type=float, default=0.125,
+                   help="share of points in stage 1 (default 0.125: the paper's 50 of 400)")
+    s.add_argument("--box-nm", type=float, default=1.0, help="side of the stage-2 box in nm (default 1)")
+    s = sub.add_parser("repulsive", help="accept a proposal when R + C < NN(d)")
+    _common(s)
+    s.add_argument("--c-nm", type=float, default=0.2, help="C in nm (default 0.2, the paper's)")
+    s = sub.add_parser("dft", help="DFT-biased probability field (Rayleigh NND term × exp(-ΔE/kT))")
+    _common(s)
+    s.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv (Å, eV)")
+    s.add_argument("--site-kinds", default=None, help="curve of the potential to use (default: the only one, "
+                   "or the lowest energy of all kinds at each separation)")
+    s.add_argument("--sigma-nm", type=float, default=None, help="Rayleigh scale σ in nm (default: Poisson)")
+    s.add_argument("--kT-eV", type=float, default=None, help="kT in eV (default: no energy term)")
+    s.add_argument("--params", type=Path, default=None, help="fit.json from 'sacmap sample fit' (σ/σ₀ and kT)")
+    s.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+                   "0.01-0.05 nm)")
+    f = sub.add_parser("fit", help="fit σ and kT of the DFT-biased sampler to observed coordinates")
+    f.add_argument("--observed", type=Path, required=True, help="coordinates CSV (as for 'sacmap stats')")
+    f.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv (none: fit σ only)")
+    f.add_argument("--site-kinds", default=None, help="curve of the potential to use")
+    f.add_argument("--pixel-size", type=float, default=None, help="nm per pixel for pixel columns / a mask")
+    f.add_argument("--region", default=None, help="observed rectangle W,H or X0,Y0,X1,Y1 in nm")
+    f.add_argument("--mask", default=None, help="support mask file (with the pixel size)")
+    f.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+                   "0.01-0.05 nm)")
+    f.add_argument("--runs-per-point", type=int, default=8, help="sampler runs per grid point (default 8)")
+    f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
+    f.add_argument("--sigma-factors", default=None, help="σ/σ₀ grid, comma-separated (default "
+                   "0.8,0.9,1,1.1,1.2,1.35,1.5)")
+    f.add_argument("--beta-grid", default=None, help="1/kT grid in 1/eV, comma-separated, 0 = no energy term "
+                   "(default 0,2.5,5,10,20)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    f.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default <observed>_fit)")
+    for sp in sub.choices.values():
+        sp.set_defaults(func=run_sample)
+
+
+def _species(text: str) -> dict[str, float]:
+    from sacmap.analysis.errors import AnalysisInputError
+
+    out = {}
+    for part in text.split(","):
+        name, _, val = part.partition(":")
+        try:
+            out[name.strip()] = float(val)
+        except ValueError as exc:
+            raise AnalysisInputError(f"--species: expected EL:DENSITY[,EL:DENSITY], got {text!r}") from exc
+        if not name.strip() or not out[name.strip()] > 0:
+            raise AnalysisInputError(f"--species: bad entry {part!r} (element and a positive density)")
+    return out
+
+
+def _fit(args) -> int:
+    import pandas as pd
+
+    from sacmap.analysis.errors import AnalysisInputError
+    from sacmap.analysis.spatial.io import read_coordinates, region_for, write_csv, write_json
+    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+
+    if args.runs_per_point < 1 or args.n_boot < 0:
+        raise AnalysisInputError("--runs-per-point must be ≥ 1 and --n-boot ≥ 0")
+    xy, _, meta = read_coordinates(args.observed, args.pixel_size)
+    if len(xy) < 3:
+        raise AnalysisInputError(f"{args.observed}: {len(xy)} atom(s); fitting needs at least 3")
+    region = region_for(xy, meta, args.region, args.mask, args.pixel_size)
+    def floats(text, name):
+        if text is None:
+            return None
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise AnalysisInputError(f"--{name}: expected comma-separated numbers, got {text!r}") from exc
+
+    est = DFTBiasedSampler(args.potential, grid_nm=args.grid_nm, site_kinds=args.site_kinds,
+                           runs_per_point=args.runs_per_point, n_boot=args.n_boot, seed=args.seed,
+                           sigma_factors=floats(args.sigma_factors, "sigma-factors"),
+                           beta_grid=floats(args.beta_grid, "beta-grid"))
+    est.fit(xy, region, progress=True)
+    res = dict(est.fit_result_)
+    res.update(observed=str(args.observed), potential_file=str(args.potential) if args.potential else None,
+               region=region.describe())
+    out = args.outdir or args.observed.with_name(args.observed.stem + "_fit")
+    write_json(out / "fit.json", res)
+    write_csv(out / "fit_grid.csv", pd.DataFrame(res["grid"]))
+    kt = "none (no energy term)" if res["kT_eV"] is None else f"{res['kT_eV']:.3g} eV"
+    print(f"{args.observed}: {res['n_observed']} atoms, {res['density_nm2']:.3f} atoms/nm²")
+    print(f"  σ = {res['sigma_nm']:.3f} nm (σ/σ₀ = {res['sigma_factor']:.3g}; 95 % CI {res['sigma_nm_ci95'][0]:.3f}"
+          f"–{res['sigma_nm_ci95'][1]:.3f} nm), kT = {kt}")
+    print(f"  fit: Wasserstein {res['wasserstein_nm']:.4f} nm, KS {res['ks_statistic']:.3f} "
+          f"(p = {res['ks_pvalue']:.3g}); random model: {res['wasserstein_random_nm']:.4f} nm, "
+          f"KS p = {res['ks_pvalue_random']:.3g}")
+    print(f"  written to {out}/fit.json")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    if args.sample_command == "fit":
+        return _fit(args)
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from sacmap.analysis.errors import AnalysisInputError
+    from sacmap.analysis.spatial.descriptors import descriptors, flatten_descriptors
+    from sacmap.analysis.spatial.io import parse_region, write_csv, write_json
+    from sacmap.analysis.spatial.samplers.point import (
+        n_for_density,
+        sample_attractive,
+        sample_multispecies,
+        sample_random,
+        sample_repulsive,
+    )
+
+    if args.runs < 1:
+        raise AnalysisInputError(f"--runs must be ≥ 1, got {args.runs}")
+    region = parse_region(args.region)
+    model = args.sample_command
+    params: dict = {"model": model, "region": region.describe(), "runs": args.runs, "seed": args.seed}
+    labels = None
+    if args.species:
+        if model == "dft":
+            raise AnalysisInputError("--species is available for random, attractive and repulsive")
+        counts = {el: n_for_density(d, region) for el, d in _species(args.species).items()}
+        kw = {"c_nm": args.c_nm} if model == "repulsive" else \
+            {"first_fraction": args.first_fraction, "box_nm": args.box_nm} if model == "attractive" else {}
+        xy, labels = sample_multispecies(counts, region, args.runs, args.seed, sampler=model, **kw)
+        params["species_counts"] = counts
+    else:
+        n = n_for_density(args.density, region) if args.density is not None else int(args.n_points)
+        if n < 2:
+            raise AnalysisInputError(f"{n} point(s) per run; statistics need at least 2")
+        params["n_points"] = n
+        if model == "random":
+            xy = sample_random(n, region, args.runs, args.seed)
+        elif model == "attractive":
+            if not 0 < args.first_fraction <= 1:
+                raise AnalysisInputError(f"--first-fraction must be in (0, 1], got {args.first_fraction}")
+            n_first = max(1, int(round(args.first_fraction * n)))
+            params.update(n_first=n_first, box_nm=args.box_nm)
+            xy = sample_attractive(n, n_first, region, args.runs, args.seed, box_nm=args.box_nm)
+        elif model == "repulsive":
+            params["c_nm"] = args.c_nm
+            xy = sample_repulsive(n, region, args.runs, args.seed, c_nm=args.c_nm, progress=True)
+        else:
+            from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+
+            sigma, kT, factor = args.sigma_nm, args.kT_eV, None
+            if args.params is not None:
+                try:
+                    fit = json.loads(Path(args.params).read_text())
+                    factor, kT = float(fit["sigma_factor"]), fit.get("kT_eV")
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise AnalysisInputError(f"{args.params}: not a fit.json with sigma_factor/kT_eV ({exc})") \
+                        from exc
+                sigma = factor / np.sqrt(2 * np.pi * n / region.area_nm2)
+            if kT is not None and args.potential is None:
+                raise AnalysisInputError("a kT needs --potential (the site-site potential CSV)")
+            est = DFTBiasedSampler(args.potential, sigma_nm=sigma, kT_eV=kT, grid_nm=args.grid_nm,
+                                   site_kinds=args.site_kinds, seed=args.seed)
+            params.update(sigma_nm=sigma, kT_eV=kT, grid_nm=args.grid_nm,
+                          potential=est.potential_.describe() if est.potential_ is not None else None)
+            xy = est.sample(n, region, runs=args.runs, seed=args.seed, progress=True)
+    out = args.outdir or Path(f"sample_{model}")
+    runs, n = xy.shape[0], xy.shape[1]
+    coords = pd.DataFrame({"run": np.repeat(np.arange(runs), n), "x_nm": xy[:, :, 0].ravel(),
+                           "y_nm": xy[:, :, 1].ravel()})
+    if labels is not None:
+        coords["element"] = np.tile(labels, runs)
+    rows = []
+    for r in range(runs):
+        d = descriptors(xy[r], region, labels, multimer_nm=args.multimer_nm)
+        rows.append({"run": r, **flatten_descriptors(d)})
+    stats = pd.DataFrame(rows)
+    keys = ["density_nm2", "nnd_mean_nm", "nnd_sd_nm", "nnd_mean_hanisch_nm", "multimer_share", "clark_evans", "z"]
+    summary = {**params, "mean": {k: float(stats[k].mean()) for k in keys},
+               "sd": {k: float(stats[k].std(ddof=1)) if runs > 1 else 0.0 for k in keys}}
+    write_csv(out / "coords.csv", coords)
+    write_csv(out / "stats.csv", stats)
+    write_json(out / "summary.json", summary)
+    m, s = summary["mean"], summary["sd"]
+    print(f"{model}: {runs} runs × {n} points in {region.area_nm2:.1f} nm² ({m['density_nm2']:.3f} atoms/nm²)")
+    print(f"  NND {m['nnd_mean_nm']:.3f} ± {s['nnd_mean_nm']:.3f} nm, multimer share "
+          f"{100 * m['multimer_share']:.1f} ± {100 * s['multimer_share']:.1f} %, Clark-Evans "
+          f"{m['clark_evans']:.3f} ± {s['clark_evans']:.3f}")
+    print(f"  written to {out}/ (coords.csv, stats.csv, summary.json)")
+    return 0
