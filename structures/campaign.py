@@ -37,10 +37,14 @@ both sites; ``mixed`` = two different metals (``Ni/3N-Pd/4N`` and ``Pd/3N-Ni/4N`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from sacmap.core.resources import resolve_spec
+from sacmap.core.validation import dump, option, parse
 
 from .builders import (
     SlabSpec,
@@ -58,206 +62,243 @@ from .pairs import DEFAULT_MAX_SEPARATION, enumerate_pairs
 
 log = logging.getLogger(__name__)
 
-TOP_LEVEL_KEYS = ("name", "description", "structures", "calculation", "images", "detection", "statistics",
-                  "sampling")
-STRUCTURES_KEYS = ("slab", "heights", "dimer_bond", "gas_box", "sets")
-SLAB_KEYS = ("nx", "ny", "vacuum", "orientation")
 SET_TYPES = ("slab", "site", "pair", "dimer", "gas_atom", "gas_dimer")
 OCCUPATIONS = ("bare", "first", "second", "one", "both", "mixed")
-_COMMON = ("name", "type", "description", "spin_polarised")
-SET_KEYS = {
-    "slab": _COMMON,
-    "site": _COMMON + ("kinds", "metals"),
-    "pair": _COMMON + ("kinds", "max_separation", "min_separation", "shares_NN_bond", "occupation", "metals"),
-    "dimer": _COMMON + ("kinds", "metals", "orientations", "bond"),
-    "gas_atom": _COMMON + ("metals",),
-    "gas_dimer": _COMMON + ("metals", "bond"),
-}
 
 
-class _Ctx:
-    """Formats error messages as ``<file>: <field>: <problem>``."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def err(self, fld: str, msg: str) -> StructureInputError:
-        return StructureInputError(f"{self.source}: {fld}: {msg}")
-
-
-def _num(ctx: _Ctx, fld: str, value, lo=None, hi=None, integer=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ctx.err(fld, f"expected a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ctx.err(fld, f"expected an integer, got {value!r}")
-    if lo is not None and value < lo:
-        raise ctx.err(fld, f"{value} is below the minimum {lo}")
-    if hi is not None and value > hi:
-        raise ctx.err(fld, f"{value} is above the maximum {hi}")
-    return int(value) if integer else float(value)
+# ------------------------------------------------------------------------------------------ item validators
+def _kind(value) -> str:
+    """Canonical site kind (``3N``/``4N``/``6N``) of one list item, or ``ValueError``."""
+    try:
+        return parse_kind(value)
+    except StructureInputError:
+        raise ValueError(f"unknown site kind {value!r} (expected 3N, 4N, 6N or 3xN6, 4xN6, 6xN6)") from None
 
 
-def _keys(ctx: _Ctx, fld: str, d, allowed) -> None:
-    if not isinstance(d, dict):
-        raise ctx.err(fld, f"expected a mapping, got {type(d).__name__}")
-    unknown = [k for k in d if k not in allowed]
-    if unknown:
-        raise ctx.err(f"{fld}.{unknown[0]}" if fld else str(unknown[0]),
-                      f"unknown key (allowed: {', '.join(allowed)})")
+def _metal(value) -> str:
+    try:
+        return check_metal(value)
+    except StructureInputError as exc:
+        raise ValueError(str(exc).split(": ", 1)[1]) from None
 
 
-def _list(ctx: _Ctx, fld: str, value) -> list:
-    if isinstance(value, (str, int, float)):
-        return [value]
-    if not isinstance(value, list) or not value:
-        raise ctx.err(fld, f"expected a non-empty list, got {value!r}")
+def _non_empty(values: list) -> list:
+    if not values:
+        raise ValueError("expected a non-empty list")
+    return values
+
+
+def _unique(values: list) -> list:
+    """Non-empty, duplicates dropped (first kept)."""
+    return list(dict.fromkeys(_non_empty(values)))
+
+
+def _orientation(value: str) -> str:
+    o = value.lower()
+    if o not in ORIENTATIONS:
+        raise ValueError(f"unknown value {value!r} (expected ab or ac)")
+    return o
+
+
+def _heights(values: dict) -> dict:
+    """Site kind -> height (Å), keys canonical, the defaults filled in for kinds not given."""
+    out = dict(DEFAULT_HEIGHTS)
+    for k, v in values.items():
+        try:
+            out[parse_kind(k)] = v
+        except StructureInputError:
+            raise ValueError(f"unknown site kind {k!r} (expected 3N, 4N or 6N)") from None
+    return out
+
+
+def _set_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty set name")
     return value
 
 
-def _kinds(ctx: _Ctx, fld: str, value) -> list[str]:
-    out = []
-    for k, v in enumerate(_list(ctx, fld, value)):
-        try:
-            out.append(parse_kind(v))
-        except StructureInputError:
-            raise ctx.err(f"{fld}[{k}]", f"unknown site kind {v!r} (expected 3N, 4N, 6N or 3xN6, 4xN6, 6xN6)") from None
-    return out
+def _spec_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
 
 
-def _metals(ctx: _Ctx, fld: str, value) -> list[str]:
-    out = []
-    for k, v in enumerate(_list(ctx, fld, value)):
-        try:
-            m = check_metal(v)
-        except StructureInputError as exc:
-            raise ctx.err(f"{fld}[{k}]", str(exc).split(": ", 1)[1]) from None
-        if m not in out:
-            out.append(m)
-    return out
+# ------------------------------------------------------------------------------------------ the spec schema
+@dataclass(frozen=True)
+class SlabBlock:
+    """``structures.slab``: the periodic N-doped graphene sheet."""
+
+    nx: int = option(9, lo=2, hi=40, doc="rectangular graphene units along the first in-plane vector")
+    ny: int = option(6, lo=2, hi=40, doc="rectangular graphene units along the second in-plane vector")
+    vacuum: float = option(DEFAULT_VACUUM, lo=8.0, hi=100.0, unit="Å", doc="cell length along the normal")
+    orientation: str = option("ab", check=_orientation, doc="ab: vacuum along c; ac: the paper's, vacuum along b")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StructuresBlock:
+    """The ``structures`` block of a campaign spec; each item of ``sets`` is parsed by its ``type``
+    (:data:`SET_CLASSES`)."""
+
+    slab: SlabBlock = option(factory=SlabBlock)
+    heights: dict[str, float] = option(factory=lambda: dict(DEFAULT_HEIGHTS), lo=-3.0, hi=4.0, unit="Å",
+                                       check=_heights, doc="initial metal height above the plane per site kind")
+    dimer_bond: float = option(DIMER_BOND, lo=1.5, hi=4.0, unit="Å", doc="metal–metal distance of dimers")
+    gas_box: tuple[float, float, float] = option(DEFAULT_GAS_BOX, lo=6.0, hi=60.0, unit="Å",
+                                                 doc="box edges of the gas-phase references")
+    sets: list[Any] = option(check=_non_empty, doc="configuration sets (mappings with a name and a type)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Set:
+    name: str = option(check=_set_name, doc="unique set name")
+    type: str = option(choices=SET_TYPES)
+    description: str | None = option(None, doc="free text")
+    spin_polarised: bool | None = option(None, doc="overrides the default spin flag of the configurations")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlabSet(_Set):
+    """The bare sheet."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteSet(_Set):
+    """Single sites, bare or with one metal each."""
+
+    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="site kinds")
+    metals: list[str] | None = option(None, each=_metal, check=_unique, doc="element symbols (none: bare)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairSet(_Set):
+    """Every symmetry-inequivalent placement of two sites within a separation range, and their occupations."""
+
+    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="seed site kind, other site kind")
+    max_separation: float = option(DEFAULT_MAX_SEPARATION, lo=0.0, unit="Å",
+                                   doc="at most half the shorter cell edge")
+    min_separation: float = option(0.0, lo=0.0, unit="Å")
+    shares_NN_bond: bool | None = option(None, doc="only pairs that do (true) or do not (false) share an N–N bond")
+    occupation: str = option("bare", choices=OCCUPATIONS)
+    metals: list[str] | None = option(None, each=_metal, check=_unique, doc="element symbols (unless bare)")
+
+    def __post_init__(self):
+        if len(self.kinds) != 2:
+            raise ValueError(f"kinds: a pair needs exactly two site kinds, got {self.kinds!r}")
+        if self.min_separation > self.max_separation:
+            raise ValueError(f"min_separation: {self.min_separation} Å is larger than max_separation "
+                             f"({self.max_separation} Å)")
+        occ = self.occupation
+        if occ != "bare" and not self.metals:
+            raise ValueError(f"metals: occupation {occ!r} needs a list of metals")
+        if occ == "bare" and self.metals:
+            raise ValueError("metals: metals given but occupation is 'bare' (set occupation)")
+        if occ == "mixed" and len(self.metals) < 2:
+            raise ValueError("metals: occupation 'mixed' needs at least two different metals")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DimerSet(_Set):
+    """Metal dimers in single sites."""
+
+    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="site kinds")
+    metals: list[str] = option(each=_metal, check=_unique, doc="element symbols")
+    orientations: list[str] = option(factory=lambda: list(DIMER_ORIENTATIONS), choices=DIMER_ORIENTATIONS,
+                                     check=_unique, doc="v: upright; a, b: along an in-plane axis")
+    bond: float | None = option(None, lo=1.5, hi=4.0, unit="Å", doc="default: structures.dimer_bond")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GasAtomSet(_Set):
+    """Isolated metal atoms in a box."""
+
+    metals: list[str] = option(each=_metal, check=_unique, doc="element symbols")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GasDimerSet(_Set):
+    """Isolated metal dimers in a box."""
+
+    metals: list[str] = option(each=_metal, check=_unique, doc="element symbols")
+    bond: float | None = option(None, lo=1.5, hi=4.0, unit="Å", doc="default: structures.dimer_bond")
+
+
+SET_CLASSES: dict[str, type[_Set]] = {"slab": SlabSet, "site": SiteSet, "pair": PairSet, "dimer": DimerSet,
+                                      "gas_atom": GasAtomSet, "gas_dimer": GasDimerSet}
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """The top level of a campaign spec. Only ``name`` and ``description`` are checked here; ``structures`` is
+    parsed into :class:`StructuresBlock`, the other blocks belong to their packages and are passed through."""
+
+    name: str | None = option(None, check=_spec_name, doc="campaign name")
+    description: str | None = option(None, doc="free text")
+    structures: Any = option(None, doc="see StructuresBlock")
+    calculation: Any = option(None, doc="the campaign engine's settings (sacmap.workflows.campaign.settings)")
+    images: Any = option(None, doc="the main job (sacmap.workflows.job.spec)")
+    detection: Any = option(None, doc="the main job")
+    statistics: Any = option(None, doc="the main job")
+    sampling: Any = option(None, doc="the main job")
+
+
+TOP_LEVEL_KEYS = tuple(f.name for f in fields(CampaignSpec))
+
+
+def _parse_set(raw, i: int, st: StructuresBlock, source: str) -> dict:
+    """One item of ``structures.sets`` as a plain mapping, defaults filled in and unset optional keys left out."""
+    where = f"structures.sets[{i}]"
+    if not isinstance(raw, dict):
+        raise StructureInputError(f"{source}: {where}: expected a mapping, got {raw!r}")
+    name = raw.get("name")
+    if isinstance(name, str) and name.strip():
+        where = f"{where} ({name})"
+    typ = raw.get("type")
+    cls = SET_CLASSES.get(typ) if isinstance(typ, str) else None
+    if cls is None:  # reports the bad name, or the missing or unknown type
+        parse(_Set, {k: raw[k] for k in ("name", "type") if k in raw}, source=source, where=where,
+              error=StructureInputError)
+    s = parse(cls, raw, source=source, where=where, error=StructureInputError)
+    if isinstance(s, PairSet):
+        limit = SlabSpec(st.slab.nx, st.slab.ny).separation_limit
+        if s.max_separation > limit + 1e-9 or s.max_separation <= 0:
+            raise StructureInputError(
+                f"{source}: {where}.max_separation: {s.max_separation} Å is outside what the "
+                f"{st.slab.nx}x{st.slab.ny} cell allows (0 < max_separation <= {limit:.2f} Å, half the shorter "
+                "cell edge)")
+    if isinstance(s, (DimerSet, GasDimerSet)) and s.bond is None:
+        s = replace(s, bond=st.dimer_bond)
+    return {k: v for k, v in dump(s).items() if v is not None}
 
 
 def validate_structures(block, source: str = "<spec>") -> dict:
-    """Validate a ``structures`` block; returns it normalised (canonical kinds, defaults filled in).
+    """Validate a ``structures`` block (:class:`StructuresBlock`, each set by its type); returns it as a plain
+    mapping, normalised (canonical kinds, defaults filled in).
 
     Raises :class:`StructureInputError` naming ``source`` and the field."""
-    ctx = _Ctx(source)
-    _keys(ctx, "structures", block, STRUCTURES_KEYS)
-    out: dict = {}
-    slab = block.get("slab") or {}
-    _keys(ctx, "structures.slab", slab, SLAB_KEYS)
-    orient = str(slab.get("orientation", "ab")).lower()
-    if orient not in ORIENTATIONS:
-        raise ctx.err("structures.slab.orientation", f"unknown value {slab['orientation']!r} (expected ab or ac)")
-    out["slab"] = {
-        "nx": _num(ctx, "structures.slab.nx", slab.get("nx", 9), lo=2, hi=40, integer=True),
-        "ny": _num(ctx, "structures.slab.ny", slab.get("ny", 6), lo=2, hi=40, integer=True),
-        "vacuum": _num(ctx, "structures.slab.vacuum", slab.get("vacuum", DEFAULT_VACUUM), lo=8.0, hi=100.0),
-        "orientation": orient,
-    }
-    heights = dict(DEFAULT_HEIGHTS)
-    raw_h = block.get("heights") or {}
-    if not isinstance(raw_h, dict):
-        raise ctx.err("structures.heights", "expected a mapping site kind -> height (Å)")
-    for k, v in raw_h.items():
-        try:
-            kk = parse_kind(k)
-        except StructureInputError:
-            raise ctx.err(f"structures.heights.{k}", "unknown site kind (expected 3N, 4N or 6N)") from None
-        heights[kk] = _num(ctx, f"structures.heights.{k}", v, lo=-3.0, hi=4.0)
-    out["heights"] = heights
-    out["dimer_bond"] = _num(ctx, "structures.dimer_bond", block.get("dimer_bond", DIMER_BOND), lo=1.5, hi=4.0)
-    box = block.get("gas_box", list(DEFAULT_GAS_BOX))
-    box = _list(ctx, "structures.gas_box", box)
-    if len(box) != 3:
-        raise ctx.err("structures.gas_box", f"expected three edge lengths (Å), got {box!r}")
-    out["gas_box"] = [_num(ctx, f"structures.gas_box[{k}]", v, lo=6.0, hi=60.0) for k, v in enumerate(box)]
-    limit = SlabSpec(out["slab"]["nx"], out["slab"]["ny"]).separation_limit
-
-    sets = block.get("sets")
-    if not isinstance(sets, list) or not sets:
-        raise ctx.err("structures.sets", "expected a non-empty list of sets")
-    names = set()
+    st = parse(StructuresBlock, block, source=source, where="structures", error=StructureInputError)
+    out = dump(replace(st, sets=[]))
     out["sets"] = []
-    for i, s in enumerate(sets):
-        fld = f"structures.sets[{i}]"
-        if not isinstance(s, dict):
-            raise ctx.err(fld, f"expected a mapping, got {s!r}")
-        name = s.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ctx.err(f"{fld}.name", "missing or empty set name")
-        if name in names:
-            raise ctx.err(f"{fld}.name", f"duplicate set name {name!r}")
-        names.add(name)
-        fld = f"structures.sets[{i}] ({name})"
-        typ = s.get("type")
-        if typ not in SET_TYPES:
-            raise ctx.err(f"{fld}.type", f"unknown set type {typ!r} (expected one of {', '.join(SET_TYPES)})")
-        _keys(ctx, fld, s, SET_KEYS[typ])
-        n = {"name": name, "type": typ}
-        if "description" in s:
-            n["description"] = str(s["description"])
-        if "spin_polarised" in s:
-            if not isinstance(s["spin_polarised"], bool):
-                raise ctx.err(f"{fld}.spin_polarised", "expected true or false")
-            n["spin_polarised"] = s["spin_polarised"]
-        if typ in ("site", "pair", "dimer"):
-            if "kinds" not in s:
-                raise ctx.err(f"{fld}.kinds", "missing (list of site kinds)")
-            n["kinds"] = _kinds(ctx, f"{fld}.kinds", s["kinds"])
-        if typ in ("dimer", "gas_atom", "gas_dimer"):
-            if "metals" not in s:
-                raise ctx.err(f"{fld}.metals", "missing (list of element symbols)")
-        if "metals" in s:
-            n["metals"] = _metals(ctx, f"{fld}.metals", s["metals"])
-        if typ == "pair":
-            if len(n["kinds"]) != 2:
-                raise ctx.err(f"{fld}.kinds", f"a pair needs exactly two site kinds, got {s['kinds']!r}")
-            mx = _num(ctx, f"{fld}.max_separation", s.get("max_separation", DEFAULT_MAX_SEPARATION), lo=0.0)
-            if mx > limit + 1e-9 or mx <= 0:
-                raise ctx.err(
-                    f"{fld}.max_separation",
-                    f"{mx} Å is outside what the {out['slab']['nx']}x{out['slab']['ny']} cell allows "
-                    f"(0 < max_separation <= {limit:.2f} Å, half the shorter cell edge)",
-                )
-            mn = _num(ctx, f"{fld}.min_separation", s.get("min_separation", 0.0), lo=0.0)
-            if mn > mx:
-                raise ctx.err(f"{fld}.min_separation", f"{mn} Å is larger than max_separation ({mx} Å)")
-            n["max_separation"], n["min_separation"] = mx, mn
-            if "shares_NN_bond" in s:
-                if not isinstance(s["shares_NN_bond"], bool):
-                    raise ctx.err(f"{fld}.shares_NN_bond", "expected true or false")
-                n["shares_NN_bond"] = s["shares_NN_bond"]
-            occ = s.get("occupation", "bare")
-            if occ not in OCCUPATIONS:
-                raise ctx.err(f"{fld}.occupation", f"unknown value {occ!r} (expected one of {', '.join(OCCUPATIONS)})")
-            n["occupation"] = occ
-            if occ != "bare" and not n.get("metals"):
-                raise ctx.err(f"{fld}.metals", f"occupation {occ!r} needs a list of metals")
-            if occ == "bare" and n.get("metals"):
-                raise ctx.err(f"{fld}.metals", "metals given but occupation is 'bare' (set occupation)")
-            if occ == "mixed" and len(n["metals"]) < 2:
-                raise ctx.err(f"{fld}.metals", "occupation 'mixed' needs at least two different metals")
-        if typ == "dimer":
-            ors = _list(ctx, f"{fld}.orientations", s.get("orientations", list(DIMER_ORIENTATIONS)))
-            for k, o in enumerate(ors):
-                if o not in DIMER_ORIENTATIONS:
-                    raise ctx.err(f"{fld}.orientations[{k}]", f"unknown dimer orientation {o!r} (expected v, a or b)")
-            n["orientations"] = list(dict.fromkeys(ors))
-        if typ in ("dimer", "gas_dimer"):
-            n["bond"] = _num(ctx, f"{fld}.bond", s.get("bond", out["dimer_bond"]), lo=1.5, hi=4.0)
-        out["sets"].append(n)
+    names: set[str] = set()
+    for i, raw in enumerate(st.sets):
+        s = _parse_set(raw, i, st, source)
+        if s["name"] in names:
+            raise StructureInputError(f"{source}: structures.sets[{i}].name: duplicate set name {s['name']!r}")
+        names.add(s["name"])
+        out["sets"].append(s)
     return out
 
 
 def load_spec(path) -> dict:
-    """Read and validate a campaign spec (YAML).
+    """Read and validate a campaign spec (YAML), given as a path or as the name of a bundled spec (``paper``,
+    ``demo``: :func:`sacmap.core.resources.resolve_spec`).
 
-    Checks the top-level keys against :data:`TOP_LEVEL_KEYS` and fully validates the ``structures`` block
-    (returned normalised); the other blocks are passed through untouched for their owners to validate. The
-    returned dict also has ``_source`` (the file path as a string). Raises :class:`StructureInputError` (naming
-    the file and the field) for bad content and ``FileNotFoundError`` for a missing file.
+    Checks the top level (:class:`CampaignSpec`) and fully validates the ``structures`` block (returned
+    normalised); the other blocks are passed through untouched for their owners to validate. The returned dict
+    also has ``_source`` (the spec file's path as a string; relative paths inside the spec resolve against its
+    folder). Raises :class:`StructureInputError` (naming the file and the field) for bad content and
+    ``FileNotFoundError`` for a missing file.
     """
-    path = Path(path)
+    path = resolve_spec(path)
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
@@ -271,18 +312,12 @@ def load_spec(path) -> dict:
 
 def validate_spec(data, source: str = "<spec>") -> dict:
     """Validate an already-parsed spec dict (see :func:`load_spec`)."""
-    ctx = _Ctx(source)
-    if not isinstance(data, dict):
-        raise StructureInputError(f"{source}: top level: expected a mapping of blocks, got {type(data).__name__}")
-    unknown = [k for k in data if k not in TOP_LEVEL_KEYS and k != "_source"]
-    if unknown:
-        raise ctx.err(str(unknown[0]), f"unknown top-level key (allowed: {', '.join(TOP_LEVEL_KEYS)})")
-    if "name" in data and (not isinstance(data["name"], str) or not data["name"].strip()):
-        raise ctx.err("name", "expected a non-empty string")
-    out = dict(data)
+    given = {k: v for k, v in data.items() if k != "_source"} if isinstance(data, dict) else data
+    parse(CampaignSpec, given, source=source, error=StructureInputError)
+    out = dict(given)
     out["_source"] = source
-    if "structures" in data:
-        out["structures"] = validate_structures(data["structures"], source)
+    if "structures" in given:
+        out["structures"] = validate_structures(given["structures"], source)
     return out
 
 
@@ -434,4 +469,5 @@ def counts_per_set(spec) -> dict[str, int]:
 
 
 __all__ = ["load_spec", "validate_spec", "validate_structures", "plan", "expand", "counts_per_set",
-           "PlannedConfiguration", "TOP_LEVEL_KEYS", "SITE_KINDS"]
+           "PlannedConfiguration", "CampaignSpec", "StructuresBlock", "SlabBlock", "SET_CLASSES", "TOP_LEVEL_KEYS",
+           "SITE_KINDS"]

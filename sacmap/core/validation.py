@@ -35,16 +35,18 @@ _MISSING = dataclasses.MISSING
 
 def option(default: Any = _MISSING, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
            choices: tuple | None = None, check: Callable[[Any], Any] | None = None, doc: str = "", unit: str = "",
-           factory: Callable[[], Any] | None = None, aliases: tuple[str, ...] = ()) -> Any:
+           factory: Callable[[], Any] | None = None, aliases: tuple[str, ...] = (),
+           each: Callable[[Any], Any] | None = None) -> Any:
     """A dataclass field with validation metadata.
 
     ``lo``/``hi``: inclusive bounds for numbers (``lo_open``: strictly above ``lo``), also applied to every item
     of a list of numbers; ``choices``: allowed values; ``check``: a callable returning the normalised value or
-    raising ``ValueError`` with the problem; ``doc``/``unit``: documentation (units: Å, nm, eV, px, ...);
+    raising ``ValueError`` with the problem; ``each``: the same for every item of a list (the message names the
+    item, ``field[i]``), applied before ``check``; ``doc``/``unit``: documentation (units: Å, nm, eV, px, ...);
     ``factory``: default factory for mutable defaults; ``aliases``: other accepted key names.
     """
     meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "check": check, "doc": doc,
-            "unit": unit, "aliases": tuple(aliases)}
+            "unit": unit, "aliases": tuple(aliases), "each": each}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -159,6 +161,15 @@ def _apply_meta(value, where: str, meta: Mapping):
             if v not in choices:
                 at = f"{where}[{i}]" if isinstance(value, (list, tuple)) else where
                 raise _Problem(at, f"unknown value {v!r} (expected one of {', '.join(map(str, choices))})")
+    each = meta.get("each")
+    if each is not None and isinstance(value, (list, tuple)):
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(each(v))
+            except (ValueError, TypeError) as exc:
+                raise _Problem(f"{where}[{i}]", str(exc)) from None
+        value = type(value)(items)
     if check is not None and value is not None:
         try:
             value = check(value)

@@ -67,7 +67,7 @@ def _with_set(**changes):
 
 
 def test_unknown_top_level_key(tmp_path):
-    _error(tmp_path, dict(GOOD, structure={}), "structure", "unknown top-level key")
+    _error(tmp_path, dict(GOOD, structure={}), ": structure: unknown key", "allowed: name, description, structures")
 
 
 def test_unknown_set_key(tmp_path):
@@ -105,7 +105,7 @@ def test_other_bad_fields(tmp_path):
     _error(tmp_path, d, "structures.slab.orientation", "xy")
     _error(tmp_path, "- just\n- a list\n", "top level")
     d = dict(GOOD, structures=dict(GOOD["structures"], heights={"7N": 1.0}))
-    _error(tmp_path, d, "structures.heights.7N")
+    _error(tmp_path, d, "structures.heights", "unknown site kind '7N'")
 
 
 def test_missing_file(tmp_path):
