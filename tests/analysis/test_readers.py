@@ -14,6 +14,7 @@ import pytest
 
 from sacmap.analysis.energetics.readers import (
     load_records,
+    parse_acf,
     read_acf,
     read_ase_db,
     read_vasp_folder,
@@ -277,3 +278,40 @@ def test_archive_inside_archive_and_folder_names(tmp_path):
     df = load_records([outer], progress=False)
     assert df["calc_dir"].tolist() == [f"{outer}!/runs/inner.tar.gz!/u"]
     assert df["problems"].iloc[0].startswith(f"{outer}!/runs/inner.tar.gz!/u: ionic relaxation not converged")
+
+
+ACF = """\
+    #         X           Y           Z       CHARGE      MIN DIST    ATOMIC VOL
+ --------------------------------------------------------------------------------
+    1      0.0000      0.0000      0.0000      9.3512      1.0110     11.2234
+    2      1.4200      0.0000      0.0000      4.2230      0.8120      9.8110
+    3      2.8400      0.0000      0.0000      6.1258      0.9020     10.1000
+ --------------------------------------------------------------------------------
+    VACUUM CHARGE:               0.0000
+    VACUUM VOLUME:               0.0000
+    NUMBER OF ELECTRONS:        19.7000
+"""
+
+
+def test_parse_acf_reads_every_column(tmp_path):
+    path = tmp_path / "ACF.dat"
+    path.write_text(ACF)
+    acf = parse_acf(path)
+    assert acf["electrons"] == [9.3512, 4.2230, 6.1258]
+    assert acf["positions"][1] == [1.42, 0.0, 0.0]
+    assert acf["volume"] == [11.2234, 9.8110, 10.1]
+    assert acf["n_electrons"] == pytest.approx(19.7)
+    assert sum(acf["electrons"]) == pytest.approx(acf["n_electrons"])
+
+
+@pytest.mark.parametrize("text, match", [
+    (ACF.replace("    2      1.4200", "    5      1.4200"), "indices are not 1..3"),
+    (ACF.replace("6.1258      0.9020     10.1000", "6.1258"), "expected 7"),
+    ("# nothing\n", "no atom rows"),
+    (ACF.replace("4.2230", "four"), "unreadable"),
+])
+def test_parse_acf_rejects_damaged_files(tmp_path, text, match):
+    path = tmp_path / "ACF.dat"
+    path.write_text(text)
+    with pytest.raises(AnalysisInputError, match=match):
+        parse_acf(path)

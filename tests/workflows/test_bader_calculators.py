@@ -1,4 +1,5 @@
-"""Bader output parsing/availability and the embedded calculator registry (charges only when real)."""
+"""Bader availability and the embedded calculator registry (charges only when real); ACF.dat parsing is tested
+with the analysis readers (tests/analysis/test_readers.py)."""
 
 from __future__ import annotations
 
@@ -23,30 +24,6 @@ ACF = """\
     VACUUM VOLUME:               0.0000
     NUMBER OF ELECTRONS:        19.7000
 """
-
-
-def test_parse_acf(tmp_path):
-    path = tmp_path / "ACF.dat"
-    path.write_text(ACF)
-    acf = bader.parse_acf(path)
-    assert acf["electrons"] == [9.3512, 4.2230, 6.1258]
-    assert acf["positions"][1] == [1.42, 0.0, 0.0]
-    assert acf["volume"] == [11.2234, 9.8110, 10.1]
-    assert acf["n_electrons"] == pytest.approx(19.7)
-    assert sum(acf["electrons"]) == pytest.approx(acf["n_electrons"])
-
-
-@pytest.mark.parametrize("text, match", [
-    (ACF.replace("    2      1.4200", "    5      1.4200"), "indices are not 1..3"),
-    (ACF.replace("6.1258      0.9020     10.1000", "6.1258"), "expected 7"),
-    ("# nothing\n", "no atoms"),
-    (ACF.replace("4.2230", "four"), "unreadable"),
-])
-def test_parse_acf_rejects_damaged_files(tmp_path, text, match):
-    path = tmp_path / "ACF.dat"
-    path.write_text(text)
-    with pytest.raises(WorkflowInputError, match=match):
-        bader.parse_acf(path)
 
 
 def test_no_bader_program_or_density_gives_no_charges(tmp_path, monkeypatch):

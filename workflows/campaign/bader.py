@@ -4,6 +4,7 @@ Preferred: pymatgen's ``bader_analysis_from_path`` with Henkelman's ``bader`` ex
 Fallback: the pure-Python ``pybader`` API (extra ``bader``; its console script named ``bader`` is never called).
 Charges are net atomic charges in e, ``ZVAL - N_Bader`` (positive = electrons lost); without a POTCAR (no ZVAL)
 only the Bader electron counts are returned. Nothing is invented: without a Bader program the result is ``None``.
+An ``ACF.dat`` is read by :func:`sacmap.analysis.energetics.readers.parse_acf` (the one ACF.dat parser).
 """
 
 from __future__ import annotations
@@ -15,53 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sacmap.workflows.errors import WorkflowInputError
-
 log = logging.getLogger(__name__)
-
-
-def parse_acf(path: str | Path) -> dict:
-    """Read Henkelman's ``ACF.dat``: per-atom x, y, z (Å), charge (electrons), min distance (Å), volume (Å³).
-
-    Returns ``{"electrons": [...], "positions": [[x, y, z], ...], "min_dist": [...], "volume": [...],
-    "vacuum_charge": float, "vacuum_volume": float, "n_electrons": float}``.
-    """
-    path = Path(path)
-    rows, footer = [], {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if not parts or set(line.strip()) <= set("-"):
-            continue
-        if parts[0] == "#":
-            continue
-        if ":" in line:
-            key, _, val = line.partition(":")
-            try:
-                footer[key.strip().upper()] = float(val.split()[0])
-            except (ValueError, IndexError):
-                pass
-            continue
-        try:
-            vals = [float(x) for x in parts]
-        except ValueError as exc:
-            raise WorkflowInputError(f"{path}: unreadable ACF.dat line {line!r}") from exc
-        if len(vals) < 7:
-            raise WorkflowInputError(f"{path}: ACF.dat line has {len(vals)} columns, expected 7: {line!r}")
-        rows.append(vals[:7])
-    if not rows:
-        raise WorkflowInputError(f"{path}: no atoms in ACF.dat")
-    arr = np.array(rows)
-    if not np.array_equal(arr[:, 0], np.arange(1, len(arr) + 1)):
-        raise WorkflowInputError(f"{path}: ACF.dat atom indices are not 1..{len(arr)}")
-    return {
-        "electrons": arr[:, 4].tolist(),
-        "positions": arr[:, 1:4].tolist(),
-        "min_dist": arr[:, 5].tolist(),
-        "volume": arr[:, 6].tolist(),
-        "vacuum_charge": footer.get("VACUUM CHARGE", 0.0),
-        "vacuum_volume": footer.get("VACUUM VOLUME", 0.0),
-        "n_electrons": footer.get("NUMBER OF ELECTRONS", float(arr[:, 4].sum())),
-    }
 
 
 def zvals(directory: str | Path) -> list[float] | None:

@@ -1,8 +1,7 @@
-"""Running VASP through custodian and reading its outputs robustly."""
+"""Running VASP through custodian and reading its outputs (through the analysis readers)."""
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import shlex
@@ -91,20 +90,9 @@ def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int
         os.chdir(cwd)
 
 
-def _open(path: Path) -> Path:
-    """``path`` or its ``.gz`` sibling, decompressed next to it when only the gzip exists."""
-    if path.is_file():
-        return path
-    gz = path.with_name(path.name + ".gz")
-    if gz.is_file():
-        with gzip.open(gz, "rb") as src:
-            path.write_bytes(src.read())
-        return path
-    raise FileNotFoundError(f"{path} (nor {gz.name}) not found")
-
-
 def parse_vasp_dir(directory: str | Path) -> dict:
-    """Final structure and energy of a finished VASP run (vasprun.xml, OSZICAR).
+    """Final structure and energy of a finished VASP run (vasprun.xml, OSZICAR), read with the analysis readers
+    (:func:`sacmap.analysis.energetics.readers.read_vasprun`, the one vasprun.xml parser).
 
     ``energy_eV`` is the last ionic step's ``e_0_energy`` (energy(sigma→0), eV; pymatgen's ``final_energy``,
     which repairs the zero ``e_0_energy`` that VASP 5.4.4 writes in vasprun.xml); ``forces`` in eV/Å;
@@ -112,49 +100,45 @@ def parse_vasp_dir(directory: str | Path) -> dict:
     composition differs from the POSCAR in the folder, raise ``RuntimeError`` (never a partial or foreign
     energy).
     """
-    from pymatgen.io.ase import AseAtomsAdaptor
-    from pymatgen.io.vasp import Oszicar, Vasprun
+    from pymatgen.core import Composition
+
+    from sacmap.analysis.energetics.readers import oszicar_magmom, read_vasprun
+    from sacmap.analysis.errors import AnalysisInputError
 
     directory = Path(directory)
-    vr_path = _open(directory / "vasprun.xml")
+    vr_path = directory / "vasprun.xml"
+    if not vr_path.is_file() and not vr_path.with_name("vasprun.xml.gz").is_file():
+        raise FileNotFoundError(f"{vr_path} (nor vasprun.xml.gz) not found")
+    vr_path = vr_path if vr_path.is_file() else vr_path.with_name("vasprun.xml.gz")
     try:
-        vr = Vasprun(str(vr_path), parse_dos=False, parse_eigen=False, parse_projected_eigen=False,
-                     parse_potcar_file=False)
-    except Exception as exc:  # pymatgen raises various errors on incomplete XML
+        run = read_vasprun(vr_path)
+    except AnalysisInputError as exc:
         raise RuntimeError(f"{vr_path}: incomplete or unreadable vasprun.xml ({exc})") from exc
-    if not vr.ionic_steps:
+    if not run.n_steps:
         raise RuntimeError(f"{vr_path}: no completed ionic step")
-    last = vr.ionic_steps[-1]
-    atoms = AseAtomsAdaptor.get_atoms(vr.final_structure)
+    atoms = run.atoms
     poscar = directory / "POSCAR"
     if poscar.is_file():
         from pymatgen.io.vasp import Poscar
 
         given = Poscar.from_file(str(poscar), check_for_potcar=False).structure.composition
-        if given != vr.final_structure.composition:
-            raise RuntimeError(f"{vr_path}: outputs are for {vr.final_structure.composition.formula}, but the "
+        found = Composition(atoms.get_chemical_formula())
+        if given != found:
+            raise RuntimeError(f"{vr_path}: outputs are for {found.formula}, but the "
                                f"POSCAR here is {given.formula}: not this calculation's outputs")
-    forces = np.asarray(last.get("forces", np.zeros((len(atoms), 3))), float)
-    magmom = None
-    osz = directory / "OSZICAR"
-    if osz.is_file():
-        try:
-            steps = Oszicar(str(osz)).ionic_steps
-            if steps and "mag" in steps[-1]:
-                magmom = float(steps[-1]["mag"])
-        except Exception:  # noqa: BLE001 - a damaged OSZICAR only loses the moment
-            log.warning("%s: OSZICAR unreadable; magnetic moment not recorded", osz)
-    if magmom is None and vr.parameters.get("ISPIN", 1) == 1:
+    forces = run.forces if run.forces is not None else np.zeros((len(atoms), 3))
+    magmom = oszicar_magmom(directory)
+    if magmom is None and run.parameters.get("ISPIN", 1) == 1:
         magmom = 0.0
     return {
         "atoms": atoms,
-        "energy_eV": float(vr.final_energy),  # e_0_energy with pymatgen's fix of VASP 5.4.4's vasprun bug
+        "energy_eV": run.energy_eV,  # e_0_energy with pymatgen's fix of VASP 5.4.4's vasprun bug
         "energy_kind": "e_0_energy",
         "forces": forces,
         "fmax_eV_A": float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0,
-        "converged_electronic": bool(vr.converged_electronic),
-        "converged_ionic": bool(vr.converged_ionic),
-        "converged": bool(vr.converged),
+        "converged_electronic": bool(run.converged_electronic),
+        "converged_ionic": bool(run.converged_ionic),
+        "converged": run.converged,
         "magmom": magmom,
-        "n_steps": len(vr.ionic_steps),
+        "n_steps": run.n_steps,
     }
