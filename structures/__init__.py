@@ -1,12 +1,13 @@
 """sacmap structures: ASE builders for N-doped graphene slabs with 3×N6/4×N6/6×N6 sites, metals, dimers, references.
 
-All lengths in Å. Imports nothing else of sacmap. Main entry points:
+All lengths in Å. Imports only :mod:`sacmap.core` of sacmap. Main entry points:
 
 * :func:`graphene_slab`, :func:`kpoint_grid` — the paper's 216-atom, 22.14 × 25.56 Å sheet;
 * :func:`carve_site`, :class:`Site`, :func:`sites_of` — coordination sites;
 * :func:`enumerate_pairs` — symmetry-inequivalent two-site placements up to 9 Å;
 * :func:`build_pair`, :func:`build_single_site`, :func:`build_dimer`, :func:`build_gas_atom`, ... — labelled configs;
-* :func:`load_spec`, :func:`expand`, :func:`plan` — campaign specs (``inputs/campaigns/*.yaml``);
+* :func:`load_spec`, :func:`expand`, :func:`plan`, :func:`build_campaign` — campaign specs (a YAML path or a
+  bundled spec's name, ``paper``/``demo``: ``inputs/campaigns/*.yaml``, installed as ``sacmap.inputs``);
 * :func:`write_configurations`, :func:`read_index`, :func:`read_configuration` — extxyz/POSCAR + ``index.csv``.
 """
 
@@ -21,7 +22,7 @@ from .builders import (
     build_single_site,
     build_slab,
 )
-from .campaign import counts_per_set, expand, load_spec, plan, validate_spec
+from .campaign import build_campaign, counts_per_set, expand, load_spec, plan, select_sets, validate_spec
 from .errors import StructureInputError
 from .io import read_configuration, read_index, safe_name, write_configurations
 from .lattice import A_LATTICE, CC_BOND, SITE_KINDS, graphene_slab, kpoint_grid, parse_kind, plane_axes
@@ -49,9 +50,9 @@ from .sites import (
 __all__ = [
     "A_LATTICE", "CC_BOND", "CONFIG_KINDS", "DEFAULT_HEIGHTS", "DIMER_BOND", "METADATA_KEYS", "SITE_KINDS",
     "PairPlacement", "Site", "SlabSpec", "StructureInputError",
-    "build_dimer", "build_gas_atom", "build_gas_dimer", "build_pair", "build_single_site", "build_slab",
+    "build_campaign", "build_dimer", "build_gas_atom", "build_gas_dimer", "build_pair", "build_single_site", "build_slab",
     "canonical_key", "carve_site", "carve_sites", "check_metal", "counts_per_set", "enumerate_pairs", "expand",
     "find_site", "identify_sites", "gas_atom", "gas_dimer", "graphene_slab", "kpoint_grid", "load_spec", "parse_kind", "place_dimer",
     "place_metal", "plan", "plane_axes", "read_configuration", "read_index", "safe_name", "saturate_dangling",
-    "sites_of", "smallest_separation", "undercoordinated", "validate_spec", "write_configurations",
+    "select_sets", "sites_of", "smallest_separation", "undercoordinated", "validate_spec", "write_configurations",
 ]

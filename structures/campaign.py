@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from sacmap.core.resources import resolve_spec
+from sacmap.core.resources import bundled_specs, resolve_spec
 from sacmap.core.validation import dump, option, parse
 
 from .builders import (
@@ -299,6 +299,9 @@ def load_spec(path) -> dict:
     ``FileNotFoundError`` for a missing file.
     """
     path = resolve_spec(path)
+    if not path.is_file():
+        names = ", ".join(bundled_specs())
+        raise FileNotFoundError(f"{path}: campaign spec not found (give a YAML file or a bundled spec: {names})")
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
@@ -459,6 +462,30 @@ def expand(spec, progress: bool = False) -> list:
     return out
 
 
+def select_sets(spec, names: list[str] | None) -> dict:
+    """The spec (path or dict from :func:`load_spec`) restricted to the sets named (all of them for ``None`` or
+    an empty list); an unknown name raises :class:`StructureInputError` listing the sets there are."""
+    spec = _as_spec(spec)
+    if not names:
+        return spec
+    st = spec.get("structures") or {}
+    have = [s["name"] for s in st.get("sets", [])]
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise StructureInputError(f"{spec['_source']}: --set {unknown[0]!r}: no such set (have: {', '.join(have)})")
+    return dict(spec, structures=dict(st, sets=[s for s in st["sets"] if s["name"] in names]))
+
+
+def build_campaign(spec, outdir, *, sets: list[str] | None = None, poscar: bool = True,
+                   progress: bool = False) -> tuple[int, Path]:
+    """Build every configuration of a spec (path, bundled name or dict; only ``sets`` if given) and write them to
+    ``outdir`` (:func:`~sacmap.structures.io.write_configurations`). Returns (number written, ``index.csv``)."""
+    from .io import write_configurations
+
+    atoms = expand(select_sets(spec, sets), progress=progress)
+    return len(atoms), write_configurations(atoms, outdir, poscar=poscar, progress=progress)
+
+
 def counts_per_set(spec) -> dict[str, int]:
     """Number of configurations per set name (after de-duplication), in spec order."""
     spec = _as_spec(spec)
@@ -468,6 +495,7 @@ def counts_per_set(spec) -> dict[str, int]:
     return counts
 
 
-__all__ = ["load_spec", "validate_spec", "validate_structures", "plan", "expand", "counts_per_set",
+__all__ = ["load_spec", "validate_spec", "validate_structures", "plan", "expand", "counts_per_set", "select_sets",
+           "build_campaign",
            "PlannedConfiguration", "CampaignSpec", "StructuresBlock", "SlabBlock", "SET_CLASSES", "TOP_LEVEL_KEYS",
            "SITE_KINDS"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+from sacmap.core.atomic import save_figure
 
 from .lattice import plane_axes
 from .sites import BOND_CUTOFF, sites_of
@@ -74,14 +74,4 @@ def draw_configuration(atoms: Atoms, path, title: str | None = None, dpi: int = 
     ax.set_ylabel("Å")
     ax.set_title(title or str(atoms.info.get("id", atoms.get_chemical_formula())), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=dpi)

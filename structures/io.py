@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from ase import Atoms
+
+from sacmap.core.atomic import atomic_write
 
 from .errors import StructureInputError
 
@@ -36,18 +36,6 @@ def safe_name(config_id: str) -> str:
     ``Ni__4N-4N_d5.36_a``), anything outside ``[A-Za-z0-9._+=-]`` → ``_``. (Not ``@``: ``ase.io.read`` reads
     ``name@3`` as "frame 3 of name".)"""
     return _SAFE.sub("_", str(config_id).replace("/", "__"))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _to_text(atoms: Atoms, fmt: str) -> str:
@@ -95,9 +83,9 @@ def write_configurations(atoms_list, outdir, poscar: bool = True, progress: bool
         if stem in seen:
             raise StructureInputError(f"write_configurations: duplicate id {cid!r} (file {stem})")
         seen[stem] = cid
-        _atomic_write_text(outdir / f"{stem}.extxyz", _to_text(atoms, "extxyz"))
+        atomic_write(outdir / f"{stem}.extxyz", _to_text(atoms, "extxyz"))
         if poscar:
-            _atomic_write_text(outdir / f"{stem}.POSCAR", _to_text(atoms, "vasp"))
+            atomic_write(outdir / f"{stem}.POSCAR", _to_text(atoms, "vasp"))
         row = {c: _fmt(atoms.info.get(c)) for c in INDEX_COLUMNS}
         row["n_atoms"] = str(len(atoms))
         row["formula"] = atoms.get_chemical_formula(mode="hill")
@@ -108,7 +96,7 @@ def write_configurations(atoms_list, outdir, poscar: bool = True, progress: bool
     w.writeheader()
     w.writerows(rows)
     index = outdir / "index.csv"
-    _atomic_write_text(index, buf.getvalue())
+    atomic_write(index, buf.getvalue())
     return index
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from sacmap.core.constants import NON_METALS
+
 from .errors import StructureInputError
 from .lattice import plane_axes
 from .sites import Site, _mic_plane, set_sites, sites_of
@@ -24,18 +26,16 @@ DIMER_ORIENTATIONS = ("v", "a", "b")
 #: minimum metal–N distance (Å) kept when placing a horizontal dimer (it is lifted until this holds)
 MIN_METAL_N = 1.85
 DEFAULT_GAS_BOX = (15.0, 15.5, 16.0)  #: Å; slightly different edges break the cubic symmetry of the box
-_NON_METALS = {"X", "H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar", "Se", "Br", "Kr", "I",
-               "Xe", "Rn"}
 
 
 def check_metal(symbol: object, where: str = "metal") -> str:
     """Return ``symbol`` if it is a metal (or metalloid) element known to ASE, else raise
     :class:`StructureInputError` naming ``where``. Symbols are case-sensitive (``Pt``, not ``pt``)."""
     s = str(symbol).strip() if symbol is not None else ""
-    if s in chemical_symbols and s not in _NON_METALS:
+    if s in chemical_symbols and s not in NON_METALS:
         return s
     hint = ""
-    if s.capitalize() in chemical_symbols and s.capitalize() not in _NON_METALS:
+    if s.capitalize() in chemical_symbols and s.capitalize() not in NON_METALS:
         hint = f" (did you mean {s.capitalize()!r}?)"
     raise StructureInputError(f"{where}: unknown metal {symbol!r}{hint}; give an element symbol such as Ni, Pd, Pt, Ru")
 

@@ -180,3 +180,28 @@ def test_paper_orientation_spec(tmp_path, geo):
         assert a.positions[metal, 1].min() > a.positions[0, 1] + 0.5 or a.info["kind"] != "dimer"
         for s in sites_of(a):
             assert s.centre[1] == pytest.approx(a.positions[0, 1])
+
+
+def test_bundled_specs_by_name(repo_dir, tmp_path, monkeypatch, capsys):
+    """`paper` / `demo` name the bundled specs from any folder; a file of that name in the folder wins."""
+    from sacmap.workflows import cli
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("paper", "demo"):
+        spec = load_spec(name)
+        assert spec == load_spec(repo_dir / "inputs" / "campaigns" / f"{name}.yaml")
+    assert cli.main(["structures", "list", "paper"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].split() == ["total", "419"]
+    local = _write(tmp_path, GOOD, name="paper")
+    assert load_spec("paper")["_source"] == "paper" and local.is_file()
+    with pytest.raises(FileNotFoundError, match="bundled spec: demo, paper"):
+        load_spec("nosuchspec")
+
+
+def test_build_only_named_sets(tmp_path):
+    from sacmap.structures import build_campaign, read_index
+
+    n, index = build_campaign(_write(tmp_path, GOOD), tmp_path / "out", sets=["dimer", "gas"], poscar=False)
+    assert n == 2 and list(read_index(tmp_path / "out")["id"]) == ["Ru2/6N_v", "gas_Ru"]
+    with pytest.raises(StructureInputError, match="--set 'nope': no such set"):
+        build_campaign(_write(tmp_path, GOOD), tmp_path / "out", sets=["nope"])

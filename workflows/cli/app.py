@@ -23,18 +23,19 @@ def register(subparsers) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    from sacmap.core.validation import check_value
     from sacmap.workflows.errors import WorkflowInputError
 
-    if not 0 < args.port < 65536:
-        raise WorkflowInputError(f"--port: must be 1-65535, got {args.port}")
-    if not args.max_file_mb > 0 or args.max_files < 1:
-        raise WorkflowInputError("--max-file-mb and --max-files must be positive")
+    port = check_value(args.port, int, name="--port", source="sacmap app", lo=1, hi=65535, error=WorkflowInputError)
+    max_file_mb = check_value(args.max_file_mb, float, name="--max-file-mb", source="sacmap app", lo=0.0, lo_open=True,
+                              error=WorkflowInputError)
+    max_files = check_value(args.max_files, int, name="--max-files", source="sacmap app", lo=1, error=WorkflowInputError)
     from sacmap.workflows.app.server import serve
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"sacmap app: WARNING: listening on {args.host}; anyone who can reach it can upload files")
-    print(f"sacmap app: open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/ "
+    print(f"sacmap app: open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}/ "
           "(Ctrl-C to stop)", flush=True)
-    serve(host=args.host, port=args.port, workdir=args.workdir, max_file_mb=args.max_file_mb,
-          max_files=args.max_files, device=args.device)
+    serve(host=args.host, port=port, workdir=args.workdir, max_file_mb=max_file_mb, max_files=max_files,
+          device=args.device)
     return 0

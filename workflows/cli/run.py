@@ -1,4 +1,4 @@
-"""``sacmap run SPEC -o OUTDIR``: the main job, end to end (see :mod:`workflows.job`)."""
+"""``sacmap run SPEC -o OUTDIR``: the main job, end to end (see :mod:`sacmap.workflows.job`); SPEC is a file or a bundled spec name."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "statistics → samplers → report.html",
                        description="Run the whole pipeline for a campaign spec. Every step writes its outputs as soon "
                        "as they exist and is skipped on a rerun when they are current, so an interrupted run resumes.")
-    p.add_argument("spec", help="campaign spec (YAML), e.g. inputs/campaigns/demo.yaml")
+    p.add_argument("spec", help="campaign spec: a YAML file, or the name of a bundled spec (demo, paper)")
     p.add_argument("-o", "--outdir", required=True, help="output folder (report.html, tables, figures)")
     p.add_argument("--calculator", help="override the spec's calculator (embedded, vasp, ...)")
     p.add_argument("--launchpad", help="FireWorks launchpad file (real MongoDB); default: embedded")

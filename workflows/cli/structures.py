@@ -1,5 +1,7 @@
 """``sacmap structures``: build, list and show the configurations of a campaign spec.
 
+SPEC is a YAML file or the name of a bundled spec (``paper``, ``demo``).
+
 * ``sacmap structures build SPEC -o DIR`` — one extxyz + one POSCAR per configuration and ``DIR/index.csv``;
 * ``sacmap structures list SPEC`` — configurations per set (and the total), without building them;
 * ``sacmap structures show DIR ID -o file.png`` — top view of one built configuration, sites highlighted.
@@ -10,25 +12,27 @@ from __future__ import annotations
 import argparse
 import sys
 
+SPEC_HELP = "campaign spec: a YAML file, or the name of a bundled spec (paper, demo)"
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "structures",
         help="build / list / show the DFT configurations of a campaign spec",
         description="N-doped graphene configurations (3N/4N/6N sites, metals, dimers, gas references) from a "
-        "campaign spec such as inputs/campaigns/paper.yaml.",
+        "campaign spec: a YAML file or a bundled spec (paper, demo).",
     )
     sub = p.add_subparsers(dest="structures_command", metavar="ACTION")
 
     b = sub.add_parser("build", help="write extxyz + POSCAR per configuration and index.csv")
-    b.add_argument("spec", help="campaign spec (YAML)")
+    b.add_argument("spec", help=SPEC_HELP)
     b.add_argument("-o", "--out", required=True, help="output folder")
     b.add_argument("--no-poscar", action="store_true", help="write only the extxyz files")
     b.add_argument("--set", action="append", dest="sets", metavar="NAME", help="only this set (repeatable)")
     b.set_defaults(func=cmd_build)
 
     ls = sub.add_parser("list", help="print the number of configurations per set")
-    ls.add_argument("spec", help="campaign spec (YAML)")
+    ls.add_argument("spec", help=SPEC_HELP)
     ls.add_argument("--ids", action="store_true", help="also print every configuration id")
     ls.set_defaults(func=cmd_list)
 
@@ -41,46 +45,27 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _filter_sets(spec: dict, sets: list[str] | None) -> dict:
-    if not sets:
-        return spec
-    from sacmap.structures.errors import StructureInputError
-
-    st = spec.get("structures") or {}
-    names = [s["name"] for s in st.get("sets", [])]
-    unknown = [s for s in sets if s not in names]
-    if unknown:
-        raise StructureInputError(f"{spec['_source']}: --set {unknown[0]!r}: no such set (have: {', '.join(names)})")
-    spec = dict(spec)
-    spec["structures"] = dict(st, sets=[s for s in st["sets"] if s["name"] in sets])
-    return spec
-
-
 def cmd_build(args: argparse.Namespace) -> int:
-    from sacmap.structures import expand, load_spec, write_configurations
+    from sacmap.structures import build_campaign
 
-    spec = _filter_sets(load_spec(args.spec), args.sets)
-    atoms = expand(spec, progress=sys.stderr.isatty())
-    index = write_configurations(atoms, args.out, poscar=not args.no_poscar, progress=sys.stderr.isatty())
-    print(f"{len(atoms)} configurations written to {args.out} (index: {index})")
+    n, index = build_campaign(args.spec, args.out, sets=args.sets, poscar=not args.no_poscar,
+                              progress=sys.stderr.isatty())
+    print(f"{n} configurations written to {args.out} (index: {index})")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from sacmap.structures import load_spec, plan
+    from sacmap.structures import counts_per_set, load_spec, plan
 
     spec = load_spec(args.spec)
-    items = plan(spec)
-    counts: dict[str, int] = {s["name"]: 0 for s in (spec.get("structures") or {}).get("sets", [])}
-    for it in items:
-        counts[it.set] += 1
+    counts = counts_per_set(spec)
     width = max([len(k) for k in counts] + [5])
     print(f"{'set':<{width}}  configurations")
     for k, v in counts.items():
         print(f"{k:<{width}}  {v}")
-    print(f"{'total':<{width}}  {len(items)}")
+    print(f"{'total':<{width}}  {sum(counts.values())}")
     if args.ids:
-        for it in items:
+        for it in plan(spec):
             print(f"{it.set}\t{it.kind}\t{it.id}")
     return 0
 

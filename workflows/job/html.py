@@ -131,5 +131,4 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 def write_report(path: Path, title: str, subtitle: str, summary: list[str], sections: list[Section]) -> Path:
     """Render and atomically write the self-contained report."""
     path = Path(path)
-    atomic_write_text(path, render(title, subtitle, summary, sections, path.parent))
-    return path
+    return atomic_write(path, render(title, subtitle, summary, sections, path.parent))

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sacmap.core.atomic import write_csv
 from sacmap.workflows.job import figures
-from sacmap.workflows.job.html import Figure, Section, Table, write_csv, write_report
+from sacmap.workflows.job.html import Figure, Section, Table, write_report
 
 
 def _csv(path) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def _csv(path) -> pd.DataFrame:
 
 def _written(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, Path]:
     """Write ``frame`` as CSV and read it back, so the report shows exactly what the file holds."""
-    path = write_csv(frame, path)
+    path = write_csv(path, frame)
     return _csv(path), path
 
 

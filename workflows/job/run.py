@@ -18,9 +18,9 @@ import logging
 import time
 from pathlib import Path
 
-from sacmap.workflows.errors import WorkflowInputError
+from sacmap import structures
+from sacmap.core.atomic import atomic_write
 from sacmap.workflows.job import steps_analysis, steps_compute, steps_images
-from sacmap.workflows.job.html import atomic_write_text
 from sacmap.workflows.job.spec import job_settings
 
 log = logging.getLogger("sacmap.run")
@@ -33,16 +33,13 @@ def _say(msg: str) -> None:
 def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None = None,
             launchpad: str | Path | None = None, db: str | None = None, progress: bool = True,
             skip_calculations: bool = False) -> Path:
-    """Run the whole job for ``spec_path`` into ``outdir``; returns the path of ``report.html``.
+    """Run the whole job for ``spec_path`` (a spec file, or the name of a bundled spec: ``demo``, ``paper``) into
+    ``outdir``; returns the path of ``report.html``.
 
     Interrupting and rerunning resumes: finished steps (and finished calculations, images) are reused.
     """
-    from sacmap import structures
-
-    spec_path = Path(spec_path).resolve()
-    if not spec_path.is_file():
-        raise WorkflowInputError(f"{spec_path}: campaign spec not found")
     spec = structures.load_spec(spec_path)
+    spec_path = Path(spec["_source"]).resolve()
     settings = job_settings(spec, spec_path)
     out = Path(outdir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -73,6 +70,6 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
 
     report = timed("report", build_report, state, settings, out)
     state["total_s"] = round(time.perf_counter() - t0, 1)
-    atomic_write_text(out / "run_summary.json", json.dumps(state, indent=1, default=str))
+    atomic_write(out / "run_summary.json", json.dumps(state, indent=1, default=str))
     _say(f"report: {report}  ({state['total_s']:.0f} s)")
     return report

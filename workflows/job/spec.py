@@ -1,75 +1,116 @@
-"""Validation of the blocks of a campaign spec that the main job owns: ``images``, ``detection``,
-``statistics`` and ``sampling`` (``structures`` is validated by :mod:`structures`, ``calculation`` by the
-workflows settings).
+"""The blocks of a campaign spec that the main job owns: ``images``, ``detection``, ``statistics`` and
+``sampling`` (``structures`` is validated by :mod:`sacmap.structures`, ``calculation`` by the campaign settings).
+
+Each block is a dataclass parsed by :func:`sacmap.core.validation.parse`, so an unknown key, a wrong type or a
+value out of range is refused with ``<spec file>: <block>.<field>: <problem>``. Relative paths in ``images``
+resolve against the spec file's folder (so a bundled spec's ``images: [../stem]`` works from a wheel too).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from sacmap.core.constants import MULTIMER_NM
+from sacmap.core.records import is_image
+from sacmap.core.validation import dump, option, parse
 from sacmap.workflows.errors import WorkflowInputError
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".dm3", ".dm4", ".emd", ".ser"}
 
-DETECTION_DEFAULTS: dict[str, Any] = {"threshold": 0.8, "pixel_size_nm": None, "elements": None, "weights": None,
-                                      "device": "cpu"}
-STATISTICS_DEFAULTS: dict[str, Any] = {"multimer_nm": 0.22}
-SAMPLING_DEFAULTS: dict[str, Any] = {
-    "runs": 40,            # independent runs per density and sampler (the paper: ≥ 40)
-    "seed": 0,
-    "field_nm": 10.0,      # side of the square sampling area for the density sweep (the paper: 10 × 10 nm)
-    "densities_nm2": None, # None: spread over the observed densities
-    "repulsive_c_nm": 0.2,
-    "fit": True,           # fit the DFT-biased sampler to the detected coordinates
-    "n_boot": 50,
-    "site_kinds": None,    # which site–site potential curve drives the DFT-biased sampler (default: first)
-}
+def _below_one(value: float) -> float:
+    if not value < 1:
+        raise ValueError(f"{value:g} must be below 1 (a CNN probability)")
+    return value
 
 
-def _block(spec: dict, name: str, defaults: dict, source: str) -> dict:
-    block = spec.get(name) or {}
-    if not isinstance(block, dict):
-        raise WorkflowInputError(f"{source}: '{name}' must be a mapping, got {type(block).__name__}")
-    unknown = sorted(set(block) - set(defaults))
-    if unknown:
-        raise WorkflowInputError(f"{source}: unknown key(s) in '{name}': {', '.join(unknown)} "
-                                 f"(allowed: {', '.join(sorted(defaults))})")
-    return {**defaults, **block}
+def _element_list(values: list[str]) -> list[str]:
+    """``[Pt, Pd]`` or ``"Pt,Pd"`` → ``["Pt", "Pd"]``."""
+    out = [e.strip() for v in values for e in v.split(",") if e.strip()]
+    if not out:
+        raise ValueError("expected at least one element symbol")
+    return out
 
 
-def _positive(value, where: str, source: str, integer: bool = False):
-    try:
-        v = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise WorkflowInputError(f"{source}: {where} must be a number, got {value!r}") from None
-    if not v > 0:
-        raise WorkflowInputError(f"{source}: {where} must be positive, got {value!r}")
-    return v
+def _non_empty(values: list) -> list:
+    if not values:
+        raise ValueError("expected a non-empty list")
+    return values
 
 
-def resolve_images(spec: dict, spec_path: Path) -> list[Path]:
+@dataclass(frozen=True)
+class DetectionBlock:
+    """``detection``: how atoms are found in the images (see ``sacmap detect``)."""
+
+    threshold: float = option(0.8, lo=0.0, lo_open=True, check=_below_one, doc="CNN probability threshold")
+    pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, unit="nm/px",
+                                         doc="override the file's calibration")
+    elements: list[str] | None = option(None, check=_element_list, doc="element labels by intensity (Z contrast)")
+    weights: str | None = option(None, doc="detector weights file (default: the bundled model)")
+    device: str = option("cpu", doc="torch device")
+
+
+@dataclass(frozen=True)
+class StatisticsBlock:
+    """``statistics``: descriptors of the detected patterns."""
+
+    multimer_nm: float = option(MULTIMER_NM, lo=0.0, lo_open=True, unit="nm",
+                                doc="an atom with a neighbour this close belongs to a multimer")
+
+
+@dataclass(frozen=True)
+class SamplingBlock:
+    """``sampling``: the random, repulsive and DFT-biased samplers compared with the observations."""
+
+    runs: int = option(40, lo=1, doc="independent runs per density and sampler (the paper: >= 40)")
+    seed: int = option(0, doc="random seed of the first run")
+    field_nm: float = option(10.0, lo=0.0, lo_open=True, unit="nm",
+                             doc="side of the square sampling area of the density sweep (the paper: 10 x 10 nm)")
+    densities_nm2: list[float] | None = option(None, lo=0.0, lo_open=True, check=_non_empty, unit="nm^-2",
+                                               doc="densities of the sweep (default: spread over the observed)")
+    repulsive_c_nm: float = option(0.2, lo=0.0, unit="nm", doc="exclusion distance of the repulsive sampler")
+    fit: bool = option(True, doc="fit the DFT-biased sampler to the detected coordinates")
+    n_boot: int = option(50, lo=1, doc="bootstrap resamples of the fit")
+    site_kinds: str | None = option(None, doc="site-site potential curve of the DFT-biased sampler "
+                                              "(default: the one with most points)")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The job-owned blocks of a campaign spec, parsed (the other top-level blocks are not looked at)."""
+
+    images: list[str] = option(factory=list, doc="image files, detector CSVs or folders (relative to the spec)")
+    detection: DetectionBlock = option(factory=DetectionBlock)
+    statistics: StatisticsBlock = option(factory=StatisticsBlock)
+    sampling: SamplingBlock = option(factory=SamplingBlock)
+
+
+_JOB_KEYS = tuple(JobSpec.__dataclass_fields__)
+
+
+def parse_job_spec(spec: dict, spec_path: Path) -> JobSpec:
+    """The job-owned blocks of ``spec`` (a :func:`sacmap.structures.load_spec` result) as a :class:`JobSpec`."""
+    blocks = {k: spec[k] for k in _JOB_KEYS if spec.get(k) is not None}
+    return parse(JobSpec, blocks, source=str(spec_path), error=WorkflowInputError)
+
+
+def resolve_images(entries: list[str], spec_path: Path) -> list[Path]:
     """Image files and detector-output CSVs named by ``images:`` (paths relative to the spec file; folders are
-    expanded to the images/CSVs they contain, sorted)."""
-    entries = spec.get("images") or []
-    if isinstance(entries, str):
-        entries = [entries]
-    if not isinstance(entries, list):
-        raise WorkflowInputError(f"{spec_path}: 'images' must be a list of files or folders")
+    expanded to the images they contain, else to their CSVs, sorted). Image suffixes:
+    :data:`sacmap.core.records.IMAGE_SUFFIXES`, the ones ``sacmap detect`` reads."""
     out: list[Path] = []
     for entry in entries:
         p = Path(str(entry)).expanduser()
         if not p.is_absolute():
             p = (spec_path.parent / p).resolve()
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(q for q in p.iterdir() if q.is_file() and is_image(q))
             if not found:
-                found = sorted(q for q in p.iterdir() if q.suffix.lower() == ".csv")
+                found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() == ".csv")
             if not found:
                 raise WorkflowInputError(f"{spec_path}: images: folder {p} holds no image or CSV")
             out.extend(found)
         elif p.is_file():
-            if p.suffix.lower() not in IMAGE_SUFFIXES | {".csv"}:
+            if not (is_image(p) or p.suffix.lower() == ".csv"):
                 raise WorkflowInputError(f"{spec_path}: images: {p.name} is neither an image nor a detector CSV")
             out.append(p)
         else:
@@ -78,24 +119,8 @@ def resolve_images(spec: dict, spec_path: Path) -> list[Path]:
 
 
 def job_settings(spec: dict, spec_path: Path) -> dict:
-    """Validated settings of the job-owned blocks, defaults filled in."""
-    source = str(spec_path)
-    det = _block(spec, "detection", DETECTION_DEFAULTS, source)
-    det["threshold"] = float(det["threshold"])
-    if not 0 < det["threshold"] < 1:
-        raise WorkflowInputError(f"{source}: detection.threshold must be in (0, 1), got {det['threshold']}")
-    if det["pixel_size_nm"] is not None:
-        det["pixel_size_nm"] = _positive(det["pixel_size_nm"], "detection.pixel_size_nm", source)
-    if isinstance(det["elements"], str):
-        det["elements"] = [e.strip() for e in det["elements"].split(",") if e.strip()]
-    stats = _block(spec, "statistics", STATISTICS_DEFAULTS, source)
-    stats["multimer_nm"] = _positive(stats["multimer_nm"], "statistics.multimer_nm", source)
-    samp = _block(spec, "sampling", SAMPLING_DEFAULTS, source)
-    samp["runs"] = _positive(samp["runs"], "sampling.runs", source, integer=True)
-    samp["field_nm"] = _positive(samp["field_nm"], "sampling.field_nm", source)
-    samp["n_boot"] = _positive(samp["n_boot"], "sampling.n_boot", source, integer=True)
-    if samp["densities_nm2"] is not None:
-        if not isinstance(samp["densities_nm2"], list) or not samp["densities_nm2"]:
-            raise WorkflowInputError(f"{source}: sampling.densities_nm2 must be a non-empty list")
-        samp["densities_nm2"] = [_positive(d, "sampling.densities_nm2[]", source) for d in samp["densities_nm2"]]
-    return {"detection": det, "statistics": stats, "sampling": samp, "images": resolve_images(spec, spec_path)}
+    """Validated settings of the job-owned blocks as plain mappings (defaults filled in) plus ``images``, the
+    resolved input files: ``{"detection": {...}, "statistics": {...}, "sampling": {...}, "images": [Path]}``."""
+    job = parse_job_spec(spec, Path(spec_path))
+    return {"detection": dump(job.detection), "statistics": dump(job.statistics), "sampling": dump(job.sampling),
+            "images": resolve_images(job.images, Path(spec_path))}
