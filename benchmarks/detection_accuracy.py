@@ -50,9 +50,9 @@ def main(argv=None) -> int:
 
     from sacmap.detection import simulate
     from sacmap.detection.evaluate import evaluate_xy, pooled
+    from sacmap.detection.labels import read_labels
     from sacmap.detection.pipeline import detect_image, detect_images
     from sacmap.detection.preprocess import preprocess
-    from sacmap.detection.training import read_labels
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="?", default=None)

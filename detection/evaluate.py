@@ -14,6 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.labels import read_labels
 
 
 def match(pred_xy, truth_xy, radius_px: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +88,6 @@ def evaluate_files(pred, truth, radius_px: float = 5.0) -> dict:
     Returns ``{"per_image": [{"pred", "truth", precision, recall, f1, ...}], "pooled": {...},
     "mean_over_images": {...}, "radius_px"}``.
     """
-    from sacmap.detection.training import read_labels
-
     pred, truth = Path(pred), Path(truth)
     if pred.is_dir() != truth.is_dir():
         raise DetectionInputError(f"{pred} and {truth}: give two CSV files or two folders")
@@ -100,3 +99,15 @@ def evaluate_files(pred, truth, radius_px: float = 5.0) -> dict:
         per.append(r)
     mean = {k: float(np.mean([r[k] for r in per])) for k in ("precision", "recall", "f1")}
     return {"per_image": per, "pooled": pooled(per), "mean_over_images": mean, "radius_px": radius_px}
+
+
+def _score_text(r: dict) -> str:
+    return (f"P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}  "
+            f"(TP {r['tp']}, pred {r['n_pred']}, truth {r['n_truth']})")
+
+
+def report_text(report: dict) -> str:
+    """The report of :func:`evaluate_files` as text: one line per image, then the pooled scores."""
+    lines = [f"{r['pred']}: {_score_text(r)}" for r in report["per_image"]]
+    lines.append(f"pooled (radius {report['radius_px']:g} px): {_score_text(report['pooled'])}")
+    return "\n".join(lines)

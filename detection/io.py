@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sacmap.core.atomic import atomic_write_with
+from sacmap.core.records import IMAGE_SUFFIXES, RASTER_SUFFIXES, RSCIIO_SUFFIXES, TIFF_SUFFIXES
 from sacmap.detection.errors import DetectionInputError
 
 #: largest image accepted (pixels), guards against decompression bombs and memory exhaustion
@@ -30,9 +32,6 @@ _UNIT_TO_NM = {
     "a": 0.1, "å": 0.1, "angstrom": 0.1, "Å": 0.1, "\\u00c5": 0.1,
     "pm": 1e-3, "mm": 1e6, "m": 1e9, "cm": 1e7,
 }
-TIFF_SUFFIXES = {".tif", ".tiff"}
-RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-RSCIIO_SUFFIXES = {".dm3", ".dm4", ".emd", ".ser"}
 
 
 def _unit_factor(unit) -> float | None:
@@ -194,7 +193,7 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
         arr, px, py, meta = _read_rsciio(path)
     else:
         raise DetectionInputError(
-            f"{path}: unsupported image format {suffix!r} (use .tif/.tiff, .png, .jpg, .dm3/.dm4/.emd/.ser)"
+            f"{path}: unsupported image format {suffix!r} (use one of {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     arr = np.squeeze(np.asarray(arr))
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and meta["format"] == "tiff":
@@ -231,29 +230,17 @@ def parse_unit(unit: str) -> float | None:
     return _unit_factor(unit)
 
 
-
 def write_tiff(path, image: np.ndarray, pixel_size_nm: float, pixel_size_y_nm: float | None = None) -> Path:
-    """Write a 2-D image as an ImageJ TIFF whose resolution tags give ``pixel_size_nm`` (unit nm), atomically.
+    """Write a 2-D image as an ImageJ TIFF whose resolution tags give ``pixel_size_nm`` (nm/px, unit nm),
+    atomically (:func:`sacmap.core.atomic.atomic_write_with`; parent folders are created).
 
     uint8/uint16/float32 are kept; other dtypes are written as float32 (ImageJ's limits).
     """
-    import os
-    import tempfile
-
     import tifffile
 
-    path = Path(path)
     arr = np.asarray(image)
     if arr.dtype not in (np.uint8, np.uint16, np.float32):
         arr = arr.astype(np.float32)
     py = pixel_size_y_nm or pixel_size_nm
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tif")
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, arr, imagej=True, resolution=(1.0 / pixel_size_nm, 1.0 / py),
-                         metadata={"unit": "nm"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_with(path, lambda tmp: tifffile.imwrite(
+        tmp, arr, imagej=True, resolution=(1.0 / pixel_size_nm, 1.0 / py), metadata={"unit": "nm"}))

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sacmap.core.atomic import atomic_write_with
+from sacmap.core.jsonable import jsonable
 from sacmap.detection.errors import DetectionInputError
 
 CROP = 21
@@ -154,23 +156,11 @@ def classify_crops(cnn: AtomCNN, image: np.ndarray, rows, cols, *, batch: int = 
     return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
-def save_weights(cnn: AtomCNN, path, meta: dict | None = None) -> None:
-    """Write the state dict + architecture + metadata (JSON-able) atomically to ``path`` (torch format)."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    payload = {"config": cnn.config(), "state_dict": cnn.state_dict(), "meta": json.dumps(meta or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def save_weights(cnn: AtomCNN, path, meta: dict | None = None) -> Path:
+    """Write the state dict + architecture + metadata (made JSON-able by :func:`sacmap.core.jsonable.jsonable`)
+    atomically to ``path`` (torch format; parent folders are created). Returns the path."""
+    payload = {"config": cnn.config(), "state_dict": cnn.state_dict(), "meta": json.dumps(jsonable(meta or {}))}
+    return atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_weights(path=None) -> tuple[AtomCNN, dict]:

@@ -1,9 +1,10 @@
 """The detection pipeline: image → pre-processing → CNN probability map → atoms → support area → files.
 
 ``detect_image`` runs one image (array or path) and returns a :class:`DetectionResult`; ``detect_files`` runs many
-(CNN maps batched over images) and writes, per image, ``<stem>.csv`` (``x_px, y_px, x_nm, y_nm, score,
-component_size, element``), ``<stem>.json`` (settings, pixel size, support area nm², counts), ``<stem>.png``
-(overlay) and ``<stem>_support.png`` (support mask, white = support).
+(CNN maps batched over images) and writes, per image, the detection record of :mod:`sacmap.core.records`:
+``<stem>.csv`` (columns ``DETECTION_COLUMNS``: ``x_px, y_px, x_nm, y_nm, score, component_size, element``),
+``<stem>.json`` (settings, pixel size nm/px, support area nm², counts), ``<stem>.png`` (overlay) and
+``<stem>_support.png`` (support mask, white = support), every file written atomically.
 
 Everything between pre-processing and localisation runs in the *model frame*: the image resampled to the training
 pixel size (0.0293 nm/px), so every pixel-valued setting (crop, component areas, spacings) keeps its physical
@@ -12,16 +13,17 @@ meaning; positions are mapped back to the image's own pixels at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sacmap.core.atomic import atomic_write, atomic_write_with, save_figure, write_json
+from sacmap.core.records import DETECTION_COLUMNS, detection_paths, is_image
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.preprocess import (
     SUPPORTED_PIXEL_NM,
@@ -30,9 +32,6 @@ from sacmap.detection.preprocess import (
     preprocess,
     rescale_to,
 )
-
-COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".ser"}
 
 
 @dataclass
@@ -53,9 +52,7 @@ class Settings:
     seed: int = 0
 
     def as_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
+        return dataclasses.asdict(self)
 
     def px(self, nm: float) -> float:
         return nm / TRAIN_PIXEL_NM
@@ -65,7 +62,7 @@ class Settings:
 class DetectionResult:
     """Atoms of one image and everything needed to write / inspect them."""
 
-    atoms: pd.DataFrame  # COLUMNS
+    atoms: pd.DataFrame  # sacmap.core.records.DETECTION_COLUMNS
     image: np.ndarray  # raw image (original frame)
     pixel_size_nm: float
     pixel_size_y_nm: float
@@ -102,44 +99,21 @@ class DetectionResult:
         }
 
     def write(self, outdir, stem: str | None = None, overlay: bool = True) -> dict:
-        """Write ``<stem>.csv``, ``.json``, ``_support.png`` and (``overlay``) ``.png`` atomically; return paths."""
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        """Write the record of :mod:`sacmap.core.records` into ``outdir``, each file atomically: ``<stem>.csv``
+        (4 decimals), ``<stem>.json`` (:meth:`summary` + ``files``), ``<stem>_support.png`` and (``overlay``)
+        ``<stem>.png``. Returns the paths written (keys ``csv``, ``json``, ``support``[, ``overlay``])."""
         stem = stem or Path(self.name).stem
-        paths = {"csv": outdir / f"{stem}.csv", "json": outdir / f"{stem}.json",
-                 "support": outdir / f"{stem}_support.png"}
-        _atomic(paths["csv"], lambda p: self.atoms[COLUMNS].to_csv(p, index=False, float_format="%.4f"))
+        paths = detection_paths(outdir, stem)
+        if not overlay:
+            del paths["overlay"]
+        atomic_write(paths["csv"], self.atoms[list(DETECTION_COLUMNS)].to_csv(index=False, float_format="%.4f"))
         summ = self.summary()
         summ["files"] = {k: v.name for k, v in paths.items()}
         if overlay:
-            paths["overlay"] = outdir / f"{stem}.png"
-            summ["files"]["overlay"] = paths["overlay"].name
-            _atomic(paths["overlay"], lambda p: write_overlay(self, p), suffix=".png")
-        _atomic(paths["support"], lambda p: _write_mask(self.support, p), suffix=".png")
-        _atomic(paths["json"], lambda p: Path(p).write_text(json.dumps(summ, indent=1, default=_json_default)))
+            write_overlay(self, paths["overlay"])
+        atomic_write_with(paths["support"], lambda tmp: _write_mask(self.support, tmp))
+        write_json(paths["json"], summ, indent=1)
         return paths
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
-
-
-def _atomic(path: Path, write, suffix: str = ".tmp") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _write_mask(mask: np.ndarray, path) -> None:
@@ -149,7 +123,8 @@ def _write_mask(mask: np.ndarray, path) -> None:
 
 
 def write_overlay(result: DetectionResult, path) -> None:
-    """PNG of the clipped image with detections (circles, coloured by element) and the support outline."""
+    """PNG of the clipped image with detections (circles, coloured by element) and the support outline, written
+    atomically to ``path`` (one image pixel per PNG pixel)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +151,7 @@ def write_overlay(result: DetectionResult, path) -> None:
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path, close=False, dpi=100, format="png")
 
 
 @functools.lru_cache(maxsize=4)
@@ -292,8 +267,7 @@ def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, element
     from sacmap.detection.model import probability_map
 
     device = _check_device(device)
-    s = settings or Settings()
-    s.threshold = float(threshold)
+    s = dataclasses.replace(settings or Settings(), threshold=float(threshold))
     if not 0 < s.threshold < 1:
         raise DetectionInputError(f"threshold {threshold}: must lie strictly between 0 and 1")
     fcn, model_meta = _load_model(str(weights) if weights is not None else None, device)
@@ -327,12 +301,13 @@ def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold
 
 
 def find_images(inputs) -> list[Path]:
-    """Expand files and folders (non-recursive) into image paths, sorted; folders keep known image suffixes."""
+    """Expand files and folders (non-recursive) into image paths, sorted; folders keep the files with an image
+    suffix of :data:`sacmap.core.records.IMAGE_SUFFIXES`."""
     out = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            found = sorted(q for q in p.iterdir() if is_image(q) and q.is_file())
             if not found:
                 raise DetectionInputError(f"{p}: folder contains no images")
             out += found
@@ -345,12 +320,17 @@ def find_images(inputs) -> list[Path]:
 
 def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
                  device: str = "cpu", settings: Settings | None = None, overlay: bool = True, batch: int = 4,
-                 progress: bool = False) -> list[dict]:
-    """Detect atoms in image files/folders and write the per-image files into ``outdir``.
+                 threads: int | None = None, progress: bool = False) -> list[dict]:
+    """Detect atoms in image files/folders and write the per-image records into ``outdir``.
 
     Images are processed in groups of ``batch`` (one batched CNN pass per group); files already written are kept
-    when a later image fails. Returns the JSON summaries (with ``files``) in input order.
+    when a later image fails. ``threads``: torch CPU threads (None: torch's default). Returns the JSON summaries
+    (with ``files``) in input order; :func:`summary_line` gives one line of text per summary.
     """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
     files = find_images(paths)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -377,3 +357,12 @@ def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, e
     if bar is not None:
         bar.close()
     return summaries
+
+
+def summary_line(summary: dict) -> str:
+    """One line of text for a JSON summary of :func:`detect_files`: atoms, support area (nm²), density (/nm²) and
+    the pixel-size warning, if any."""
+    dens = f"{summary['density_nm2']:.3f}/nm²" if summary["density_nm2"] is not None else "n/a"
+    warn = f"  WARNING: {summary['warning']}" if summary.get("warning") else ""
+    return (f"{summary['image']}: {summary['n_atoms']} atoms, support {summary['support_area_nm2']:.1f} nm², "
+            f"density {dens}{warn}")

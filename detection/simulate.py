@@ -23,21 +23,20 @@ support signal = 1):
 * each atom's peak varies by a log-normal factor of sd ``peak_sd`` (height in the support, defocus), as the
   real atoms of one image do.
 
-The defaults reproduce the statistics of the shared real images (see ``detection.simulate_stats`` and
+The defaults reproduce the statistics of the shared real images (see ``sacmap.detection.simulate_stats`` and
 ``docs/simulator.md``): atom peak / local background median ≈ 1.15 (per-image 1.07–1.24), pixel noise ≈ 9 %
 and mid-scale support texture ≈ 3.5–3.7 % of the support mean.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from sacmap.core.atomic import atomic_write, atomic_write_with
 from sacmap.detection.errors import DetectionInputError
 
 REFERENCE_PIXEL_NM = 0.029296875
@@ -471,7 +470,7 @@ def save_tiff(path, image, pixel_size_nm: float) -> Path:
 
     Resolution tags hold pixels per nm with ``unit=nm`` in the ImageJ description (ImageJ convention), and the
     HyperSpy private tags 65009/65010 (scale) and 65003/65004 (unit ``nm``) hold the pixel size directly, so
-    ``detection.io.read_image`` reads it back. Written atomically (temp file + os.replace).
+    ``sacmap.detection.io.read_image`` reads it back. Written atomically (:mod:`sacmap.core.atomic`).
     """
     import tifffile
 
@@ -481,46 +480,29 @@ def save_tiff(path, image, pixel_size_nm: float) -> Path:
         raise DetectionInputError(f"{path}: image must be 2-D, got shape {img.shape}")
     if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
         raise DetectionInputError(f"{path}: pixel_size_nm must be > 0, got {pixel_size_nm}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     extratags = [
         (65003, "s", 0, "nm", False),
         (65004, "s", 0, "nm", False),
         (65009, "d", 1, float(pixel_size_nm), False),
         (65010, "d", 1, float(pixel_size_nm), False),
     ]
-    fd, tmp = tempfile.mkstemp(suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(
-            tmp,
-            img,
-            imagej=True,
-            resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
-            metadata={"unit": "nm", "axes": "YX"},
-            extratags=extratags,
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write_with(path, lambda tmp: tifffile.imwrite(
+        tmp,
+        img,
+        imagej=True,
+        resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
+        metadata={"unit": "nm", "axes": "YX"},
+        extratags=extratags,
+    ))
+
+
+#: Columns of a simulator truth CSV (positions in px and nm, x = column, y = row).
+TRUTH_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_nm", "y_nm", "element")
 
 
 def write_truth_csv(path, truth: pd.DataFrame) -> Path:
-    """Write a truth table (``x_px, y_px, x_nm, y_nm, element``) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    os.close(fd)
-    try:
-        truth[["x_px", "y_px", "x_nm", "y_nm", "element"]].to_csv(tmp, index=False, float_format="%.4f")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write a truth table (:data:`TRUTH_COLUMNS`, 4 decimals) atomically; returns the path."""
+    return atomic_write(path, truth[list(TRUTH_COLUMNS)].to_csv(index=False, float_format="%.4f"))
 
 
 def simulate_dataset(
@@ -536,11 +518,16 @@ def simulate_dataset(
     **kw,
 ) -> list[Path]:
     """Write ``n_images`` simulated samples to ``outdir``: ``<prefix>_NNN.tif`` + ``<prefix>_NNN.csv``
-    (truth).
+    (truth, :data:`TRUTH_COLUMNS`).
 
     Image i uses seed ``[seed, i]``; other keywords as ``simulate_sample`` (density per nm² of support,
-    elements dict, dimer/trimer fractions, vacuum_fraction, ...). Returns the TIFF paths.
+    elements, dimer/trimer fractions, vacuum_fraction, the ``DEFAULTS`` such as ``spread_fwhm_nm`` or
+    ``peak_pt``, ...); a keyword given as None keeps its default, and ``elements`` may also be a list of symbols
+    drawn in equal shares. Returns the TIFF paths.
     """
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if isinstance(kw.get("elements"), (list, tuple)):
+        kw["elements"] = {str(e): 1.0 for e in kw["elements"]}
     outdir = Path(outdir)
     out = []
     it = range(int(n_images))

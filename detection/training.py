@@ -24,6 +24,8 @@ import pandas as pd
 from scipy import ndimage
 
 from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.evaluate import evaluate_xy, pooled
+from sacmap.detection.labels import read_labels
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +45,6 @@ class LabelledImage:
     shape_in: tuple = ()
     hard_negatives: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
     exact: bool = False  # positions are exact (simulated truth): near-miss negatives may be drawn
-
-
-def read_labels(path) -> np.ndarray:
-    """(n, 2) array of (x=column, y=row) px from an ImageJ Results CSV (``X``, ``Y``) or a detection CSV."""
-    path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise DetectionInputError(f"{path}: unreadable CSV ({exc})") from exc
-    cols = {c.strip(): c for c in df.columns}
-    for xc, yc in (("x_px", "y_px"), ("X", "Y"), ("x", "y")):
-        if xc in cols and yc in cols:
-            xy = df[[cols[xc], cols[yc]]].to_numpy(float)
-            if not np.all(np.isfinite(xy)):
-                raise DetectionInputError(f"{path}: non-finite coordinates in columns {xc}, {yc}")
-            return xy.reshape(-1, 2)
-    raise DetectionInputError(f"{path}: needs columns x_px, y_px (or ImageJ X, Y); found {list(df.columns)}")
 
 
 def _find(data_dir: Path, name: str, sub: str) -> Path:
@@ -242,6 +227,11 @@ class TrainConfig:
     mining_threshold: float = 0.5
     seed: int = 777
     threads: int = 2
+
+    @classmethod
+    def from_options(cls, **options) -> TrainConfig:
+        """A config from command-line or form options; an option given as None keeps its default."""
+        return cls(**{k: v for k, v in options.items() if v is not None})
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
@@ -440,7 +430,6 @@ def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radiu
 
     Multimer splitting is off here (k = 1) to keep the sweep fast; it rarely triggers on the sparse Pt images.
     """
-    from sacmap.detection.evaluate import evaluate_xy, pooled
     from sacmap.detection.localise import localise
     from sacmap.detection.model import FullyConvolutional, probability_map
 
@@ -498,3 +487,47 @@ def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None 
         info["logit_shift"] = recalibrate(cnn, info["tuned_threshold"], target_threshold)
         info["target_threshold"] = target_threshold
     return cnn, info
+
+
+def train_weights(data_dir, split_csv, output, *, which: str = "train", config: TrainConfig | None = None,
+                  smooth_px: float = 0.0, holdout: int = 3, refit_all: bool = False, extra_dirs=(),
+                  command: str = "", progress: bool = False) -> dict:
+    """Train a detector on the ``which`` images of ``split_csv`` (see :func:`load_split`) plus the simulated pairs
+    of ``extra_dirs`` (:func:`load_pairs`), with ``holdout`` images tuning the threshold
+    (:func:`train_and_calibrate`), and write the weights with their metadata to ``output``
+    (:func:`sacmap.detection.model.save_weights`).
+
+    ``smooth_px``: Gaussian pre-smoothing σ (px) stored with the weights for inference; ``command``: the command
+    line recorded in the metadata. Returns the metadata written (config, images, selected epoch, the tuning and
+    histories, ``train_seconds``, ``digest``); :func:`training_report` gives it as one line of text.
+    """
+    import time
+
+    from sacmap.detection.model import save_weights, weights_digest
+
+    cfg = config or TrainConfig()
+    pre_kw = {"smooth_px": smooth_px}
+    t0 = time.perf_counter()
+    images = load_split(data_dir, split_csv, which, pre_kw)
+    extra = [li for folder in extra_dirs for li in load_pairs(folder, pre_kw)]
+    cnn, info = train_and_calibrate(images, cfg, n_holdout=holdout, refit_all=refit_all, extra=extra,
+                                    progress=progress)
+    history = info["history"]
+    sel = next((h for h in reversed(history) if h.get("selected")), history[-1])
+    meta = {"config": cfg.as_dict(), "preprocess": pre_kw, "images": [li.name for li in images],
+            "n_atoms": int(sum(len(li.xy) for li in images)), "selected_epoch": sel["epoch"], **info,
+            "train_seconds": round(time.perf_counter() - t0, 1), "command": command}
+    meta["digest"] = weights_digest(cnn)
+    save_weights(cnn, output, meta)
+    return meta
+
+
+def training_report(meta: dict, output) -> str:
+    """One line of text for the metadata of :func:`train_weights` written to ``output``."""
+    msg = (f"trained on {len(meta['trained_on'])} images ({len(meta['images'])} real, {meta['n_atoms']} real atoms) "
+           f"in {meta['train_seconds']} s")
+    if "tuned_threshold" in meta:
+        msg += (f"; held-out {','.join(meta['holdout_images'])}: best threshold {meta['tuned_threshold']:.2f} "
+                f"(P {meta['holdout_precision']:.3f} R {meta['holdout_recall']:.3f} F1 {meta['holdout_f1']:.3f}), "
+                f"mapped to {meta['target_threshold']:g}")
+    return msg + f"; wrote {output} [{meta['digest']}]"

@@ -5,259 +5,243 @@
     sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
     sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
     sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Ni,Pd]
+
+Each option is defined once (:data:`OPTIONS`) and parsed once, by the parser of the verb (the detection run when
+the first word is not a verb); numbers are checked as they are parsed (:class:`_Checked`), so a bad value is one
+line naming the option (exit status 2). The handlers call one function of :mod:`sacmap.detection` and print.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-VERBS = ("evaluate", "train", "simulate")
+from sacmap.core.validation import check_value
+from sacmap.detection.errors import DetectionInputError
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "detect", add_help=False,
-        help="detect atoms in HAADF-STEM images (also: detect evaluate | train | simulate)",
-        description="Detect metal atoms in HAADF-STEM images. Verbs: evaluate, train, simulate "
-        "('sacmap detect VERB -h').",
-    )
-    p.add_argument("-h", "--help", action="store_true", dest="detect_help", help="show this help")
-    _add_run_options(p)  # options may come before the images
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_dispatch)
+class _Checked(argparse.Action):
+    """Store an option's value after :func:`sacmap.core.validation.check_value` (``value_type`` and the limits
+    ``lo``/``hi``/``lo_open``/``check``); ``split`` cuts the text into a list first (``"16,32,32"``). A bad value
+    raises :class:`DetectionInputError` ``<prog>: <option>: <problem>``."""
+
+    def __init__(self, option_strings, dest, *, value_type=float, split: str | None = None, limits=None, **kw):
+        super().__init__(option_strings, dest, **kw)
+        self.value_type, self.split, self.limits = value_type, split, dict(limits or {})
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.split is not None:
+            values = [v.strip() for v in values.split(self.split) if v.strip()]
+        setattr(namespace, self.dest, check_value(values, self.value_type, name=option_string, source=parser.prog,
+                                                  error=DetectionInputError, **self.limits))
 
 
-RUN_OPTIONS = ("outdir", "pixel_size", "threshold", "elements", "weights", "device", "split_area", "batch",
-               "no_overlay", "threads")
+def _below(hi: float):
+    def check(value):
+        if not value < hi:
+            raise ValueError(f"{value:g} is not below the maximum {hi:g}")
+        return value
+
+    return check
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--outdir", default=None, help="output folder (required)")
-    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides the file)")
-    p.add_argument("--threshold", type=float, default=0.8, help="probability threshold (default 0.8)")
-    p.add_argument("--elements", default=None, help="comma-separated element symbols in increasing Z, e.g. Ni,Pd")
-    p.add_argument("--weights", default=None, help="weights file (default: bundled model)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--split-area", type=float, default=200.0,
-                   help="components larger than this (px² at 0.0293 nm/px) are tested for multimers (default 200; "
-                   "~100 splits more 0.22-nm dimers at some cost in precision)")
-    p.add_argument("--batch", type=int, default=4, help="images per CNN batch")
-    p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlays")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+def _number(value_type=float, **limits) -> dict:
+    return {"action": _Checked, "value_type": value_type, "limits": limits}
+
+
+#: Every option of the detect verbs, defined once: name -> (flags, add_argument keywords); a verb's parser may
+#: override the default and help (see :func:`_add`).
+OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "outdir": (("-o", "--outdir"), {"required": True, "help": "output folder"}),
+    "output": (("-o", "--output"), {"default": None, "help": "output file"}),
+    "pixel_size": (("--pixel-size",), {**_number(lo=0, lo_open=True), "default": None, "metavar": "NM",
+                                       "help": "pixel size in nm/px (overrides the file)"}),
+    "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, check=_below(1.0)), "default": 0.8,
+                                     "help": "probability threshold, strictly between 0 and 1 (default 0.8)"}),
+    "elements": (("--elements",), {"action": _Checked, "value_type": list[str], "split": ",", "default": None,
+                                   "help": "comma-separated element symbols in increasing Z, e.g. Ni,Pd"}),
+    "weights": (("--weights",), {"default": None, "help": "weights file (default: bundled model)"}),
+    "device": (("--device",), {"default": "cpu", "choices": ["cpu", "cuda"]}),
+    "split_area": (("--split-area",), {**_number(lo=0), "default": 200.0, "metavar": "PX2",
+                                       "help": "components larger than this (px² at 0.0293 nm/px) are tested for "
+                                       "multimers (default 200; ~100 splits more 0.22-nm dimers at some cost in "
+                                       "precision)"}),
+    "batch": (("--batch",), {**_number(int, lo=1), "default": 4, "help": "images per CNN batch (default 4)"}),
+    "no_overlay": (("--no-overlay",), {"action": "store_true", "help": "skip the PNG overlays"}),
+    "threads": (("--threads",), {**_number(int, lo=1), "default": 2, "help": "torch CPU threads (default 2)"}),
+    "seed": (("--seed",), {**_number(int, lo=0), "default": None, "help": "random seed"}),
+    "pred": (("--pred",), {"required": True, "help": "prediction CSV (x_px, y_px) or folder of them"}),
+    "truth": (("--truth",), {"required": True,
+                             "help": "label CSV (x_px, y_px or ImageJ X, Y) or folder of them"}),
+    "radius_px": (("--radius-px",), {**_number(lo=0, lo_open=True), "default": 5.0,
+                                     "help": "matching radius in px (default 5)"}),
+    "data": (("--data",), {"required": True, "help": "folder with images/ and labels/ (or the files directly)"}),
+    "split": (("--split",), {"required": True, "help": "CSV with columns image, labels, split"}),
+    "which": (("--which",), {"default": "train", "help": "split value to train on (default: train)"}),
+    "epochs": (("--epochs",), {**_number(int, lo=1), "default": None, "help": "epochs (default 30)"}),
+    "channels": (("--channels",), {"action": _Checked, "value_type": tuple[int, int, int], "split": ",",
+                                   "limits": {"lo": 1}, "default": None,
+                                   "help": "conv widths, e.g. 16,32,32 (paper: 32,64,128)"}),
+    "hidden": (("--hidden",), {**_number(int, lo=1), "default": None, "help": "FC width (paper: 128)"}),
+    "mining_rounds": (("--mining-rounds",), {**_number(int, lo=0), "default": None,
+                                             "help": "hard-negative mining rounds (default 2)"}),
+    "smooth_px": (("--smooth-px",), {**_number(lo=0), "default": 0.0, "help": "Gaussian pre-smoothing sigma (px)"}),
+    "holdout": (("--holdout",), {**_number(int, lo=0), "default": 3,
+                                 "help": "training images held out to tune the threshold (0: no tuning)"}),
+    "extra": (("--extra",), {"action": "append", "default": None, "metavar": "DIR",
+                             "help": "extra labelled images (*.tif + <stem>.csv, e.g. from 'detect simulate'); "
+                             "repeatable"}),
+    "real_weight": (("--real-weight",), {**_number(int, lo=1), "default": None,
+                                         "help": "repeat the crops of expert-labelled images N times per epoch "
+                                         "against the --extra ones"}),
+    "select_on_real": (("--select-on-real",), {"action": "store_true",
+                                               "help": "choose the epoch on held-out positions of expert-labelled "
+                                               "images only (not --extra)"}),
+    "refit_all": (("--refit-all",), {"action": "store_true",
+                                     "help": "after tuning, retrain on all images (the tuned threshold then "
+                                     "transfers only roughly)"}),
+    "n_images": (("--n-images",), {**_number(int, lo=1), "default": 1, "help": "number of images (default 1)"}),
+    "size": (("--size",), {**_number(int, lo=21), "default": 512, "help": "image side (px, >= 21)"}),
+    "density": (("--density",), {**_number(lo=0), "default": 1.0, "help": "atoms per nm² of support"}),
+    "dimer_fraction": (("--dimer-fraction",), {**_number(lo=0, hi=1), "default": 0.0,
+                                               "help": "share of atoms placed as 0.22-nm dimers"}),
+    "trimer_fraction": (("--trimer-fraction",), {**_number(lo=0, hi=1), "default": 0.0,
+                                                 "help": "share of atoms placed as 0.22-nm trimers (dimer + trimer "
+                                                 "shares <= 1)"}),
+    "min_dist": (("--min-dist",), {**_number(lo=0), "default": 0.25,
+                                   "help": "closest spacing (nm) of atoms of different units (default 0.25)"}),
+    "atom_fwhm": (("--atom-fwhm",), {**_number(lo=0), "default": None,
+                                     "help": "FWHM (nm) of the atom image beyond the probe (default: calibrated, "
+                                     "0.26)"}),
+    "atom_peak": (("--atom-peak",), {**_number(lo=0, lo_open=True), "default": None,
+                                     "help": "Pt atom peak height relative to the carbon support (default: "
+                                     "calibrated, 0.36)"}),
+    "vacuum_fraction": (("--vacuum-fraction",), {**_number(lo=0, check=_below(1.0)), "default": 0.0,
+                                                 "help": "share of the field that is vacuum, in [0, 1)"}),
+    "clean": (("--clean",), {"action": "store_true", "help": "noise-free expectation (no shot or scan-line noise)"}),
+}
+
+
+def _add(parser: argparse.ArgumentParser, *names: str, **overrides: dict) -> None:
+    """Add the options ``names`` of :data:`OPTIONS`; ``overrides[name]`` replaces some of its keywords."""
+    for name in names:
+        flags, kw = OPTIONS[name]
+        parser.add_argument(*flags, dest=name, **{**kw, **overrides.get(name, {})})
 
 
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sacmap detect",
-        description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG with --pixel-size, dm3/dm4/emd/ser "
-        "with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
+        description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG/BMP with --pixel-size, "
+        "dm3/dm4/emd/ser with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
         "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    _add_run_options(p)
+    _add(p, "outdir", "pixel_size", "threshold", "elements", "weights", "device", "split_area", "batch",
+         "no_overlay", "threads")
     return p
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sacmap detect evaluate",
                                 description="Precision/recall/F1 with one-to-one (Hungarian) matching within a radius.")
-    p.add_argument("--pred", required=True, help="prediction CSV (x_px, y_px) or folder of them")
-    p.add_argument("--truth", required=True, help="label CSV (x_px, y_px or ImageJ X, Y) or folder of them")
-    p.add_argument("--radius-px", type=float, default=5.0)
-    p.add_argument("-o", "--output", default=None, help="write the full report as JSON")
+    _add(p, "pred", "truth", "radius_px", "output", output={"help": "write the full report as JSON"})
     return p
 
 
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sacmap detect train", description="Train the atom CNN on labelled images.")
-    p.add_argument("--data", required=True, help="folder with images/ and labels/ (or the files directly)")
-    p.add_argument("--split", required=True, help="CSV with columns image, labels, split")
-    p.add_argument("--which", default="train", help="split value to train on (default: train)")
-    p.add_argument("-o", "--output", required=True, help="weights file to write (.pt)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--channels", default=None, help="conv widths, e.g. 16,32,32 (paper: 32,64,128)")
-    p.add_argument("--hidden", type=int, default=None, help="FC width (paper: 128)")
-    p.add_argument("--mining-rounds", type=int, default=None, help="hard-negative mining rounds (default 2)")
-    p.add_argument("--smooth-px", type=float, default=0.0, help="Gaussian pre-smoothing sigma (px)")
-    p.add_argument("--holdout", type=int, default=3,
-                   help="training images held out to tune the threshold (0: no tuning)")
-    p.add_argument("--extra", action="append", default=None, metavar="DIR",
-                   help="extra labelled images (*.tif + <stem>.csv, e.g. from 'detect simulate'); repeatable")
-    p.add_argument("--real-weight", type=int, default=None,
-                   help="repeat the crops of expert-labelled images N times per epoch against the --extra ones")
-    p.add_argument("--select-on-real", action="store_true",
-                   help="choose the epoch on held-out positions of expert-labelled images only (not --extra)")
-    p.add_argument("--refit-all", action="store_true",
-                   help="after tuning, retrain on all images (the tuned threshold then transfers only roughly)")
+    _add(p, "data", "split", "which", "output", "epochs", "seed", "threads", "channels", "hidden", "mining_rounds",
+         "smooth_px", "holdout", "extra", "real_weight", "select_on_real", "refit_all",
+         output={"required": True, "help": "weights file to write (.pt)"},
+         seed={"help": "random seed (default 777)"})
     return p
 
 
 def _simulate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sacmap detect simulate",
                                 description="Synthetic HAADF-STEM images with known atom positions.")
-    p.add_argument("-o", "--outdir", required=True)
-    p.add_argument("--n-images", type=int, default=1)
-    p.add_argument("--size", type=int, default=512, help="image side (px)")
-    p.add_argument("--pixel-size", type=float, default=0.0293, help="nm/px")
-    p.add_argument("--density", type=float, default=1.0, help="atoms per nm² of support")
-    p.add_argument("--dimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm dimers")
-    p.add_argument("--trimer-fraction", type=float, default=0.0, help="share of atoms placed as 0.22-nm trimers")
-    p.add_argument("--min-dist", type=float, default=0.25,
-                   help="closest spacing (nm) of atoms of different units (default 0.25)")
-    p.add_argument("--atom-fwhm", type=float, default=None,
-                   help="FWHM (nm) of the atom image beyond the probe (default: calibrated, 0.26)")
-    p.add_argument("--atom-peak", type=float, default=None,
-                   help="Pt atom peak height relative to the carbon support (default: calibrated, 0.36)")
-    p.add_argument("--elements", default=None, help="comma-separated symbols, equal shares at random")
-    p.add_argument("--vacuum-fraction", type=float, default=0.0, help="share of the field that is vacuum")
-    p.add_argument("--clean", action="store_true", help="noise-free expectation (no shot or scan-line noise)")
-    p.add_argument("--seed", type=int, default=0)
+    _add(p, "outdir", "n_images", "size", "pixel_size", "density", "dimer_fraction", "trimer_fraction", "min_dist",
+         "atom_fwhm", "atom_peak", "elements", "vacuum_fraction", "clean", "seed",
+         pixel_size={"default": 0.0293, "help": "nm/px (default 0.0293)"},
+         elements={"help": "comma-separated symbols, equal shares at random"},
+         seed={"default": 0, "help": "random seed (default 0)"})
     return p
 
 
-def _dispatch(args) -> int:
-    rest = list(args.rest)
-    if getattr(args, "detect_help", False) or not rest or rest[0] in ("-h", "--help"):
-        if getattr(args, "detect_help", False):
-            rest = ["-h"]
-        _run_parser().print_help()
-        return 0 if rest else 2
-    verb = rest[0]
-    if verb == "evaluate":
-        return _evaluate(_evaluate_parser().parse_args(rest[1:]))
-    if verb == "train":
-        return _train(_train_parser().parse_args(rest[1:]))
-    if verb == "simulate":
-        return _simulate(_simulate_parser().parse_args(rest[1:]))
-    parser = _run_parser()
-    ns = argparse.Namespace(**{k: getattr(args, k) for k in RUN_OPTIONS if hasattr(args, k)})
-    a = parser.parse_args(rest, namespace=ns)
-    if not a.outdir:
-        parser.error("the following arguments are required: -o/--outdir")
-    return _detect(a)
-
-
-def _elements(text):
-    if not text:
-        return None
-    els = [e.strip() for e in text.split(",") if e.strip()]
-    return els or None
-
-
 def _detect(a) -> int:
-    import torch
+    from sacmap.detection.pipeline import Settings, detect_files, summary_line
 
-    from sacmap.detection.pipeline import Settings, detect_files
-
-    torch.set_num_threads(max(1, a.threads))
     summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
-                             elements=_elements(a.elements), weights=a.weights, device=a.device,
+                             elements=a.elements or None, weights=a.weights, device=a.device,
                              settings=Settings(split_area_px=a.split_area), overlay=not a.no_overlay,
-                             batch=a.batch, progress=True)
+                             batch=a.batch, threads=a.threads, progress=True)
     for s in summaries:
-        dens = f"{s['density_nm2']:.3f}/nm²" if s["density_nm2"] is not None else "n/a"
-        warn = f"  WARNING: {s['warning']}" if s.get("warning") else ""
-        print(f"{s['image']}: {s['n_atoms']} atoms, support {s['support_area_nm2']:.1f} nm², density {dens}{warn}")
+        print(summary_line(s))
     print(f"wrote {len(summaries)} result set(s) to {a.outdir}")
     return 0
 
 
 def _evaluate(a) -> int:
-    from sacmap.detection.evaluate import evaluate_files
+    from sacmap.core.atomic import write_json
+    from sacmap.detection.evaluate import evaluate_files, report_text
 
     rep = evaluate_files(a.pred, a.truth, a.radius_px)
-    for r in rep["per_image"]:
-        print(f"{r['pred']}: P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}  "
-              f"(TP {r['tp']}, pred {r['n_pred']}, truth {r['n_truth']})")
-    p = rep["pooled"]
-    print(f"pooled (radius {a.radius_px:g} px): P {p['precision']:.3f}  R {p['recall']:.3f}  F1 {p['f1']:.3f}  "
-          f"(TP {p['tp']}, pred {p['n_pred']}, truth {p['n_truth']})")
+    print(report_text(rep))
     if a.output:
-        from pathlib import Path
-
-        from sacmap.detection.pipeline import _atomic
-
-        out = Path(a.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _atomic(out, lambda t: Path(t).write_text(json.dumps(rep, indent=1)))
+        write_json(a.output, rep, indent=1)
     return 0
 
 
 def _train(a) -> int:
-    import time
+    from sacmap.detection.training import TrainConfig, train_weights, training_report
 
-    from sacmap.detection.errors import DetectionInputError
-    from sacmap.detection.model import save_weights, weights_digest
-    from sacmap.detection.training import TrainConfig, load_pairs, load_split, train_and_calibrate
-
-    cfg = TrainConfig(threads=a.threads)
-    if a.epochs is not None:
-        cfg.epochs = a.epochs
-    if a.seed is not None:
-        cfg.seed = a.seed
-    if a.channels:
-        cfg.channels = tuple(int(c) for c in a.channels.split(","))
-    if a.hidden:
-        cfg.hidden = a.hidden
-    if a.mining_rounds is not None:
-        cfg.mining_rounds = a.mining_rounds
-    if a.real_weight is not None:
-        if a.real_weight < 1:
-            raise DetectionInputError(f"--real-weight {a.real_weight}: must be >= 1")
-        cfg.real_weight = a.real_weight
-    cfg.select_on_real = bool(a.select_on_real)
-    pre_kw = {"smooth_px": a.smooth_px}
-    t0 = time.perf_counter()
-    images = load_split(a.data, a.split, a.which, pre_kw)
-    extra = []
-    for folder in a.extra or []:
-        extra += load_pairs(folder, pre_kw)
-    cnn, info = train_and_calibrate(images, cfg, n_holdout=a.holdout, refit_all=a.refit_all, extra=extra,
-                                    progress=True)
-    history = info["history"]
-    sel = next((h for h in reversed(history) if h.get("selected")), history[-1])
-    cmd = " ".join(["sacmap", "detect", *sys.argv[2:]]) if len(sys.argv) > 2 else "sacmap detect train"
-    meta = {"config": cfg.as_dict(), "preprocess": pre_kw, "images": [li.name for li in images],
-            "n_atoms": int(sum(len(li.xy) for li in images)), "selected_epoch": sel["epoch"],
-            **{k: v for k, v in info.items()}, "train_seconds": round(time.perf_counter() - t0, 1),
-            "command": cmd}
-    meta["digest"] = weights_digest(cnn)
-    save_weights(cnn, a.output, meta)
-    msg = (f"trained on {len(info['trained_on'])} images ({len(images)} real, {meta['n_atoms']} real atoms) "
-           f"in {meta['train_seconds']} s")
-    if "tuned_threshold" in info:
-        msg += (f"; held-out {','.join(info['holdout_images'])}: best threshold {info['tuned_threshold']:.2f} "
-                f"(P {info['holdout_precision']:.3f} R {info['holdout_recall']:.3f} F1 {info['holdout_f1']:.3f}), "
-                f"mapped to 0.8")
-    print(msg + f"; wrote {a.output} [{meta['digest']}]")
+    cfg = TrainConfig.from_options(epochs=a.epochs, seed=a.seed, threads=a.threads, channels=a.channels,
+                                   hidden=a.hidden, mining_rounds=a.mining_rounds, real_weight=a.real_weight,
+                                   select_on_real=a.select_on_real)
+    meta = train_weights(a.data, a.split, a.output, which=a.which, config=cfg, smooth_px=a.smooth_px,
+                         holdout=a.holdout, refit_all=a.refit_all, extra_dirs=a.extra or (),
+                         command=" ".join(["sacmap", "detect", *sys.argv[2:]]), progress=True)
+    print(training_report(meta, a.output))
     return 0
 
 
 def _simulate(a) -> int:
-    from sacmap.detection.errors import DetectionInputError
+    from sacmap.detection.simulate import simulate_dataset
 
-    try:
-        from sacmap.detection.simulate import simulate_dataset
-    except ImportError as exc:
-        raise DetectionInputError(f"detect simulate: simulator unavailable ({exc})") from exc
-    if (a.size < 21 or a.pixel_size <= 0 or a.density < 0 or not 0 <= a.dimer_fraction <= 1
-            or not 0 <= a.trimer_fraction <= 1 - a.dimer_fraction or a.min_dist < 0
-            or (a.atom_fwhm is not None and a.atom_fwhm < 0) or (a.atom_peak is not None and a.atom_peak <= 0)):
-        raise DetectionInputError("detect simulate: need --size >= 21, --pixel-size > 0, --density >= 0, "
-                                  "0 <= --dimer-fraction + --trimer-fraction <= 1, --min-dist >= 0, --atom-fwhm >= 0, "
-                                  "--atom-peak > 0")
-    extra = {} if a.atom_fwhm is None else {"spread_fwhm_nm": a.atom_fwhm}
-    if a.atom_peak is not None:
-        extra["peak_pt"] = a.atom_peak
-    els = _elements(a.elements)
-    elements = {e: 1.0 for e in els} if els else None
     paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
                              density_nm2=a.density, dimer_fraction=a.dimer_fraction,
-                             trimer_fraction=a.trimer_fraction, min_dist_nm=a.min_dist, elements=elements,
-                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, progress=True, **extra)
+                             trimer_fraction=a.trimer_fraction, min_dist_nm=a.min_dist, elements=a.elements or None,
+                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, spread_fwhm_nm=a.atom_fwhm,
+                             peak_pt=a.atom_peak, progress=True)
     print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
+
+
+#: verb -> (parser, handler); the detection run is the verb ``None`` (first word not a verb).
+VERBS = {None: (_run_parser, _detect), "evaluate": (_evaluate_parser, _evaluate),
+         "train": (_train_parser, _train), "simulate": (_simulate_parser, _simulate)}
+
+
+def register(subparsers) -> None:
+    # The group takes its words verbatim (prefix '+': no '-x' is an option here) and hands them to one parser, the
+    # verb's, so that every option is defined and parsed once whatever its position.
+    p = subparsers.add_parser(
+        "detect", add_help=False, prefix_chars="+",
+        help="detect atoms in HAADF-STEM images (also: detect evaluate | train | simulate)",
+        description="Detect metal atoms in HAADF-STEM images. Verbs: evaluate, train, simulate "
+        "('sacmap detect VERB -h').",
+    )
+    p.add_argument("words", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_dispatch)
+
+
+def _dispatch(args) -> int:
+    words = list(args.words)
+    verb = words.pop(0) if words and words[0] in VERBS else None
+    make_parser, handler = VERBS[verb]
+    parser = make_parser()
+    if verb is None and not words:
+        parser.print_help()
+        return 2
+    return handler(parser.parse_args(words))
