@@ -101,7 +101,10 @@ def test_installed_sacmap_comes_from_the_wheel(venv, tmp_path):
     py = venv / "bin" / "python"
     code = ("import sacmap, sacmap.structures, sacmap.workflows.cli; from sacmap.core.resources import "
             "inputs_dir, bundled_specs; print(sacmap.__file__); print(sacmap.structures.__file__); "
-            "print(inputs_dir()); print(sorted(bundled_specs())); print(sacmap.__version__)")
+            "print(inputs_dir()); print(sorted(bundled_specs())); print(sacmap.__version__); "
+            "from pathlib import Path; from sacmap.structures import load_spec; "
+            "from sacmap.workflows.job.spec import job_settings; s = load_spec('demo'); "
+            "print(*job_settings(s, Path(s['_source']))['images'], sep=chr(10))")
     res = _run([str(py), "-c", code], cwd=tmp_path, env=_clean_env())
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -109,6 +112,10 @@ def test_installed_sacmap_comes_from_the_wheel(venv, tmp_path):
         assert Path(line).resolve().is_relative_to(venv.resolve()), lines
     assert lines[3] == "['demo', 'paper']"
     assert lines[4] == "0.1.0"
+    # `sacmap run demo` finds the bundled images: `images: [../stem]` resolves against the installed spec
+    images = [Path(p) for p in lines[5:]]
+    assert [p.suffix for p in images] == [".tif", ".tif"] and all(p.is_file() for p in images)
+    assert all(p.is_relative_to(venv.resolve()) for p in images), images
 
 
 def test_installed_cli_lists_and_submits_the_paper_campaign(venv, tmp_path):
