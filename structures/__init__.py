@@ -25,7 +25,22 @@ from .builders import (
 from .campaign import build_campaign, counts_per_set, expand, load_spec, plan, select_sets, validate_spec
 from .errors import StructureInputError
 from .io import read_configuration, read_index, safe_name, write_configurations
-from .lattice import A_LATTICE, CC_BOND, SITE_KINDS, graphene_slab, kpoint_grid, parse_kind, plane_axes
+from .lattice import (
+    A_LATTICE,
+    BRAVAIS_GRID,
+    CC_BOND,
+    SITE_KINDS,
+    SUBLATTICE_GRID,
+    graphene_slab,
+    grid_site,
+    kpoint_grid,
+    lattice_to_grid,
+    lattice_vectors,
+    parse_kind,
+    plane_axes,
+    slab_kpoint_grid,
+    sublattice,
+)
 from .occupations import (
     DEFAULT_HEIGHTS,
     DIMER_BOND,
@@ -48,6 +63,7 @@ from .sites import (
 )
 
 __all__ = [
+    "BRAVAIS_GRID", "SUBLATTICE_GRID", "grid_site", "lattice_to_grid", "lattice_vectors", "slab_kpoint_grid", "sublattice",
     "A_LATTICE", "CC_BOND", "CONFIG_KINDS", "DEFAULT_HEIGHTS", "DIMER_BOND", "METADATA_KEYS", "SITE_KINDS",
     "PairPlacement", "Site", "SlabSpec", "StructureInputError",
     "build_campaign", "build_dimer", "build_gas_atom", "build_gas_dimer", "build_pair", "build_single_site", "build_slab",

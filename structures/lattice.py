@@ -43,6 +43,13 @@ _NEIGH_A = ((0, 4), (2, -2), (-2, -2))
 _NEIGH_B = ((0, -4), (2, 2), (-2, 2))
 _HEX_VERTICES = ((-2, -2), (-2, 2), (0, 4), (2, 2), (2, -2), (0, -4))  # relative to a hexagon centre
 
+#: The sheet's Bravais vectors in grid units: ``a1 = (4, 0)`` along x (zigzag, ``|a1| = a``), ``a2 = (2, 6)`` at
+#: +60° from ``a1``. The Bravais cell ``(m, n)`` holds the A atom ``m·a1 + n·a2`` and the B atom 4 grid units
+#: above it along y.
+BRAVAIS_GRID = ((4, 0), (2, 6))
+#: Grid coordinates of the two atoms of the Bravais cell ``(0, 0)``, by sublattice.
+SUBLATTICE_GRID = {"A": (0, 0), "B": (0, 4)}
+
 
 def parse_kind(kind: object, where: str = "site kind") -> str:
     """Canonical site kind ``'3N'``, ``'4N'`` or ``'6N'`` from ``3N``, ``3xN6``, ``3×N6`` (any case), ``3``.
@@ -96,6 +103,39 @@ def grid_to_plane(ij, offset: bool = True) -> np.ndarray:
     return out
 
 
+def lattice_vectors() -> np.ndarray:
+    """The sheet's Bravais vectors ``a1``, ``a2`` (rows, Å) in the slab's in-plane frame: ``(a, 0)`` along the
+    zigzag x axis and ``(a/2, a·√3/2)`` at +60° (:data:`BRAVAIS_GRID` in grid units; ``a`` = 2.46 Å)."""
+    return grid_to_plane(np.array(BRAVAIS_GRID), offset=False)
+
+
+def lattice_to_grid(coeffs, origin: str = "A", tol: float = 1e-2) -> np.ndarray:
+    """Integer grid coordinates of points given as coefficients ``(..., 2)`` on the Bravais vectors ``a1``, ``a2``
+    (:func:`lattice_vectors`), measured from an atom of sublattice ``origin`` (``"A"`` or ``"B"``).
+
+    Fractional coefficients reach the other sublattice (``±(a1 + a2)/3``), bond mid-points and hexagon centres.
+    Raises ``ValueError`` when a point is not on the grid (more than ``tol`` grid units off).
+    """
+    if origin not in SUBLATTICE_GRID:
+        raise ValueError(f"unknown sublattice {origin!r} (expected 'A' or 'B')")
+    grid = np.asarray(coeffs, dtype=float) @ np.array(BRAVAIS_GRID, dtype=float) + SUBLATTICE_GRID[origin]
+    r = np.rint(grid)
+    if np.max(np.abs(grid - r), initial=0.0) > tol:
+        raise ValueError("point is not on the lattice grid")
+    return r.astype(np.int64)
+
+
+def slab_kpoint_grid(vacuum_axis: int, in_plane: int = 2, vacuum: int = 1) -> tuple[int, int, int]:
+    """The slab k-point rule: Γ-centred, ``in_plane`` subdivisions along both in-plane cell vectors and
+    ``vacuum`` along the cell vector ``vacuum_axis`` (0, 1 or 2). Used by :func:`kpoint_grid` and the campaign's
+    VASP inputs."""
+    if int(vacuum_axis) not in (0, 1, 2):
+        raise ValueError(f"vacuum axis must be 0, 1 or 2, got {vacuum_axis!r}")
+    k = [int(in_plane)] * 3
+    k[int(vacuum_axis)] = int(vacuum)
+    return tuple(k)
+
+
 def graphene_slab(nx: int = 9, ny: int = 6, vacuum: float = DEFAULT_VACUUM, orientation: str = "ab") -> Atoms:
     """Pristine monolayer graphene in an orthorhombic cell of ``nx × ny`` rectangular 4-atom units.
 
@@ -143,9 +183,7 @@ def kpoint_grid(atoms_or_orientation: Atoms | str, in_plane: int = 2) -> tuple[i
     if isinstance(atoms_or_orientation, Atoms) and str(atoms_or_orientation.info.get("kind", "")).startswith("gas"):
         return (1, 1, 1)
     _, _, n = plane_axes(atoms_or_orientation)
-    k = [in_plane] * 3
-    k[n] = 1
-    return tuple(k)
+    return slab_kpoint_grid(n, in_plane)
 
 
 def kpts_string(k) -> str:

@@ -26,9 +26,17 @@ import numpy as np
 from ase import Atoms
 
 from sacmap.analysis.errors import AnalysisInputError
+from sacmap.core.constants import NON_METALS
+from sacmap.structures import (
+    StructureInputError,
+    canonical_key,
+    enumerate_pairs,
+    grid_site,
+    lattice_to_grid,
+    sublattice,
+)
 
 SHEET_ELEMENTS = ("C", "N")
-NONMETALS = {"H", "He", "B", "C", "N", "O", "F", "Ne", "P", "S", "Cl", "Ar", "Se", "Br", "Kr", "I", "Xe"}
 KIND_ORDER = {"3N": 0, "4N": 1, "6N": 2}
 BOND_MAX_A = 1.75  # C–C / C–N bonds in the sheet
 SNAP_TOL_A = 0.75  # max distance of an atom from its ideal lattice point
@@ -240,8 +248,8 @@ def recognise(atoms: Atoms) -> dict:
     """Metadata of a configuration from its geometry (see module docstring). Raises :class:`RecognitionError`."""
     symbols = np.array(atoms.get_chemical_symbols())
     is_sheet = np.isin(symbols, SHEET_ELEMENTS)
-    metal_idx = np.where(~np.isin(symbols, list(NONMETALS)))[0]
-    other_nonmetal = np.where(np.isin(symbols, list(NONMETALS - set(SHEET_ELEMENTS) - {"H"})))[0]
+    metal_idx = np.where(~np.isin(symbols, list(NON_METALS)))[0]
+    other_nonmetal = np.where(np.isin(symbols, list(NON_METALS - set(SHEET_ELEMENTS) - {"H"})))[0]
     out = dict(
         kind="", site_kinds="", separation_A=float("nan"), shares_NN_bond=False, n_C_between=-1, occupants="",
         metals="", pair_geometry="", sites=[], n_sheet_points=0, pair_id="", id="", spin_polarised=False,
@@ -378,14 +386,26 @@ def recognise(atoms: Atoms) -> dict:
     return out
 
 
+def _on_atom(grid) -> bool:
+    try:
+        sublattice(tuple(int(x) for x in grid))
+    except ValueError:
+        return False
+    return True
+
+
 def _grid_sites(sites, lat):
     """The two sites as :class:`structures.lattice.GridSite` on the builder's integer grid (same relative
-    placement; the grid frame is fixed up to a symmetry of the sheet, which the canonical keys ignore)."""
-    from sacmap.structures.lattice import grid_site
+    placement; the grid frame is fixed up to a symmetry of the sheet, which the canonical keys ignore).
 
+    The fitted lattice vectors ``lat.L`` play the builder's Bravais vectors ``a1``, ``a2`` and the fitted origin
+    atom is of the sublattice from which ``lat.delta`` (±(a1 + a2)/3) reaches an atom; the mapping to grid
+    coordinates is :func:`structures.lattice_to_grid`."""
     Linv = np.linalg.inv(lat.L)
-    sign = 1 if np.allclose(lat.delta, (lat.L[0] + lat.L[1]) / 3) else -1
-    origin_grid, d_grid = ((0, 4), (2, 2)) if sign == 1 else ((0, 0), (-2, -2))
+    delta = lat.delta @ Linv
+    origin = next((s for s in ("A", "B") if _on_atom(lattice_to_grid(delta, s))), None)
+    if origin is None:  # pragma: no cover - lat.delta is ±(a1 + a2)/3 by construction
+        return None
     ref = np.asarray(sites[0]["removed_A"])[0]
     out = []
     for s in sites:
@@ -395,18 +415,13 @@ def _grid_sites(sites, lat):
             # keep the site whole: unwrap its points around its first one
             rel = rel[0] + _mic(rem - rem[0], lat.cell, lat.pbc)
         xy = (ref + rel) @ lat.basis.T - lat.origin2d
-        grid = []
-        for p in xy:
-            for sub in (0, 1):
-                ij = (p - sub * lat.delta) @ Linv
-                if np.abs(ij - np.round(ij)).max() < 1e-3:
-                    i, j = np.round(ij).astype(int)
-                    grid.append((origin_grid[0] + 4 * i + 2 * j + sub * d_grid[0],
-                                 origin_grid[1] + 6 * j + sub * d_grid[1]))
-                    break
-            else:
-                return None
-        anchor = np.mean(np.array(grid), axis=0)
+        try:
+            grid = lattice_to_grid(xy @ Linv, origin)
+        except ValueError:
+            return None
+        if not all(_on_atom(p) for p in grid):
+            return None
+        anchor = np.mean(grid, axis=0)
         if np.abs(anchor - np.round(anchor)).max() > 1e-6:
             return None
         out.append(grid_site(s["kind"], tuple(int(x) for x in np.round(anchor))))
@@ -418,11 +433,6 @@ def _builder_placement(sites, lat):
 
     ``swapped`` is True when the recognised second site plays the builder's seed site A.
     """
-    try:
-        from sacmap.structures.errors import StructureInputError
-        from sacmap.structures.pairs import canonical_key, enumerate_pairs
-    except ImportError:  # pragma: no cover - structures is part of sacmap
-        return None, False
     gs = _grid_sites(sites, lat)
     if gs is None:
         return None, False

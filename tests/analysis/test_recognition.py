@@ -175,3 +175,22 @@ def test_gas_and_reference_kinds():
     assert (r["kind"], r["occupants"], r["metals"], r["id"]) == ("gas_dimer", "Pt2", "Pt,Pt", "gas_Pt2")
     r = recognise(Atoms("N4", positions=[[0, 0, 0], [0, 0, 1.1], [2, 2, 2], [2, 2, 3.1]], cell=[5, 5, 5], pbc=True))
     assert r["kind"] == "reference"
+
+
+def test_public_lattice_api_maps_bravais_coefficients_onto_the_builders_grid():
+    """Recognition reaches the builder's grid only through structures' public lattice API."""
+    from sacmap.structures import A_LATTICE, lattice_to_grid, lattice_vectors, sublattice
+    from sacmap.structures.lattice import grid_to_plane
+
+    a1, a2 = lattice_vectors()
+    assert np.linalg.norm(a1) == pytest.approx(A_LATTICE) and np.linalg.norm(a2) == pytest.approx(A_LATTICE)
+    assert math.degrees(math.atan2(a2[1], a2[0])) == pytest.approx(60.0)
+    # from a B atom, +(a1 + a2)/3 is an A atom; from an A atom it is a hexagon centre (not an atom)
+    assert sublattice(tuple(lattice_to_grid([1 / 3, 1 / 3], "B"))) == "A"
+    with pytest.raises(ValueError):
+        sublattice(tuple(lattice_to_grid([1 / 3, 1 / 3], "A")))
+    coeffs = np.array([[2.0, -1.0], [0.5, 0.5]])
+    grid = lattice_to_grid(coeffs, "A")
+    assert np.allclose(grid_to_plane(grid, offset=False), coeffs @ lattice_vectors())
+    with pytest.raises(ValueError, match="not on the lattice grid"):
+        lattice_to_grid([0.1, 0.0])

@@ -8,6 +8,7 @@ import re
 import numpy as np
 from ase import Atoms
 
+from sacmap.core.constants import is_metal
 from sacmap.workflows.errors import WorkflowInputError
 
 #: configuration metadata copied into every result row (contracts.md), with types and defaults
@@ -21,7 +22,6 @@ META_KEYS: dict[str, tuple[type, object]] = {
     "metals": (str, ""),
     "pair_id": (str, ""),
 }
-NON_METALS = {"H", "He", "B", "C", "N", "O", "F", "Ne", "P", "S", "Cl", "Ar", "Se", "Br", "Kr", "I", "Xe"}
 
 
 def config_meta(atoms: Atoms, *, where: str = "configuration") -> dict:
@@ -41,7 +41,7 @@ def config_meta(atoms: Atoms, *, where: str = "configuration") -> dict:
         except (TypeError, ValueError):
             raise WorkflowInputError(f"{where} {cid}: info[{key!r}] = {value!r} is not a {typ.__name__}") from None
     if not meta["metals"]:
-        meta["metals"] = ",".join(dict.fromkeys(s for s in atoms.get_chemical_symbols() if s not in NON_METALS))
+        meta["metals"] = ",".join(dict.fromkeys(s for s in atoms.get_chemical_symbols() if is_metal(s)))
     meta["spin_polarised"] = bool(info.get("spin_polarised", False))
     return meta
 

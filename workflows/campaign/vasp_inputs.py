@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from sacmap.workflows.campaign.configs import NON_METALS
+from sacmap.core.constants import is_metal
+from sacmap.structures import slab_kpoint_grid
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +51,23 @@ def _height_factor(atoms: Atoms, ax: int) -> float:
     return abs(np.dot(cell[ax], normal)) / (np.linalg.norm(normal) * np.linalg.norm(cell[ax]))
 
 
-def kpoint_grid(atoms: Atoms, settings: dict) -> tuple[int, int, int]:
-    """Γ-centred subdivisions: ``kpoints.in_plane`` along in-plane vectors, ``kpoints.vacuum`` along the vacuum."""
+def kpoints_for(atoms: Atoms, settings: dict) -> tuple[int, int, int]:
+    """Γ-centred subdivisions by the structures package's slab rule (:func:`sacmap.structures.slab_kpoint_grid`):
+    the preset's ``kpoints.in_plane`` along the in-plane vectors, ``kpoints.vacuum`` along :func:`vacuum_axis`.
+
+    Gas references (no ``pbc`` hint, an atom or dimer in a box) get the same rule with the box's largest gap as
+    the "vacuum" axis; the structures package records ``kpts = 1x1x1`` for them (see issue 17).
+    """
     kp = settings["kpoints"]
-    grid = [int(kp["in_plane"])] * 3
-    grid[vacuum_axis(atoms)] = int(kp["vacuum"])
-    return tuple(grid)
+    return slab_kpoint_grid(vacuum_axis(atoms), int(kp["in_plane"]), int(kp["vacuum"]))
 
 
 def metal_symbols(atoms: Atoms, meta: dict | None = None) -> list[str]:
-    """Metal element symbols of a configuration (``meta["metals"]`` if given, else all non-C/N/H/O... atoms)."""
+    """Metal element symbols of a configuration (``meta["metals"]`` if given, else every atom that
+    :func:`sacmap.core.constants.is_metal`)."""
     if meta and meta.get("metals"):
         return [s for s in str(meta["metals"]).split(",") if s]
-    return list(dict.fromkeys(s for s in atoms.get_chemical_symbols() if s not in NON_METALS))
+    return list(dict.fromkeys(s for s in atoms.get_chemical_symbols() if is_metal(s)))
 
 
 def incar_overrides(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False) -> dict:
@@ -112,7 +117,7 @@ def input_set(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False)
         structure,
         vdw=settings.get("vdw"),
         user_incar_settings=incar_overrides(atoms, meta, settings, static=static),
-        user_kpoints_settings=Kpoints.gamma_automatic(kpoint_grid(atoms, settings)),
+        user_kpoints_settings=Kpoints.gamma_automatic(kpoints_for(atoms, settings)),
         **kwargs,
     )
 
@@ -137,4 +142,4 @@ def write_inputs(atoms: Atoms, meta: dict, settings: dict, directory: str | Path
         log.warning("PMG_VASP_PSP_DIR is not set: writing POTCAR.spec only; VASP cannot run without POTCARs")
     vis.write_input(str(directory), potcar_spec=spec_only)
     return {"potcar_spec": spec_only, "site_symbols": vis.poscar.site_symbols,
-            "kpoints": kpoint_grid(atoms, settings)}
+            "kpoints": kpoints_for(atoms, settings)}
