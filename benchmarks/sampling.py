@@ -35,7 +35,7 @@ from sacmap.analysis.spatial.samplers.dft import (  # noqa: E402
     dft_run,
     dft_run_naive,
 )
-from sacmap.analysis.spatial.samplers.point import run_seeds, sample_repulsive, sample_repulsive_naive  # noqa: E402
+from sacmap.analysis.spatial.samplers.point import RepulsiveSampler, run_seeds, sample_repulsive_naive  # noqa: E402
 from sacmap.analysis.spatial.window import Region  # noqa: E402
 
 # a site-site potential with the paper's trends (repulsive multimers, favoured ~5 Å), for timing only
@@ -64,7 +64,7 @@ def bench_repulsive(runs: int, n_naive_runs: int) -> float:
     print("Repulsive sampler (R + C < NN(d), C = 0.2 nm, 10 x 10 nm)")
     ratio400 = 0.0
     for n in (100, 400):
-        t_fast, fast = clock(sample_repulsive, n, None, runs, 1)
+        t_fast, fast = clock(RepulsiveSampler().sample, n, None, runs, 1)
         seeds = run_seeds(1, runs)[:n_naive_runs]
         t0 = time.perf_counter()
         for r, ss in enumerate(seeds):
@@ -76,11 +76,11 @@ def bench_repulsive(runs: int, n_naive_runs: int) -> float:
             ratio400 = t_slow / (t_fast / runs)
     n = 100_000
     side = np.sqrt(n / 4.0)
-    info: dict = {}
-    t_big, big = clock(sample_repulsive, n, (side, side), 1, 2, info=info)
+    big_sampler = RepulsiveSampler()
+    t_big, big = clock(big_sampler.sample, n, (side, side), 1, 2)
     # straightforward: every proposal scans the accepted points; time scans at k = n/2 (a lower bound on the
     # average, most proposals come late) and multiply by the proposals the rule needed
-    proposals = int(info["proposals_drawn"][0])
+    proposals = int(big_sampler.proposals_drawn_[0])
     pts = big[0, : n // 2]
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()

@@ -29,8 +29,7 @@ from scipy.spatial import cKDTree
 
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.window import Region
-
-MULTIMER_NM = 0.22  # the paper's threshold: most DFT metal dimers have 2.2 Å bonds
+from sacmap.core.constants import MULTIMER_NM
 
 
 def _check_xy(xy_nm, what: str = "coordinates", min_points: int = 2) -> np.ndarray:
@@ -64,6 +63,11 @@ def nearest_neighbour_distances(xy_nm: np.ndarray, tree: cKDTree | None = None, 
     nnd, nbr = np.empty(len(xy)), np.empty(len(xy), dtype=np.int64)
     nnd[order], nbr[order] = d[:, 1], idx[:, 1]
     return nnd, nbr
+
+
+def pooled_nnd(runs_xy, workers: int = -1) -> np.ndarray:
+    """NNDs (nm) of every pattern in ``runs_xy`` (``(runs, n, 2)`` or a list of ``(n_i, 2)``), pooled in run order."""
+    return np.concatenate([nearest_neighbour_distances(xy, workers=workers)[0] for xy in runs_xy])
 
 
 def cross_nnd(xy_from: np.ndarray, xy_to: np.ndarray, same: bool, workers: int = -1) -> np.ndarray:
@@ -260,6 +264,8 @@ def flatten_descriptors(desc: dict) -> dict:
         elif isinstance(v, dict):
             for sk, sv in v.items():
                 row[f"{k}_{sk}"] = sv
+        elif isinstance(v, list):
+            row[k] = "; ".join(map(str, v))
         else:
             row[k] = v
     return row

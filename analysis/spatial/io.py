@@ -1,4 +1,6 @@
-"""Reading coordinates and regions for spatial statistics; atomic writers (nm, px).
+"""Reading coordinates, masks and rectangles for spatial statistics (nm, px). Writers live in
+:mod:`sacmap.core.atomic`; the window of a detection record is chosen by
+:meth:`sacmap.analysis.spatial.observation.Observation.from_detection`.
 
 Coordinates come from a detection CSV (``x_px, y_px, x_nm, y_nm, score, component_size, element``, with a
 sibling ``<stem>.json`` holding ``pixel_size_nm``, ``shape`` and ``support_area_nm2``) or any CSV with x/y
@@ -10,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -156,72 +156,9 @@ def parse_region(text: str) -> Region:
     return Region.coerce(vals)
 
 
-def region_for(xy_nm: np.ndarray, meta: dict, region: str | None = None, mask: str | None = None,
-               pixel_size_nm: float | None = None) -> Region:
-    """The observation window: explicit mask, explicit rectangle, the detection image (with its support
-    area for densities), or — last resort — the points' bounding box."""
-    if mask is not None:
-        p = pixel_size_nm or meta.get("pixel_size_nm")
-        if p is None:
-            raise AnalysisInputError(f"{mask}: a mask needs the pixel size (--pixel-size NM)")
-        return read_mask(mask, p)
-    if region is not None:
-        return parse_region(region)
-    if meta.get("shape") and meta.get("pixel_size_nm"):
-        ny, nx = [int(v) for v in meta["shape"][:2]]
-        p = float(meta["pixel_size_nm"])
-        # the image rectangle for edge corrections, the detector's support area for densities
-        return Region.rectangle(nx * p, ny * p, -0.5 * p, -0.5 * p, area_override_nm2=meta.get("support_area_nm2"))
-    return Region.coerce(None, xy_nm)
-
-
 def atomic_write(path, write) -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` fills a temp file in the same folder, then ``os.replace``; the temp
-    file is removed on any error. The one writer of the ``analysis`` package."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """TEMPORARY, until ``analysis/energetics`` writes through :func:`sacmap.core.atomic.atomic_write_with` (the
+    same call): kept only so the energetics package imports while it switches. Nothing in ``spatial`` uses it."""
+    from sacmap.core.atomic import atomic_write_with
 
-
-def jsonable(obj):
-    """Numpy scalars/arrays, paths and non-string dict keys made JSON-friendly (NaN/inf → None)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
-
-
-def write_json(path, data: dict) -> Path:
-    """Atomic JSON (NaN/inf written as null)."""
-    text = json.dumps(jsonable(data), indent=2)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
-
-
-def write_csv(path, frame) -> Path:
-    """Atomic CSV from a DataFrame."""
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def save_figure(fig, path) -> Path:
-    """Atomic PNG."""
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    return atomic_write_with(path, write)

@@ -8,7 +8,7 @@ import pytest
 
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
-from sacmap.analysis.spatial.samplers.point import sample_random
+from sacmap.analysis.spatial.samplers.point import RandomSampler
 from sacmap.analysis.spatial.window import Region
 
 POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
@@ -39,7 +39,7 @@ def test_fit_recovers_sigma_and_kT_of_synthetic_data():
 
 
 def test_fit_without_potential_fits_sigma_only_and_finds_random():
-    obs = sample_random(N, REG, seed=4)[0]
+    obs = RandomSampler().sample(N, REG, seed=4)[0]
     est = DFTBiasedSampler(grid_nm=0.05, runs_per_point=4, n_boot=50, sigma_factors=(0.8, 1.0, 1.25))
     r = est.fit(obs, REG).fit_result_
     assert r["kT_eV"] is None and r["beta_per_eV"] == 0.0

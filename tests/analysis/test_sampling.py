@@ -10,13 +10,13 @@ from scipy.spatial.distance import pdist
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.descriptors import descriptors
 from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler, SiteSitePotential, dft_run, dft_run_naive
+from sacmap.analysis.spatial.samplers.multispecies import MultiSpeciesSampler
 from sacmap.analysis.spatial.samplers.point import (
+    AttractiveSampler,
+    RandomSampler,
+    RepulsiveSampler,
     n_for_density,
     run_seeds,
-    sample_attractive,
-    sample_multispecies,
-    sample_random,
-    sample_repulsive,
     sample_repulsive_naive,
 )
 from sacmap.analysis.spatial.window import Region
@@ -26,80 +26,80 @@ POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0,
 
 
 def test_random_shape_region_and_seeds():
-    xy = sample_random(100, runs=4, seed=1)
+    xy = RandomSampler().sample(100, runs=4, seed=1)
     assert xy.shape == (4, 100, 2)
     assert np.all((xy >= 0) & (xy <= 10))  # the paper's 10 x 10 nm default
-    assert np.array_equal(xy, sample_random(100, runs=4, seed=1))
-    assert not np.array_equal(xy, sample_random(100, runs=4, seed=2))
+    assert np.array_equal(xy, RandomSampler().sample(100, runs=4, seed=1))
+    assert not np.array_equal(xy, RandomSampler().sample(100, runs=4, seed=2))
     # a run does not depend on how many runs were asked for
-    assert np.array_equal(xy[2], sample_random(100, runs=7, seed=1)[2])
+    assert np.array_equal(xy[2], RandomSampler().sample(100, runs=7, seed=1)[2])
     assert n_for_density(4.0) == 400
 
 
 @pytest.mark.parametrize("region", [None, Region.rectangle(6.0, 4.0, 1.0, 2.0)])
 def test_repulsive_fast_equals_one_at_a_time_rule(region):
     n = 150 if region is None else 90
-    fast = sample_repulsive(n, region, runs=3, seed=42)
+    fast = RepulsiveSampler().sample(n, region, runs=3, seed=42)
     for r, ss in enumerate(run_seeds(42, 3)):
         slow = sample_repulsive_naive(n, region, seed=np.random.default_rng(ss))
         np.testing.assert_allclose(fast[r], slow, rtol=0, atol=1e-9)
 
 
 def test_repulsive_fast_equals_naive_at_high_density_and_on_a_mask():
-    fast = sample_repulsive(400, runs=1, seed=7)[0]  # the paper's 4 atoms/nm² case
+    fast = RepulsiveSampler().sample(400, runs=1, seed=7)[0]  # the paper's 4 atoms/nm² case
     slow = sample_repulsive_naive(400, seed=np.random.default_rng(run_seeds(7, 1)[0]))
     np.testing.assert_allclose(fast, slow, atol=1e-9)
     mask = np.zeros((60, 60), bool)
     mask[10:50, 5:45] = True
     reg = Region.from_mask(mask, 0.1)
-    fast = sample_repulsive(60, reg, runs=1, seed=3)[0]
+    fast = RepulsiveSampler().sample(60, reg, runs=1, seed=3)[0]
     slow = sample_repulsive_naive(60, reg, seed=np.random.default_rng(run_seeds(3, 1)[0]))
     np.testing.assert_allclose(fast, slow, atol=1e-9)
     assert reg.contains(fast).all()
 
 
 def test_repulsive_statistics():
-    xy = sample_repulsive(400, runs=6, seed=0)
+    xy = RepulsiveSampler().sample(400, runs=6, seed=0)
     for x in xy:
         assert pdist(x).min() > 0.2  # accepted only if R + C < NN(d), R >= 0
     rep = [descriptors(x, (10, 10)) for x in xy]
-    rnd = [descriptors(x, (10, 10)) for x in sample_random(400, runs=6, seed=0)]
+    rnd = [descriptors(x, (10, 10)) for x in RandomSampler().sample(400, runs=6, seed=0)]
     ce = np.mean([d["clark_evans"] for d in rep])
     assert ce > 1.15 and min(d["z"] for d in rep) > 3
     assert np.mean([d["clark_evans"] for d in rnd]) == pytest.approx(1.0, abs=0.05)
     # NND in (0.2, 0.22] nm needs R < 0.02: rare, against 46 % for random points at 4 atoms/nm²
     assert np.mean([d["multimer_share"] for d in rep]) < 0.05
     with pytest.raises(AnalysisInputError, match="lower the density"):
-        sample_repulsive(200, (2, 2), seed=0, c_nm=0.3, max_proposals=5000)
+        RepulsiveSampler(c_nm=0.3, max_proposals=5000).sample(200, (2, 2), seed=0)
 
 
 def test_attractive_two_stage_rule():
-    xy = sample_attractive(400, 50, runs=3, seed=5, box_nm=1.0)
+    xy = AttractiveSampler(n_first=50, box_nm=1.0).sample(400, runs=3, seed=5)
     assert xy.shape == (3, 400, 2) and np.all((xy >= 0) & (xy <= 10))
     for x in xy:
         first, kids = x[:50], x[50:]
         cheb = np.abs(kids[:, None, :] - first[None, :, :]).max(axis=2).min(axis=1)
         assert np.all(cheb <= 0.5 + 1e-12)  # every stage-2 point lies in a 1 x 1 nm box of a parent
     att = [descriptors(x, (10, 10)) for x in xy]
-    rnd = [descriptors(x, (10, 10)) for x in sample_random(400, runs=3, seed=5)]
+    rnd = [descriptors(x, (10, 10)) for x in RandomSampler().sample(400, runs=3, seed=5)]
     assert np.mean([d["nnd_mean_nm"] for d in att]) < 0.85 * np.mean([d["nnd_mean_nm"] for d in rnd])
     assert np.mean([d["multimer_share"] for d in att]) > np.mean([d["multimer_share"] for d in rnd]) + 0.1
-    assert np.array_equal(xy, sample_attractive(400, 50, runs=3, seed=5))
+    assert np.array_equal(xy, AttractiveSampler(n_first=50).sample(400, runs=3, seed=5))
     with pytest.raises(AnalysisInputError, match="n_first"):
-        sample_attractive(10, 20)
+        AttractiveSampler(n_first=20).sample(10)
 
 
 def test_multispecies_independent_species():
-    xy, labels = sample_multispecies({"Ni": 200, "Pd": 100}, runs=2, seed=3)
+    xy, labels = MultiSpeciesSampler().sample({"Ni": 200, "Pd": 100}, runs=2, seed=3)
     assert xy.shape == (2, 300, 2) and list(labels).count("Pd") == 100
     d = descriptors(xy[0], (10, 10), elements=labels)
     assert set(d["nnd_by_pair"]) == {"Ni->Ni", "Ni->Pd", "Pd->Ni", "Pd->Pd"}
     # random A and B: NND from A to B follows the B density, 1/(2 sqrt(1 nm⁻²)) = 0.5 nm (edge-biased up)
     assert d["nnd_by_pair"]["Ni->Pd"]["mean_nm"] == pytest.approx(0.5, rel=0.2)
-    xy2, _ = sample_multispecies({"Ni": 200, "Pd": 100}, runs=2, seed=3, sampler="repulsive")
+    xy2, _ = MultiSpeciesSampler("repulsive").sample({"Ni": 200, "Pd": 100}, runs=2, seed=3)
     assert pdist(xy2[0, :200]).min() > 0.2 and pdist(xy2[0, 200:]).min() > 0.2
     with pytest.raises(AnalysisInputError):
-        sample_multispecies({"Ni": 10}, sampler="nope")
+        MultiSpeciesSampler("nope").sample({"Ni": 10})
 
 
 def test_potential_reading_units_and_reference():
@@ -143,7 +143,7 @@ def test_dft_sampler_limits_and_trends():
     n = 128  # 2 atoms/nm²
     s0 = 1 / np.sqrt(2 * np.pi * 2.0)
     neutral = DFTBiasedSampler(grid_nm=0.05).sample(n, reg, runs=6, seed=1)
-    rnd = sample_random(n, reg, runs=6, seed=1)
+    rnd = RandomSampler().sample(n, reg, runs=6, seed=1)
     nnd = lambda runs: np.mean([descriptors(x, reg)["nnd_mean_nm"] for x in runs])  # noqa: E731
     # sigma = sigma0 and no energy term: the random model
     assert nnd(neutral) == pytest.approx(nnd(rnd), rel=0.08)

@@ -7,7 +7,7 @@ import pytest
 
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.descriptors import descriptors, flatten_descriptors, pair_correlation
-from sacmap.analysis.spatial.samplers.point import sample_random, sample_repulsive
+from sacmap.analysis.spatial.samplers.point import RandomSampler, RepulsiveSampler
 from sacmap.analysis.spatial.window import Region
 
 CONTRACT_KEYS = {"density_nm2", "n_atoms", "support_area_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share",
@@ -22,7 +22,7 @@ def _mean(descs, key):
 def test_poisson_limits_match_the_paper_numbers(rho, nnd, share):
     # the closed forms: <NND> = 1/(2 sqrt(rho)), share = 1 - exp(-pi rho r^2) at r = 0.22 nm
     L = 30.0
-    runs = sample_random(int(rho * L * L), Region.rectangle(L), runs=3, seed=11)
+    runs = RandomSampler().sample(int(rho * L * L), Region.rectangle(L), runs=3, seed=11)
     descs = [descriptors(xy, Region.rectangle(L)) for xy in runs]
     d0 = descs[0]
     assert d0["nnd_poisson_nm"] == pytest.approx(nnd, abs=1e-12)
@@ -37,7 +37,7 @@ def test_poisson_limits_match_the_paper_numbers(rho, nnd, share):
 
 
 def test_hanisch_removes_small_window_edge_bias():
-    runs = sample_random(25, (5, 5), runs=200, seed=3)  # 1 atom/nm² in 5 x 5 nm: strong edge effects
+    runs = RandomSampler().sample(25, (5, 5), runs=200, seed=3)  # 1 atom/nm² in 5 x 5 nm: strong edge effects
     descs = [descriptors(xy, (5, 5)) for xy in runs]
     assert _mean(descs, "nnd_mean_nm") > 0.53  # raw: biased up by ~10 %
     assert _mean(descs, "nnd_mean_hanisch_nm") == pytest.approx(0.5, rel=0.04)
@@ -101,13 +101,13 @@ def test_per_species_nnd_for_every_ordered_pair():
 
 def test_pair_correlation_poisson_flat_and_hard_core_empty():
     L = 30.0
-    xy = sample_random(3600, Region.rectangle(L), seed=5)[0]
+    xy = RandomSampler().sample(3600, Region.rectangle(L), seed=5)[0]
     r, g = pair_correlation(xy, Region.rectangle(L), r_max_nm=1.5, dr_nm=0.1)
     # each bin holds ~ n rho 2 pi r dr / 2 pairs: relative noise 1/sqrt(count)
     counts = 3600 * 4.0 * 2 * np.pi * r * 0.1 / 2
     assert np.all(np.abs(g - 1) < 4.5 / np.sqrt(counts))
     assert np.mean(g[r > 0.3]) == pytest.approx(1.0, abs=0.02)
-    rep = sample_repulsive(400, seed=2)[0]
+    rep = RepulsiveSampler().sample(400, seed=2)[0]
     r, g = pair_correlation(rep, (10, 10), r_max_nm=1.0, dr_nm=0.05)
     assert np.all(g[r < 0.2] == 0)  # R + C < NN(d) with C = 0.2 nm: no pair closer than C
 
@@ -119,7 +119,7 @@ def test_mask_region_uses_support_area_and_corrects_edges():
     mask[:, 200:] = True
     reg = Region.from_mask(mask, p)
     assert reg.area_nm2 == pytest.approx(200.0)
-    xy = sample_random(800, reg, seed=9)[0]
+    xy = RandomSampler().sample(800, reg, seed=9)[0]
     assert reg.contains(xy).all()
     d = descriptors(xy, reg)
     assert d["density_nm2"] == pytest.approx(4.0)

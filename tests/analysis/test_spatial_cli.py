@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sacmap.analysis.spatial.samplers.point import sample_random
+from sacmap.analysis.spatial.samplers.point import RandomSampler
 from sacmap.workflows import cli
 
 POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0, 6.5, 8.0, 12.0],
@@ -17,7 +17,7 @@ POT = pd.DataFrame({"site_kinds": ["4N-4N"] * 6, "separation_A": [2.5, 3.5, 5.0,
 
 def _detection(tmp_path, n=150, pixel=0.02, support=80.0):
     """A detection-style CSV (pixel and nm columns, elements) with its JSON (image 500 x 500 px = 10 x 10 nm)."""
-    xy = sample_random(n, (9.98, 9.98), seed=1)[0]
+    xy = RandomSampler().sample(n, (9.98, 9.98), seed=1)[0]
     el = np.where(np.arange(n) % 3 == 0, "Pd", "Ni")
     df = pd.DataFrame({"x_px": xy[:, 0] / pixel, "y_px": xy[:, 1] / pixel, "x_nm": xy[:, 0], "y_nm": xy[:, 1],
                        "score": 0.9, "component_size": 40, "element": el})
@@ -36,12 +36,30 @@ def test_stats_writes_descriptors_and_plots(tmp_path, capsys):
                  "nuclearity.png", "gr.png"):
         assert (out / name).stat().st_size > 0
     d = json.loads((out / "descriptors.json").read_text())
-    assert d["support_area_nm2"] == 80.0 and d["density_nm2"] == pytest.approx(150 / 80.0)  # support, not image
+    # no support mask beside the record: the window is the image rectangle, and the output says so
+    assert d["support_area_nm2"] == pytest.approx(100.0) and d["density_nm2"] == pytest.approx(1.5)
+    assert d["region"]["source"] == "image rectangle" and "no support mask" in d["warnings"][0]
     assert set(d["nnd_by_pair"]) == {"Ni->Ni", "Ni->Pd", "Pd->Ni", "Pd->Pd"}
     assert sum(int(k) * v for k, v in d["nuclearity"].items()) == 150
     row = pd.read_csv(out / "descriptors.csv")
     assert row.loc[0, "n_atoms"] == 150 and "nnd_Ni_Pd_mean_nm" in row
-    assert "Clark-Evans" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Clark-Evans" in printed and "no support mask" in printed
+    # with the detector's support mask (left 400 of 500 px columns = 80 nm²): density over the support, atoms
+    # over vacuum excluded and counted
+    from PIL import Image
+
+    mask = np.zeros((500, 500), np.uint8)
+    mask[:, :400] = 255
+    Image.fromarray(mask).save(tmp_path / "img_support.png")
+    assert cli.main(["stats", str(path), "-o", str(tmp_path / "o1"), "--random-runs", "5", "--no-plots"]) == 0
+    d1 = json.loads((tmp_path / "o1" / "descriptors.json").read_text())
+    n_in = int(np.sum(np.rint(df["x_nm"].to_numpy() / 0.02) < 400))
+    assert d1["region"] == {**d1["region"], "kind": "mask", "source": "support mask"}
+    assert d1["support_area_nm2"] == pytest.approx(80.0) and d1["density_nm2"] == pytest.approx(n_in / 80.0)
+    assert d1["n_atoms"] == n_in and d1["n_off_window"] == 150 - n_in > 0 and d1["n_detected"] == 150
+    assert "outside the window" in capsys.readouterr().out
+    (tmp_path / "img_support.png").unlink()
     # pixel columns only: the pixel size comes from the JSON, or --pixel-size
     df[["x_px", "y_px"]].to_csv(tmp_path / "img.csv", index=False)
     assert cli.main(["stats", str(path), "-o", str(tmp_path / "o2"), "--random-runs", "0", "--no-plots"]) == 0
@@ -121,7 +139,7 @@ def test_stats_with_support_mask(tmp_path):
     mask = np.zeros((200, 200), bool)
     mask[:, 100:] = True  # right half is support: 2 x 4 nm at 0.02 nm/px
     np.save(tmp_path / "mask.npy", mask)
-    xy = sample_random(40, (2.0, 4.0), seed=3)[0] + [2.0, 0.0]
+    xy = RandomSampler().sample(40, (2.0, 4.0), seed=3)[0] + [2.0, 0.0]
     pd.DataFrame({"x_nm": xy[:, 0], "y_nm": xy[:, 1]}).to_csv(tmp_path / "c.csv", index=False)
     out = tmp_path / "o"
     assert cli.main(["stats", str(tmp_path / "c.csv"), "--mask", str(tmp_path / "mask.npy"), "--pixel-size", "0.02",

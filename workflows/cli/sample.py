@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sacmap.core.constants import MULTIMER_NM
+
 
 def _common(sp) -> None:
     g = sp.add_mutually_exclusive_group(required=True)
@@ -16,7 +18,8 @@ def _common(sp) -> None:
     sp.add_argument("--region", default="10,10", help="W,H or X0,Y0,X1,Y1 in nm (default 10,10: the paper's)")
     sp.add_argument("--runs", type=int, default=40, help="independent runs (default 40)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--multimer-nm", type=float, default=0.22, help="multimer threshold for the statistics")
+    sp.add_argument("--multimer-nm", type=float, default=MULTIMER_NM, help="multimer threshold for the statistics "
+                    f"in nm (default {MULTIMER_NM})")
     sp.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default sample_<model>)")
 
 
@@ -82,40 +85,44 @@ def _species(text: str) -> dict[str, float]:
     return out
 
 
+def _floats(text: str | None, name: str):
+    from sacmap.analysis.errors import AnalysisInputError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise AnalysisInputError(f"--{name}: expected comma-separated numbers, got {text!r}") from exc
+
+
 def _fit(args) -> int:
     import pandas as pd
 
     from sacmap.analysis.errors import AnalysisInputError
-    from sacmap.analysis.spatial.io import read_coordinates, region_for, write_csv, write_json
+    from sacmap.analysis.spatial.observation import Observation
     from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+    from sacmap.core.atomic import write_csv, write_json
 
     if args.runs_per_point < 1 or args.n_boot < 0:
         raise AnalysisInputError("--runs-per-point must be ≥ 1 and --n-boot ≥ 0")
-    xy, _, meta = read_coordinates(args.observed, args.pixel_size)
-    if len(xy) < 3:
-        raise AnalysisInputError(f"{args.observed}: {len(xy)} atom(s); fitting needs at least 3")
-    region = region_for(xy, meta, args.region, args.mask, args.pixel_size)
-    def floats(text, name):
-        if text is None:
-            return None
-        try:
-            return tuple(float(v) for v in text.split(","))
-        except ValueError as exc:
-            raise AnalysisInputError(f"--{name}: expected comma-separated numbers, got {text!r}") from exc
-
+    obs = Observation.from_detection(args.observed, pixel_size_nm=args.pixel_size, region=args.region,
+                                     mask=args.mask)
     est = DFTBiasedSampler(args.potential, grid_nm=args.grid_nm, site_kinds=args.site_kinds,
                            runs_per_point=args.runs_per_point, n_boot=args.n_boot, seed=args.seed,
-                           sigma_factors=floats(args.sigma_factors, "sigma-factors"),
-                           beta_grid=floats(args.beta_grid, "beta-grid"))
-    est.fit(xy, region, progress=True)
+                           sigma_factors=_floats(args.sigma_factors, "sigma-factors"),
+                           beta_grid=_floats(args.beta_grid, "beta-grid"))
+    est.fit(obs, progress=True)
     res = dict(est.fit_result_)
     res.update(observed=str(args.observed), potential_file=str(args.potential) if args.potential else None,
-               region=region.describe())
+               region=obs.window.describe(), observation=obs.summary())
     out = args.outdir or args.observed.with_name(args.observed.stem + "_fit")
     write_json(out / "fit.json", res)
     write_csv(out / "fit_grid.csv", pd.DataFrame(res["grid"]))
     kt = "none (no energy term)" if res["kT_eV"] is None else f"{res['kT_eV']:.3g} eV"
-    print(f"{args.observed}: {res['n_observed']} atoms, {res['density_nm2']:.3f} atoms/nm²")
+    print(f"{args.observed}: {res['n_observed']} atoms, {res['density_nm2']:.3f} atoms/nm² ({obs.window_source})")
+    for warning in obs.warnings:
+        print(f"  note: {warning}")
     print(f"  σ = {res['sigma_nm']:.3f} nm (σ/σ₀ = {res['sigma_factor']:.3g}; 95 % CI {res['sigma_nm_ci95'][0]:.3f}"
           f"–{res['sigma_nm_ci95'][1]:.3f} nm), kT = {kt}")
     print(f"  fit: Wasserstein {res['wasserstein_nm']:.4f} nm, KS {res['ks_statistic']:.3f} "
@@ -125,93 +132,45 @@ def _fit(args) -> int:
     return 0
 
 
+def _sampler(args):
+    """The sampler the options describe (one registry call)."""
+    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+    from sacmap.analysis.spatial.samplers.registry import make_sampler
+
+    model = args.sample_command
+    if model == "attractive":
+        return make_sampler(model, first_fraction=args.first_fraction, box_nm=args.box_nm)
+    if model == "repulsive":
+        return make_sampler(model, c_nm=args.c_nm, progress=True)
+    if model == "dft":
+        common = {"potential": args.potential, "grid_nm": args.grid_nm, "site_kinds": args.site_kinds,
+                  "seed": args.seed}
+        if args.params is not None:
+            return DFTBiasedSampler.from_fit(args.params, **common)
+        return make_sampler(model, sigma_nm=args.sigma_nm, kT_eV=args.kT_eV, **common)
+    return make_sampler(model)
+
+
 def run_sample(args: argparse.Namespace) -> int:
     if args.sample_command == "fit":
         return _fit(args)
-    import json
+    from sacmap.analysis.spatial.io import parse_region
+    from sacmap.analysis.spatial.samplers.runs import sample_and_describe
+    from sacmap.core.atomic import write_csv, write_json
 
-    import numpy as np
-    import pandas as pd
-
-    from sacmap.analysis.errors import AnalysisInputError
-    from sacmap.analysis.spatial.descriptors import descriptors, flatten_descriptors
-    from sacmap.analysis.spatial.io import parse_region, write_csv, write_json
-    from sacmap.analysis.spatial.samplers.point import (
-        n_for_density,
-        sample_attractive,
-        sample_multispecies,
-        sample_random,
-        sample_repulsive,
-    )
-
-    if args.runs < 1:
-        raise AnalysisInputError(f"--runs must be ≥ 1, got {args.runs}")
-    region = parse_region(args.region)
     model = args.sample_command
-    params: dict = {"model": model, "region": region.describe(), "runs": args.runs, "seed": args.seed}
-    labels = None
-    if args.species:
-        if model == "dft":
-            raise AnalysisInputError("--species is available for random, attractive and repulsive")
-        counts = {el: n_for_density(d, region) for el, d in _species(args.species).items()}
-        kw = {"c_nm": args.c_nm} if model == "repulsive" else \
-            {"first_fraction": args.first_fraction, "box_nm": args.box_nm} if model == "attractive" else {}
-        xy, labels = sample_multispecies(counts, region, args.runs, args.seed, sampler=model, **kw)
-        params["species_counts"] = counts
-    else:
-        n = n_for_density(args.density, region) if args.density is not None else int(args.n_points)
-        if n < 2:
-            raise AnalysisInputError(f"{n} point(s) per run; statistics need at least 2")
-        params["n_points"] = n
-        if model == "random":
-            xy = sample_random(n, region, args.runs, args.seed)
-        elif model == "attractive":
-            if not 0 < args.first_fraction <= 1:
-                raise AnalysisInputError(f"--first-fraction must be in (0, 1], got {args.first_fraction}")
-            n_first = max(1, int(round(args.first_fraction * n)))
-            params.update(n_first=n_first, box_nm=args.box_nm)
-            xy = sample_attractive(n, n_first, region, args.runs, args.seed, box_nm=args.box_nm)
-        elif model == "repulsive":
-            params["c_nm"] = args.c_nm
-            xy = sample_repulsive(n, region, args.runs, args.seed, c_nm=args.c_nm, progress=True)
-        else:
-            from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
-
-            sigma, kT, factor = args.sigma_nm, args.kT_eV, None
-            if args.params is not None:
-                try:
-                    fit = json.loads(Path(args.params).read_text())
-                    factor, kT = float(fit["sigma_factor"]), fit.get("kT_eV")
-                except (OSError, ValueError, KeyError, TypeError) as exc:
-                    raise AnalysisInputError(f"{args.params}: not a fit.json with sigma_factor/kT_eV ({exc})") \
-                        from exc
-                sigma = factor / np.sqrt(2 * np.pi * n / region.area_nm2)
-            if kT is not None and args.potential is None:
-                raise AnalysisInputError("a kT needs --potential (the site-site potential CSV)")
-            est = DFTBiasedSampler(args.potential, sigma_nm=sigma, kT_eV=kT, grid_nm=args.grid_nm,
-                                   site_kinds=args.site_kinds, seed=args.seed)
-            params.update(sigma_nm=sigma, kT_eV=kT, grid_nm=args.grid_nm,
-                          potential=est.potential_.describe() if est.potential_ is not None else None)
-            xy = est.sample(n, region, runs=args.runs, seed=args.seed, progress=True)
+    res = sample_and_describe(_sampler(args), parse_region(args.region), args.runs, args.seed,
+                              n_points=args.n_points, density_nm2=args.density,
+                              species=_species(args.species) if args.species else None,
+                              multimer_nm=args.multimer_nm, progress=True)
     out = args.outdir or Path(f"sample_{model}")
-    runs, n = xy.shape[0], xy.shape[1]
-    coords = pd.DataFrame({"run": np.repeat(np.arange(runs), n), "x_nm": xy[:, :, 0].ravel(),
-                           "y_nm": xy[:, :, 1].ravel()})
-    if labels is not None:
-        coords["element"] = np.tile(labels, runs)
-    rows = []
-    for r in range(runs):
-        d = descriptors(xy[r], region, labels, multimer_nm=args.multimer_nm)
-        rows.append({"run": r, **flatten_descriptors(d)})
-    stats = pd.DataFrame(rows)
-    keys = ["density_nm2", "nnd_mean_nm", "nnd_sd_nm", "nnd_mean_hanisch_nm", "multimer_share", "clark_evans", "z"]
-    summary = {**params, "mean": {k: float(stats[k].mean()) for k in keys},
-               "sd": {k: float(stats[k].std(ddof=1)) if runs > 1 else 0.0 for k in keys}}
-    write_csv(out / "coords.csv", coords)
-    write_csv(out / "stats.csv", stats)
-    write_json(out / "summary.json", summary)
+    write_csv(out / "coords.csv", res["coords"])
+    write_csv(out / "stats.csv", res["stats"])
+    write_json(out / "summary.json", res["summary"])
+    summary, window = res["summary"], res["window"]
     m, s = summary["mean"], summary["sd"]
-    print(f"{model}: {runs} runs × {n} points in {region.area_nm2:.1f} nm² ({m['density_nm2']:.3f} atoms/nm²)")
+    runs, n = summary["runs"], len(res["coords"]) // summary["runs"]
+    print(f"{model}: {runs} runs × {n} points in {window.area_nm2:.1f} nm² ({m['density_nm2']:.3f} atoms/nm²)")
     print(f"  NND {m['nnd_mean_nm']:.3f} ± {s['nnd_mean_nm']:.3f} nm, multimer share "
           f"{100 * m['multimer_share']:.1f} ± {100 * s['multimer_share']:.1f} %, Clark-Evans "
           f"{m['clark_evans']:.3f} ± {s['clark_evans']:.3f}")

@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.analysis.spatial.samplers.point import _check_counts, default_region, n_for_density, run_rngs
+from sacmap.analysis.spatial.observation import Observation
+from sacmap.analysis.spatial.samplers.fit import fit_dft_sampler
+from sacmap.analysis.spatial.samplers.point import _check_counts, default_region, run_rngs
 from sacmap.analysis.spatial.window import Region
 
 
@@ -296,22 +298,33 @@ class DFTBiasedSampler:
 
     Parameters (set in ``__init__``): ``potential`` (:class:`SiteSitePotential`, path to
     ``site_site_potential.csv`` or a DataFrame; None = no energy term), ``sigma_nm`` (Rayleigh scale, nm; None =
-    the Poisson value ``1/√(2πρ)`` at the sampled density), ``kT_eV`` (None or ∞ = no energy term),
-    ``grid_nm`` (field grid spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of
-    max(σ, σ₀)), ``site_kinds`` (which potential curve), ``settings`` (which calculation set-up of the potential
-    table), and the fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 = no energy
-    term), ``runs_per_point``, ``n_boot``, ``seed``.
+    the Poisson value ``σ₀ = 1/√(2πρ)`` at the sampled density), ``sigma_factor`` (σ/σ₀ instead of σ, so the scale
+    follows the density sampled; e.g. from a fit), ``kT_eV`` (None or ∞ = no energy term), ``grid_nm`` (field grid
+    spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of max(σ, σ₀)),
+    ``site_kinds`` (which potential curve), ``settings`` (which calculation set-up of the potential table), the
+    fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 = no energy term),
+    ``runs_per_point``, ``n_boot``, ``seed`` (also the default seed of :meth:`sample`).
 
-    :meth:`fit` sets ``sigma_nm_``, ``kT_eV_``, ``beta_per_eV_`` and ``fit_result_`` (see
-    :func:`analysis.fitting.fit_dft_sampler`); :meth:`sample` uses fitted values when present.
+    :meth:`fit` sets ``sigma_nm_``, ``sigma_factor_``, ``kT_eV_``, ``beta_per_eV_`` and ``fit_result_`` (see
+    :func:`~sacmap.analysis.spatial.samplers.fit.fit_dft_sampler`); :meth:`sample` uses fitted values when present.
     """
+
+    name = "dft"
 
     def __init__(self, potential=None, sigma_nm: float | None = None, kT_eV: float | None = None,
                  grid_nm: float | None = None, tail: float = 3.5, site_kinds: str | None = None,
                  sigma_factors=None, beta_grid=None, runs_per_point: int = 8, n_boot: int = 200, seed=0,
-                 settings: str | None = None):
+                 settings: str | None = None, sigma_factor: float | None = None):
+        if sigma_nm is not None and sigma_factor is not None:
+            raise AnalysisInputError("DFT-biased sampler: give σ (sigma_nm) or σ/σ₀ (sigma_factor), not both")
+        if kT_eV is not None and np.isfinite(kT_eV):
+            if kT_eV <= 0:
+                raise AnalysisInputError(f"kT must be positive (eV), got {kT_eV!r}")
+            if potential is None:
+                raise AnalysisInputError("a kT needs a site-site potential (--potential, the site-site potential CSV)")
         self.potential = potential
         self.sigma_nm = sigma_nm
+        self.sigma_factor = sigma_factor
         self.kT_eV = kT_eV
         self.grid_nm = grid_nm
         self.tail = tail
@@ -322,6 +335,28 @@ class DFTBiasedSampler:
         self.n_boot = n_boot
         self.seed = seed
         self.settings = settings
+
+    @classmethod
+    def from_fit(cls, fit, **params) -> DFTBiasedSampler:
+        """A sampler with the σ/σ₀ ratio and kT of a fit (``fit.json`` of ``sacmap sample fit``, a path or its
+        dict); ``params`` are the other ``__init__`` parameters (the potential the fit used, ...)."""
+        import json
+
+        source = fit
+        try:
+            if isinstance(fit, (str, Path)):
+                fit = json.loads(Path(fit).read_text())
+            factor, kT = float(fit["sigma_factor"]), fit.get("kT_eV")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AnalysisInputError(f"{source}: not a fit.json with sigma_factor/kT_eV ({exc})") from exc
+        return cls(sigma_factor=factor, kT_eV=None if kT is None else float(kT), **params)
+
+    def describe(self, n_points: int, window=None) -> dict:
+        """The parameters in effect for ``n_points`` in ``window`` (JSON-friendly; σ None = the Poisson σ₀)."""
+        beta = self._beta()
+        return {"sigma_nm": self.sigma_for(n_points, window), "kT_eV": 1.0 / beta if beta > 0 else None,
+                "grid_nm": self.grid_nm,
+                "potential": self.potential_.describe() if self.potential_ is not None else None}
 
     @property
     def potential_(self) -> SiteSitePotential | None:
@@ -334,24 +369,30 @@ class DFTBiasedSampler:
             return self.beta_per_eV_
         if self.kT_eV is None or not np.isfinite(self.kT_eV):
             return 0.0
-        if self.kT_eV <= 0:
-            raise AnalysisInputError(f"kT must be positive (eV), got {self.kT_eV!r}")
         return 1.0 / float(self.kT_eV)
 
-    def _sigma(self, n_points: int, region: Region) -> float | None:
-        if hasattr(self, "sigma_factor_"):
-            return self.sigma_factor_ / np.sqrt(2.0 * np.pi * n_points / region.area_nm2)
+    def sigma_for(self, n_points: int, window) -> float | None:
+        """σ (nm) used for ``n_points`` in ``window``: fitted σ/σ₀, else ``sigma_factor`` × σ₀, else ``sigma_nm``
+        (None = σ₀)."""
+        factor = getattr(self, "sigma_factor_", self.sigma_factor)
+        if factor is not None:
+            return factor / np.sqrt(2.0 * np.pi * n_points / default_region(window).area_nm2)
         return self.sigma_nm
 
-    def sample(self, n_points: int, region=None, runs: int = 1, seed=None, progress: bool = False,
+    def grid_nm_for(self, n_points: int, window) -> float:
+        """Field grid spacing (nm) used for ``n_points`` in ``window``."""
+        return float(self.grid_nm) if self.grid_nm is not None else auto_grid_nm(n_points, default_region(window))
+
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None, *, progress: bool = False,
                sigma_nm: float | None = None, beta_per_eV: float | None = None) -> np.ndarray:
         """``(runs, n_points, 2)`` points (nm). ``seed`` None uses the estimator's ``seed``.
 
-        A fitted sampler keeps its fitted σ/σ₀ ratio (so it transfers to other densities) and its 1/kT.
+        A fitted sampler keeps its fitted σ/σ₀ ratio (so it transfers to other densities) and its 1/kT;
+        ``sigma_nm`` / ``beta_per_eV`` override both for one call (the fit's grid search).
         """
         n_points, runs = _check_counts(n_points, runs)
-        region = default_region(region)
-        sigma = self._sigma(n_points, region) if sigma_nm is None else sigma_nm
+        region = default_region(window)
+        sigma = self.sigma_for(n_points, region) if sigma_nm is None else sigma_nm
         beta = self._beta() if beta_per_eV is None else beta_per_eV
         rngs = run_rngs(self.seed if seed is None else seed, runs)
         it = range(runs)
@@ -362,17 +403,23 @@ class DFTBiasedSampler:
         return np.stack([dft_run(n_points, region, rngs[r], sigma, beta, self.potential_, self.grid_nm, self.tail)
                          for r in it])
 
-    def sample_density(self, density_nm2: float, region=None, runs: int = 1, seed=None, **kw) -> np.ndarray:
-        return self.sample(n_for_density(density_nm2, region), region, runs, seed, **kw)
+    def fit(self, observed, window=None, progress: bool = False) -> DFTBiasedSampler:
+        """Fit σ and kT so the sampler's NND distribution matches the observed one at the same density.
 
-    def fit(self, observed_xy_nm, region=None, progress: bool = False) -> DFTBiasedSampler:
-        """Fit σ and kT so the sampler's NND distribution matches ``observed_xy_nm`` at the same density."""
-        from sacmap.analysis.spatial.samplers.fit import fit_dft_sampler
-
+        ``observed``: an :class:`~sacmap.analysis.spatial.observation.Observation` (its points and window) or
+        ``(n, 2)`` coordinates in nm with ``window`` (None: their bounding box).
+        """
+        if isinstance(observed, Observation):
+            if window is not None:
+                raise AnalysisInputError("fit: an Observation carries its window; do not pass another")
+            if observed.n_atoms < 3:
+                raise AnalysisInputError(f"{observed.source}: {observed.n_atoms} atom(s) in the window; fitting needs "
+                                         "at least 3")
+            observed, window = observed.xy_nm, observed.window
         for attr in ("sigma_factor_", "beta_per_eV_"):
             if hasattr(self, attr):
                 delattr(self, attr)
-        res = fit_dft_sampler(self, observed_xy_nm, region, progress=progress)
+        res = fit_dft_sampler(self, observed, window, progress=progress)
         self.fit_result_ = res
         self.sigma_nm_ = res["sigma_nm"]
         self.sigma_factor_ = res["sigma_factor"]

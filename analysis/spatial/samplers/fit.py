@@ -24,17 +24,11 @@ import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.analysis.spatial.descriptors import _check_xy, nearest_neighbour_distances
-from sacmap.analysis.spatial.samplers.dft import auto_grid_nm
+from sacmap.analysis.spatial.descriptors import _check_xy, nearest_neighbour_distances, pooled_nnd
 from sacmap.analysis.spatial.window import Region
 
 DEFAULT_SIGMA_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
 DEFAULT_BETA_GRID = (0.0, 2.5, 5.0, 10.0, 20.0)  # eV⁻¹ → kT = ∞, 0.4, 0.2, 0.1, 0.05 eV
-
-
-def pooled_nnd(runs_xy: np.ndarray) -> np.ndarray:
-    """Raw NNDs (nm) of every run, pooled."""
-    return np.concatenate([nearest_neighbour_distances(x, workers=1)[0] for x in runs_xy])
 
 
 def _refine(values: list[float], best: float, geometric: bool) -> list[float]:
@@ -54,7 +48,11 @@ def _refine(values: list[float], best: float, geometric: bool) -> list[float]:
 def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, beta_grid=None,
                     runs_per_point: int | None = None, n_boot: int | None = None, seed=None,
                     progress: bool = False) -> dict:
-    """Fit ``sampler`` (a :class:`~analysis.sampling_dft.DFTBiasedSampler`) to observed coordinates.
+    """Fit ``sampler`` to observed coordinates (nm) in ``region``.
+
+    ``sampler``: any object with the DFT-biased sampler's interface (``sample(n, window, runs, seed, sigma_nm=,
+    beta_per_eV=)``, ``potential_``, ``grid_nm_for(n, window)`` and the fit settings ``sigma_factors``,
+    ``beta_grid``, ``runs_per_point``, ``n_boot``, ``seed``); this module imports no sampler.
 
     Returns a JSON-friendly dict: ``sigma_nm``, ``sigma_factor`` (σ/σ₀), ``beta_per_eV``, ``kT_eV`` (None when
     β = 0, i.e. no energy term), their bootstrap ``*_sd`` and ``*_ci95``, ``wasserstein_nm``, ``ks_statistic``,
@@ -85,7 +83,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
             it = tqdm(todo, desc="fit grid", unit="point")
         for f, b in it:
             sims = sampler.sample(n, region, runs=runs, seed=seed, sigma_nm=f * sigma0, beta_per_eV=b)
-            bank[(f, b)] = np.sort(pooled_nnd(sims))
+            bank[(f, b)] = np.sort(pooled_nnd(sims, workers=1))
 
     evaluate([(f, b) for f in sf for b in bg] + [(1.0, 0.0)])
     keys = list(bank)
@@ -145,7 +143,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         "runs_per_point": runs,
         "n_boot": n_boot,
         "seed": seed if isinstance(seed, (int, type(None))) else str(seed),
-        "grid_nm": float(sampler.grid_nm) if sampler.grid_nm is not None else auto_grid_nm(n, region),
+        "grid_nm": sampler.grid_nm_for(n, region),
         "potential": sampler.potential_.describe() if has_pot else None,
         "grid": [{"sigma_factor": float(k[0]), "sigma_nm": float(k[0] * sigma0), "beta_per_eV": float(k[1]),
                   "wasserstein_nm": float(w[k])} for k in sorted(keys)],

@@ -1,21 +1,25 @@
 """Point samplers of the paper's numerical models (coordinates in nm, densities in nm⁻²).
 
-All samplers return an array of shape ``(runs, n_points, 2)`` (x, y in nm) and take ``seed`` (int, None,
-``numpy.random.SeedSequence`` or ``Generator``). Run ``r`` draws from its own child stream
-``SeedSequence(seed).spawn(runs)[r]``, so a run's points do not depend on how many runs are asked for or on the
-batch sizes used internally.
+Every sampler is an object with its parameters set in ``__init__`` (scikit-learn style) and one method,
+``sample(n, window, runs=1, seed=None)``, returning an array of shape ``(runs, n, 2)`` (x, y in nm) of points in
+``window`` (a :class:`~sacmap.analysis.spatial.window.Region`, ``(width, height)`` / ``(x0, y0, x1, y1)`` in nm,
+or None for the paper's 10 × 10 nm square). ``seed`` is an int, None, a ``numpy.random.SeedSequence`` or a
+``Generator``; run ``r`` draws from its own child stream ``SeedSequence(seed).spawn(runs)[r]``, so a run's points
+do not depend on how many runs are asked for or on the batch sizes used internally.
 
-* :func:`sample_random` — uniform in the region (the paper's 10 × 10 nm square by default).
-* :func:`sample_attractive` — the paper's two-stage rule: ``n_first`` uniform points, then the remaining points
+* :class:`RandomSampler` — uniform in the window (Poisson, fixed count).
+* :class:`AttractiveSampler` — the paper's two-stage rule: ``n_first`` uniform points, then the remaining points
   uniformly in ``box_nm × box_nm`` boxes centred on first-stage points (spread evenly over the parents).
-* :func:`sample_repulsive` — the paper's iterative rule: a proposal (uniform in the region) is accepted when
+* :class:`RepulsiveSampler` — the paper's iterative rule: a proposal (uniform in the window) is accepted when
   ``R + C < NN(d)``, ``R ~ U(0, 1)`` (read as nm, like the 10 × 10 nm grid), ``C = c_nm`` (0.2 nm in the paper),
   ``NN(d)`` its distance to the nearest accepted point (∞ for the first). Vectorised: proposals are drawn in
   batches, tested against the points accepted before the batch with a KD-tree (only neighbours closer than
   ``C + 1`` nm can reject), and the few survivors that could interfere are resolved in proposal order, so the
   result is *identical* to the one-proposal-at-a-time rule (:func:`sample_repulsive_naive`) for the same seed.
-* :func:`sample_multispecies` — each species sampled independently with its own count/density.
-* The DFT-biased sampler is :class:`analysis.sampling_dft.DFTBiasedSampler`.
+
+The DFT-biased sampler is :class:`~sacmap.analysis.spatial.samplers.dft.DFTBiasedSampler`; samplers by name come
+from :func:`~sacmap.analysis.spatial.samplers.registry.make_sampler`, several species from
+:class:`~sacmap.analysis.spatial.samplers.multispecies.MultiSpeciesSampler`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.window import Region
 
 PAPER_BOX_NM = 10.0
-
 
 def default_region(region=None) -> Region:
     """The region to sample in: the paper's 10 × 10 nm square when None."""
@@ -61,11 +64,20 @@ def _check_counts(n_points: int, runs: int) -> tuple[int, int]:
     return int(n_points), int(runs)
 
 
-def sample_random(n_points: int, region=None, runs: int = 1, seed=None) -> np.ndarray:
-    """Uniform (Poisson, fixed count) points: ``(runs, n_points, 2)`` in nm."""
-    n_points, runs = _check_counts(n_points, runs)
-    region = default_region(region)
-    return np.stack([region.sample_uniform(n_points, rng) for rng in run_rngs(seed, runs)])
+class RandomSampler:
+    """Uniform (Poisson, fixed count) points. No parameters."""
+
+    name = "random"
+
+    def describe(self, n_points: int, window=None) -> dict:
+        """The parameters in effect for ``n_points`` in ``window`` (JSON-friendly)."""
+        return {}
+
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None) -> np.ndarray:
+        """``(runs, n_points, 2)`` uniform points (nm) in the window's support."""
+        n_points, runs = _check_counts(n_points, runs)
+        region = default_region(window)
+        return np.stack([region.sample_uniform(n_points, rng) for rng in run_rngs(seed, runs)])
 
 
 def _box_points(region: Region, parents: np.ndarray, u: np.ndarray, box_nm: float) -> np.ndarray:
@@ -76,41 +88,62 @@ def _box_points(region: Region, parents: np.ndarray, u: np.ndarray, box_nm: floa
     return lo + u * (hi - lo)
 
 
-def sample_attractive(n_points: int, n_first: int, region=None, runs: int = 1, seed=None,
-                      box_nm: float = 1.0) -> np.ndarray:
-    """The paper's attractive model: ``(runs, n_points, 2)`` in nm.
+class AttractiveSampler:
+    """The paper's attractive model.
 
-    Stage 1: ``n_first`` uniform points. Stage 2: the other ``n_points - n_first`` points uniformly in a
-    ``box_nm × box_nm`` box (clipped to the region) centred on a first-stage point; every parent gets
-    ``(n_points - n_first) // n_first`` children and the remainder go to distinct parents chosen at random.
-    ``n_first == n_points`` is the random model. With a mask region, stage-2 points off the support are redrawn.
+    Stage 1: ``n_first`` uniform points (default ``max(1, round(first_fraction · n))``; the paper's 50 of 400 is
+    ``first_fraction = 0.125``). Stage 2: the other ``n - n_first`` points uniformly in a ``box_nm × box_nm`` box
+    (nm, clipped to the window) centred on a first-stage point; every parent gets ``(n - n_first) // n_first``
+    children and the remainder go to distinct parents chosen at random. ``n_first == n`` is the random model.
+    With a mask window, stage-2 points off the support are redrawn.
     """
-    n_points, runs = _check_counts(n_points, runs)
-    if not 1 <= int(n_first) <= n_points:
-        raise AnalysisInputError(f"n_first must be between 1 and n_points ({n_points}), got {n_first!r}")
-    if not box_nm > 0:
-        raise AnalysisInputError(f"box_nm must be positive, got {box_nm!r}")
-    region = default_region(region)
-    n_first = int(n_first)
-    n_extra = n_points - n_first
-    out = np.empty((runs, n_points, 2))
-    for r, rng in enumerate(run_rngs(seed, runs)):
-        first = region.sample_uniform(n_first, rng)
-        per, rem = divmod(n_extra, n_first)
-        parent_idx = np.repeat(np.arange(n_first), per)
-        if rem:
-            parent_idx = np.concatenate([parent_idx, rng.choice(n_first, rem, replace=False)])
-        kids = _box_points(region, first[parent_idx], rng.random((n_extra, 2)), box_nm)
-        if region.is_mask:
-            for _ in range(1000):
-                bad = ~region.contains(kids)
-                if not bad.any():
-                    break
-                kids[bad] = _box_points(region, first[parent_idx[bad]], rng.random((int(bad.sum()), 2)), box_nm)
-            else:
-                raise AnalysisInputError("attractive sampler: boxes around stage-1 points miss the support")
-        out[r, :n_first], out[r, n_first:] = first, kids
-    return out
+
+    name = "attractive"
+
+    def __init__(self, first_fraction: float = 0.125, box_nm: float = 1.0, n_first: int | None = None):
+        if not (np.isfinite(first_fraction) and 0 < first_fraction <= 1):
+            raise AnalysisInputError(f"first fraction must be in (0, 1], got {first_fraction!r}")
+        self.first_fraction = first_fraction
+        self.box_nm = box_nm
+        self.n_first = n_first
+
+    def describe(self, n_points: int, window=None) -> dict:
+        """The parameters in effect for ``n_points`` in ``window`` (JSON-friendly)."""
+        return {"n_first": self.first_stage(int(n_points)), "box_nm": self.box_nm}
+
+    def first_stage(self, n_points: int) -> int:
+        """Number of stage-1 points for ``n_points`` in all."""
+        return int(self.n_first) if self.n_first is not None else max(1, int(round(self.first_fraction * n_points)))
+
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None) -> np.ndarray:
+        """``(runs, n_points, 2)`` points (nm)."""
+        n_first, box_nm, region = self.first_stage(int(n_points)), self.box_nm, window
+        n_points, runs = _check_counts(n_points, runs)
+        if not 1 <= int(n_first) <= n_points:
+            raise AnalysisInputError(f"n_first must be between 1 and n_points ({n_points}), got {n_first!r}")
+        if not box_nm > 0:
+            raise AnalysisInputError(f"box_nm must be positive, got {box_nm!r}")
+        region = default_region(region)
+        n_first = int(n_first)
+        n_extra = n_points - n_first
+        out = np.empty((runs, n_points, 2))
+        for r, rng in enumerate(run_rngs(seed, runs)):
+            first = region.sample_uniform(n_first, rng)
+            per, rem = divmod(n_extra, n_first)
+            parent_idx = np.repeat(np.arange(n_first), per)
+            if rem:
+                parent_idx = np.concatenate([parent_idx, rng.choice(n_first, rem, replace=False)])
+            kids = _box_points(region, first[parent_idx], rng.random((n_extra, 2)), box_nm)
+            if region.is_mask:
+                for _ in range(1000):
+                    bad = ~region.contains(kids)
+                    if not bad.any():
+                        break
+                    kids[bad] = _box_points(region, first[parent_idx[bad]], rng.random((int(bad.sum()), 2)), box_nm)
+                else:
+                    raise AnalysisInputError("attractive sampler: boxes around stage-1 points miss the support")
+            out[r, :n_first], out[r, n_first:] = first, kids
+        return out
 
 
 def sample_repulsive_naive(n_points: int, region=None, seed=None, c_nm: float = 0.2,
@@ -165,97 +198,112 @@ def _resolve_in_order(m: int, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
     return state == 1
 
 
-def sample_repulsive(n_points: int, region=None, runs: int = 1, seed=None, c_nm: float = 0.2,
-                     max_proposals: int | None = None, progress: bool = False, info: dict | None = None
-                     ) -> np.ndarray:
-    """The paper's repulsive model, vectorised over proposals and runs: ``(runs, n_points, 2)`` in nm.
+class RepulsiveSampler:
+    """The paper's repulsive model, vectorised over proposals and runs (see the module docstring).
 
-    Same result as :func:`sample_repulsive_naive` with the run's seed (see the module docstring).
-    ``max_proposals`` (per run, default ``2000 n + 10⁴``) guards against densities the rule cannot reach.
-    If ``info`` is a dict it receives ``proposals_drawn`` per run (including the unused tail of the last batch).
+    ``c_nm``: C (nm, 0.2 in the paper). ``max_proposals`` (per run, default ``2000 n + 10⁴``) guards against
+    densities the rule cannot reach. ``progress``: a progress bar. After :meth:`sample`, ``proposals_drawn_``
+    holds the proposals drawn per run (including the unused tail of the last batch).
+    Same result as :func:`sample_repulsive_naive` with the run's seed.
     """
-    n_points, runs = _check_counts(n_points, runs)
-    if not (np.isfinite(c_nm) and c_nm >= 0):
-        raise AnalysisInputError(f"C must be a non-negative distance in nm, got {c_nm!r}")
-    region = default_region(region)
-    max_proposals = max_proposals or 2000 * n_points + 10_000
-    reach = c_nm + 1.0  # a neighbour further than C + max(R) never rejects
-    shift = region.width_nm + 2.0 * reach + 1.0  # runs laid side by side never interact
-    rngs = run_rngs(seed, runs)
-    pts = np.full((runs, n_points, 2), np.nan)
-    count = np.zeros(runs, dtype=np.int64)
-    used = np.zeros(runs, dtype=np.int64)
-    alpha = np.ones(runs)  # acceptance-rate estimate per run, sets the batch size
-    all_xy = np.empty((0, 2))  # accepted points of all runs, shifted
-    # Pre-filter: accepted points are > C apart, so a raster of cells of side ≤ C/√2 holds at most one point
-    # each. A proposal is rejected outright when a point in its own or the 8 adjacent cells is within R + C;
-    # only the others need the KD-tree (exact either way).
-    raster = _CellRaster(region, runs, c_nm) if c_nm > 0 else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=runs * n_points, desc="repulsive", unit="pt")
-    while True:
-        active = np.flatnonzero(count < n_points)
-        if active.size == 0:
-            break
-        if np.any(used[active] >= max_proposals):
-            r = int(active[np.argmax(used[active])])
-            raise AnalysisInputError(
-                f"repulsive sampler: run {r} has only {count[r]} of {n_points} points after {used[r]} proposals;"
-                " lower the density or C")
-        ks = np.empty(len(active), dtype=np.int64)
-        us = []
-        for a, r in enumerate(active):
-            want = max(8, min(n_points - count[r], count[r]))
-            ks[a] = int(min(max_proposals - used[r], max(16, np.ceil(1.2 * want / max(alpha[r], 1e-4)))))
-            us.append(rngs[r].random((ks[a], 3)))
-        used[active] += ks
-        u = np.concatenate(us)
-        rid = np.repeat(active, ks)
-        xy = region.map_unit(u[:, :2])
-        t = u[:, 2] + c_nm
-        alive = np.ones(len(t), dtype=bool)
-        if raster is not None and len(all_xy):
-            alive = raster.nearest_local(xy, rid) > t
-        cand = np.flatnonzero(alive)
-        cxy = xy[cand] + np.column_stack([rid[cand] * shift, np.zeros(len(cand))])
-        if len(all_xy) and len(cand):
-            d_old, _ = cKDTree(all_xy, balanced_tree=False).query(cxy, distance_upper_bound=reach)
-        else:
-            d_old = np.full(len(cand), np.inf)
-        ok = t[cand] < d_old
-        surv = cand[ok]
-        sxy, st, srid = cxy[ok], t[surv], rid[surv]
-        if len(surv) > 1:
-            pairs = cKDTree(sxy).query_pairs(reach, output_type="ndarray")
-            pi, pj = pairs[:, 0], pairs[:, 1]  # i < j, i.e. i proposed first (runs never pair up)
-            dij = np.hypot(*(sxy[pi] - sxy[pj]).T)
-            keep = dij <= st[pj]
-            acc = _resolve_in_order(len(surv), pi[keep], pj[keep])
-        else:
-            acc = np.ones(len(surv), dtype=bool)
-        acc_idx, arid = surv[acc], srid[acc]
-        # the run stops at n_points: keep its first (n - count) acceptances in proposal order
-        first_of_run = np.searchsorted(arid, arid, side="left")
-        rank = np.arange(len(arid)) - first_of_run
-        keep = rank < (n_points - count[arid])
-        acc_idx, arid, rank = acc_idx[keep], arid[keep], rank[keep]
-        pts[arid, count[arid] + rank] = xy[acc_idx]
-        if raster is not None:
-            raster.add(xy[acc_idx], arid)
-        n_acc = np.bincount(arid, minlength=runs)
-        alpha[active] = np.maximum(n_acc[active], 0.5) / ks
-        count += n_acc
-        all_xy = np.concatenate([all_xy, xy[acc_idx] + np.column_stack([arid * shift, np.zeros(len(arid))])])
+    name = "repulsive"
+
+    def __init__(self, c_nm: float = 0.2, max_proposals: int | None = None, progress: bool = False):
+        if not (np.isfinite(c_nm) and c_nm >= 0):
+            raise AnalysisInputError(f"C must be a non-negative distance in nm, got {c_nm!r}")
+        self.c_nm = c_nm
+        self.max_proposals = max_proposals
+        self.progress = progress
+
+    def describe(self, n_points: int, window=None) -> dict:
+        """The parameters in effect for ``n_points`` in ``window`` (JSON-friendly)."""
+        return {"c_nm": self.c_nm}
+
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None) -> np.ndarray:
+        """``(runs, n_points, 2)`` points (nm)."""
+        c_nm, max_proposals, progress, region = self.c_nm, self.max_proposals, self.progress, window
+        n_points, runs = _check_counts(n_points, runs)
+        if not (np.isfinite(c_nm) and c_nm >= 0):
+            raise AnalysisInputError(f"C must be a non-negative distance in nm, got {c_nm!r}")
+        region = default_region(region)
+        max_proposals = max_proposals or 2000 * n_points + 10_000
+        reach = c_nm + 1.0  # a neighbour further than C + max(R) never rejects
+        shift = region.width_nm + 2.0 * reach + 1.0  # runs laid side by side never interact
+        rngs = run_rngs(seed, runs)
+        pts = np.full((runs, n_points, 2), np.nan)
+        count = np.zeros(runs, dtype=np.int64)
+        used = np.zeros(runs, dtype=np.int64)
+        alpha = np.ones(runs)  # acceptance-rate estimate per run, sets the batch size
+        all_xy = np.empty((0, 2))  # accepted points of all runs, shifted
+        # Pre-filter: accepted points are > C apart, so a raster of cells of side ≤ C/√2 holds at most one point
+        # each. A proposal is rejected outright when a point in its own or the 8 adjacent cells is within R + C;
+        # only the others need the KD-tree (exact either way).
+        raster = _CellRaster(region, runs, c_nm) if c_nm > 0 else None
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=runs * n_points, desc="repulsive", unit="pt")
+        while True:
+            active = np.flatnonzero(count < n_points)
+            if active.size == 0:
+                break
+            if np.any(used[active] >= max_proposals):
+                r = int(active[np.argmax(used[active])])
+                raise AnalysisInputError(
+                    f"repulsive sampler: run {r} has only {count[r]} of {n_points} points after {used[r]} proposals;"
+                    " lower the density or C")
+            ks = np.empty(len(active), dtype=np.int64)
+            us = []
+            for a, r in enumerate(active):
+                want = max(8, min(n_points - count[r], count[r]))
+                ks[a] = int(min(max_proposals - used[r], max(16, np.ceil(1.2 * want / max(alpha[r], 1e-4)))))
+                us.append(rngs[r].random((ks[a], 3)))
+            used[active] += ks
+            u = np.concatenate(us)
+            rid = np.repeat(active, ks)
+            xy = region.map_unit(u[:, :2])
+            t = u[:, 2] + c_nm
+            alive = np.ones(len(t), dtype=bool)
+            if raster is not None and len(all_xy):
+                alive = raster.nearest_local(xy, rid) > t
+            cand = np.flatnonzero(alive)
+            cxy = xy[cand] + np.column_stack([rid[cand] * shift, np.zeros(len(cand))])
+            if len(all_xy) and len(cand):
+                d_old, _ = cKDTree(all_xy, balanced_tree=False).query(cxy, distance_upper_bound=reach)
+            else:
+                d_old = np.full(len(cand), np.inf)
+            ok = t[cand] < d_old
+            surv = cand[ok]
+            sxy, st, srid = cxy[ok], t[surv], rid[surv]
+            if len(surv) > 1:
+                pairs = cKDTree(sxy).query_pairs(reach, output_type="ndarray")
+                pi, pj = pairs[:, 0], pairs[:, 1]  # i < j, i.e. i proposed first (runs never pair up)
+                dij = np.hypot(*(sxy[pi] - sxy[pj]).T)
+                keep = dij <= st[pj]
+                acc = _resolve_in_order(len(surv), pi[keep], pj[keep])
+            else:
+                acc = np.ones(len(surv), dtype=bool)
+            acc_idx, arid = surv[acc], srid[acc]
+            # the run stops at n_points: keep its first (n - count) acceptances in proposal order
+            first_of_run = np.searchsorted(arid, arid, side="left")
+            rank = np.arange(len(arid)) - first_of_run
+            keep = rank < (n_points - count[arid])
+            acc_idx, arid, rank = acc_idx[keep], arid[keep], rank[keep]
+            pts[arid, count[arid] + rank] = xy[acc_idx]
+            if raster is not None:
+                raster.add(xy[acc_idx], arid)
+            n_acc = np.bincount(arid, minlength=runs)
+            alpha[active] = np.maximum(n_acc[active], 0.5) / ks
+            count += n_acc
+            all_xy = np.concatenate([all_xy, xy[acc_idx] + np.column_stack([arid * shift, np.zeros(len(arid))])])
+            if bar is not None:
+                bar.update(int(n_acc.sum()))
         if bar is not None:
-            bar.update(int(n_acc.sum()))
-    if bar is not None:
-        bar.close()
-    if info is not None:
-        info["proposals_drawn"] = used.copy()
-    return pts
+            bar.close()
+        self.proposals_drawn_ = used.copy()
+        return pts
 
 
 class _CellRaster:
@@ -295,31 +343,3 @@ class _CellRaster:
         gy *= gy
         gx += gy
         return np.sqrt(gx.min(axis=0))
-
-
-def sample_multispecies(counts: dict, region=None, runs: int = 1, seed=None, sampler: str = "random",
-                        **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """Each species sampled independently (the paper's multi-species rule).
-
-    ``counts``: {element: n_points}. ``sampler``: ``random``, ``repulsive`` or ``attractive`` (kwargs passed on;
-    for ``attractive`` give ``first_fraction``). Returns ``(xy (runs, n_total, 2), labels (n_total,))``.
-    """
-    if not counts:
-        raise AnalysisInputError("multi-species sampler: no species given")
-    region = default_region(region)
-    seeds = run_seeds(seed, len(counts))
-    parts, labels = [], []
-    for (el, n), ss in zip(counts.items(), seeds):
-        if sampler == "random":
-            xy = sample_random(n, region, runs, ss)
-        elif sampler == "repulsive":
-            xy = sample_repulsive(n, region, runs, ss, **kwargs)
-        elif sampler == "attractive":
-            frac = kwargs.get("first_fraction", 0.125)
-            xy = sample_attractive(n, max(1, int(round(frac * n))), region, runs, ss,
-                                   box_nm=kwargs.get("box_nm", 1.0))
-        else:
-            raise AnalysisInputError(f"multi-species sampler: unknown sampler {sampler!r}")
-        parts.append(xy)
-        labels += [str(el)] * int(n)
-    return np.concatenate(parts, axis=1), np.asarray(labels)
