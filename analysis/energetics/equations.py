@@ -45,7 +45,7 @@ import pandas as pd
 
 from sacmap.analysis.energetics.recognition import recognise
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.analysis.spatial.io import atomic_write
+from sacmap.core.atomic import atomic_write, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ EQUATION_LABELS = {("4N", True): ("1", "sq"), ("3N", True): ("2", "tr"), ("6N", 
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    return atomic_write_text(path, df.to_csv(index=False))
-
-
 def _u_map(ldau_u: str) -> dict[str, float]:
     out = {}
     for part in str(ldau_u or "").split(","):
@@ -445,14 +436,14 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         paths = res["paths"]
-        paths["records"] = write_csv(summary_table(df), out / "records.csv")
-        paths["e_int"] = write_csv(e_int, out / "e_int.csv")
-        paths["e_int_missing"] = write_csv(e_miss, out / "e_int_missing.csv")
-        paths["dimers"] = write_csv(dim, out / "dimer_formation.csv")
-        paths["dimers_missing"] = write_csv(dim_miss, out / "dimer_missing.csv")
-        paths["site_site_potential"] = write_csv(ssp, out / "site_site_potential.csv")
-        paths["bader"] = write_csv(bader, out / "bader_descriptor.csv")
-        paths["warnings"] = atomic_write_text(out / "warnings.txt", "\n".join(warn) + ("\n" if warn else ""))
+        paths["records"] = write_csv(out / "records.csv", summary_table(df))
+        paths["e_int"] = write_csv(out / "e_int.csv", e_int)
+        paths["e_int_missing"] = write_csv(out / "e_int_missing.csv", e_miss)
+        paths["dimers"] = write_csv(out / "dimer_formation.csv", dim)
+        paths["dimers_missing"] = write_csv(out / "dimer_missing.csv", dim_miss)
+        paths["site_site_potential"] = write_csv(out / "site_site_potential.csv", ssp)
+        paths["bader"] = write_csv(out / "bader_descriptor.csv", bader)
+        paths["warnings"] = atomic_write(out / "warnings.txt", "\n".join(warn) + ("\n" if warn else ""))
         if figures:
             from sacmap.analysis.energetics.figures import write_figures
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sacmap.analysis.spatial.io import atomic_write
+from sacmap.core.atomic import save_figure
 
 KIND_COLOURS = {"3N-3N": "#1f77b4", "4N-4N": "#d62728", "3N-4N": "#2ca02c", "6N-6N": "#9467bd"}
 METAL_COLOURS = {"Ni": "#2ca02c", "Pd": "#1f77b4", "Pt": "#7f7f7f", "Ru": "#d62728"}
@@ -24,16 +24,6 @@ def _fig(figsize=(4.2, 3.4)):
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=figsize, dpi=150)
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    try:
-        fig.tight_layout()
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
 
 
 def _no_data(ax, what: str) -> None:
@@ -59,7 +49,8 @@ def plot_dimers(dimers: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.legend(frameon=False, fontsize=8)
     ax.set_xlabel("coordination site")
     ax.set_ylabel(r"$E_\mathrm{dimer}$ from isolated centres (eV)")
-    return _save(fig, Path(path))
+    fig.tight_layout()
+    return save_figure(fig, path, format="png")
 
 
 def plot_site_site_potential(ssp: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -79,7 +70,8 @@ def plot_site_site_potential(ssp: pd.DataFrame, path: str | os.PathLike) -> Path
         ax.legend(frameon=False, fontsize=8)
     ax.set_xlabel("site separation (Å)")
     ax.set_ylabel("relative energy (eV)")
-    return _save(fig, Path(path))
+    fig.tight_layout()
+    return save_figure(fig, path, format="png")
 
 
 def plot_nc_bader(ssp: pd.DataFrame, bader: pd.DataFrame, path: str | os.PathLike, site_kinds: str = "4N-4N") -> Path:
@@ -102,7 +94,8 @@ def plot_nc_bader(ssp: pd.DataFrame, bader: pd.DataFrame, path: str | os.PathLik
         ax2.plot(bb.index, bb.values, "s--", color="#1f77b4")
         ax2.set_ylabel(r"$\langle B\rangle$" + (" − N ref" if col == "B_rel_e" else "") + " (e)", color="#1f77b4")
     ax.set_title(site_kinds, fontsize=9)
-    return _save(fig, Path(path))
+    fig.tight_layout()
+    return save_figure(fig, path, format="png")
 
 
 def plot_e_int(e_int: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -118,7 +111,8 @@ def plot_e_int(e_int: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.legend(frameon=False, fontsize=7)
     ax.set_xlabel("site separation (Å)")
     ax.set_ylabel(r"$E_\mathrm{int}$ (eV)")
-    return _save(fig, Path(path))
+    fig.tight_layout()
+    return save_figure(fig, path, format="png")
 
 
 def write_figures(res: dict, outdir: str | os.PathLike) -> dict:
