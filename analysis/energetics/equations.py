@@ -449,3 +449,23 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
 
             paths.update(write_figures(res, out))
     return res
+
+
+def energetics_from_sources(sources, outdir: str | os.PathLike | None = None,
+                            n_reference_charge_e: float | None = None, figures: bool = True,
+                            progress: bool = False) -> dict:
+    """:func:`compute_energetics` of every calculation found in ``sources`` (folders, trees, archives, CML files,
+    ``*.db`` / ``postgresql://`` databases; :func:`~sacmap.analysis.energetics.readers.load_records`).
+
+    Raises :class:`AnalysisInputError` when the sources hold no calculation at all.
+    """
+    from sacmap.analysis.energetics.readers import load_records
+
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    records = load_records(sources, progress=progress)
+    if records.empty:
+        raise AnalysisInputError(
+            f"{', '.join(map(str, sources))}: no calculations found (no vasprun.xml, OUTCAR, .cml or db rows)"
+        )
+    return compute_energetics(records, outdir, n_reference_charge_e=n_reference_charge_e, figures=figures,
+                              progress=progress)

@@ -28,7 +28,7 @@ structures:
 
 @pytest.mark.slow
 def test_two_configuration_chgnet_campaign_through_the_cli(tmp_path, capsys):
-    pytest.importorskip("structures")
+    pytest.importorskip("sacmap.structures")
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC)
     wd = tmp_path / "camp"

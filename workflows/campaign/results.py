@@ -48,8 +48,8 @@ def normalise_url(url: str | os.PathLike, *, base: Path | None = None) -> str:
     return str(path.resolve())
 
 
-def _redact(url: str) -> str:
-    """A database URL without its password (for messages)."""
+def redact_url(url: str) -> str:
+    """A database URL without its password (for messages and printed status)."""
     import re
 
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
@@ -63,7 +63,7 @@ def connect(url: str):
         try:
             import psycopg2  # noqa: F401
         except ImportError as exc:
-            raise WorkflowInputError(f"database {_redact(url)}: PostgreSQL needs psycopg2 "
+            raise WorkflowInputError(f"database {redact_url(url)}: PostgreSQL needs psycopg2 "
                                      "(pip install 'sacmap[postgres]')") from exc
         try:  # ASE >= 3.23 keeps its PostgreSQL backend in the separate ase-db-backends package
             import ase_db_backends  # noqa: F401
@@ -71,7 +71,7 @@ def connect(url: str):
             import importlib.util
 
             if importlib.util.find_spec("ase.db.postgresql") is None:
-                raise WorkflowInputError(f"database {_redact(url)}: PostgreSQL needs the ase-db-backends package "
+                raise WorkflowInputError(f"database {redact_url(url)}: PostgreSQL needs the ase-db-backends package "
                                          "(pip install ase-db-backends)") from None
     else:
         Path(url).parent.mkdir(parents=True, exist_ok=True)

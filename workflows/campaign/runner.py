@@ -20,7 +20,7 @@ from ase import Atoms
 from sacmap.core.atomic import atomic_write
 from sacmap.workflows.campaign import results
 from sacmap.workflows.campaign.configs import config_to_doc, safe_name
-from sacmap.workflows.campaign.launchpad import EmbeddedLaunchPad, open_launchpad
+from sacmap.workflows.campaign.launchpad import STORE_NAME, EmbeddedLaunchPad, open_launchpad
 from sacmap.workflows.campaign.settings import calculation_variants, custodian_options
 from sacmap.workflows.errors import WorkflowInputError
 
@@ -237,6 +237,33 @@ def load_spec_configs(spec_path: str | Path) -> tuple[dict, list[Atoms]]:
             from exc
     spec = load_spec(spec_path)
     return spec, expand(spec)
+
+
+def submit_spec(spec_path: str | Path, workdir: str | Path, *, calculator: str | None = None,
+                launchpad: str | Path | None = None, db: str | None = None) -> dict:
+    """Load a campaign spec, expand its configurations and submit them (:func:`submit_configs`).
+
+    Returns :func:`submit_configs`'s dict plus ``name``, ``n_configs``, ``launchpad_shown`` (the MongoDB file or
+    ``embedded (<workdir>/launchpad.json)``), ``db_shown`` (password redacted) and ``warnings`` (e.g. VASP
+    variants without a POTCAR library).
+    """
+    spec_path = Path(spec_path)
+    spec, configs = load_spec_configs(spec_path)
+    info = submit_configs(configs, workdir, name=str(spec.get("name", spec_path.stem)),
+                          calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db,
+                          source=str(spec_path))
+    info["name"] = str(spec.get("name", spec_path.stem))
+    info["n_configs"] = len(configs)
+    info["launchpad_shown"] = info["launchpad"] or f"embedded ({Path(workdir) / STORE_NAME})"
+    info["db_shown"] = results.redact_url(info["db"])
+    info["warnings"] = []
+    if any(v["calculator"] == "vasp" for v in info["variants"]):
+        from sacmap.workflows.campaign.vasp_inputs import potcar_library_available
+
+        if not potcar_library_available():
+            info["warnings"].append("PMG_VASP_PSP_DIR is not set: only POTCAR.spec files will be written and VASP "
+                                    "cannot run")
+    return info
 
 
 def run_campaign(spec: dict, workdir: str | Path, *, calculator: str | None = None,

@@ -44,29 +44,18 @@ def register(subparsers) -> None:
     e.set_defaults(func=_export)
 
 
-def _redact(url: str) -> str:
-    from sacmap.workflows.campaign.results import _redact as redact
-
-    return redact(url)
-
-
 def _submit(args: argparse.Namespace) -> int:
     from sacmap.workflows.campaign import runner
 
-    spec, configs = runner.load_spec_configs(args.spec)
-    info = runner.submit_configs(configs, args.workdir, name=str(spec.get("name", args.spec.stem)),
-                                 calculation=spec.get("calculation"), calculator=args.calculator,
-                                 launchpad=args.launchpad, db=args.db, source=str(args.spec))
+    info = runner.submit_spec(args.spec, args.workdir, calculator=args.calculator, launchpad=args.launchpad,
+                              db=args.db)
     variants = ", ".join(f"{v['calculator']}:{v['settings_hash']}" for v in info["variants"])
-    print(f"submitted {info['added']} workflow(s) ({info['skipped']} already there) for {len(configs)} "
+    print(f"submitted {info['added']} workflow(s) ({info['skipped']} already there) for {info['n_configs']} "
           f"configuration(s) x [{variants}]")
-    print(f"launchpad: {info['launchpad'] or 'embedded (' + str(args.workdir / 'launchpad.json') + ')'}")
-    print(f"results database: {_redact(info['db'])}")
-    if any(v["calculator"] == "vasp" for v in info["variants"]):
-        from sacmap.workflows.campaign.vasp_inputs import potcar_library_available
-
-        if not potcar_library_available():
-            print("warning: PMG_VASP_PSP_DIR is not set: only POTCAR.spec files will be written and VASP cannot run")
+    print(f"launchpad: {info['launchpad_shown']}")
+    print(f"results database: {info['db_shown']}")
+    for w in info["warnings"]:
+        print(f"warning: {w}")
     return 0
 
 
@@ -83,9 +72,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from sacmap.workflows.campaign import runner
+    from sacmap.workflows.campaign.results import redact_url
 
     st = runner.status(args.workdir)
-    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {_redact(st['db'])} "
+    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {redact_url(st['db'])} "
           f"({st['n_results']} results)")
     for state, n in st["counts"].items():
         print(f"  {state:<10} {n}")

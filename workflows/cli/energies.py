@@ -33,20 +33,13 @@ def register(subparsers) -> None:
 
 
 def cmd_energies(args: argparse.Namespace) -> int:
-    from sacmap.analysis.energetics.equations import compute_energetics
-    from sacmap.analysis.energetics.readers import load_records
-    from sacmap.analysis.errors import AnalysisInputError
+    from sacmap.analysis.energetics.equations import energetics_from_sources
 
     progress = sys.stderr.isatty()
     # the warnings are printed below (and written to warnings.txt): keep the library's log records quiet
-    logging.getLogger("analysis").setLevel(logging.ERROR)
-    records = load_records(args.sources, progress=progress)
-    if records.empty:
-        raise AnalysisInputError(
-            f"{', '.join(map(str, args.sources))}: no calculations found (no vasprun.xml, OUTCAR, .cml or db rows)"
-        )
-    res = compute_energetics(records, args.out, n_reference_charge_e=args.n_reference_charge,
-                             figures=not args.no_figures, progress=progress)
+    logging.getLogger("sacmap.analysis").setLevel(logging.ERROR)
+    res = energetics_from_sources(args.sources, args.out, n_reference_charge_e=args.n_reference_charge,
+                                  figures=not args.no_figures, progress=progress)
     c = res["counts"]
     print(f"read {c['read']}, recognised {c['recognised']}, flagged {c['flagged']}, used {c['used']}")
     print(f"E_int values: {len(res['e_int'])} (missing partners: {len(res['e_int_missing'])}); "
