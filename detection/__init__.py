@@ -1,5 +1,22 @@
 """sacmap detection: HAADF-STEM image reading, CNN atom detection, multimer splitting, element labelling, simulator.
 
+Modules (``sacmap.detection.…``):
+
+* ``io`` — reading images (TIFF, PNG/JPEG/BMP, dm3/dm4/emd/ser) and their pixel size (nm/px); ``write_tiff``;
+* ``preprocess`` — resampling to the training pixel size (0.0293 nm/px) and the whole-image normalisation;
+* ``model`` — the 21×21-crop CNN, its exact fully convolutional form, weights files (``save_weights``/
+  ``load_weights``), the bundled weights in ``data/`` (see ``data/MODEL_CARD.md``);
+* ``localise`` — probability map → atoms (px): components, intensity-peak and GMM multimer splits, merging;
+* ``support`` — support/vacuum segmentation and the support area (nm²);
+* ``elements``, ``vae`` — unsupervised element labels of detected atoms (VAE latent + Gaussian mixture);
+* ``pipeline`` — ``detect_image`` / ``detect_files`` and the ``DetectionResult`` record written as
+  :mod:`sacmap.core.records` defines it;
+* ``labels`` — reading atom positions from label / detection / truth CSVs (px);
+* ``evaluate`` — precision / recall / F1 by one-to-one (Hungarian) matching within a radius (px);
+* ``training`` — training crops and loop, hard-negative mining, threshold tuning, ``train_weights``;
+* ``simulate``, ``simulate_stats`` — the calibrated HAADF-STEM simulator and its real-vs-simulated statistics;
+* ``errors`` — ``DetectionInputError`` (a :class:`sacmap.core.errors.InputError`).
+
 Coordinates: x = column, y = row, px (origin at the centre of the top-left pixel); nm via the pixel size.
-Imports nothing else of sacmap.
+Imports only :mod:`sacmap.core` of the rest of sacmap.
 """

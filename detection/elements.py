@@ -9,7 +9,7 @@ Steps (``label_elements``):
 2. 21×21 crops at each atom (rounded position; the image is reflect-padded at the borders) of the image
    smoothed by a Gaussian of ``smooth_px`` (shot noise), each minus the median of its outer ring (r ≥ 9 px,
    the local support level).
-3. A rotation-invariant VAE (``detection.vae``) trained on these crops only (seconds on one CPU thread), each
+3. A rotation-invariant VAE (``sacmap.detection.vae``) trained on these crops only (seconds on one CPU thread), each
    crop weighted by a Gaussian window of σ = ``window_px`` (4 px ≈ the atom's own σ at 0.029 nm/px) so that
    support texture far from the atom does not steer the code (Pt/Ni 0.90 → 0.94, Pt/Pd 0.83 → 0.85 correct).
 4. A Gaussian mixture with one component per expected element on the *content* latents that are in use

@@ -284,11 +284,11 @@ def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold
 
     Parameters
     ----------
-    image_or_path : 2-D array of raw intensities or an image path (see :func:`detection.io.read_image`).
+    image_or_path : 2-D array of raw intensities or an image path (see :func:`sacmap.detection.io.read_image`).
     pixel_size_nm : nm/px; required for arrays and files without calibration, overrides the file otherwise.
     threshold : probability threshold of the atom mask (default 0.8).
     elements : element symbols in increasing Z (``["Ni", "Pd"]``) to label atoms by species (one symbol: all).
-    weights : weights file (default: the bundled model, see detection/data/MODEL_CARD.md).
+    weights : weights file (default: the bundled model, see ``detection/data/MODEL_CARD.md``).
     device : ``"cpu"`` or ``"cuda"``.
 
     Returns

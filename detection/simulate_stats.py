@@ -13,7 +13,7 @@ smoothed image, and disks of 0.29 nm around the atoms are excluded from the supp
 * ``thickness``: the sd of the σ 0.47 nm smoothed image on the support over the support mean (large scale).
 * ``atom_fwhm_nm``: FWHM of a Gaussian + constant fitted to the mean crop around the atoms.
 
-Run ``python -m detection.simulate_stats [SHARED_DIR]`` to print real vs simulated values.
+Run ``python -m sacmap.detection.simulate_stats [SHARED_DIR]`` to print real vs simulated values.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def _find(data_dir: Path, name: str, sub: str) -> Path:
 
 def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | None = None) -> list[LabelledImage]:
     """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame
-    (``preprocess_kw`` passed to :func:`detection.preprocess.preprocess`)."""
+    (``preprocess_kw`` passed to :func:`sacmap.detection.preprocess.preprocess`)."""
     from sacmap.detection.io import read_image
     from sacmap.detection.preprocess import preprocess, rescale_factor, rescale_to
 
@@ -244,7 +244,7 @@ class TrainConfig:
 
 
 def train_cnn(images: list[LabelledImage], config: TrainConfig | None = None, *, progress: bool = False):
-    """Train an :class:`~detection.model.AtomCNN` on labelled images; deterministic for a given ``config.seed``.
+    """Train an :class:`~sacmap.detection.model.AtomCNN` on labelled images; deterministic for a given ``config.seed``.
 
     Returns ``(cnn, history)`` with the weights of the epoch of lowest crop-level validation loss and a list of
     per-epoch dicts (train_loss, val_loss, val_acc).
@@ -455,7 +455,7 @@ def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None 
        the tuned threshold does not transfer between training runs — the refitted model's probabilities sit
        lower, validation recall fell from ~0.65 to 0.49 — so by default the model that was tuned is kept);
     3. its atom logit is shifted so that the tuned threshold becomes ``target_threshold`` (0.8, the pipeline
-       default; see :func:`detection.model.recalibrate`).
+       default; see :func:`sacmap.detection.model.recalibrate`).
 
     ``extra`` images (e.g. simulated) are always trained on and never held out.
     Returns ``(cnn, info)`` with ``info`` holding the histories, the sweep and the calibration.

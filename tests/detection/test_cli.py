@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sacmap.core.records import DETECTION_COLUMNS, DETECTION_JSON_KEYS, detection_paths
 from sacmap.workflows.cli import main
 
 IMAGE = "053_HAADF_15nm_Sample_PtNC_21Oct20"
@@ -24,6 +25,7 @@ def detected(repo_dir, tmp_path_factory):
 def test_detect_writes_contract_files(detected):
     df = pd.read_csv(detected / f"{IMAGE}.csv", keep_default_na=False)
     assert list(df.columns) == ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
+    assert tuple(df.columns) == DETECTION_COLUMNS
     assert 20 < len(df) < 150
     np.testing.assert_allclose(df["x_nm"], df["x_px"] * 15 / 512, rtol=1e-3, atol=1e-3)
     assert (df["score"] > 0.8).all()
@@ -34,6 +36,57 @@ def test_detect_writes_contract_files(detected):
     assert 0.2 * 225 < js["support_area_nm2"] < 0.9 * 225  # 053 has a vacuum region
     assert (detected / f"{IMAGE}.png").stat().st_size > 1000
     assert (detected / f"{IMAGE}_support.png").exists()
+
+
+def test_detect_record_is_the_core_schema(detected):
+    """The files and JSON keys are those of sacmap.core.records, written atomically (no temporary files left)."""
+    paths = detection_paths(detected, IMAGE)
+    assert sorted(p.name for p in detected.iterdir()) == sorted(p.name for p in paths.values())
+    js = json.loads(paths["json"].read_text())
+    assert set(DETECTION_JSON_KEYS) <= set(js)
+    assert js["files"] == {k: p.name for k, p in paths.items()}
+
+
+def test_bundled_detections_are_reproduced(detected, repo_dir):
+    """Numbers unchanged: the bundled inputs/stem/detected record of the image is found again (CSV at 4 decimals)."""
+    new = pd.read_csv(detected / f"{IMAGE}.csv", keep_default_na=False)
+    old = pd.read_csv(repo_dir / "inputs/stem/detected" / f"{IMAGE}.csv", keep_default_na=False)
+    assert len(new) == len(old)
+    for col in ("x_px", "y_px", "score"):
+        np.testing.assert_allclose(new[col], old[col], atol=2e-4)
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["IMG", "-o", "OUT", "--threshold", "1"], "--threshold"),
+        (["IMG", "-o", "OUT", "--threshold", "0"], "--threshold"),
+        (["IMG", "-o", "OUT", "--pixel-size", "-0.1"], "--pixel-size"),
+        (["IMG", "-o", "OUT", "--batch", "0"], "--batch"),
+        (["IMG", "-o", "OUT", "--split-area", "-5"], "--split-area"),
+        (["IMG", "-o", "OUT", "--threads", "two"], "--threads"),
+        (["evaluate", "--pred", "P", "--truth", "T", "--radius-px", "0"], "--radius-px"),
+        (["train", "--data", "D", "--split", "S", "-o", "W", "--epochs", "0"], "--epochs"),
+        (["train", "--data", "D", "--split", "S", "-o", "W", "--channels", "4,8"], "--channels"),
+        (["simulate", "-o", "OUT", "--size", "10"], "--size"),
+        (["simulate", "-o", "OUT", "--dimer-fraction", "1.5"], "--dimer-fraction"),
+        (["simulate", "-o", "OUT", "--vacuum-fraction", "1"], "--vacuum-fraction"),
+    ],
+)
+def test_bad_option_values_are_refused_at_parse_time(tmp_path, capsys, args, option):
+    """A bad number is one line naming the option, exit status 2, before any file is read or written."""
+    args = [str(tmp_path / a) if a in ("IMG", "OUT", "P", "T", "D", "S", "W") else a for a in args]
+    assert main(["detect", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_options_may_come_before_the_images(repo_dir, tmp_path):
+    out = tmp_path / "o"
+    assert main(["detect", "--no-overlay", "-o", str(out), "--threads", "1",
+                 str(repo_dir / "inputs/stem" / f"{IMAGE}.tif")]) == 0
+    assert (out / f"{IMAGE}.csv").exists() and not (out / f"{IMAGE}.png").exists()
 
 
 def test_evaluate_against_labels(detected, repo_dir, tmp_path, capsys):

@@ -46,3 +46,36 @@ def test_folder_pairs(tmp_path):
     rep = evaluate_files(tmp_path / "pred", tmp_path / "truth")
     assert len(rep["per_image"]) == 1
     assert rep["pooled"]["tp"] == 1 and rep["pooled"]["n_pred"] == 2 and rep["pooled"]["n_truth"] == 2
+
+
+def test_read_labels_formats(tmp_path):
+    """Label reading (sacmap.detection.labels) takes detection CSVs, ImageJ Results (spaces in names) and x/y."""
+    from sacmap.detection.errors import DetectionInputError
+    from sacmap.detection.labels import read_labels
+
+    pd.DataFrame({"x_px": [1.5, 2.0], "y_px": [3.0, 4.0], "score": [0.9, 0.8]}).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "r.csv").write_text(" ,X ,Y \n1,5,6\n")
+    np.testing.assert_array_equal(read_labels(tmp_path / "d.csv"), [[1.5, 3.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(read_labels(tmp_path / "r.csv"), [[5, 6]])
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DetectionInputError, match="bad.csv: needs columns"):
+        read_labels(tmp_path / "bad.csv")
+
+
+def test_report_text_and_json_without_nan(tmp_path, capsys):
+    """An image without matches has mean_dist_px NaN: the JSON report holds null (valid JSON), the text one line
+    per image plus the pooled line."""
+    import json
+
+    from sacmap.detection.evaluate import report_text
+    from sacmap.workflows.cli import main
+
+    pd.DataFrame({"x_px": [10.0], "y_px": [10.0]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"X": [90.0], "Y": [90.0]}).to_csv(tmp_path / "t.csv", index=False)
+    rep = evaluate_files(tmp_path / "p.csv", tmp_path / "t.csv")
+    lines = report_text(rep).splitlines()
+    assert len(lines) == 2 and lines[1].startswith("pooled (radius 5 px): P 0.000")
+    assert main(["detect", "evaluate", "--pred", str(tmp_path / "p.csv"), "--truth", str(tmp_path / "t.csv"),
+                 "-o", str(tmp_path / "out" / "rep.json")]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == lines
+    assert json.loads((tmp_path / "out" / "rep.json").read_text())["per_image"][0]["mean_dist_px"] is None

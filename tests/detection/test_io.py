@@ -105,3 +105,23 @@ def test_bad_inputs_name_the_file(tmp_path, case):
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
         read_image("/nonexistent/image.tif")
+
+
+def test_folders_keep_every_image_suffix_of_the_core(tmp_path):
+    """A folder gives the files with a suffix of sacmap.core.records.IMAGE_SUFFIXES (.bmp included), sorted."""
+    from PIL import Image
+
+    from sacmap.detection.pipeline import find_images
+
+    for name in ("b.BMP", "a.png", "c.tif"):
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in find_images([tmp_path])] == ["a.png", "b.BMP", "c.tif"]
+
+
+def test_write_tiff_is_atomic_and_creates_folders(tmp_path):
+    """write_tiff goes through sacmap.core.atomic: parent folders created, no temporary file left."""
+    path = write_tiff(tmp_path / "sub" / "x.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), 0.05)
+    assert [p.name for p in path.parent.iterdir()] == ["x.tif"]
+    img, px, _ = read_image(path)
+    assert px == pytest.approx(0.05) and img.shape == (64, 64)

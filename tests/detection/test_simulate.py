@@ -223,3 +223,20 @@ def test_dimer_resolution_follows_psf():
         row = img[100, 90:120].astype(float)
         maxima = np.flatnonzero((row[1:-1] > row[:-2]) & (row[1:-1] > row[2:]))
         assert (len(maxima) == 2) is two_peaks
+
+
+def test_dataset_elements_list_and_none_keywords(tmp_path):
+    """simulate_dataset: a list of symbols is drawn in equal shares (as the dict of equal weights), and keywords
+    given as None keep the calibrated defaults; the files are written atomically."""
+    import pandas as pd
+
+    from sacmap.detection.simulate import TRUTH_COLUMNS, simulate_dataset
+
+    kw = dict(shape=(96, 96), density_nm2=3.0, seed=5)
+    a = simulate_dataset(tmp_path / "a", 1, elements=["Ni", "Pt"], spread_fwhm_nm=None, peak_pt=None, **kw)
+    b = simulate_dataset(tmp_path / "b", 1, elements={"Ni": 1.0, "Pt": 1.0}, **kw)
+    assert a[0].read_bytes() == b[0].read_bytes()
+    ta, tb = (p.with_suffix(".csv").read_text() for p in (a[0], b[0]))
+    assert ta == tb and ta.splitlines()[0] == ",".join(TRUTH_COLUMNS)
+    assert {"Ni", "Pt"} <= set(pd.read_csv(a[0].with_suffix(".csv"))["element"])
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["sim_000.csv", "sim_000.tif"]
