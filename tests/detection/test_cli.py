@@ -71,6 +71,7 @@ def test_bundled_detections_are_reproduced(detected, repo_dir):
         (["simulate", "-o", "OUT", "--size", "10"], "--size"),
         (["simulate", "-o", "OUT", "--dimer-fraction", "1.5"], "--dimer-fraction"),
         (["simulate", "-o", "OUT", "--vacuum-fraction", "1"], "--vacuum-fraction"),
+        (["simulate", "-o", "OUT", "--dimer-fraction", "0.7", "--trimer-fraction", "0.5"], "--trimer-fraction"),
     ],
 )
 def test_bad_option_values_are_refused_at_parse_time(tmp_path, capsys, args, option):

@@ -209,6 +209,9 @@ def _train(a) -> int:
 def _simulate(a) -> int:
     from sacmap.detection.simulate import simulate_dataset
 
+    if a.dimer_fraction + a.trimer_fraction > 1:
+        raise DetectionInputError(f"sacmap detect simulate: --dimer-fraction + --trimer-fraction: "
+                                  f"{a.dimer_fraction:g} + {a.trimer_fraction:g} is above 1")
     paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
                              density_nm2=a.density, dimer_fraction=a.dimer_fraction,
                              trimer_fraction=a.trimer_fraction, min_dist_nm=a.min_dist, elements=a.elements or None,
