@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sacmap import structures
 from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 
 def build_structures(spec: dict, out: Path) -> dict:
     """Write every configuration of ``spec`` under ``out/structures`` (skipped when current)."""
-    from sacmap import structures
-
     sdir = out / "structures"
     rec = StepRecord(out, "structures")
     key = fingerprint(spec.get("name"), spec.get("structures"))
@@ -19,7 +18,7 @@ def build_structures(spec: dict, out: Path) -> dict:
         return rec.result()
     configs = structures.expand(spec)
     structures.write_configurations(configs, sdir)
-    counts = structures.counts_per_set(spec) if hasattr(structures, "counts_per_set") else {}
+    counts = structures.counts_per_set(spec)
     result = {"index": str(index), "n_configurations": len(configs), "per_set": counts}
     rec.mark_done(key, [index], result)
     return result
