@@ -1,7 +1,11 @@
 """Campaign specs: a YAML file naming sets of configurations, expanded into labelled ``ase.Atoms``.
 
-Schema (all lengths in Å; only the ``structures`` block is validated here, the other top-level blocks belong to
-their packages and are passed through)::
+A spec is given as a path or as the name of a bundled spec (``paper``, ``demo``). The schema is the dataclasses
+below (:class:`CampaignSpec`, :class:`StructuresBlock`, :class:`SlabBlock`, one class per set type in
+:data:`SET_CLASSES`), parsed by :func:`sacmap.core.validation.parse`: every refusal names the file and the field
+(``spec.yaml: structures.sets[0] (pairs).kinds[1]: unknown site kind '5N' ...``). All lengths in Å; only the
+``structures`` block is validated here, the other top-level blocks belong to their packages and are passed
+through::
 
     name: paper                      # required, used as the campaign name
     description: free text
