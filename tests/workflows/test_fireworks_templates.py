@@ -47,3 +47,18 @@ def test_bad_launchpad_file_names_the_field(tmp_path):
     bad.write_text("- just a list\n")
     with pytest.raises(WorkflowInputError, match="must be a mapping"):
         MongoLaunchPad(bad)
+    bad.write_text("port: 27017\n")
+    with pytest.raises(WorkflowInputError, match=r"lp.yaml: host: required key missing"):
+        MongoLaunchPad(bad)
+    bad.write_text("host: x\nport: 99999\n")
+    with pytest.raises(WorkflowInputError, match=r"lp.yaml: port: 99999 is above the maximum 65535"):
+        MongoLaunchPad(bad)
+
+
+def test_launchpad_template_parses_into_the_schema():
+    from sacmap.core.validation import parse
+    from sacmap.workflows.campaign.launchpad import LaunchpadFile
+
+    data = yaml.safe_load((FW / "my_launchpad.yaml").read_text())
+    lp = parse(LaunchpadFile, data, source="my_launchpad.yaml")
+    assert lp.host == "mongodb.example.org" and lp.port == 27017 and lp.mongoclient_kwargs["tls"] is True

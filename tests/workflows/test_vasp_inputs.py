@@ -110,12 +110,14 @@ def test_settings_hash_is_stable_and_sensitive():
         ({"calculator": "vasp", "preset": "pbe-d5"}, "preset 'pbe-d5' not found"),
         ({"calculator": "vasp", "u_values": [2.0]}, "has no hubbard block"),
         ({"calculator": "vasp", "preset": "pbe-d3-u", "u_values": ["x"]}, r"u_values\[0\]: expected a number"),
-        ({"calculator": "embedded", "fmax": -1}, "calculation.fmax: must be > 0"),
+        ({"calculator": "embedded", "fmax": -1}, "calculation.fmax: -1 is not above the minimum 0"),
         ({"calculator": "embedded", "optimizer": "SD"}, "calculation.optimizer"),
         ({"calculator": "embedded", "preset": "pbe-d3"}, "calculation.preset: only for calculator vasp"),
         ({"calculator": "vasp", "fmax": 0.1}, "calculation.fmax: only for embedded"),
-        ({"calculatr": "vasp"}, r"unknown field\(s\) \['calculatr'\]"),
-        ({"calculator": "vasp", "custodian": {"max_errors": 2.5}}, "custodian.max_errors: must be an integer"),
+        ({"calculatr": "vasp"}, r"calculation.calculatr: unknown key \(allowed: calculator, preset"),
+        ({"calculator": "vasp", "custodian": {"max_errors": 2.5}}, "custodian.max_errors: expected an integer"),
+        ({"calculator": "vasp", "custodian": {"handlers": ["Nope"]}}, r"custodian.handlers\[0\]: unknown value 'Nope'"),
+        ({"calculator": "vasp", "custodian": {"walltime_s": 0}}, "custodian.walltime_s: 0 is not above the minimum"),
     ],
 )
 def test_bad_calculation_blocks_name_file_and_field(block, match):
@@ -127,5 +129,5 @@ def test_bad_calculation_blocks_name_file_and_field(block, match):
 def test_bad_preset_file_names_the_file(tmp_path):
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\nincar: {ENCUT: 450}\nkpoints: {in_plane: 0, vacuum: 1}\n")
-    with pytest.raises(WorkflowInputError, match=r"mine.yaml: kpoints.in_plane must be a positive integer"):
+    with pytest.raises(WorkflowInputError, match=r"mine.yaml: kpoints.in_plane: 0 is below the minimum 1"):
         calculation_variants({"calculator": "vasp", "preset": str(bad)}, source="camp.yaml")

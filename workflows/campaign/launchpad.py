@@ -11,19 +11,47 @@ or multi-node runs use a real MongoDB through a launchpad file with exactly the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sacmap.core.atomic import atomic_write
+from sacmap.core.validation import dump, option, parse
 from sacmap.core.yamlfile import read_mapping
 from sacmap.workflows.errors import WorkflowInputError
 
 STORE_NAME = "launchpad.json"
 LOCK_NAME = "launchpad.lock"
-LAUNCHPAD_KEYS = {
-    "host", "port", "name", "username", "password", "logdir", "strm_lvl", "user_indices", "wf_user_indices",
-    "authsource", "uri_mode", "mongoclient_kwargs",
-}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _non_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchpadFile:
+    """A FireWorks ``my_launchpad.yaml`` (MongoDB): the fields sacmap accepts, passed to ``LaunchPad.from_dict``."""
+
+    host: str = option(check=_non_blank, doc="MongoDB host, or a mongodb+srv:// URI with uri_mode: true")
+    port: int = option(27017, lo=1, hi=65535)
+    name: str | None = option(None, doc="database name")
+    username: str | None = None
+    password: str | None = None
+    authsource: str | None = option(None, doc="database holding the user")
+    uri_mode: bool = False
+    logdir: str | None = option(None, doc="FireWorks log folder (null: none)")
+    strm_lvl: str | None = option(None, choices=LOG_LEVELS)
+    user_indices: list[Any] | None = None
+    wf_user_indices: list[Any] | None = None
+    mongoclient_kwargs: dict[str, Any] | None = option(None, doc="passed to pymongo.MongoClient (TLS, timeouts)")
+
+
+LAUNCHPAD_KEYS = {f.name for f in dataclasses.fields(LaunchpadFile)}
 
 
 def _init_if_empty(lp) -> None:
@@ -116,9 +144,9 @@ class MongoLaunchPad:
         self.path = Path(path).resolve()
         if not self.path.is_file():
             raise FileNotFoundError(f"launchpad file not found: {self.path}")
-        data = read_mapping(self.path, "launchpad", LAUNCHPAD_KEYS, error=WorkflowInputError)
-        if not data.get("host"):
-            raise WorkflowInputError(f"{self.path}: field 'host' is required")
+        given = read_mapping(self.path, "launchpad", LAUNCHPAD_KEYS, error=WorkflowInputError)
+        parsed = parse(LaunchpadFile, given, source=self.path, error=WorkflowInputError)
+        data = {k: v for k, v in dump(parsed).items() if k in given}  # FireWorks' own defaults for the rest
         data["strm_lvl"] = data.get("strm_lvl") or strm_lvl
         try:
             self.lp = LaunchPad.from_dict(data)

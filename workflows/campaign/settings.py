@@ -9,48 +9,134 @@ calculator name + settings, 16 hex digits) goes into every result so results of 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sacmap.core.resources import inputs_dir
+from sacmap.core.validation import dump, option, parse
 from sacmap.core.yamlfile import read_mapping
 from sacmap.workflows.errors import WorkflowInputError
 
 #: calculator aliases accepted in a spec / on the command line
 CALCULATOR_ALIASES = {"embedded": "chgnet-d3"}
 
-CALCULATION_KEYS = {
-    "calculator", "preset", "u_values", "fmax", "optimizer", "max_steps", "launchpad", "database", "model",
-    "custodian",
-}
-CUSTODIAN_KEYS = {"max_errors": int, "polling_time_step": float, "monitor_freq": int, "walltime_s": int,
-                  "handlers": list}
 HANDLER_NAMES = (
     "VaspErrorHandler", "MeshSymmetryErrorHandler", "UnconvergedErrorHandler", "NonConvergingErrorHandler",
     "PotimErrorHandler", "PositiveEnergyErrorHandler", "FrozenJobErrorHandler", "StdErrHandler",
     "LargeSigmaHandler", "IncorrectSmearingHandler",
 )
-PRESET_KEYS = {"name", "input_set", "vdw", "incar", "kpoints", "spin", "static", "hubbard", "potcar_functional"}
 OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch")
 DEFAULT_FMAX = 0.05  # eV/Å
 DEFAULT_MAX_STEPS = 500
+
+
+def _non_empty(items: list) -> list:
+    if not items:
+        raise ValueError("must not be empty")
+    return items
+
+
+def _incar_tags(incar: dict) -> dict:
+    if not all(isinstance(k, str) and k.isupper() for k in incar):
+        raise ValueError("must map upper-case INCAR tags to values")
+    return incar
+
+
+# ------------------------------------------------------------------------------------- VASP preset schema
+@dataclass(frozen=True, kw_only=True)
+class PresetKpoints:
+    """Γ-centred k-grid of a preset (the rule is :func:`sacmap.structures.slab_kpoint_grid`)."""
+
+    in_plane: int = option(lo=1, doc="subdivisions along each in-plane lattice vector")
+    vacuum: int = option(lo=1, doc="subdivisions along the vacuum direction")
+    gamma_centred: bool = option(True, choices=(True,), doc="Γ-centred grids only")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresetSpin:
+    metal_magmom: float = option(2.0, unit="μB", doc="initial moment on each metal of a spin-polarised config")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresetStatic:
+    incar: dict[str, Any] = option(factory=dict, check=_incar_tags, doc="INCAR additions of the static run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresetHubbard:
+    type: int = option(2, choices=(1, 2, 4), doc="LDAUTYPE")
+    l: int = option(2, choices=(1, 2, 3), doc="LDAUL on the metal")  # noqa: E741 - VASP's name
+    j_eV: float = option(0.0, unit="eV")
+    u_values_eV: list[float] = option(check=_non_empty, unit="eV", doc="one calculation per U value")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    """A VASP preset file (``inputs/vasp/*.yaml``)."""
+
+    kpoints: PresetKpoints = option(doc="k-point subdivisions")
+    name: str = option("", doc="default: the file name")
+    input_set: str = option("MPRelaxSet", choices=("MPRelaxSet",))
+    vdw: str | None = option(None, choices=("dftd3", "dftd3-bj"))
+    incar: dict[str, Any] = option(factory=dict, check=_incar_tags, doc="INCAR overrides of MPRelaxSet")
+    spin: PresetSpin = option(factory=PresetSpin)
+    static: PresetStatic = option(factory=PresetStatic)
+    hubbard: PresetHubbard | None = None
+    potcar_functional: str | None = None
+
+
+# ------------------------------------------------------------------------------ campaign calculation block
+@dataclass(frozen=True, kw_only=True)
+class CustodianOptions:
+    """``calculation.custodian`` (VASP runs; not hashed: they do not change results)."""
+
+    max_errors: int = option(5, lo=0, lo_open=True)
+    polling_time_step: float = option(10.0, lo=0, lo_open=True, unit="s")
+    monitor_freq: int = option(30, lo=0, lo_open=True, doc="polls between handler checks")
+    walltime_s: int = option(None, lo=0, lo_open=True, unit="s")
+    handlers: list[str] = option(None, choices=HANDLER_NAMES, check=_non_empty,
+                                 doc="custodian VASP handlers to use (default all)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddedOptions:
+    """Relaxation options of an embedded (ASE) calculator."""
+
+    fmax: float = option(DEFAULT_FMAX, lo=0, lo_open=True, unit="eV/Å")
+    optimizer: str = option("BFGS", choices=OPTIMIZERS)
+    max_steps: int = option(DEFAULT_MAX_STEPS, lo=1)
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calculation:
+    """A campaign spec's ``calculation`` block; ``None`` = not given (VASP-only and embedded-only keys)."""
+
+    calculator: str | None = option(None, doc="embedded (= chgnet-d3), vasp, or a registered calculator")
+    preset: str | None = option(None, doc="VASP preset name or YAML path (default pbe-d3)")
+    u_values: list[float] | None = option(None, unit="eV")
+    fmax: float | None = option(None, lo=0, lo_open=True, unit="eV/Å")
+    optimizer: str | None = option(None, choices=OPTIMIZERS)
+    max_steps: int | None = option(None, lo=1)
+    model: str | None = None
+    launchpad: str | None = None
+    database: str | None = None
+    custodian: CustodianOptions | None = None
+
+
+CALCULATION_KEYS = {f.name for f in dataclasses.fields(Calculation)}
+CUSTODIAN_KEYS = {f.name for f in dataclasses.fields(CustodianOptions)}
+PRESET_KEYS = {f.name for f in dataclasses.fields(Preset)}
 
 
 def settings_hash(calculator: str, settings: dict) -> str:
     """Stable 16-hex-digit hash of a calculator name and its settings (canonical JSON, sorted keys)."""
     text = json.dumps({"calculator": calculator, "settings": settings}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _number(value: Any, where: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise WorkflowInputError(f"{where}: expected a number, got {value!r}")
-    if positive and value <= 0:
-        raise WorkflowInputError(f"{where}: must be > 0, got {value!r}")
-    return float(value)
 
 
 def preset_path(preset: str) -> Path:
@@ -62,43 +148,15 @@ def preset_path(preset: str) -> Path:
 
 
 def load_preset(preset: str) -> dict:
-    """Read and validate a VASP preset (see ``inputs/vasp/pbe-d3.yaml``); returns a plain dict."""
+    """Read a VASP preset (see ``inputs/vasp/pbe-d3.yaml``), validated as a :class:`Preset`; returns the plain
+    mapping as written (+ ``name``, default the file name, and ``_source``)."""
     path = preset_path(preset)
     if not path.is_file():
         shipped = sorted(q.stem for q in (inputs_dir() / "vasp").glob("*.yaml"))
         raise WorkflowInputError(f"{path}: VASP preset {preset!r} not found (shipped presets: {shipped})")
     data = read_mapping(path, "VASP preset", PRESET_KEYS, error=WorkflowInputError)
-    if data.get("input_set", "MPRelaxSet") != "MPRelaxSet":
-        raise WorkflowInputError(f"{path}: input_set must be MPRelaxSet, got {data.get('input_set')!r}")
-    if data.get("vdw") not in ("dftd3", "dftd3-bj", None):
-        raise WorkflowInputError(f"{path}: vdw must be dftd3, dftd3-bj or null, got {data.get('vdw')!r}")
-    incar = data.get("incar") or {}
-    if not isinstance(incar, dict) or not all(isinstance(k, str) and k.isupper() for k in incar):
-        raise WorkflowInputError(f"{path}: incar must map upper-case INCAR tags to values")
-    kp = data.get("kpoints") or {}
-    for key in ("in_plane", "vacuum"):
-        v = kp.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise WorkflowInputError(f"{path}: kpoints.{key} must be a positive integer, got {v!r}")
-    spin = data.get("spin") or {}
-    _number(spin.get("metal_magmom", 2.0), f"{path}: spin.metal_magmom", positive=False)
-    static = data.get("static") or {}
-    if not isinstance(static.get("incar", {}), dict):
-        raise WorkflowInputError(f"{path}: static.incar must be a mapping")
-    hub = data.get("hubbard")
-    if hub is not None:
-        if not isinstance(hub, dict):
-            raise WorkflowInputError(f"{path}: hubbard must be a mapping or null")
-        if hub.get("type", 2) not in (1, 2, 4):
-            raise WorkflowInputError(f"{path}: hubbard.type must be 1, 2 or 4 (LDAUTYPE), got {hub.get('type')!r}")
-        if hub.get("l", 2) not in (1, 2, 3):
-            raise WorkflowInputError(f"{path}: hubbard.l must be 1, 2 or 3, got {hub.get('l')!r}")
-        _number(hub.get("j_eV", 0.0), f"{path}: hubbard.j_eV", positive=False)
-        us = hub.get("u_values_eV")
-        if not isinstance(us, list) or not us:
-            raise WorkflowInputError(f"{path}: hubbard.u_values_eV must be a non-empty list of numbers (eV)")
-        for i, u in enumerate(us):
-            _number(u, f"{path}: hubbard.u_values_eV[{i}]", positive=False)
+    parse(Preset, data, source=path, error=WorkflowInputError)
+    # the settings (and their hash) are the preset as written: a default added to the schema changes no hash
     data.setdefault("name", path.stem)
     data["_source"] = str(path)
     return data
@@ -115,11 +173,11 @@ def vasp_variants(preset: str, u_values: list | None = None, *, where: str = "ca
         base["hubbard"] = None
         return [_variant("vasp", base)]
     us = hub.get("u_values_eV") if u_values is None else u_values
-    if not isinstance(us, list) or not us:
+    if not us:
         raise WorkflowInputError(f"{where}.u_values: expected a non-empty list of U values (eV), got {us!r}")
     out = []
-    for i, u in enumerate(us):
-        u = _number(u, f"{where}.u_values[{i}]", positive=False)
+    for u in us:
+        u = float(u)  # numbers: checked by the Preset / Calculation schemas
         s = copy.deepcopy(base)
         s["hubbard"] = {"type": int(hub.get("type", 2)), "l": int(hub.get("l", 2)),
                         "j_eV": float(hub.get("j_eV", 0.0)), "u_eV": u}
@@ -129,51 +187,38 @@ def vasp_variants(preset: str, u_values: list | None = None, *, where: str = "ca
 
 def embedded_variant(name: str, *, fmax: float = DEFAULT_FMAX, optimizer: str = "BFGS",
                      max_steps: int = DEFAULT_MAX_STEPS, model: str | None = None,
-                     where: str = "calculation") -> dict:
-    """The calculation variant of an embedded (ASE) calculator from :mod:`workflows.calculators`."""
+                     source: str = "spec", where: str = "calculation") -> dict:
+    """The calculation variant of an embedded (ASE) calculator from :mod:`sacmap.workflows.campaign.calculators`;
+    the options are validated as :class:`EmbeddedOptions` (errors ``<source>: <where>.<field>: <problem>``)."""
     from sacmap.workflows.campaign.calculators import get_calculator
 
     try:
         entry = get_calculator(name)
     except KeyError as exc:
-        raise WorkflowInputError(f"{where}.calculator: {exc.args[0]}") from None
-    fmax = _number(fmax, f"{where}.fmax")
-    if optimizer not in OPTIMIZERS:
-        raise WorkflowInputError(f"{where}.optimizer: must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise WorkflowInputError(f"{where}.max_steps: must be a positive integer, got {max_steps!r}")
+        raise WorkflowInputError(f"{source}: {where}.calculator: {exc.args[0]}") from None
+    opts = parse(EmbeddedOptions, {"fmax": fmax, "optimizer": optimizer, "max_steps": max_steps, "model": model},
+                 source=source, where=where, error=WorkflowInputError)
     settings = dict(entry.default_settings)
-    if model is not None:
-        settings["model"] = str(model)
-    settings.update({"fmax_eV_A": fmax, "optimizer": optimizer, "max_steps": max_steps})
+    if opts.model is not None:
+        settings["model"] = opts.model
+    settings.update({"fmax_eV_A": opts.fmax, "optimizer": opts.optimizer, "max_steps": opts.max_steps})
     return _variant(entry.name, settings)
 
 
+def parse_calculation(block: dict | None, *, source: str = "spec") -> Calculation:
+    """A spec's ``calculation`` block validated as :class:`Calculation` (errors name ``source`` and the field)."""
+    return parse(Calculation, block, source=source, where="calculation", error=WorkflowInputError)
+
+
 def custodian_options(block: dict | None, *, source: str = "spec") -> dict:
-    """The ``calculation.custodian`` options (VASP runs; not hashed: they do not change results):
-    ``max_errors``, ``polling_time_step`` (s), ``monitor_freq`` (polls), ``walltime_s``, ``handlers`` (names of
-    custodian VASP handlers to use; default all of :data:`HANDLER_NAMES`)."""
-    opts = (block or {}).get("custodian") or {}
-    where = f"{source}: calculation.custodian"
-    if not isinstance(opts, dict):
-        raise WorkflowInputError(f"{where}: must be a mapping")
-    unknown = set(opts) - set(CUSTODIAN_KEYS)
-    if unknown:
-        raise WorkflowInputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed {sorted(CUSTODIAN_KEYS)}")
-    out = {}
-    for key, typ in CUSTODIAN_KEYS.items():
-        if key == "handlers" and key in opts:
-            names = opts[key]
-            bad = [n for n in names] if not isinstance(names, list) else [n for n in names if n not in HANDLER_NAMES]
-            if bad or not names:
-                raise WorkflowInputError(f"{where}.handlers: unknown handler(s) {bad}; choose from {HANDLER_NAMES}")
-            out[key] = list(names)
-        elif key in opts:
-            val = _number(opts[key], f"{where}.{key}")
-            if typ is int and val != int(val):
-                raise WorkflowInputError(f"{where}.{key}: must be an integer, got {opts[key]!r}")
-            out[key] = typ(val)
-    return out
+    """The ``calculation.custodian`` options given in the block (VASP runs; not hashed: they do not change
+    results): ``max_errors``, ``polling_time_step`` (s), ``monitor_freq`` (polls), ``walltime_s``, ``handlers``
+    (names of custodian VASP handlers to use; default all of :data:`HANDLER_NAMES`). See :class:`CustodianOptions`."""
+    calc = parse_calculation(block, source=source)
+    given = ((block or {}).get("custodian")) or {}
+    if calc.custodian is None:
+        return {}
+    return {k: v for k, v in dump(calc.custodian).items() if k in given}
 
 
 def _variant(calculator: str, settings: dict) -> dict:
@@ -190,34 +235,22 @@ def calculation_variants(block: dict | None, *, source: str = "spec", calculator
     Errors name ``source`` and the field.
     """
     where = f"{source}: calculation"
-    block = {} if block is None else block
-    if not isinstance(block, dict):
-        raise WorkflowInputError(f"{where}: must be a mapping, got {type(block).__name__}")
-    unknown = set(block) - CALCULATION_KEYS
-    if unknown:
-        raise WorkflowInputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed {sorted(CALCULATION_KEYS)}")
-    custodian_options(block, source=source)
-    name = calculator or block.get("calculator") or "embedded"
-    if not isinstance(name, str):
-        raise WorkflowInputError(f"{where}.calculator: expected a name, got {name!r}")
+    calc = parse_calculation(block, source=source)
+    name = calculator or calc.calculator or "embedded"
     name = CALCULATOR_ALIASES.get(name, name)
     if name == "vasp":
         for key in ("fmax", "optimizer", "max_steps", "model"):
-            if key in block:
+            if getattr(calc, key) is not None:
                 raise WorkflowInputError(f"{where}.{key}: only for embedded calculators (VASP uses the preset)")
-        preset = block.get("preset", "pbe-d3")
-        if not isinstance(preset, str):
-            raise WorkflowInputError(f"{where}.preset: expected a preset name or YAML path, got {preset!r}")
-        u_values = block.get("u_values")
-        if u_values is not None and not isinstance(u_values, list):
-            raise WorkflowInputError(f"{where}.u_values: expected a list of U values (eV), got {u_values!r}")
         try:
-            return vasp_variants(preset, u_values, where=where)
+            return vasp_variants(calc.preset or "pbe-d3", calc.u_values, where=where)
         except WorkflowInputError as exc:
             raise WorkflowInputError(f"{where}.preset: {exc}") from None
     for key in ("preset", "u_values", "custodian"):
-        if key in block and calculator is None:
+        if getattr(calc, key) is not None and calculator is None:
             raise WorkflowInputError(f"{where}.{key}: only for calculator vasp (calculator is {name!r})")
-    return [embedded_variant(name, fmax=block.get("fmax", DEFAULT_FMAX), optimizer=block.get("optimizer", "BFGS"),
-                             max_steps=block.get("max_steps", DEFAULT_MAX_STEPS), model=block.get("model"),
-                             where=where)]
+    defaults = EmbeddedOptions()
+    return [embedded_variant(name, fmax=defaults.fmax if calc.fmax is None else calc.fmax,
+                             optimizer=calc.optimizer or defaults.optimizer,
+                             max_steps=defaults.max_steps if calc.max_steps is None else calc.max_steps,
+                             model=calc.model, source=source, where="calculation")]
