@@ -37,7 +37,8 @@ class Observation:
     ``source`` names the record; ``pixel_size_nm`` (nm/px) is None for coordinates without a calibration;
     ``n_detected`` counts every atom of the record and ``n_off_window`` those outside the window (excluded);
     ``window_source`` says how the window was chosen (``mask``, ``region``, ``support mask``,
-    ``image rectangle``, ``bounding box``); ``warnings`` are sentences for the user.
+    ``image rectangle``, ``bounding box``); ``warnings`` are sentences for the user; ``rows`` are the kept atoms'
+    row numbers in the record (0-based), so per-atom results can be joined back to its table.
     """
 
     xy_nm: np.ndarray
@@ -49,6 +50,7 @@ class Observation:
     n_off_window: int = 0
     window_source: str = "given"
     warnings: list[str] = field(default_factory=list)
+    rows: np.ndarray | None = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -72,7 +74,7 @@ class Observation:
             warnings.append(f"{n_off} of {len(xy)} atom(s) lie outside the window ({kind}; first: row {first}); "
                             "they are excluded from the statistics")
         return cls(xy[inside], None if el is None else el[inside], region, str(source), pixel_size_nm,
-                   int(len(xy)), n_off, kind, warnings)
+                   int(len(xy)), n_off, kind, warnings, np.flatnonzero(inside))
 
     @classmethod
     def from_detection(cls, record, *, pixel_size_nm: float | None = None, region=None, mask=None,

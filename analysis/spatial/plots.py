@@ -5,12 +5,14 @@
 * :func:`plot_nuclearity` — share of atoms in monomers, dimers, trimers, ...;
 * :func:`plot_pair_correlation` — g(r) with the Poisson reference g = 1.
 
-Each returns the matplotlib Figure; save it with :func:`analysis.spatial_io.save_figure`.
+Each returns the matplotlib Figure; save it with :func:`sacmap.core.atomic.save_figure`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from sacmap.core.constants import MULTIMER_NM
 
 
 def _axes(ax):
@@ -26,17 +28,29 @@ def _axes(ax):
 
 
 def plot_nnd_histogram(nnd_nm, density_nm2: float | None = None, random_nnd_nm=None, ax=None, bins=None,
-                       label: str = "observed", multimer_nm: float | None = 0.22):
-    """Histogram (probability density) of NNDs (nm) against the random model."""
+                       label: str = "observed", multimer_nm: float | None = MULTIMER_NM, references=None,
+                       colours=None):
+    """Histogram (probability density) of NNDs (nm) against the random model — the one NND-histogram plot of
+    sacmap (``sacmap stats``, the job's report and the web app draw theirs here).
+
+    ``random_nnd_nm``: pooled NNDs of random patterns in the same window at the same density; ``references``:
+    more reference NND sets {label: NNDs (nm)} (e.g. samplers), drawn as step lines in ``colours`` {label: colour};
+    ``density_nm2``: adds the Poisson density ``2πρ d exp(−πρd²)``; ``multimer_nm``: marks the multimer distance.
+    """
     fig, ax = _axes(ax)
     nnd = np.asarray(nnd_nm, dtype=float)
-    hi = float(np.percentile(np.concatenate([nnd, np.asarray(random_nnd_nm if random_nnd_nm is not None
-                                                              else [], dtype=float)]), 99.5)) * 1.1
-    bins = bins if bins is not None else np.linspace(0, max(hi, 1e-3), 40)
-    ax.hist(nnd, bins=bins, density=True, alpha=0.6, color="C0", label=f"{label} (n={nnd.size})")
+    refs = {} if references is None else {k: np.asarray(v, dtype=float) for k, v in references.items()}
     if random_nnd_nm is not None:
-        ax.hist(np.asarray(random_nnd_nm), bins=bins, density=True, histtype="step", color="C1", lw=1.5,
-                label="random, same window")
+        refs = {"random, same window": np.asarray(random_nnd_nm, dtype=float), **refs}
+    colours = colours or {}
+    if bins is None:
+        hi = float(np.percentile(np.concatenate([nnd, *refs.values()]), 99.5)) * 1.1
+        bins = np.linspace(0, max(hi, 1e-3), 40)
+    ax.hist(nnd, bins=bins, density=True, alpha=0.6, color=colours.get(label, "C0"), label=f"{label} (n={nnd.size})")
+    for k, (name, values) in enumerate(refs.items()):
+        if values.size:
+            ax.hist(values, bins=bins, density=True, histtype="step", color=colours.get(name, f"C{k + 1}"), lw=1.5,
+                    label=name)
     if density_nm2:
         d = np.linspace(0, bins[-1], 200)
         ax.plot(d, 2 * np.pi * density_nm2 * d * np.exp(-np.pi * density_nm2 * d**2), "k--", lw=1,

@@ -160,3 +160,38 @@ def test_dft_sampler_limits_and_trends():
         DFTBiasedSampler(POT, kT_eV=-1.0).sample(10, reg)
     with pytest.raises(AnalysisInputError, match="grid"):
         DFTBiasedSampler(grid_nm=0.0).sample(10, reg)
+
+
+def test_one_registry_builds_every_sampler_with_one_interface():
+    from sacmap.analysis.spatial.samplers.registry import SAMPLERS, make_sampler
+
+    assert set(SAMPLERS) == {"random", "attractive", "repulsive", "dft"}
+    reg = Region.rectangle(6.0)
+    for name, params in (("random", {}), ("attractive", {"first_fraction": 0.25}), ("repulsive", {"c_nm": 0.2}),
+                         ("dft", {"grid_nm": 0.05})):
+        s = make_sampler(name, **params)
+        xy = s.sample(36, reg, runs=2, seed=4)
+        assert xy.shape == (2, 36, 2) and reg.contains(xy.reshape(-1, 2)).all()
+        assert np.array_equal(xy, make_sampler(name, **params).sample(36, reg, runs=2, seed=4))
+    assert np.array_equal(make_sampler("repulsive", c_nm=0.2).sample(50, reg, seed=1),
+                          RepulsiveSampler(c_nm=0.2).sample(50, reg, seed=1))
+    assert make_sampler("attractive", first_fraction=0.25).describe(36, reg) == {"n_first": 9, "box_nm": 1.0}
+    with pytest.raises(AnalysisInputError, match="unknown sampler"):
+        make_sampler("clustered")
+    with pytest.raises(AnalysisInputError, match="sampler 'random'"):
+        make_sampler("random", c_nm=0.2)
+
+
+def test_dft_sampler_from_a_fit_keeps_sigma_over_sigma0():
+    fit = {"sigma_factor": 1.2, "kT_eV": 0.1}
+    s = DFTBiasedSampler.from_fit(fit, potential=POT, grid_nm=0.05)
+    reg = Region.rectangle(6.0)
+    s0 = 1 / np.sqrt(2 * np.pi * 36 / 36.0)
+    assert s.sigma_for(36, reg) == pytest.approx(1.2 * s0)
+    assert s.describe(36, reg)["kT_eV"] == pytest.approx(0.1)
+    direct = DFTBiasedSampler(POT, sigma_nm=1.2 * s0, kT_eV=0.1, grid_nm=0.05)
+    assert np.array_equal(s.sample(36, reg, seed=3), direct.sample(36, reg, seed=3))
+    with pytest.raises(AnalysisInputError, match="sigma_factor"):
+        DFTBiasedSampler.from_fit({"kT_eV": 0.1})
+    with pytest.raises(AnalysisInputError, match="potential"):
+        DFTBiasedSampler(kT_eV=0.1)

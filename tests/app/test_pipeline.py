@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from sacmap.analysis.spatial.describe import RANDOM_RUNS
+from sacmap.analysis.spatial.observation import Observation
+from sacmap.analysis.spatial.window import Region
+from sacmap.core.records import DETECTION_COLUMNS
 from sacmap.detection.errors import DetectionInputError
 from sacmap.workflows.app import figures, pipeline
 
@@ -39,14 +43,13 @@ def test_same_numbers_as_detection_and_analysis(stem_image, processed):
     import pandas as pd
 
     from sacmap.analysis.spatial.descriptors import descriptors
-    from sacmap.analysis.spatial.window import Region
     from sacmap.detection.pipeline import detect_image
 
     res, out, stages = processed
     direct = detect_image(stem_image)
     atoms = direct.atoms
     table = pd.read_csv(out / "img.csv")
-    assert list(table.columns) == pipeline.COORD_COLUMNS
+    assert list(table.columns) == list(DETECTION_COLUMNS)
     assert len(table) == len(atoms) == res["n_atoms"] > 10
     np.testing.assert_allclose(table[["x_px", "y_px"]].to_numpy(), atoms[["x_px", "y_px"]].to_numpy(), atol=1e-4)
     np.testing.assert_allclose(table["x_nm"], table["x_px"] * res["pixel_size_nm"], atol=2e-4)  # CSV: 4 decimals
@@ -63,7 +66,7 @@ def test_same_numbers_as_detection_and_analysis(stem_image, processed):
     assert {int(k): v for k, v in d["nuclearity"].items()} == ref["nuclearity"]
     assert res["support_area_nm2"] == pytest.approx(direct.support_area_nm2)
     assert sum(int(k) * v for k, v in d["nuclearity"].items()) == d["n_atoms"] == int(on_support.sum())
-    assert d["n_detected"] == res["n_atoms"] and d["n_off_support"] == res["n_atoms"] - d["n_atoms"]
+    assert d["n_detected"] == res["n_atoms"] and d["n_off_window"] == res["n_atoms"] - d["n_atoms"]
     record = json.loads((out / "img.json").read_text())  # written by detection's own writer
     assert record["n_atoms_on_support"] == d["n_atoms"]
     assert record["density_nm2"] == pytest.approx(d["density_nm2"], rel=1e-9)
@@ -87,9 +90,9 @@ def test_multimer_distance_is_passed_through(processed):
     support = np.asarray(Image.open(out / "img_support.png")) > 0  # written by detection, white = support
     xy = table[["x_nm", "y_nm"]].to_numpy(float)
     px = res["pixel_size_nm"]
-    narrow, _ = pipeline.statistics(xy, support, px, res["support_area_nm2"], None, pipeline.AppSettings())
-    wide, _ = pipeline.statistics(xy, support, px, res["support_area_nm2"], None,
-                                  pipeline.AppSettings(multimer_nm=0.6))
+    obs = Observation.from_points(xy, Region.from_mask(support, px))
+    narrow, _ = pipeline.statistics(obs, pipeline.AppSettings())
+    wide, _ = pipeline.statistics(obs, pipeline.AppSettings(multimer_nm=0.6))
     assert narrow["multimer_share"] == pytest.approx(res["descriptors"]["multimer_share"], abs=1e-4)
     assert wide["multimer_nm"] == 0.6 and wide["multimer_share"] >= narrow["multimer_share"]
     assert wide["nnd_mean_nm"] == pytest.approx(narrow["nnd_mean_nm"])
@@ -163,14 +166,14 @@ def test_statistics_use_atoms_on_the_support_only():
     mask = np.ones((10, 10), bool)
     mask[:, :5] = False  # left half (x < 0.45 nm) is vacuum; support area 50 px x 0.01 nm^2 = 0.5 nm^2
     xy = np.array([[0.2, 0.2], [0.8, 0.5]])  # nm: the first atom lies over vacuum
-    desc, arrays = pipeline.statistics(xy, mask, 0.1, 0.5, None, pipeline.AppSettings())
-    assert desc["n_atoms"] == 1 and desc["n_detected"] == 2 and desc["n_off_support"] == 1
+    desc, arrays = pipeline.statistics(Observation.from_points(xy, Region.from_mask(mask, 0.1)), pipeline.AppSettings())
+    assert desc["n_atoms"] == 1 and desc["n_detected"] == 2 and desc["n_off_window"] == 1
     assert desc["density_nm2"] == pytest.approx(2.0) and "2 atoms" in desc["note"] and arrays == {}
     xy3 = np.array([[0.2, 0.2], [0.6, 0.5], [0.8, 0.5]])
-    desc, arrays = pipeline.statistics(xy3, mask, 0.1, 0.5, None, pipeline.AppSettings())
+    desc, arrays = pipeline.statistics(Observation.from_points(xy3, Region.from_mask(mask, 0.1)), pipeline.AppSettings())
     assert desc["n_atoms"] == 2 and desc["nnd_mean_nm"] == pytest.approx(0.2)
     assert desc["multimer_share"] == 1.0 and desc["nuclearity"] == {2: 1}
-    assert len(arrays["random_nnd_nm"]) == 2 * pipeline.RANDOM_RUNS
+    assert len(arrays["random_nnd_nm"]) == 2 * RANDOM_RUNS
 
 
 def test_expected_elements_are_passed_to_detection(stem_image, tmp_path):

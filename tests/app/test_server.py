@@ -186,7 +186,7 @@ def test_missing_pixel_size_can_be_given_afterwards(client):
         ({"threshold": "1.5"}, "threshold"),
         ({"threshold": "abc"}, "threshold"),
         ({"multimer_nm": "-0.1"}, "multimer"),
-        ({"pixel_size_nm": "0"}, "pixel size"),
+        ({"pixel_size_nm": "0"}, "pixel_size_nm"),
         ({"elements": "Ni,Xx"}, "Xx"),
         ({"override_pixel_size": "1"}, "override"),
     ],

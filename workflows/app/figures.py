@@ -118,7 +118,7 @@ def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
 def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None, *, width_in: float = 6.0, height_in: float = 4.6,
                       dpi: int = 130) -> bytes:
     """Histogram of nearest-neighbour distances (nm, probability density) against the random model, drawn by
-    ``analysis.spatial_plots.plot_nnd_histogram``: uniform random points in the same support window at the same
+    ``sacmap.analysis.spatial.plots.plot_nnd_histogram``: uniform random points in the same support window at the same
     density (``random_nnd_nm``, pooled over runs) and the Poisson density 2πρ r exp(−πρ r²). The multimer
     distance and both means are marked.
     """

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import logging
-import os
 import queue
 import re
 import secrets
@@ -32,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sacmap.core.atomic import atomic_write_with
 from sacmap.workflows.app import pipeline
 
 log = logging.getLogger(__name__)
@@ -355,22 +355,23 @@ class JobManager:
                 return path
             version = job.version
             items = [ImageItem(**{**asdict(it)}) for it in job.items]
-        tmp = path.with_name(f".results.zip.{secrets.token_hex(4)}.tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for it in items:
-                if it.status != DONE or not it.result:
-                    continue
-                for rel in it.result.get("files", {}).values():
-                    src = job.results_dir / rel
-                    if src.is_file():
-                        zf.write(src, f"results/{rel}")
-            zf.writestr("summary.csv", summary_csv(job))
-            zf.writestr("descriptors.csv", descriptors_csv(items))
-            zf.writestr("settings.json", json.dumps(self.settings_record(job), indent=2, default=str))
-            problems = [it.message for it in items if it.status in (ERROR, NEEDS_PIXEL_SIZE)]
-            if problems:
-                zf.writestr("problems.txt", "\n".join(problems) + "\n")
-        os.replace(tmp, path)
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for it in items:
+                    if it.status != DONE or not it.result:
+                        continue
+                    for rel in it.result.get("files", {}).values():
+                        src = job.results_dir / rel
+                        if src.is_file():
+                            zf.write(src, f"results/{rel}")
+                zf.writestr("summary.csv", summary_csv(job))
+                zf.writestr("descriptors.csv", descriptors_csv(items))
+                zf.writestr("settings.json", json.dumps(self.settings_record(job), indent=2, default=str))
+                problems = [it.message for it in items if it.status in (ERROR, NEEDS_PIXEL_SIZE)]
+                if problems:
+                    zf.writestr("problems.txt", "\n".join(problems) + "\n")
+
+        atomic_write_with(path, write)
         with self._lock:
             job._zip_version = version
         return path

@@ -2,11 +2,14 @@
 
 Nothing here detects atoms or computes a statistic itself. :func:`process_image` reads the image with
 ``detection.io.read_image`` (pixel-size rules of the page), finds atoms with ``detection.pipeline.detect_image``
-(the call behind ``sacmap detect``) and writes its files with the detection package's own writer; computes the
-descriptors with ``analysis.spatial.descriptors`` over the detected support mask and the random reference with
-``analysis.sampling.sample_random`` (as ``sacmap stats``); and writes, for one image:
+(the call behind ``sacmap detect``) and writes its files with the detection package's own writer; turns the
+detection into an :class:`~sacmap.analysis.spatial.observation.Observation` (the window is the detected support
+mask, as for ``sacmap stats`` and ``sacmap run``) and describes it with
+:func:`~sacmap.analysis.spatial.describe.describe` (descriptors and the random reference in the same window, 40
+runs, seed 0, as ``sacmap stats``); and writes, for one image:
 
-* ``<stem>.csv`` — ``x_px, y_px, x_nm, y_nm, score, component_size, element`` (the detection contract);
+* ``<stem>.csv`` — ``x_px, y_px, x_nm, y_nm, score, component_size, element`` (the detection contract,
+  :data:`sacmap.core.records.DETECTION_COLUMNS`);
 * ``<stem>.json`` — detection record: pixel size (nm/px), shape, support area (nm²), threshold, counts, settings;
 * ``<stem>_support.png`` — the support mask (white = support);
 * ``<stem>_descriptors.json`` — density (nm⁻²), NND (nm), multimer share, nuclearity counts, Clark–Evans, ...;
@@ -16,17 +19,20 @@ descriptors with ``analysis.spatial.descriptors`` over the detected support mask
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import get_type_hints
 
 import numpy as np
 
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.analysis.spatial.io import jsonable
 from sacmap.core.atomic import atomic_write
+from sacmap.core.constants import MULTIMER_NM
+from sacmap.core.jsonable import jsonable
+from sacmap.core.validation import check_value, dump, option, parse
 from sacmap.detection.errors import DetectionInputError
 from sacmap.workflows.errors import WorkflowInputError
 
@@ -35,19 +41,37 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
     DetectionInputError, AnalysisInputError, WorkflowInputError, FileNotFoundError,
 )
 
-#: columns of the coordinate CSV (docs/contracts.md, "Detection output")
-COORD_COLUMNS = ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
-#: random reference patterns for the NND histogram: runs (the paper uses >= 40) and seed (reproducible)
-RANDOM_RUNS, RANDOM_SEED = 40, 0
-
 
 class PixelSizeMissing(DetectionInputError):
     """The image has no pixel-size calibration and none was given (the page asks for one)."""
 
 
+def _element_symbols(elements) -> tuple[str, ...]:
+    from ase.data import chemical_symbols
+
+    elements = tuple(elements or ())
+    if len(set(elements)) != len(elements):
+        raise ValueError(f"expected elements repeat: {','.join(elements)}")
+    bad = [e for e in elements if e not in chemical_symbols[1:]]
+    if bad:
+        raise ValueError(f"not element symbols: {', '.join(bad)}")
+    return elements
+
+
+def _below(limit: float):
+    """A ``check`` for :func:`option`: strictly below ``limit``."""
+
+    def check(value):
+        if value is not None and not value < limit:
+            raise ValueError(f"{value:g} is not below {limit:g}")
+        return value
+
+    return check
+
+
 @dataclass
 class AppSettings:
-    """Settings of one batch (the form of the page).
+    """Settings of one batch (the form of the page), validated by :mod:`sacmap.core.validation`.
 
     pixel_size_nm : nm/px used for images whose file records none (or for all images when
         ``override_pixel_size``); None = from the file only.
@@ -57,60 +81,59 @@ class AppSettings:
     multimer_nm : two atoms closer than this (nm) are bonded in a multimer (paper: 0.22 nm).
     """
 
-    pixel_size_nm: float | None = None
-    override_pixel_size: bool = False
-    threshold: float = 0.8
-    elements: tuple[str, ...] = field(default_factory=tuple)
-    multimer_nm: float = 0.22
-    device: str = "cpu"
+    pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, check=_below(100.0), unit="nm/px",
+                                         doc="pixel size for files without a calibration (or for all, with "
+                                         "override_pixel_size)")
+    override_pixel_size: bool = option(False, doc="use pixel_size_nm even where the file records one")
+    threshold: float = option(0.8, lo=0.0, lo_open=True, check=_below(1.0),
+                              doc="detection probability threshold, 0 < t < 1")
+    elements: tuple[str, ...] = option(factory=tuple, check=_element_symbols,
+                                       doc="expected elements (multimetallic samples), in order of Z")
+    multimer_nm: float = option(MULTIMER_NM, lo=0.0, lo_open=True, hi=5.0, unit="nm",
+                                doc="multimer bond distance")
+    device: str = option("cpu", doc="torch device of the detector")
 
     def __post_init__(self):
-        self.elements = tuple(self.elements or ())
-        problems = []
-        if self.pixel_size_nm is not None and not (math.isfinite(self.pixel_size_nm) and 0 < self.pixel_size_nm < 100):
-            problems.append(f"pixel size must be a positive number of nm/px (< 100), got {self.pixel_size_nm}")
-        if self.override_pixel_size and self.pixel_size_nm is None:
-            problems.append("'override file calibration' needs a pixel size")
-        if not (math.isfinite(self.threshold) and 0 < self.threshold < 1):
-            problems.append(f"detection threshold must lie between 0 and 1, got {self.threshold}")
-        if not (math.isfinite(self.multimer_nm) and 0 < self.multimer_nm <= 5):
-            problems.append(f"multimer distance must be > 0 and <= 5 nm, got {self.multimer_nm}")
-        if len(set(self.elements)) != len(self.elements):
-            problems.append(f"expected elements repeat: {','.join(self.elements)}")
-        from ase.data import chemical_symbols
+        # the same rules for settings built in code as for parsed ones (one validator: core.validation)
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            meta = {k: f.metadata.get(k) for k in ("lo", "hi", "lo_open", "choices", "check")}
+            value = getattr(self, f.name)
+            if f.name == "elements":
+                value = tuple(value or ())
+            setattr(self, f.name, check_value(value, hints[f.name], name=f.name, source="settings",
+                                              error=WorkflowInputError, **meta))
+        if self.override_pixel_size and self.pixel_size_nm is None:  # cross-field rule (parse() names the source)
+            raise WorkflowInputError("override_pixel_size: 'override file calibration' needs a pixel size")
 
-        bad = [e for e in self.elements if e not in chemical_symbols[1:]]
-        if bad:
-            problems.append(f"not element symbols: {', '.join(bad)}")
-        if problems:
-            raise WorkflowInputError("settings: " + "; ".join(problems))
+    @classmethod
+    def parse(cls, mapping: dict, source: str = "settings") -> AppSettings:
+        """Settings from a mapping (JSON, YAML); raises :class:`WorkflowInputError` naming the field."""
+        return parse(cls, mapping, source=source, error=WorkflowInputError)
 
     @classmethod
     def from_form(cls, pixel_size_nm: str = "", override_pixel_size: str = "", threshold: str = "0.8",
-                  elements: str = "", multimer_nm: str = "0.22", device: str = "cpu") -> AppSettings:
-        """Settings from the strings of the HTML form; raises WorkflowInputError naming the bad field."""
+                  elements: str = "", multimer_nm: str = str(MULTIMER_NM), device: str = "cpu") -> AppSettings:
+        """Settings from the strings of the HTML form (decimal commas accepted); raises
+        :class:`WorkflowInputError` naming the bad field."""
 
         def num(text: str, name: str) -> float:
-            try:
-                return float(str(text).strip().replace(",", "."))
-            except ValueError:
-                raise WorkflowInputError(f"settings: {name} must be a number, got {text!r}") from None
+            return check_value(str(text).strip().replace(",", "."), float, name=name, source="settings",
+                               error=WorkflowInputError)
 
         px = str(pixel_size_nm or "").strip()
-        els = tuple(e.strip().capitalize() for e in str(elements or "").replace(";", ",").split(",") if e.strip())
-        return cls(
-            pixel_size_nm=num(px, "pixel size") if px else None,
-            override_pixel_size=str(override_pixel_size).lower() in ("1", "true", "on", "yes"),
-            threshold=num(threshold or "0.8", "threshold"),
-            elements=els,
-            multimer_nm=num(multimer_nm or "0.22", "multimer distance"),
-            device=device,
-        )
+        els = [e.strip().capitalize() for e in str(elements or "").replace(";", ",").split(",") if e.strip()]
+        return cls.parse({
+            "pixel_size_nm": num(px, "pixel_size_nm") if px else None,
+            "override_pixel_size": str(override_pixel_size).lower() in ("1", "true", "on", "yes"),
+            "threshold": num(threshold or "0.8", "threshold"),
+            "elements": els,
+            "multimer_nm": num(multimer_nm or str(MULTIMER_NM), "multimer_nm"),
+            "device": device,
+        })
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["elements"] = list(self.elements)
-        return d
+        return dump(self)
 
 
 def software_versions() -> dict:
@@ -124,11 +147,6 @@ def software_versions() -> dict:
         except PackageNotFoundError:
             out[name] = None
     return out
-
-
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file via a temporary file in the same folder and ``os.replace``."""
-    atomic_write(path, data)
 
 
 def warm_up() -> None:
@@ -185,52 +203,29 @@ def detect(path: Path, pixel_size_nm: float | None, settings: AppSettings, name:
     return res
 
 
-def statistics(xy_nm: np.ndarray, support_mask: np.ndarray | None, pixel_size_nm: float, support_area_nm2: float,
-               elements, settings: AppSettings) -> tuple[dict, dict]:
-    """Descriptors via ``analysis.spatial.descriptors`` over the support mask (the function behind
-    ``sacmap stats``); returns the descriptor dict and the per-atom arrays (``nnd_nm``, ``cluster``, ...).
+def observation(det):
+    """The :class:`~sacmap.analysis.spatial.observation.Observation` of a detection result: its atoms in nm, its
+    support mask as the window (atoms over vacuum excluded and counted), as for ``sacmap stats``."""
+    from sacmap.analysis.spatial.observation import Observation
 
-    With fewer than two atoms there are no nearest-neighbour statistics: only the count, support area and
-    density are returned, with a ``note`` saying why.
+    return Observation.from_detection(det)
+
+
+def statistics(obs, settings: AppSettings) -> tuple[dict, dict]:
+    """Descriptors of an observation via :func:`~sacmap.analysis.spatial.describe.describe` (the function
+    behind ``sacmap stats`` and ``sacmap run``: the same window, random reference of 40 runs with seed 0); returns
+    the descriptor dict and the per-atom arrays (``nnd_nm``, ``cluster``, ``random_nnd_nm``, ...).
+
+    With fewer than two atoms in the window there are no nearest-neighbour statistics: only the counts, support
+    area and density are returned, with a ``note`` saying why.
     """
-    from sacmap.analysis.spatial.window import Region
-
-    n_detected = len(xy_nm)
-    region = Region.from_mask(support_mask, pixel_size_nm) if support_mask is not None and np.any(support_mask) \
-        else None
-    inside = region.contains(xy_nm) if region is not None and n_detected else np.ones(n_detected, bool)
-    xy_nm = np.asarray(xy_nm, float)[inside]
-    if elements is not None:
-        elements = [e for e, keep in zip(elements, inside) if keep]
-    n = len(xy_nm)
-    extra = {"n_detected": n_detected, "n_off_support": int(n_detected - n)}
-    if n < 2 or region is None:
-        return {"n_atoms": n, **extra, "support_area_nm2": support_area_nm2,
-                "density_nm2": n / support_area_nm2 if support_area_nm2 else None,
-                "multimer_nm": settings.multimer_nm,
+    if obs.n_atoms < 2:
+        counts = {k: v for k, v in obs.summary().items() if k not in ("window", "pixel_size_nm")}
+        return {**counts, "multimer_nm": settings.multimer_nm,
                 "note": "nearest-neighbour statistics need at least 2 atoms on the support"}, {}
-    from sacmap.analysis.spatial.descriptors import descriptors
+    from sacmap.analysis.spatial.describe import describe
 
-    desc = descriptors(xy_nm, region, elements=elements, multimer_nm=settings.multimer_nm, return_arrays=True)
-    arrays = desc.pop("arrays", {})
-    desc.update(extra)
-    arrays["random_nnd_nm"] = random_reference_nnd(region, n, runs=RANDOM_RUNS, seed=RANDOM_SEED)
-    # same keys and reference as `sacmap stats` (40 runs, seed 0)
-    desc["nnd_mean_random_same_window_nm"] = float(np.mean(arrays["random_nnd_nm"]))
-    desc["multimer_share_random_same_window"] = float(np.mean(arrays["random_nnd_nm"] <= settings.multimer_nm))
-    desc["random_reference"] = {"sampler": "sacmap.analysis.spatial.samplers.point.sample_random", "runs": RANDOM_RUNS,
-                                "seed": RANDOM_SEED, "window": "support mask"}
-    return desc, arrays
-
-
-def random_reference_nnd(region, n_atoms: int, runs: int = 40, seed: int = 0) -> np.ndarray:
-    """NNDs (nm) of ``runs`` uniform random patterns of ``n_atoms`` points in the same window (same density),
-    pooled: ``analysis.sampling.sample_random`` + ``analysis.spatial.nearest_neighbour_distances``."""
-    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
-    from sacmap.analysis.spatial.samplers.point import sample_random
-
-    runs_xy = sample_random(int(n_atoms), region, runs=runs, seed=seed)
-    return np.concatenate([nearest_neighbour_distances(xy)[0] for xy in runs_xy])
+    return describe(obs, multimer_nm=settings.multimer_nm, gr_rmax_nm=None)
 
 
 def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
@@ -263,7 +258,7 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
 
     The statistics use the atoms on the support (as the detection record's ``n_atoms_on_support`` and
     ``density_nm2``); detections over vacuum stay in the coordinate table and are counted in
-    ``n_off_support``.
+    ``n_off_window``.
 
     Returns a JSON-serialisable summary: ``pixel_size_nm``, ``pixel_size_source``, ``shape``, ``n_atoms``,
     ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``warnings``, ``files``
@@ -282,8 +277,7 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     labels = table["element"].fillna("").astype(str).tolist()
 
     progress("spatial statistics", 0.7)
-    desc, arrays = statistics(xy_nm, det.support, det.pixel_size_nm, det.support_area_nm2,
-                              labels if settings.elements else None, settings)
+    desc, arrays = statistics(observation(det), settings)
 
     progress("drawing figures", 0.85)
     from sacmap.workflows.app import figures
@@ -291,26 +285,26 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     files = {"csv": f"{stem}.csv", "json": f"{stem}.json", "support": f"{stem}_support.png",
              "descriptors": f"{stem}_descriptors.json", "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"}
     bonds = multimer_bonds(xy_nm, settings.multimer_nm)
-    _atomic_write(out_dir / files["overlay"], figures.overlay_png(
+    atomic_write(out_dir / files["overlay"], figures.overlay_png(
         det.image, xy_px, det.pixel_size_nm, elements=labels, element_order=settings.elements or None,
         bonds=bonds, support_mask=det.support, multimer_nm=settings.multimer_nm))
-    _atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc,
+    atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc,
                                                               arrays.get("random_nnd_nm")))
 
     progress("writing files", 0.95)
     det.write(out_dir, stem, overlay=False)  # <stem>.csv, <stem>.json, <stem>_support.png as `sacmap detect`
-    _atomic_write(out_dir / files["descriptors"], json.dumps(jsonable(desc), indent=2))
+    atomic_write(out_dir / files["descriptors"], json.dumps(jsonable(desc), indent=2))
     record = det.summary()
     warnings = [w for w in (det.meta.get("warning"),) if w]
-    if desc.get("n_off_support"):
-        warnings.append(f"{desc['n_off_support']} detection(s) lie over vacuum (outside the support mask); they "
+    if desc.get("n_off_window"):
+        warnings.append(f"{desc['n_off_window']} detection(s) lie over vacuum (outside the support mask); they "
                         "are in the coordinate table but not in the statistics")
     progress("done", 1.0)
     return jsonable({
         "pixel_size_nm": det.pixel_size_nm, "pixel_size_y_nm": det.pixel_size_y_nm, "pixel_size_source": source,
         "shape": list(det.image.shape), "n_atoms": int(len(table)), "support_area_nm2": det.support_area_nm2,
         "support_fraction": float(np.mean(det.support)),
-        "descriptors": {k: v for k, v in desc.items() if k not in ("arrays", "region")},
+        "descriptors": {k: v for k, v in desc.items() if k not in ("arrays", "region", "warnings")},
         "element_counts": record.get("element_counts", {}), "detection_settings": record.get("settings"),
         "elements_method": (det.meta.get("elements") or {}).get("method"),
         "warnings": warnings, "files": files, "file_format": meta.get("format"),

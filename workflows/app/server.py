@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sacmap.core.records import IMAGE_SUFFIXES, RSCIIO_SUFFIXES
 from sacmap.workflows.app import pipeline
 from sacmap.workflows.app.jobs import DONE, JobManager, summary_csv
 from sacmap.workflows.errors import WorkflowInputError
@@ -35,7 +36,8 @@ from sacmap.workflows.errors import WorkflowInputError
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ACCEPT = [".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".ser"]
+#: image suffixes the page offers (those rosettasciio reads only when it is installed)
+ACCEPT = sorted(IMAGE_SUFFIXES)
 _FILE_KINDS = {
     "coords.csv": ("csv", "text/csv"),
     "overlay.png": ("overlay", "image/png"),
@@ -84,7 +86,7 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
     def config() -> dict:
         from importlib.util import find_spec
 
-        accept = [s for s in ACCEPT if s not in (".dm3", ".dm4", ".emd", ".ser") or find_spec("rsciio")]
+        accept = [s for s in ACCEPT if s not in RSCIIO_SUFFIXES or find_spec("rsciio")]
         return {
             "max_file_mb": max_file_mb, "max_files": max_files, "accept": accept,
             "defaults": pipeline.AppSettings(device=device).to_dict(),
@@ -110,7 +112,7 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
                 pixel_size_nm=str(form.get("pixel_size_nm") or ""),
                 override_pixel_size=str(form.get("override_pixel_size") or ""),
                 threshold=str(form.get("threshold") or "0.8"), elements=str(form.get("elements") or ""),
-                multimer_nm=str(form.get("multimer_nm") or "0.22"), device=device,
+                multimer_nm=str(form.get("multimer_nm") or ""), device=device,
             )
         except WorkflowInputError as exc:
             return _error(400, str(exc))

@@ -71,23 +71,21 @@ def plot_nuclearity(desc: pd.DataFrame, path: Path) -> Path:
 
 def plot_nnd_distributions(observed: dict[str, np.ndarray], sampler_nnd: pd.DataFrame, path: Path,
                            multimer_nm: float) -> Path:
-    """Observed NND histograms per image against the pooled NND of each sampler at the same density."""
+    """Observed NND histograms per image against the pooled NND of each sampler at the same density, drawn by
+    :func:`sacmap.analysis.spatial.plots.plot_nnd_histogram`."""
+    from sacmap.analysis.spatial.plots import plot_nnd_histogram
+
     n = max(len(observed), 1)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), squeeze=False)
+    colours = {"observed": COLOURS["observed"], **{LABELS[k]: COLOURS[k] for k in LABELS}}
     for ax, (image, nnd) in zip(axes[0], observed.items()):
         hi = max(float(np.percentile(nnd, 99)) if len(nnd) else 1.0, 0.5) * 1.3
-        bins = np.linspace(0, hi, 30)
-        ax.hist(nnd, bins=bins, density=True, color="#ffd23f", edgecolor="#333", lw=0.5, label="observed")
         sub = sampler_nnd[sampler_nnd["image"] == image]
-        for name in ("random", "repulsive", "dft"):
-            v = sub.loc[sub["sampler"] == name, "nnd_nm"].to_numpy(float)
-            if len(v):
-                h, e = np.histogram(v, bins=bins, density=True)
-                ax.step(e[:-1], h, where="post", color=COLOURS[name], label=LABELS[name])
-        ax.axvline(multimer_nm, color="#999", ls="--", lw=0.8)
+        refs = {LABELS[name]: sub.loc[sub["sampler"] == name, "nnd_nm"].to_numpy(float)
+                for name in ("random", "repulsive", "dft")}
+        plot_nnd_histogram(nnd, ax=ax, bins=np.linspace(0, hi, 30), references=refs, colours=colours,
+                           multimer_nm=multimer_nm)
         ax.set_title(str(image)[:32], fontsize=8)
-        ax.set_xlabel("nearest-neighbour distance (nm)")
-        ax.set_ylabel("probability density (nm$^{-1}$)")
         ax.legend(frameon=False, fontsize=6)
     return _save(fig, path)
 

@@ -58,16 +58,6 @@ def _run_stats(runs_xy: np.ndarray, region, multimer_nm: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _sample(name: str, n: int, region, runs: int, seed: int, dft_sampler, c_nm: float) -> np.ndarray:
-    from sacmap.analysis.spatial.samplers.point import sample_random, sample_repulsive
-
-    if name == "random":
-        return sample_random(n, region, runs=runs, seed=seed)
-    if name == "repulsive":
-        return sample_repulsive(n, region, runs=runs, seed=seed, c_nm=c_nm)
-    return dft_sampler.sample(n, region, runs=runs, seed=seed)
-
-
 def _potential_curve(potential: str | None, site_kinds: str | None) -> tuple[str | None, str | None]:
     """Pick the site-kinds curve of the potential table (the requested one, else the one with most points)."""
     if not potential or not Path(potential).is_file():
@@ -86,11 +76,13 @@ def _potential_curve(potential: str | None, site_kinds: str | None) -> tuple[str
 
 def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = None, progress: bool = True) -> dict:
     """Fit the DFT-biased sampler to the largest observed pattern, then run random, repulsive and DFT-biased
-    samplers (a) over a density sweep in a ``field_nm`` square and (b) at each image's density in its own
-    support region. Writes ``sampling/sweep.csv``, ``sampling/per_image.csv``, ``sampling/dft_fit.json``."""
+    samplers (a) over a density sweep in a ``field_nm`` square and (b) at each image's density in its own window
+    (the same :class:`Observation` window as the statistics step: the support mask). Writes ``sampling/sweep.csv``, ``sampling/per_image.csv``, ``sampling/dft_fit.json``."""
     from tqdm import tqdm
 
-    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+    from sacmap.analysis.spatial.descriptors import pooled_nnd
+    from sacmap.analysis.spatial.observation import Observation
+    from sacmap.analysis.spatial.samplers.registry import make_sampler
     from sacmap.analysis.spatial.window import Region
 
     cfg, multimer_nm = settings["sampling"], settings["statistics"]["multimer_nm"]
@@ -100,18 +92,20 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
     images = stats["images"]
     rec = StepRecord(out, "sampling")
     key = fingerprint(cfg, multimer_nm, Path(pot_path) if pot_path else None, site_kinds,
-                      [Path(im["coords_csv"]) for im in images])
+                      [(Path(im["coords_csv"]), im.get("window")) for im in images])
     if rec.is_current(key):
         return rec.result()
 
     # --- fit on the richest image -----------------------------------------------------------------------
     usable = [im for im in images if im["n_atoms"] >= 3]
-    sampler = DFTBiasedSampler(potential=pot_path, site_kinds=site_kinds, n_boot=cfg["n_boot"], seed=cfg["seed"])
+    observed = {im["image"]: Observation.from_detection(im["detection_csv"]) for im in usable}
+    sampler = make_sampler("dft", potential=pot_path, site_kinds=site_kinds, n_boot=cfg["n_boot"], seed=cfg["seed"])
+    samplers = {"random": make_sampler("random"), "repulsive": make_sampler("repulsive", c_nm=cfg["repulsive_c_nm"]),
+                "dft": sampler}
     fit = None
     if cfg["fit"] and usable:
         best = max(usable, key=lambda im: im["n_atoms"])
-        xy, region = _observed(best)
-        sampler.fit(xy, region, progress=progress)
+        sampler.fit(observed[best["image"]], progress=progress)
         fit = {k: v for k, v in sampler.fit_result_.items() if k != "grid"}
         fit.update({"image": best["image"], "potential": pot_path, "site_kinds": site_kinds})
     atomic_write_text(sdir / "dft_fit.json", json.dumps(fit or {"fitted": False}, indent=1, default=float))
@@ -125,7 +119,7 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
         # the paper's 10 × 10 nm field, enlarged at low density so each run has at least MIN_POINTS points
         box = field if dens * field.area_nm2 >= MIN_POINTS else Region.rectangle(float(np.sqrt(MIN_POINTS / dens)))
         n = max(int(round(dens * box.area_nm2)), 2)
-        xy = _sample(name, n, box, cfg["runs"], cfg["seed"] + i, sampler, cfg["repulsive_c_nm"])
+        xy = samplers[name].sample(n, box, cfg["runs"], cfg["seed"] + i)
         st = _run_stats(xy, box, multimer_nm)
         rows.append(_summarise(st, sampler=name, density_nm2=n / box.area_nm2, n_points=n, runs=cfg["runs"],
                                field_nm=round(box.width_nm, 3)))
@@ -135,14 +129,13 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
     # --- at each image's density, in its own support region ---------------------------------------------
     rows, nnd_rows = [], []
     for j, im in enumerate(tqdm(usable, desc="samplers (per image)", disable=not progress)):
-        xy_obs, region = _observed(im)
+        obs = observed[im["image"]]
         for k, name in enumerate(SAMPLERS):
-            xy = _sample(name, len(xy_obs), region, cfg["runs"], cfg["seed"] + 1000 + 10 * j + k, sampler,
-                         cfg["repulsive_c_nm"])
-            st = _run_stats(xy, region, multimer_nm)
+            xy = samplers[name].sample(obs.n_atoms, obs.window, cfg["runs"], cfg["seed"] + 1000 + 10 * j + k)
+            st = _run_stats(xy, obs.window, multimer_nm)
             rows.append(_summarise(st, image=im["image"], sampler=name, density_nm2=im["density_nm2"],
-                                   n_points=len(xy_obs), runs=cfg["runs"]))
-            nnd = _pooled_nnd(xy)
+                                   n_points=obs.n_atoms, runs=cfg["runs"]))
+            nnd = pooled_nnd(xy)
             nnd_rows.append(pd.DataFrame({"image": im["image"], "sampler": name, "nnd_nm": nnd}))
     per_image = pd.DataFrame(rows)
     write_csv(per_image, sdir / "per_image.csv")
@@ -155,12 +148,6 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
     return result
 
 
-def _pooled_nnd(runs_xy: np.ndarray) -> np.ndarray:
-    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
-
-    return np.concatenate([nearest_neighbour_distances(xy)[0] for xy in runs_xy])
-
-
 def _summarise(st: pd.DataFrame, **fields) -> dict:
     row = dict(fields)
     for col in ("multimer_share", "nnd_mean_nm", "clark_evans"):
@@ -169,17 +156,3 @@ def _summarise(st: pd.DataFrame, **fields) -> dict:
         row[f"{col}_p10"] = float(np.percentile(v, 10))
         row[f"{col}_p90"] = float(np.percentile(v, 90))
     return row
-
-
-def _observed(im: dict):
-    """Observed coordinates (nm) and the support region of one image from the statistics step."""
-    from sacmap.analysis.spatial.window import Region
-
-    df = pd.read_csv(im["coords_csv"])
-    xy = df[["x_nm", "y_nm"]].to_numpy(float)
-    if im.get("mask_npy") and Path(im["mask_npy"]).is_file():
-        mask = np.load(im["mask_npy"], allow_pickle=False)
-        region = Region.from_mask(mask, float(im["pixel_size_nm"]))
-    else:
-        region = Region.rectangle(float(im["width_nm"]), float(im["height_nm"]))
-    return xy, region

@@ -130,8 +130,9 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         "beta_per_eV_sd": b_sd,
         "beta_per_eV_ci95": b_ci,
         "kT_eV": None if best[1] == 0 else float(1.0 / best[1]),
-        "kT_eV_ci95": [None if not np.isfinite(v) else float(v) for v in np.percentile(kts, [2.5, 97.5], method="nearest")],
-        "share_of_bootstraps_without_energy_term": float(np.mean(boot[:, 1] == 0)),
+        "kT_eV_ci95": [None if not np.isfinite(v) else float(v)
+                       for v in np.percentile(kts, [2.5, 97.5], method="nearest")] if n_boot else [None, None],
+        "share_of_bootstraps_without_energy_term": float(np.mean(boot[:, 1] == 0)) if n_boot else None,
         "wasserstein_nm": float(w[best]),
         "ks_statistic": float(ks.statistic),
         "ks_pvalue": float(ks.pvalue),

@@ -332,7 +332,7 @@ function renderDescriptors(res) {
   };
   for (const [key, label, digits] of DESCRIPTOR_LABELS) if (key in d) add(label, fmt(d[key], digits));
   if (d.nuclearity) add("Nuclearity", nuclearityText(d.nuclearity));
-  if (d.n_off_support) add("Detections over vacuum (not in statistics)", fmt(d.n_off_support, 0));
+  if (d.n_off_window) add("Detections over vacuum (not in statistics)", fmt(d.n_off_window, 0));
   for (const [pair, st] of Object.entries(d.nnd_by_pair || {})) {
     add(`NND ${pair.replace("->", " → ")} (nm)`, `${fmt(st.mean_nm, 3)} ± ${fmt(st.sd_nm, 3)} (n = ${st.n})`);
   }
