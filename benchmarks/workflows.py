@@ -1,8 +1,8 @@
 """Workflow benchmarks: FireWorks overhead per Firework and one embedded relaxation of a 216-atom sheet.
 
 Prints, measured in this run:
-- seconds per no-op Firework through `workflows.runner.run` (embedded mongomock store flushed after every
-  Firework, launch folder, FireWorks checkout/complete), for an empty spec and for a spec carrying a 216-atom
+- seconds per no-op Firework through `sacmap.workflows.campaign.runner.run` (embedded mongomock store flushed
+  after every Firework, launch folder, FireWorks checkout/complete), for an empty spec and for a spec carrying a 216-atom
   configuration like a real campaign's; target < 0.5 s per Firework;
 - wall time of a CHGNet + D3 relaxation (BFGS, fmax 0.05 eV/Å) of Pd in a 4xN6 site of the paper's 216-atom
   sheet (215 atoms), with the number of optimizer steps.
@@ -14,16 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# this file is named like the `workflows` package: drop its folder from the import path, add the repo root
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-sys.modules.pop("workflows", None)
 
 TARGET_S = 0.5
 
