@@ -154,11 +154,3 @@ def parse_region(text: str) -> Region:
     except ValueError as exc:
         raise AnalysisInputError(f"--region: expected W,H or X0,Y0,X1,Y1 in nm, got {text!r}") from exc
     return Region.coerce(vals)
-
-
-def atomic_write(path, write) -> Path:
-    """TEMPORARY, until ``analysis/energetics`` writes through :func:`sacmap.core.atomic.atomic_write_with` (the
-    same call): kept only so the energetics package imports while it switches. Nothing in ``spatial`` uses it."""
-    from sacmap.core.atomic import atomic_write_with
-
-    return atomic_write_with(path, write)
