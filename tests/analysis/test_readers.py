@@ -280,17 +280,7 @@ def test_archive_inside_archive_and_folder_names(tmp_path):
     assert df["problems"].iloc[0].startswith(f"{outer}!/runs/inner.tar.gz!/u: ionic relaxation not converged")
 
 
-ACF = """\
-    #         X           Y           Z       CHARGE      MIN DIST    ATOMIC VOL
- --------------------------------------------------------------------------------
-    1      0.0000      0.0000      0.0000      9.3512      1.0110     11.2234
-    2      1.4200      0.0000      0.0000      4.2230      0.8120      9.8110
-    3      2.8400      0.0000      0.0000      6.1258      0.9020     10.1000
- --------------------------------------------------------------------------------
-    VACUUM CHARGE:               0.0000
-    VACUUM VOLUME:               0.0000
-    NUMBER OF ELECTRONS:        19.7000
-"""
+ACF = (Path(__file__).resolve().parents[1] / "data/analysis/bader/ACF.dat").read_text()  # 3 atoms, 19.7 e
 
 
 def test_parse_acf_reads_every_column(tmp_path):

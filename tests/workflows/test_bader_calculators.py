@@ -4,6 +4,7 @@ with the analysis readers (tests/analysis/test_readers.py)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +14,7 @@ from sacmap.workflows.campaign.calculators import CalculatorEntry, available, ge
 from sacmap.workflows.campaign.calculators.relax import relax
 from sacmap.workflows.errors import WorkflowInputError
 
-ACF = """\
-    #         X           Y           Z       CHARGE      MIN DIST    ATOMIC VOL
- --------------------------------------------------------------------------------
-    1      0.0000      0.0000      0.0000      9.3512      1.0110     11.2234
-    2      1.4200      0.0000      0.0000      4.2230      0.8120      9.8110
-    3      2.8400      0.0000      0.0000      6.1258      0.9020     10.1000
- --------------------------------------------------------------------------------
-    VACUUM CHARGE:               0.0000
-    VACUUM VOLUME:               0.0000
-    NUMBER OF ELECTRONS:        19.7000
-"""
+ACF = (Path(__file__).resolve().parents[1] / "data/analysis/bader/ACF.dat").read_text()  # 3 atoms, 19.7 e
 
 
 def test_no_bader_program_or_density_gives_no_charges(tmp_path, monkeypatch):
