@@ -81,3 +81,21 @@ def test_check_value_for_options():
 def test_describe_lists_units_and_bounds():
     rows = {r["name"]: r for r in describe(Slab)}
     assert rows["vacuum"]["unit"] == "Å" and rows["nx"]["lo"] == 2 and rows["orientation"]["choices"] == ("ab", "ac")
+
+
+def _metal(symbol):
+    if symbol not in ("Ni", "Pd", "Pt"):
+        raise ValueError(f"not a supported metal: {symbol!r}")
+    return symbol.capitalize()
+
+
+@dataclass(frozen=True)
+class Metals:
+    metals: list[str] = option(factory=list, each=_metal)
+
+
+def test_each_checks_every_item_and_names_it():
+    assert parse(Metals, {"metals": ["Ni", "Pd"]}).metals == ["Ni", "Pd"]
+    assert parse(Metals, {"metals": "Pt"}).metals == ["Pt"]
+    with pytest.raises(InputError, match=r"^m.yaml: metals\[1\]: not a supported metal: 'Xx'$"):
+        parse(Metals, {"metals": ["Ni", "Xx"]}, source="m.yaml")

@@ -20,7 +20,6 @@ runs, seed 0, as ``sacmap stats``); and writes, for one image:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import get_type_hints
 import numpy as np
 
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.core.atomic import atomic_write
+from sacmap.core.atomic import atomic_write, write_json
 from sacmap.core.constants import MULTIMER_NM
 from sacmap.core.jsonable import jsonable
 from sacmap.core.validation import check_value, dump, option, parse
@@ -293,7 +292,7 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
 
     progress("writing files", 0.95)
     det.write(out_dir, stem, overlay=False)  # <stem>.csv, <stem>.json, <stem>_support.png as `sacmap detect`
-    atomic_write(out_dir / files["descriptors"], json.dumps(jsonable(desc), indent=2))
+    write_json(out_dir / files["descriptors"], desc)
     record = det.summary()
     warnings = [w for w in (det.meta.get("warning"),) if w]
     if desc.get("n_off_window"):

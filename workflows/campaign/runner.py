@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ase import Atoms
 
-from sacmap.core.atomic import atomic_write
+from sacmap.core.atomic import write_json
 from sacmap.workflows.campaign import results
 from sacmap.workflows.campaign.configs import config_to_doc, safe_name
 from sacmap.workflows.campaign.launchpad import STORE_NAME, EmbeddedLaunchPad, open_launchpad
@@ -30,7 +30,7 @@ FW_STATES = ["COMPLETED", "READY", "WAITING", "RESERVED", "RUNNING", "FIZZLED", 
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, json.dumps(obj, indent=2))
+    write_json(path, obj)
 
 
 def load_state(workdir: str | Path) -> dict:

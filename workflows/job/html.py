@@ -117,17 +117,6 @@ def render(title: str, subtitle: str, summary: list[str], sections: list[Section
     return "".join(parts)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    atomic_write(path, text)
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a DataFrame as CSV atomically; returns the path."""
-    atomic_write_text(Path(path), frame.to_csv(index=False))
-    return Path(path)
-
-
 def write_report(path: Path, title: str, subtitle: str, summary: list[str], sections: list[Section]) -> Path:
     """Render and atomically write the self-contained report."""
     path = Path(path)

@@ -3,13 +3,12 @@ the DFT-biased sampler fitted to the detected coordinates) at the observed densi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sacmap.workflows.job.html import atomic_write_text, write_csv
+from sacmap.core.atomic import write_csv, write_json
 from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 SAMPLERS = ("random", "repulsive", "dft")
@@ -108,7 +107,7 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
         sampler.fit(observed[best["image"]], progress=progress)
         fit = {k: v for k, v in sampler.fit_result_.items() if k != "grid"}
         fit.update({"image": best["image"], "potential": pot_path, "site_kinds": site_kinds})
-    atomic_write_text(sdir / "dft_fit.json", json.dumps(fit or {"fitted": False}, indent=1, default=float))
+    write_json(sdir / "dft_fit.json", fit or {"fitted": False})
 
     # --- density sweep ----------------------------------------------------------------------------------
     field = Region.rectangle(cfg["field_nm"])
@@ -124,7 +123,7 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
         rows.append(_summarise(st, sampler=name, density_nm2=n / box.area_nm2, n_points=n, runs=cfg["runs"],
                                field_nm=round(box.width_nm, 3)))
     sweep = pd.DataFrame(rows)
-    write_csv(sweep, sdir / "sweep.csv")
+    write_csv(sdir / "sweep.csv", sweep)
 
     # --- at each image's density, in its own support region ---------------------------------------------
     rows, nnd_rows = [], []
@@ -138,9 +137,9 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
             nnd = pooled_nnd(xy)
             nnd_rows.append(pd.DataFrame({"image": im["image"], "sampler": name, "nnd_nm": nnd}))
     per_image = pd.DataFrame(rows)
-    write_csv(per_image, sdir / "per_image.csv")
+    write_csv(sdir / "per_image.csv", per_image)
     nnd_path = sdir / "sampler_nnd.csv"
-    write_csv(pd.concat(nnd_rows) if nnd_rows else pd.DataFrame(columns=["image", "sampler", "nnd_nm"]), nnd_path)
+    write_csv(nnd_path, pd.concat(nnd_rows) if nnd_rows else pd.DataFrame(columns=["image", "sampler", "nnd_nm"]))
     result = {"sweep": str(sdir / "sweep.csv"), "per_image": str(sdir / "per_image.csv"),
               "sampler_nnd": str(nnd_path), "fit": fit, "fit_json": str(sdir / "dft_fit.json"),
               "densities_nm2": densities}

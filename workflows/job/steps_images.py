@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from sacmap.core.atomic import atomic_write
+from sacmap.core.atomic import atomic_write, write_csv, write_json
 from sacmap.core.records import SUPPORT_SUFFIX, detection_paths
 from sacmap.workflows.errors import WorkflowInputError
-from sacmap.workflows.job.html import atomic_write_text, write_csv
 from sacmap.workflows.job.steps import StepRecord, fingerprint
 
 
@@ -37,8 +36,8 @@ def _given_csv(path: Path, ddir: Path) -> dict:
     meta = json.loads(src["json"].read_text()) if src["json"].is_file() else {}
     dst = detection_paths(ddir, path.stem)
     ddir.mkdir(parents=True, exist_ok=True)
-    files = {"csv": str(write_csv(df, dst["csv"]))}
-    atomic_write_text(dst["json"], json.dumps(meta, indent=1))
+    files = {"csv": str(write_csv(dst["csv"], df))}
+    write_json(dst["json"], meta)
     files["json"] = str(dst["json"])
     if src["support"].is_file():
         atomic_write(dst["support"], src["support"].read_bytes())
@@ -95,7 +94,7 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
         coords = pd.read_csv(im["csv"]).iloc[obs.rows].reset_index(drop=True)
         coords["nnd_nm"] = arrays["nnd_nm"]
         coords["cluster"] = arrays["cluster"]
-        coords_csv = write_csv(coords, sdir / f"{im['image']}_coords.csv")
+        coords_csv = write_csv(sdir / f"{im['image']}_coords.csv", coords)
         full[im["image"]] = d
         rows.append({"image": im["image"], **flatten_descriptors(d)})
         for pair, st in (d.get("nnd_by_pair") or {}).items():
@@ -107,11 +106,11 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     if not rows:
         raise WorkflowInputError("no image has at least two detected atoms in its window: nothing to describe")
     desc = pd.DataFrame(rows)
-    desc_csv = write_csv(desc, sdir / "descriptors.csv")
-    atomic_write_text(sdir / "descriptors.json", json.dumps(full, indent=1, default=float))
+    desc_csv = write_csv(sdir / "descriptors.csv", desc)
+    write_json(sdir / "descriptors.json", full)
     species_csv = None
     if pairs:
-        species_csv = str(write_csv(pd.DataFrame(pairs), sdir / "species_pairs.csv"))
+        species_csv = str(write_csv(sdir / "species_pairs.csv", pd.DataFrame(pairs)))
     result = {"descriptors_csv": str(desc_csv), "descriptors_json": str(sdir / "descriptors.json"),
               "images": images, "species_pairs_csv": species_csv}
     rec.mark_done(key, [desc_csv, sdir / "descriptors.json"] + [Path(im["coords_csv"]) for im in images], result)
