@@ -18,6 +18,7 @@ import numpy as np
 
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.window import Region
+from sacmap.core.records import TIFF_SUFFIXES
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
 PIXEL_COLUMNS = [("x_px", "y_px"), ("X", "Y"), ("x", "y")]
@@ -128,7 +129,7 @@ def read_mask(path, pixel_size_nm: float) -> Region:
     try:
         if path.suffix.lower() == ".npy":
             mask = np.load(path, allow_pickle=False)
-        elif path.suffix.lower() in (".tif", ".tiff"):
+        elif path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
             mask = tifffile.imread(path)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sacmap.core.constants import MULTIMER_NM
+
 #: element colours in label order (Okabe–Ito, colour-blind safe); multimers in vermillion
 ELEMENT_COLOURS = ["#56B4E9", "#F0E442", "#009E73", "#CC79A7", "#0072B2", "#E69F00"]
 MULTIMER_COLOUR = "#D55E00"
@@ -35,7 +37,7 @@ def display_range(image: np.ndarray, lo: float = 0.5, hi: float = 99.8) -> tuple
 def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
                 elements: Sequence[str] | None = None, element_order: Sequence[str] | None = None,
                 bonds: np.ndarray | None = None, support_mask: np.ndarray | None = None,
-                multimer_nm: float = 0.22, max_side_px: int = 1100) -> bytes:
+                multimer_nm: float = MULTIMER_NM, max_side_px: int = 1100) -> bytes:
     """The image with detected atoms as PNG bytes.
 
     Parameters
