@@ -9,7 +9,7 @@ Compares, on the same machine in the same process:
   paper's sizes (100 and 400 points in 10 × 10 nm, 40 runs) and at 10⁵ points at 4 atoms/nm²;
 * the DFT-biased sampler (local field updates) against rebuilding the whole field every step by scanning all
   accepted points for every grid cell, at 100 and 400 points and at 10⁵ points at 4 atoms/nm²;
-* :func:`analysis.spatial.descriptors` on 10⁶ points.
+* :func:`sacmap.analysis.spatial.descriptors.descriptors` on 10⁶ points.
 Where the straightforward implementation would take hours it is timed on a sample of its steps and the total
 is extrapolated (marked "est."). Targets (issue 5): ≥ 20× at 400 points, 10⁵ repulsive points < 10 s,
 descriptors of 10⁶ points < 2 s.

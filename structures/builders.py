@@ -2,7 +2,7 @@
 
 All lengths in Å. Every builder returns an ``ase.Atoms`` whose ``info`` carries the metadata of
 ``docs/contracts.md`` (``id, kind, site_kinds, separation_A, shares_NN_bond, n_C_between, occupants, metals,
-n_atoms, formula, spin_polarised, pair_id``) plus ``sites`` (JSON list of :class:`~structures.sites.Site`),
+n_atoms, formula, spin_polarised, pair_id``) plus ``sites`` (JSON list of :class:`~sacmap.structures.sites.Site`),
 ``swap_symmetric``, ``kpts`` (Γ-centred grid as ``"2x2x1"``), ``vacuum_axis``, ``orientation``, ``slab`` and
 ``saturated_H``. Atoms are ordered by species (C, N, H, then metals in site order) so that a POSCAR written from
 them has one block per species and the same order as the extxyz file.
@@ -51,7 +51,7 @@ METADATA_KEYS = (
 
 @dataclass(frozen=True)
 class SlabSpec:
-    """The sheet every slab configuration is carved from (see :func:`~structures.lattice.graphene_slab`)."""
+    """The sheet every slab configuration is carved from (see :func:`~sacmap.structures.lattice.graphene_slab`)."""
 
     nx: int = 9
     ny: int = 6
@@ -172,7 +172,7 @@ def build_single_site(kind: str, metal: str | None = None, slab: SlabSpec = Slab
 
 
 def build_pair(placement: PairPlacement, metals=(None, None), slab: SlabSpec = SlabSpec(), heights=None) -> Atoms:
-    """Two sites placed as in ``placement`` (see :func:`~structures.pairs.enumerate_pairs`), with optional metals
+    """Two sites placed as in ``placement`` (see :func:`~sacmap.structures.pairs.enumerate_pairs`), with optional metals
     ``(metal_on_first, metal_on_second)`` (None = bare). ``heights``: optional dict site kind → Å.
 
     Kinds: ``bare_pair`` (no metal), ``metal_single`` (one), ``metal_pair`` (two). The id replaces the kinds in
@@ -216,7 +216,7 @@ def build_pair(placement: PairPlacement, metals=(None, None), slab: SlabSpec = S
 def build_dimer(kind: str, metal: str, orientation: str = "v", bond: float = DIMER_BOND,
                 slab: SlabSpec = SlabSpec(), height=None) -> Atoms:
     """A ``metal``₂ dimer in one site of ``kind``; id ``Pt2/4N_v`` (orientation ``v``, ``a`` or ``b``, see
-    :func:`~structures.occupations.place_dimer`), kind ``dimer``, ``pair_id`` the bare site (``4N``)."""
+    :func:`~sacmap.structures.occupations.place_dimer`), kind ``dimer``, ``pair_id`` the bare site (``4N``)."""
     kind = parse_kind(kind)
     metal = check_metal(metal)
     gs = seed_site(kind)

@@ -5,7 +5,7 @@ at centre-to-centre distance from the smallest possible (the sites share an N–
 Placements in which any atom would belong to both sites (removed in one and removed or N in the other, or N in
 both) are rejected. Two placements are the same configuration when a symmetry of the infinite graphene sheet
 (translations, rotations by 60°, mirrors; for equal kinds also the exchange of A and B) maps one onto the other;
-the enumeration works on the exact integer grid of :mod:`structures.lattice`, and the canonical key of a
+the enumeration works on the exact integer grid of :mod:`sacmap.structures.lattice`, and the canonical key of a
 placement is the lexicographically smallest sorted list of labelled atoms (removed/N of A/B, relative to the
 centre of the first site) over the 12 point operations (and the exchange).
 

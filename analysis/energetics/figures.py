@@ -1,6 +1,6 @@
 """Figures in the style of the paper's Figure 4a–c and of E_int versus separation (matplotlib, Agg; eV, Å, e).
 
-Every function takes the tables of :func:`analysis.energetics.compute_energetics` and writes a PNG atomically;
+Every function takes the tables of :func:`sacmap.analysis.energetics.equations.compute_energetics` and writes a PNG atomically;
 an empty table gives a figure that says "no data" (so the set of files is always the same).
 """
 

@@ -395,12 +395,12 @@ def _on_atom(grid) -> bool:
 
 
 def _grid_sites(sites, lat):
-    """The two sites as :class:`structures.lattice.GridSite` on the builder's integer grid (same relative
+    """The two sites as :class:`sacmap.structures.lattice.GridSite` on the builder's integer grid (same relative
     placement; the grid frame is fixed up to a symmetry of the sheet, which the canonical keys ignore).
 
     The fitted lattice vectors ``lat.L`` play the builder's Bravais vectors ``a1``, ``a2`` and the fitted origin
     atom is of the sublattice from which ``lat.delta`` (±(a1 + a2)/3) reaches an atom; the mapping to grid
-    coordinates is :func:`structures.lattice_to_grid`."""
+    coordinates is :func:`sacmap.structures.lattice_to_grid`."""
     Linv = np.linalg.inv(lat.L)
     delta = lat.delta @ Linv
     origin = next((s for s in ("A", "B") if _on_atom(lattice_to_grid(delta, s))), None)
@@ -429,7 +429,7 @@ def _grid_sites(sites, lat):
 
 
 def _builder_placement(sites, lat):
-    """``(PairPlacement, swapped)`` of :mod:`structures.pairs` matching the recognised pair, or ``(None, False)``.
+    """``(PairPlacement, swapped)`` of :mod:`sacmap.structures.pairs` matching the recognised pair, or ``(None, False)``.
 
     ``swapped`` is True when the recognised second site plays the builder's seed site A.
     """

@@ -5,7 +5,7 @@ follows the image convention of ``conventions.md``: ``x`` = column, ``y`` = row,
 centred at ``(x, y) = (j, i) * pixel_size_nm``, so it covers ``[(j - 1/2) p, (j + 1/2) p]`` in x.
 Densities always use the *support* area (mask pixels that are True), never the whole image.
 
-Every edge correction in :mod:`analysis.spatial` asks the region three questions: its area and perimeter, the
+Every edge correction in :mod:`sacmap.analysis.spatial` asks the region three questions: its area and perimeter, the
 distance from a point to the boundary, and the set covariance ``|W ∩ (W + v)|`` (area shared by the window
 and its copy shifted by ``v``). Rectangles answer them analytically, masks through a Euclidean distance
 transform and an FFT autocorrelation.

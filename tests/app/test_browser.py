@@ -1,7 +1,7 @@
 """The web app in a real browser: Playwright driving Debian's Chromium (headless) against ``sacmap app``.
 
 The test starts ``sacmap app`` on 127.0.0.1 at a free port, uploads a bundled STEM image from ``inputs/stem/``,
-waits for the result, checks that the coordinate table has as many rows as ``detection.detect_image`` finds
+waits for the result, checks that the coordinate table has as many rows as ``sacmap.detection.pipeline.detect_image`` finds
 for the same image, downloads the ZIP and checks its contents, saves screenshots, then uploads bad files and
 checks that the errors show and a good image is still processed afterwards.
 

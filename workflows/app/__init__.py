@@ -2,10 +2,10 @@
 
 Layers (each in its own module):
 
-* :mod:`workflows.app.pipeline` — the ONLY place that calls the science: ``detection`` for reading images and
+* :mod:`sacmap.workflows.app.pipeline` — the ONLY place that calls the science: ``detection`` for reading images and
   finding atoms, ``analysis`` for the spatial descriptors and the NND histogram; it writes one image's files.
-* :mod:`workflows.app.jobs` — batches: upload storage, a single worker thread, progress, per-image errors, ZIP.
-* :mod:`workflows.app.server` — the FastAPI application (JSON API + one static HTML/JS page, no CDN assets).
+* :mod:`sacmap.workflows.app.jobs` — batches: upload storage, a single worker thread, progress, per-image errors, ZIP.
+* :mod:`sacmap.workflows.app.server` — the FastAPI application (JSON API + one static HTML/JS page, no CDN assets).
 
 Start it with ``sacmap app [--host 127.0.0.1] [--port 7860]``.
 """

@@ -9,7 +9,7 @@ without a pixel size can be re-run with one given in the page.
 Files of a job live under ``<workdir>/<job id>/``: ``uploads/`` (the files as received, renamed
 ``in_000.<suffix>``; a user's file name is never used as a path; deleted once processed, except an image
 waiting for its pixel size) and ``results/`` (what
-:func:`workflows.app.pipeline.process_image` writes). Old jobs are removed when more than ``max_jobs`` exist.
+:func:`sacmap.workflows.app.pipeline.process_image` writes). Old jobs are removed when more than ``max_jobs`` exist.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def summary_csv(job: Job) -> str:
 
 def descriptors_csv(items: list[ImageItem]) -> str:
     """All descriptors of every processed image as CSV, one row per image (columns of
-    ``analysis.spatial.flatten_descriptors``, as ``sacmap stats`` writes ``descriptors.csv``)."""
+    ``sacmap.analysis.spatial.descriptors.flatten_descriptors``, as ``sacmap stats`` writes ``descriptors.csv``)."""
     from sacmap.analysis.spatial.descriptors import flatten_descriptors
 
     rows = [{"image": it.name, **flatten_descriptors(it.result.get("descriptors", {}))}
@@ -190,7 +190,7 @@ class JobManager:
     Parameters
     ----------
     workdir : folder for job files; a fresh temporary folder (removed by :meth:`close`) when None.
-    process : the per-image function, :func:`workflows.app.pipeline.process_image` (same signature when
+    process : the per-image function, :func:`sacmap.workflows.app.pipeline.process_image` (same signature when
         replaced, e.g. in tests).
     max_jobs : jobs kept; the oldest finished ones (and their files) are deleted beyond this.
     """

@@ -1,7 +1,7 @@
 """The app's one adapter to the science: detection (``detection``) and spatial statistics (``analysis``).
 
 Nothing here detects atoms or computes a statistic itself. :func:`process_image` reads the image with
-``detection.io.read_image`` (pixel-size rules of the page), finds atoms with ``detection.pipeline.detect_image``
+``sacmap.detection.io.read_image`` (pixel-size rules of the page), finds atoms with ``sacmap.detection.pipeline.detect_image``
 (the call behind ``sacmap detect``) and writes its files with the detection package's own writer; turns the
 detection into an :class:`~sacmap.analysis.spatial.observation.Observation` (the window is the detected support
 mask, as for ``sacmap stats`` and ``sacmap run``) and describes it with
@@ -156,7 +156,7 @@ def warm_up() -> None:
 
 
 def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = None):
-    """Read an image with ``detection.io.read_image`` applying the app's pixel-size rule.
+    """Read an image with ``sacmap.detection.io.read_image`` applying the app's pixel-size rule.
 
     Order: a pixel size given for this image; the batch's pixel size when it overrides; the file's calibration;
     the batch's pixel size as a fallback. Returns ``(image, pixel_size_nm, meta, source)`` with source one of
@@ -187,7 +187,7 @@ def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = 
 
 
 def detect(path: Path, pixel_size_nm: float | None, settings: AppSettings, name: str | None = None):
-    """Atoms in an image file via ``detection.pipeline.detect_image`` (the function behind ``sacmap detect``).
+    """Atoms in an image file via ``sacmap.detection.pipeline.detect_image`` (the function behind ``sacmap detect``).
 
     ``pixel_size_nm`` None = the file's calibration (x and y), else the given value (nm/px) for both axes.
     Returns the detection package's ``DetectionResult`` (``atoms`` table, ``support`` mask,
@@ -229,7 +229,7 @@ def statistics(obs, settings: AppSettings) -> tuple[dict, dict]:
 
 def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
     """Index pairs of atoms at most ``multimer_nm`` apart (the bonds the overlay draws; the multimer share and
-    nuclearity themselves come from ``analysis.spatial``, which uses the same ≤ rule)."""
+    nuclearity themselves come from ``sacmap.analysis.spatial``, which uses the same ≤ rule)."""
     if len(xy_nm) < 2:
         return np.empty((0, 2), int)
     from scipy.spatial import cKDTree

@@ -59,7 +59,7 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
     ----------
     workdir : folder for uploads and results (a temporary folder, removed at shutdown, when None).
     max_file_mb : upload limit per file (MB, 2**20 bytes). max_files : files per batch.
-    process : per-image function (default :func:`workflows.app.pipeline.process_image`).
+    process : per-image function (default :func:`sacmap.workflows.app.pipeline.process_image`).
     device : torch device for detection (``cpu`` or ``cuda``). max_jobs : batches kept in memory and on disk.
     """
     max_bytes = int(max_file_mb * 2**20)

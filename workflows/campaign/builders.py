@@ -7,8 +7,8 @@ blocks only its own static/store steps), and lets ``campaign submit`` skip keys 
 - VASP: ``relax`` → ``static`` (LCHARG/LAECHG, Bader) → ``store`` (``store`` also a child of ``relax``, so it
   receives both Fireworks' outputs)
 
-Every Firework has ``DupeFinderExact`` (:class:`workflows.firetasks.ExactDupeFinder`) and a step name in its spec, so the same configuration + settings + step is
-never run twice on one LaunchPad; :class:`workflows.firetasks.CheckFinishedTask` guards across LaunchPads through
+Every Firework has ``DupeFinderExact`` (:class:`sacmap.workflows.campaign.firetasks.ExactDupeFinder`) and a step name in its spec, so the same configuration + settings + step is
+never run twice on one LaunchPad; :class:`sacmap.workflows.campaign.firetasks.CheckFinishedTask` guards across LaunchPads through
 the results database.
 """
 

@@ -91,7 +91,7 @@ def store(db, result: dict, meta: dict, *, calculator: str, settings_hash: str, 
 
     ``result`` holds ``atoms`` (relaxed), ``energy_eV``, ``forces``, ``energy_kind``, ``converged``
     (+ optional ``converged_electronic``, ``converged_ionic``, ``magmom``, ``magmoms``, ``charges``,
-    ``charge_method``, ``calc_dir``, ``fmax_eV_A``). ``meta`` is :func:`workflows.configs.config_meta`.
+    ``charge_method``, ``calc_dir``, ``fmax_eV_A``). ``meta`` is :func:`sacmap.workflows.campaign.configs.config_meta`.
     """
     from ase.calculators.singlepoint import SinglePointCalculator
 

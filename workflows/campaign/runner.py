@@ -228,7 +228,7 @@ def export(workdir: str | Path, out: str | Path) -> int:
 
 
 def load_spec_configs(spec_path: str | Path) -> tuple[dict, list[Atoms]]:
-    """Campaign spec (validated by ``structures.load_spec``) and its configurations (``structures.expand``)."""
+    """Campaign spec (validated by ``sacmap.structures.load_spec``) and its configurations (``sacmap.structures.expand``)."""
     try:
         from sacmap import structures
         load_spec, expand = structures.load_spec, structures.expand
@@ -271,7 +271,7 @@ def run_campaign(spec: dict, workdir: str | Path, *, calculator: str | None = No
                  configs: list[Atoms] | None = None) -> str:
     """Submit + run a whole campaign; resumable (a rerun skips finished work). Returns the database URL.
 
-    ``spec`` is a validated campaign spec (``structures.load_spec``); ``configs`` defaults to
+    ``spec`` is a validated campaign spec (``sacmap.structures.load_spec``); ``configs`` defaults to
     ``structures.expand(spec)``.
     """
     if configs is None:

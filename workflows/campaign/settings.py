@@ -229,7 +229,7 @@ def calculation_variants(block: dict | None, *, source: str = "spec", calculator
     """Validate a spec's ``calculation`` block and return its calculation variants.
 
     ``block`` keys: ``calculator`` (``embedded`` = ``chgnet-d3``, ``vasp`` or a name from
-    :func:`workflows.calculators.available`), ``preset`` (VASP: ``pbe-d3``, ``pbe-d3-u`` or a YAML path),
+    :func:`sacmap.workflows.campaign.calculators.available`), ``preset`` (VASP: ``pbe-d3``, ``pbe-d3-u`` or a YAML path),
     ``u_values`` (eV, +U presets), ``fmax`` (eV/Å), ``optimizer``, ``max_steps``, ``model`` (embedded),
     ``launchpad`` and ``database`` (used by the runner). ``calculator`` overrides the block's (CLI option).
     Errors name ``source`` and the field.
