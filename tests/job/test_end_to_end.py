@@ -136,6 +136,8 @@ def test_summary_numbers_come_from_descriptors(job):
     row = desc.iloc[0]
     assert f"{row['nnd_mean_nm']:.3g} nm" in html
     assert f"Clark–Evans {row['clark_evans']:.3g}" in html
+    # the random reference is describe()'s (same window, runs and seed as `sacmap stats`), not another draw
+    assert f"vs {row['nnd_mean_random_same_window_nm']:.3g} nm random (same window)" in html
 
 
 def test_detection_finds_the_simulated_atoms(job, small_image):

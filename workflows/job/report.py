@@ -141,15 +141,16 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
         ft = pd.DataFrame([{k: v for k, v in fit.items() if not isinstance(v, (list, dict))}])
         sec.tables.append(Table(*_written(ft, out / "sampling" / "dft_fit.csv"),
                                 "DFT-biased sampler: fitted parameters (bootstrap uncertainty)"))
-    return sec, _summary_lines(desc, per_image, fit)
+    return sec, _summary_lines(desc, fit)
 
 
-def _summary_lines(desc: pd.DataFrame, per_image: pd.DataFrame, fit: dict | None) -> list[str]:
+def _summary_lines(desc: pd.DataFrame, fit: dict | None) -> list[str]:
     lines = []
     for _, row in desc.iterrows():
-        rnd = per_image[(per_image.get("image") == row["image"]) & (per_image.get("sampler") == "random")] \
-            if not per_image.empty else pd.DataFrame()
-        rnd_nnd = f" vs {rnd['nnd_mean_nm_mean'].iloc[0]:.3g} nm random" if not rnd.empty else ""
+        # the random reference of describe() (same window, same runs and seed as `sacmap stats`), so the report
+        # and `sacmap stats` print the same number for the same detection
+        rnd = row.get("nnd_mean_random_same_window_nm")
+        rnd_nnd = f" vs {rnd:.3g} nm random (same window)" if rnd is not None and pd.notna(rnd) else ""
         lines.append(
             f"{row['image']}: {int(row['n_atoms'])} atoms; observed ⟨NND⟩ {row['nnd_mean_nm']:.3g} nm{rnd_nnd} at "
             f"{row['density_nm2']:.3g} atoms/nm²; multimer share {100 * row['multimer_share']:.3g} %; "
