@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from sacmap.core.resources import bundled_specs, resolve_spec
-from sacmap.core.validation import dump, option, parse
+from sacmap.core.validation import dump, non_empty, option, parse
 
 from .builders import (
     SlabSpec,
@@ -86,15 +86,9 @@ def _metal(value) -> str:
         raise ValueError(str(exc).split(": ", 1)[1]) from None
 
 
-def _non_empty(values: list) -> list:
-    if not values:
-        raise ValueError("expected a non-empty list")
-    return values
-
-
 def _unique(values: list) -> list:
     """Non-empty, duplicates dropped (first kept)."""
-    return list(dict.fromkeys(_non_empty(values)))
+    return list(dict.fromkeys(non_empty(values)))
 
 
 def _orientation(value: str) -> str:
@@ -149,7 +143,7 @@ class StructuresBlock:
     dimer_bond: float = option(DIMER_BOND, lo=1.5, hi=4.0, unit="Å", doc="metal–metal distance of dimers")
     gas_box: tuple[float, float, float] = option(DEFAULT_GAS_BOX, lo=6.0, hi=60.0, unit="Å",
                                                  doc="box edges of the gas-phase references")
-    sets: list[Any] = option(check=_non_empty, doc="configuration sets (mappings with a name and a type)")
+    sets: list[Any] = option(check=non_empty, doc="configuration sets (mappings with a name and a type)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,7 +163,7 @@ class SlabSet(_Set):
 class SiteSet(_Set):
     """Single sites, bare or with one metal each."""
 
-    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="site kinds")
+    kinds: list[str | int] = option(each=_kind, check=non_empty, doc="site kinds")
     metals: list[str] | None = option(None, each=_metal, check=_unique, doc="element symbols (none: bare)")
 
 
@@ -177,7 +171,7 @@ class SiteSet(_Set):
 class PairSet(_Set):
     """Every symmetry-inequivalent placement of two sites within a separation range, and their occupations."""
 
-    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="seed site kind, other site kind")
+    kinds: list[str | int] = option(each=_kind, check=non_empty, doc="seed site kind, other site kind")
     max_separation: float = option(DEFAULT_MAX_SEPARATION, lo=0.0, unit="Å",
                                    doc="at most half the shorter cell edge")
     min_separation: float = option(0.0, lo=0.0, unit="Å")
@@ -204,7 +198,7 @@ class PairSet(_Set):
 class DimerSet(_Set):
     """Metal dimers in single sites."""
 
-    kinds: list[str | int] = option(each=_kind, check=_non_empty, doc="site kinds")
+    kinds: list[str | int] = option(each=_kind, check=non_empty, doc="site kinds")
     metals: list[str] = option(each=_metal, check=_unique, doc="element symbols")
     orientations: list[str] = option(factory=lambda: list(DIMER_ORIENTATIONS), choices=DIMER_ORIENTATIONS,
                                      check=_unique, doc="v: upright; a, b: along an in-plane axis")

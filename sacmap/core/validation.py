@@ -34,22 +34,29 @@ _MISSING = dataclasses.MISSING
 
 
 def option(default: Any = _MISSING, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-           choices: tuple | None = None, check: Callable[[Any], Any] | None = None, doc: str = "", unit: str = "",
-           factory: Callable[[], Any] | None = None, aliases: tuple[str, ...] = (),
+           hi_open: bool = False, choices: tuple | None = None, check: Callable[[Any], Any] | None = None,
+           doc: str = "", unit: str = "", factory: Callable[[], Any] | None = None, aliases: tuple[str, ...] = (),
            each: Callable[[Any], Any] | None = None) -> Any:
     """A dataclass field with validation metadata.
 
-    ``lo``/``hi``: inclusive bounds for numbers (``lo_open``: strictly above ``lo``), also applied to every item
-    of a list of numbers; ``choices``: allowed values; ``check``: a callable returning the normalised value or
+    ``lo``/``hi``: inclusive bounds for numbers (``lo_open``: strictly above ``lo``; ``hi_open``: strictly below
+    ``hi``), also applied to every item of a list of numbers; ``choices``: allowed values; ``check``: a callable returning the normalised value or
     raising ``ValueError`` with the problem; ``each``: the same for every item of a list (the message names the
     item, ``field[i]``), applied before ``check``; ``doc``/``unit``: documentation (units: Å, nm, eV, px, ...);
     ``factory``: default factory for mutable defaults; ``aliases``: other accepted key names.
     """
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "check": check, "doc": doc,
-            "unit": unit, "aliases": tuple(aliases), "each": each}
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "check": check,
+            "doc": doc, "unit": unit, "aliases": tuple(aliases), "each": each}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def non_empty(values):
+    """A ``check`` for :func:`option`: a list (or mapping) with at least one item."""
+    if not values:
+        raise ValueError("expected a non-empty list")
+    return values
 
 
 class _Problem(Exception):
@@ -139,6 +146,8 @@ def _convert(tp, value, where: str, meta: Mapping):
         lo, hi = meta.get("lo"), meta.get("hi")
         if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
             raise _Problem(where, f"{value:g} is {'not above' if meta.get('lo_open') else 'below'} the minimum {lo:g}")
+        if hi is not None and meta.get("hi_open") and value >= hi:
+            raise _Problem(where, f"{value:g} is not below {hi:g} (the upper limit, excluded)")
         if hi is not None and value > hi:
             raise _Problem(where, f"{value:g} is above the maximum {hi:g}")
         return value
@@ -227,10 +236,12 @@ def check_value(value: Any, tp: Any, *, name: str, source: str = "option", error
                 **constraints):
     """Validate one value (a CLI option, a form field) with the same rules as a dataclass field.
 
-    ``constraints`` are those of :func:`option` (``lo``, ``hi``, ``lo_open``, ``choices``, ``check``). Unlike
+    ``constraints`` are those of :func:`option` (``lo``, ``hi``, ``lo_open``, ``hi_open``, ``choices``,
+    ``check``). Unlike
     :func:`parse` (where a YAML ``"0.5"`` is text, not a number), numbers may be given as text here.
     """
-    meta = {"lo": None, "hi": None, "lo_open": False, "choices": None, "check": None, "from_text": True,
+    meta = {"lo": None, "hi": None, "lo_open": False, "hi_open": False, "choices": None, "check": None,
+            "from_text": True,
             **constraints}
     try:
         return _apply_meta(_convert(tp, value, name, meta), name, meta)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 
 from sacmap.core.errors import InputError
-from sacmap.core.validation import check_value, describe, dump, option, parse
+from sacmap.core.validation import check_value, describe, dump, non_empty, option, parse
 
 
 class MyError(InputError):
@@ -99,3 +100,22 @@ def test_each_checks_every_item_and_names_it():
     assert parse(Metals, {"metals": "Pt"}).metals == ["Pt"]
     with pytest.raises(InputError, match=r"^m.yaml: metals\[1\]: not a supported metal: 'Xx'$"):
         parse(Metals, {"metals": ["Ni", "Xx"]}, source="m.yaml")
+
+
+@dataclass(frozen=True)
+class Open:
+    p: float = option(0.5, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
+    items: list[int] = option(factory=lambda: [1], check=non_empty)
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"p": 1.0}, "1 is not below 1 (the upper limit, excluded)"),
+    ({"p": 0.0}, "0 is not above the minimum 0"),
+    ({"items": []}, "expected a non-empty list"),
+])
+def test_open_bounds_and_non_empty(data, problem):
+    assert parse(Open, {"p": 0.999}).p == 0.999
+    with pytest.raises(InputError, match=r"^o.yaml: (p|items): " + re.escape(problem) + "$"):
+        parse(Open, data, source="o.yaml")
+    with pytest.raises(InputError, match="--p: 1 is not below 1"):
+        check_value("1", float, name="--p", lo=0, hi=1, hi_open=True)

@@ -13,14 +13,8 @@ from pathlib import Path
 
 from sacmap.core.constants import MULTIMER_NM
 from sacmap.core.records import is_image
-from sacmap.core.validation import dump, option, parse
+from sacmap.core.validation import dump, non_empty, option, parse
 from sacmap.workflows.errors import WorkflowInputError
-
-
-def _below_one(value: float) -> float:
-    if not value < 1:
-        raise ValueError(f"{value:g} must be below 1 (a CNN probability)")
-    return value
 
 
 def _element_list(values: list[str]) -> list[str]:
@@ -31,17 +25,11 @@ def _element_list(values: list[str]) -> list[str]:
     return out
 
 
-def _non_empty(values: list) -> list:
-    if not values:
-        raise ValueError("expected a non-empty list")
-    return values
-
-
 @dataclass(frozen=True)
 class DetectionBlock:
     """``detection``: how atoms are found in the images (see ``sacmap detect``)."""
 
-    threshold: float = option(0.8, lo=0.0, lo_open=True, check=_below_one, doc="CNN probability threshold")
+    threshold: float = option(0.8, lo=0.0, lo_open=True, hi=1.0, hi_open=True, doc="CNN probability threshold")
     pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, unit="nm/px",
                                          doc="override the file's calibration")
     elements: list[str] | None = option(None, check=_element_list, doc="element labels by intensity (Z contrast)")
@@ -65,7 +53,7 @@ class SamplingBlock:
     seed: int = option(0, doc="random seed of the first run")
     field_nm: float = option(10.0, lo=0.0, lo_open=True, unit="nm",
                              doc="side of the square sampling area of the density sweep (the paper: 10 x 10 nm)")
-    densities_nm2: list[float] | None = option(None, lo=0.0, lo_open=True, check=_non_empty, unit="nm^-2",
+    densities_nm2: list[float] | None = option(None, lo=0.0, lo_open=True, check=non_empty, unit="nm^-2",
                                                doc="densities of the sweep (default: spread over the observed)")
     repulsive_c_nm: float = option(0.2, lo=0.0, unit="nm", doc="exclusion distance of the repulsive sampler")
     fit: bool = option(True, doc="fit the DFT-biased sampler to the detected coordinates")
