@@ -15,9 +15,9 @@ else:  # pragma: no cover
     tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
-# installed name -> folder in the repository (pyproject's package-dir)
-FOLDERS = {"sacmap": "sacmap", "sacmap.structures": "structures", "sacmap.detection": "detection",
-           "sacmap.analysis": "analysis", "sacmap.workflows": "workflows", "sacmap.inputs": "inputs"}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# installed name -> folder in the repository (pyproject's package-dir; ``sacmap`` itself is the folder sacmap/)
+FOLDERS = {"sacmap": "sacmap", **PYPROJECT["tool"]["setuptools"]["package-dir"]}
 # package -> the sacmap packages it may import (besides itself)
 ALLOWED = {
     "core": {"core"},
@@ -68,7 +68,7 @@ def _group(name: str) -> str | None:
 
 
 def test_every_package_folder_is_installed():
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     found = set()
     for modname, path in _modules():
         if path.name == "__init__.py":

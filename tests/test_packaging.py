@@ -21,10 +21,16 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
+
 REPO = Path(__file__).resolve().parent.parent
-#: top-level folders of the repository and the package each one is installed as
-PACKAGE_DIRS = {"sacmap": "sacmap", "structures": "sacmap/structures", "detection": "sacmap/detection",
-                "analysis": "sacmap/analysis", "workflows": "sacmap/workflows", "inputs": "sacmap/inputs"}
+#: top-level folders of the repository and the path each one is installed at (pyproject's package-dir)
+PACKAGE_DIRS = {folder: pkg.replace(".", "/") for pkg, folder in {
+    "sacmap": "sacmap", **tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"],
+}.items()}
 _NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
                                      ".ruff_cache", "demo-out", "out", ".gl", ".whl", "*.pyc")
 
