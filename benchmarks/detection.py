@@ -27,9 +27,6 @@ def best_of(fn, n):
 
 
 def main(threads: int = 2, n_crops: int = 3000) -> None:
-    import sys
-
-    sys.path.insert(0, str(REPO))
     from sacmap.detection.io import read_image
     from sacmap.detection.model import (
         AtomCNN,

@@ -18,7 +18,6 @@ tuned on the truth of that very image (an optimistic reference a real detector c
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -45,7 +44,6 @@ def dog_reference(pre: np.ndarray, xy: np.ndarray, radius: float) -> float:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(REPO))
     import pandas as pd
 
     from sacmap.detection import simulate
