@@ -16,10 +16,15 @@ from pathlib import Path
 from sacmap.core.jsonable import jsonable
 
 
-def _umask_mode() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, and setting it while other threads (the web
+# app's worker, FireWorks) create files would give those files the wrong permissions.
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
@@ -39,7 +44,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], object], 
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
