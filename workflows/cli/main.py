@@ -96,7 +96,3 @@ def main(argv: list[str] | None = None) -> int:
         print("sacmap: interrupted; outputs written so far are kept", file=sys.stderr)
         return 130
     return int(rc or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
