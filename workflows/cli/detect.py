@@ -22,7 +22,7 @@ from sacmap.detection.errors import DetectionInputError
 
 class _Checked(argparse.Action):
     """Store an option's value after :func:`sacmap.core.validation.check_value` (``value_type`` and the limits
-    ``lo``/``hi``/``lo_open``/``check``); ``split`` cuts the text into a list first (``"16,32,32"``). A bad value
+    ``lo``/``hi``/``lo_open``/``hi_open``/``check``); ``split`` cuts the text into a list first (``"16,32,32"``). A bad value
     raises :class:`DetectionInputError` ``<prog>: <option>: <problem>``."""
 
     def __init__(self, option_strings, dest, *, value_type=float, split: str | None = None, limits=None, **kw):
@@ -36,15 +36,6 @@ class _Checked(argparse.Action):
                                                   error=DetectionInputError, **self.limits))
 
 
-def _below(hi: float):
-    def check(value):
-        if not value < hi:
-            raise ValueError(f"{value:g} is not below the maximum {hi:g}")
-        return value
-
-    return check
-
-
 def _number(value_type=float, **limits) -> dict:
     return {"action": _Checked, "value_type": value_type, "limits": limits}
 
@@ -56,7 +47,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "output": (("-o", "--output"), {"default": None, "help": "output file"}),
     "pixel_size": (("--pixel-size",), {**_number(lo=0, lo_open=True), "default": None, "metavar": "NM",
                                        "help": "pixel size in nm/px (overrides the file)"}),
-    "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, check=_below(1.0)), "default": 0.8,
+    "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, hi=1.0, hi_open=True), "default": 0.8,
                                      "help": "probability threshold, strictly between 0 and 1 (default 0.8)"}),
     "elements": (("--elements",), {"action": _Checked, "value_type": list[str], "split": ",", "default": None,
                                    "help": "comma-separated element symbols in increasing Z, e.g. Ni,Pd"}),
@@ -116,7 +107,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "atom_peak": (("--atom-peak",), {**_number(lo=0, lo_open=True), "default": None,
                                      "help": "Pt atom peak height relative to the carbon support (default: "
                                      "calibrated, 0.36)"}),
-    "vacuum_fraction": (("--vacuum-fraction",), {**_number(lo=0, check=_below(1.0)), "default": 0.0,
+    "vacuum_fraction": (("--vacuum-fraction",), {**_number(lo=0, hi=1.0, hi_open=True), "default": 0.0,
                                                  "help": "share of the field that is vacuum, in [0, 1)"}),
     "clean": (("--clean",), {"action": "store_true", "help": "noise-free expectation (no shot or scan-line noise)"}),
 }
