@@ -29,10 +29,6 @@ STATE_FILE = "campaign.json"
 FW_STATES = ["COMPLETED", "READY", "WAITING", "RESERVED", "RUNNING", "FIZZLED", "DEFUSED", "PAUSED", "ARCHIVED"]
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    write_json(path, obj)
-
-
 def load_state(workdir: str | Path) -> dict:
     """The campaign state of a work directory (``campaign.json``)."""
     path = Path(workdir).resolve() / STATE_FILE
@@ -96,7 +92,7 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
                 lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust))
                 added += 1
         handle.flush()
-    _write_json(workdir / STATE_FILE, state)
+    write_json(workdir / STATE_FILE, state)
     return {"added": added, "skipped": skipped, "db": db_url, "launchpad": lp_file, "variants": variants}
 
 
