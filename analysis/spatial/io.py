@@ -48,6 +48,15 @@ def _positive(value, what: str) -> float:
     return v
 
 
+def table_elements(table) -> np.ndarray | None:
+    """Per-row element labels of a coordinate table (stripped, empty for none), or None when it has no
+    ``element`` column or every label is empty."""
+    if "element" not in table.columns:
+        return None
+    el = table["element"].fillna("").astype(str).str.strip().to_numpy()
+    return el if np.any(el != "") else None
+
+
 def read_coordinates(path, pixel_size_nm: float | None = None, run: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Read ``(xy_nm (n, 2), elements or None, meta)`` from a coordinates CSV.
@@ -106,11 +115,7 @@ def read_coordinates(path, pixel_size_nm: float | None = None, run: int | None =
             raise AnalysisInputError(f"{path}: column {c} row {int(np.flatnonzero(bad)[0]) + 1} is empty, NaN or "
                                      "not a number")
         xy[:, k] = v * scale
-    elements = None
-    if "element" in table.columns:
-        el = table["element"].fillna("").astype(str).str.strip().to_numpy()
-        if np.any(el != ""):
-            elements = el
+    elements = table_elements(table)
     out_meta = {"source": str(path), "units": units, "pixel_size_nm": pixel_size_nm}
     for k in ("support_area_nm2", "shape", "image"):
         if k in meta:

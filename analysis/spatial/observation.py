@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sacmap.analysis.errors import AnalysisInputError
-from sacmap.analysis.spatial.io import parse_region, read_coordinates, read_mask
+from sacmap.analysis.spatial.io import parse_region, read_coordinates, read_mask, table_elements
 from sacmap.analysis.spatial.window import Region
 from sacmap.core.records import SUPPORT_SUFFIX
 
@@ -146,12 +146,7 @@ def _table_points(table, pixel_size_nm, source: str):
         xy = table[["x_px", "y_px"]].to_numpy(float) * float(pixel_size_nm)
     else:
         raise AnalysisInputError(f"{source}: detection table lacks x_nm, y_nm (or x_px, y_px with a pixel size)")
-    elements = None
-    if "element" in cols:
-        el = table["element"].fillna("").astype(str).str.strip().to_numpy()
-        if np.any(el != ""):
-            elements = el
-    return xy, elements
+    return xy, table_elements(table)
 
 
 def _window(xy, meta: dict, px: float | None, source: str, *, region, mask, support_mask, support_file):
