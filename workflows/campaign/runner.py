@@ -245,10 +245,10 @@ def submit_spec(spec_path: str | Path, workdir: str | Path, *, calculator: str |
     """
     spec_path = Path(spec_path)
     spec, configs = load_spec_configs(spec_path)
-    info = submit_configs(configs, workdir, name=str(spec.get("name", spec_path.stem)),
-                          calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db,
-                          source=str(spec_path))
-    info["name"] = str(spec.get("name", spec_path.stem))
+    name = str(spec.get("name", spec_path.stem))
+    info = submit_configs(configs, workdir, name=name, calculation=spec.get("calculation"), calculator=calculator,
+                          launchpad=launchpad, db=db, source=str(spec_path))
+    info["name"] = name
     info["n_configs"] = len(configs)
     info["launchpad_shown"] = info["launchpad"] or f"embedded ({Path(workdir) / STORE_NAME})"
     info["db_shown"] = results.redact_url(info["db"])
