@@ -128,8 +128,6 @@ class Calculation:
     custodian: CustodianOptions | None = None
 
 
-CALCULATION_KEYS = {f.name for f in dataclasses.fields(Calculation)}
-CUSTODIAN_KEYS = {f.name for f in dataclasses.fields(CustodianOptions)}
 PRESET_KEYS = {f.name for f in dataclasses.fields(Preset)}
 
 
