@@ -24,7 +24,7 @@ import numpy as np
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.io import parse_region, read_coordinates, read_mask, table_elements
 from sacmap.analysis.spatial.window import Region
-from sacmap.core.records import SUPPORT_SUFFIX
+from sacmap.core.records import SUPPORT_SUFFIX, detection_paths
 
 #: relative mismatch between a record's support area and the image rectangle that earns a warning
 _AREA_TOLERANCE = 0.005
@@ -92,7 +92,7 @@ class Observation:
             path = Path(record)
             xy, elements, meta = read_coordinates(path, pixel_size_nm, run)
             source = str(path)
-            support = path.with_name(path.stem + SUPPORT_SUFFIX)
+            support = detection_paths(path.parent, path.stem)["support"]
             support_mask = None
             support_file = support if support.is_file() else None
         else:

@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sacmap.core.atomic import atomic_write, write_csv, write_json
-from sacmap.core.records import SUPPORT_SUFFIX, detection_paths
+from sacmap.core.records import detection_paths
 from sacmap.workflows.errors import WorkflowInputError
 from sacmap.workflows.job.steps import StepRecord, fingerprint
 
@@ -80,7 +80,8 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     sdir = out / "statistics"
     sdir.mkdir(parents=True, exist_ok=True)
     rec = StepRecord(out, "statistics")
-    supports = [Path(im["csv"]).with_name(Path(im["csv"]).stem + SUPPORT_SUFFIX) for im in detection["images"]]
+    supports = [detection_paths(Path(im["csv"]).parent, Path(im["csv"]).stem)["support"]
+                for im in detection["images"]]
     key = fingerprint(mm, [(Path(im["csv"]), sup if sup.is_file() else None, im.get("meta"))
                            for im, sup in zip(detection["images"], supports)])
     if rec.is_current(key):
