@@ -4,7 +4,8 @@ Preferred: pymatgen's ``bader_analysis_from_path`` with Henkelman's ``bader`` ex
 Fallback: the pure-Python ``pybader`` API (extra ``bader``; its console script named ``bader`` is never called).
 Charges are net atomic charges in e, ``ZVAL - N_Bader`` (positive = electrons lost); without a POTCAR (no ZVAL)
 only the Bader electron counts are returned. Nothing is invented: without a Bader program the result is ``None``.
-An ``ACF.dat`` is read by :func:`sacmap.analysis.energetics.readers.parse_acf` (the one ACF.dat parser).
+The ``ACF.dat`` of Henkelman's run is read by pymatgen inside ``bader_analysis_from_path``; an ``ACF.dat`` found
+beside a finished calculation later is read by :func:`sacmap.analysis.energetics.readers.parse_acf`.
 """
 
 from __future__ import annotations

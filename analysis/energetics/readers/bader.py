@@ -1,4 +1,5 @@
-"""Henkelman's Bader ``ACF.dat`` (the one parser of it in sacmap; the campaign's Bader step reads it here too).
+"""Henkelman's Bader ``ACF.dat`` beside a finished calculation (the one parser of it in sacmap; the ACF.dat of the
+campaign's own Bader step is read by pymatgen's ``bader_analysis_from_path``, which runs the program).
 
 Columns: atom index, x, y, z (Å), CHARGE (electrons in the atom's Bader volume), MIN DIST (Å), ATOMIC VOL (Å³);
 older ``bader`` versions write fewer trailing columns (at least index, x, y, z, CHARGE). Footer lines
