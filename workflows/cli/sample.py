@@ -144,7 +144,7 @@ def _sampler(args):
         return make_sampler(model, c_nm=args.c_nm, progress=True)
     if model == "dft":
         common = {"potential": args.potential, "grid_nm": args.grid_nm, "site_kinds": args.site_kinds,
-                  "seed": args.seed}
+                  "seed": args.seed, "progress": True}
         if args.params is not None:
             return DFTBiasedSampler.from_fit(args.params, **common)
         return make_sampler(model, sigma_nm=args.sigma_nm, kT_eV=args.kT_eV, **common)
@@ -162,7 +162,7 @@ def run_sample(args: argparse.Namespace) -> int:
     res = sample_and_describe(_sampler(args), parse_region(args.region), args.runs, args.seed,
                               n_points=args.n_points, density_nm2=args.density,
                               species=_species(args.species) if args.species else None,
-                              multimer_nm=args.multimer_nm, progress=True)
+                              multimer_nm=args.multimer_nm)
     out = args.outdir or Path(f"sample_{model}")
     write_csv(out / "coords.csv", res["coords"])
     write_csv(out / "stats.csv", res["stats"])

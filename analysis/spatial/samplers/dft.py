@@ -303,7 +303,8 @@ class DFTBiasedSampler:
     spacing, nm; None = σ₀/10 clipped to [0.01, 0.05] nm), ``tail`` (d_cap in units of max(σ, σ₀)),
     ``site_kinds`` (which potential curve), ``settings`` (which calculation set-up of the potential table), the
     fit settings ``sigma_factors`` (σ/σ₀ grid), ``beta_grid`` (1/kT grid, eV⁻¹; 0 = no energy term),
-    ``runs_per_point``, ``n_boot``, ``seed`` (also the default seed of :meth:`sample`).
+    ``runs_per_point``, ``n_boot``, ``seed`` (also the default seed of :meth:`sample`), ``progress`` (a progress bar
+    over the runs of :meth:`sample`).
 
     :meth:`fit` sets ``sigma_nm_``, ``sigma_factor_``, ``kT_eV_``, ``beta_per_eV_`` and ``fit_result_`` (see
     :func:`~sacmap.analysis.spatial.samplers.fit.fit_dft_sampler`); :meth:`sample` uses fitted values when present.
@@ -314,7 +315,7 @@ class DFTBiasedSampler:
     def __init__(self, potential=None, sigma_nm: float | None = None, kT_eV: float | None = None,
                  grid_nm: float | None = None, tail: float = 3.5, site_kinds: str | None = None,
                  sigma_factors=None, beta_grid=None, runs_per_point: int = 8, n_boot: int = 200, seed=0,
-                 settings: str | None = None, sigma_factor: float | None = None):
+                 settings: str | None = None, sigma_factor: float | None = None, progress: bool = False):
         if sigma_nm is not None and sigma_factor is not None:
             raise AnalysisInputError("DFT-biased sampler: give σ (sigma_nm) or σ/σ₀ (sigma_factor), not both")
         if kT_eV is not None and np.isfinite(kT_eV):
@@ -335,6 +336,7 @@ class DFTBiasedSampler:
         self.n_boot = n_boot
         self.seed = seed
         self.settings = settings
+        self.progress = progress
 
     @classmethod
     def from_fit(cls, fit, **params) -> DFTBiasedSampler:
@@ -383,8 +385,8 @@ class DFTBiasedSampler:
         """Field grid spacing (nm) used for ``n_points`` in ``window``."""
         return float(self.grid_nm) if self.grid_nm is not None else auto_grid_nm(n_points, default_region(window))
 
-    def sample(self, n_points: int, window=None, runs: int = 1, seed=None, *, progress: bool = False,
-               sigma_nm: float | None = None, beta_per_eV: float | None = None) -> np.ndarray:
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None, *, sigma_nm: float | None = None,
+               beta_per_eV: float | None = None) -> np.ndarray:
         """``(runs, n_points, 2)`` points (nm). ``seed`` None uses the estimator's ``seed``.
 
         A fitted sampler keeps its fitted σ/σ₀ ratio (so it transfers to other densities) and its 1/kT;
@@ -396,7 +398,7 @@ class DFTBiasedSampler:
         beta = self._beta() if beta_per_eV is None else beta_per_eV
         rngs = run_rngs(self.seed if seed is None else seed, runs)
         it = range(runs)
-        if progress:
+        if self.progress:
             from tqdm import tqdm
 
             it = tqdm(it, desc="dft sampler", unit="run")

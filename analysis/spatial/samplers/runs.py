@@ -17,7 +17,7 @@ SUMMARY_KEYS = ("density_nm2", "nnd_mean_nm", "nnd_sd_nm", "nnd_mean_hanisch_nm"
 
 def sample_and_describe(sampler, window=None, runs: int = 1, seed=None, *, n_points: int | None = None,
                         density_nm2: float | None = None, species: dict[str, float] | None = None,
-                        multimer_nm: float = MULTIMER_NM, progress: bool = False) -> dict:
+                        multimer_nm: float = MULTIMER_NM) -> dict:
     """Run ``sampler`` ``runs`` times in ``window`` and describe every run.
 
     Give exactly one of ``n_points`` (per run), ``density_nm2`` (atoms/nm² of the window's support) or
@@ -47,8 +47,7 @@ def sample_and_describe(sampler, window=None, runs: int = 1, seed=None, *, n_poi
         if n < 2:
             raise AnalysisInputError(f"{n} point(s) per run; statistics need at least 2")
         params["n_points"] = n
-        kw = {"progress": True} if progress and sampler.name == "dft" else {}
-        xy = sampler.sample(n, region, runs, seed, **kw)
+        xy = sampler.sample(n, region, runs, seed)
         params.update(sampler.describe(n, region))
     runs, n = xy.shape[0], xy.shape[1]
     coords = pd.DataFrame({"run": np.repeat(np.arange(runs), n), "x_nm": xy[:, :, 0].ravel(),
