@@ -1,5 +1,12 @@
 """ioChem-BD CML exports (``*.cml``): final geometry (Å), energies (eV) and INCAR parameters; IVDW from an INCAR
-beside the file. Layout: /work/shared/reference/workflows.md, "ioChem-BD"."""
+beside the file (docs/energetics.md, "Reading calculations").
+
+The layout read (namespaces :data:`CML_NS`): one ``module[@id='job']`` per OUTCAR (the last is used); INCAR
+parameters as ``parameter[@dictRef='v:<name>']`` under ``module[@dictRef='cc:initialization']``; the final
+geometry in ``module[@dictRef='cc:finalization']//molecule`` (``atomArray/atom`` with ``@elementType`` and
+``@xFract @yFract @zFract`` or ``@x3 @y3 @z3`` in Å, the cell as ``crystal/scalar[@title='a' ... 'gamma']``);
+energies as the ``cc:e0`` and ``cc:freeEnergy`` scalars (eV) of ``property[@dictRef='cc:energies']``.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ CML_NS = {"cml": "http://www.xml-cml.org/schema", "cmlx": "http://www.xml-cml.or
 
 
 def read_cml(path: str | os.PathLike, source: str | None = None) -> dict:
-    """One record from an ioChem-BD CML export (layout: /work/shared/reference/workflows.md, "ioChem-BD").
+    """One record from an ioChem-BD CML export (the layout in the module docstring).
 
     Final geometry (``cc:finalization`` molecule, cell from a, b, c, α, β, γ), energy ``cc:e0`` (sigma→0, eV),
     INCAR parameters from ``cc:initialization``; IVDW from an INCAR next to the file. The CML holds no record of
