@@ -18,16 +18,12 @@ descriptors of 10⁶ points < 2 s.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sacmap.analysis.spatial.descriptors import descriptors  # noqa: E402
-from sacmap.analysis.spatial.samplers.dft import (  # noqa: E402
+from sacmap.analysis.spatial.descriptors import descriptors
+from sacmap.analysis.spatial.samplers.dft import (
     SiteSitePotential,
     _field_params,
     _Grid,
@@ -35,8 +31,8 @@ from sacmap.analysis.spatial.samplers.dft import (  # noqa: E402
     dft_run,
     dft_run_naive,
 )
-from sacmap.analysis.spatial.samplers.point import RepulsiveSampler, run_seeds, sample_repulsive_naive  # noqa: E402
-from sacmap.analysis.spatial.window import Region  # noqa: E402
+from sacmap.analysis.spatial.samplers.point import RepulsiveSampler, run_seeds, sample_repulsive_naive
+from sacmap.analysis.spatial.window import Region
 
 # a site-site potential with the paper's trends (repulsive multimers, favoured ~5 Å), for timing only
 POT = SiteSitePotential(np.array([2.5, 3.5, 5.0, 6.5, 8.0, 12.0]) / 10, np.array([0.6, 0.25, -0.2, -0.1, 0.05, 0.0]))
