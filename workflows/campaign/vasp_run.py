@@ -106,10 +106,9 @@ def parse_vasp_dir(directory: str | Path) -> dict:
     from sacmap.analysis.errors import AnalysisInputError
 
     directory = Path(directory)
-    vr_path = directory / "vasprun.xml"
-    if not vr_path.is_file() and not vr_path.with_name("vasprun.xml.gz").is_file():
-        raise FileNotFoundError(f"{vr_path} (nor vasprun.xml.gz) not found")
-    vr_path = vr_path if vr_path.is_file() else vr_path.with_name("vasprun.xml.gz")
+    vr_path = next((p for p in (directory / "vasprun.xml", directory / "vasprun.xml.gz") if p.is_file()), None)
+    if vr_path is None:
+        raise FileNotFoundError(f"{directory / 'vasprun.xml'} (nor vasprun.xml.gz) not found")
     try:
         run = read_vasprun(vr_path)
     except AnalysisInputError as exc:
