@@ -110,7 +110,7 @@ def annotate(records: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     Structures that cannot be recognised keep ``kind = ""`` and get ``recognition_error``; they are not used.
     """
     if not isinstance(records, pd.DataFrame):
-        raise AnalysisInputError("records must be a pandas DataFrame (see analysis.readers.load_records)")
+        raise AnalysisInputError("records must be a pandas DataFrame (see sacmap.analysis.energetics.readers.load_records)")
     needed = {"atoms", "energy_eV", "usable", "calc_dir"}
     if missing := needed - set(records.columns):
         raise AnalysisInputError(f"records lack columns {sorted(missing)}")

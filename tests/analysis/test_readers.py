@@ -226,7 +226,7 @@ def test_ase_database_rows(tmp_path):
     spc = SinglePointCalculator(at, energy=-1234.5, forces=np.zeros((len(at), 3)), magmom=1.5)
     spc.name = "vasp"
     at.calc = spc
-    # layout of workflows.results.store: calculator name and magmom live in the (reserved) calculator columns
+    # layout of sacmap.workflows.campaign.results.store: calculator name and magmom live in the (reserved) calculator columns
     kv = dict(config_id="Pt/4N", kind="metal_single", site_kinds="4N", occupants="Pt/4N", metals="Pt",
               pair_id="4N", settings_hash="abc", energy_eV=-1234.5, energy_kind="e_0_energy",
               fmax_eV_A=0.01, converged=True, converged_electronic=True, converged_ionic=True,

@@ -53,7 +53,7 @@ def read_ase_db(url: str, selection: str | None = None) -> list[dict]:
             rec["magmoms"] = [float(m) for m in row.get("magmoms")]
         # settings: the calculator label and hash stand for functional/cut-off/U when no explicit keys exist
         rec["functional"] = str(kv.get("functional") or kv.get("calculator_name") or row.get("calculator") or "")
-        # one settings hash per calculation variant (workflows.settings): rows of different hashes never mix
+        # one settings hash per calculation variant (sacmap.workflows.campaign.settings): rows of different hashes never mix
         rec["settings_id"] = str(kv.get("settings_hash", ""))
         rec["ivdw"] = int(kv.get("ivdw", 0))
         rec["encut_eV"] = float(kv.get("encut_eV", np.nan))
