@@ -170,15 +170,15 @@ def vasp_variants(preset: str, u_values: list | None = None, *, where: str = "ca
             raise WorkflowInputError(f"{where}.u_values: preset {p['name']!r} has no hubbard block; use pbe-d3-u")
         base["hubbard"] = None
         return [_variant("vasp", base)]
-    us = hub.get("u_values_eV") if u_values is None else u_values
+    hub = PresetHubbard(**hub)  # checked by load_preset; the schema's defaults fill what the file leaves out
+    us = hub.u_values_eV if u_values is None else u_values
     if not us:
         raise WorkflowInputError(f"{where}.u_values: expected a non-empty list of U values (eV), got {us!r}")
     out = []
     for u in us:
         u = float(u)  # numbers: checked by the Preset / Calculation schemas
         s = copy.deepcopy(base)
-        s["hubbard"] = {"type": int(hub.get("type", 2)), "l": int(hub.get("l", 2)),
-                        "j_eV": float(hub.get("j_eV", 0.0)), "u_eV": u}
+        s["hubbard"] = {"type": int(hub.type), "l": int(hub.l), "j_eV": float(hub.j_eV), "u_eV": u}
         out.append(_variant("vasp", s))
     return out
 
