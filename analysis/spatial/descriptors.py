@@ -173,7 +173,7 @@ def pair_correlation(xy_nm: np.ndarray, region, r_max_nm: float = 2.0, dr_nm: fl
     hist = np.bincount(np.minimum((d[ok] / dr_nm).astype(np.int64), len(centres) - 1),
                        weights=2.0 / gam[ok], minlength=len(centres))[: len(centres)]
     ring = np.pi * (edges[1:] ** 2 - edges[:-1] ** 2)
-    area = region.geometric_area_nm2
+    area = region.area_nm2
     g = hist * area**2 / (n * (n - 1)) / ring
     return centres, g
 

@@ -24,9 +24,7 @@ from sacmap.analysis.errors import AnalysisInputError
 class Region:
     """A rectangle ``[x0, x1] × [y0, y1]`` (nm) or a boolean support mask with ``pixel_size_nm``.
 
-    Build one with :meth:`rectangle` or :meth:`from_mask`. ``area_override_nm2`` replaces the geometric area in
-    densities (e.g. a detection JSON's ``support_area_nm2`` when only the image rectangle is known); edge
-    corrections still use the geometry.
+    Build one with :meth:`rectangle` or :meth:`from_mask`.
     """
 
     x0: float = 0.0
@@ -35,22 +33,18 @@ class Region:
     y1: float = 10.0
     mask: np.ndarray | None = None
     pixel_size_nm: float | None = None
-    area_override_nm2: float | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def rectangle(cls, width_nm: float = 10.0, height_nm: float | None = None, x0: float = 0.0, y0: float = 0.0,
-                  area_override_nm2: float | None = None) -> Region:
+    def rectangle(cls, width_nm: float = 10.0, height_nm: float | None = None, x0: float = 0.0,
+                  y0: float = 0.0) -> Region:
         """Rectangle of ``width_nm × height_nm`` (square when height is omitted) with lower corner (x0, y0)."""
         height_nm = width_nm if height_nm is None else height_nm
         for name, v in (("width_nm", width_nm), ("height_nm", height_nm)):
             if not np.isfinite(v) or v <= 0:
                 raise AnalysisInputError(f"region: {name} must be a positive number of nm, got {v!r}")
-        if area_override_nm2 is not None and not (np.isfinite(area_override_nm2) and area_override_nm2 > 0):
-            raise AnalysisInputError(f"region: support area must be positive, got {area_override_nm2!r}")
-        return cls(float(x0), float(y0), float(x0 + width_nm), float(y0 + height_nm),
-                   area_override_nm2=None if area_override_nm2 is None else float(area_override_nm2))
+        return cls(float(x0), float(y0), float(x0 + width_nm), float(y0 + height_nm))
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, pixel_size_nm: float) -> Region:
@@ -99,15 +93,11 @@ class Region:
         return self.y1 - self.y0
 
     @property
-    def geometric_area_nm2(self) -> float:
+    def area_nm2(self) -> float:
+        """Support area (nm²): the mask's support pixels, or the rectangle; densities and edge corrections use it."""
         if self.is_mask:
             return float(self.mask.sum()) * self.pixel_size_nm**2
         return self.width_nm * self.height_nm
-
-    @property
-    def area_nm2(self) -> float:
-        """Support area used for densities (nm²)."""
-        return self.area_override_nm2 if self.area_override_nm2 is not None else self.geometric_area_nm2
 
     @property
     def perimeter_nm(self) -> float:
