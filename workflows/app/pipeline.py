@@ -57,17 +57,6 @@ def _element_symbols(elements) -> tuple[str, ...]:
     return elements
 
 
-def _below(limit: float):
-    """A ``check`` for :func:`option`: strictly below ``limit``."""
-
-    def check(value):
-        if value is not None and not value < limit:
-            raise ValueError(f"{value:g} is not below {limit:g}")
-        return value
-
-    return check
-
-
 @dataclass
 class AppSettings:
     """Settings of one batch (the form of the page), validated by :mod:`sacmap.core.validation`.
@@ -80,11 +69,11 @@ class AppSettings:
     multimer_nm : two atoms closer than this (nm) are bonded in a multimer (paper: 0.22 nm).
     """
 
-    pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, check=_below(100.0), unit="nm/px",
+    pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, hi=100.0, hi_open=True, unit="nm/px",
                                          doc="pixel size for files without a calibration (or for all, with "
                                          "override_pixel_size)")
     override_pixel_size: bool = option(False, doc="use pixel_size_nm even where the file records one")
-    threshold: float = option(0.8, lo=0.0, lo_open=True, check=_below(1.0),
+    threshold: float = option(0.8, lo=0.0, lo_open=True, hi=1.0, hi_open=True,
                               doc="detection probability threshold, 0 < t < 1")
     elements: tuple[str, ...] = option(factory=tuple, check=_element_symbols,
                                        doc="expected elements (multimetallic samples), in order of Z")
@@ -96,7 +85,7 @@ class AppSettings:
         # the same rules for settings built in code as for parsed ones (one validator: core.validation)
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            meta = {k: f.metadata.get(k) for k in ("lo", "hi", "lo_open", "choices", "check")}
+            meta = {k: f.metadata.get(k) for k in ("lo", "hi", "lo_open", "hi_open", "choices", "check")}
             value = getattr(self, f.name)
             if f.name == "elements":
                 value = tuple(value or ())
