@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sacmap.core.resources import inputs_dir
-from sacmap.core.validation import dump, option, parse
+from sacmap.core.validation import dump, non_empty, option, parse
 from sacmap.core.yamlfile import read_mapping
 from sacmap.workflows.errors import WorkflowInputError
 
@@ -32,12 +32,6 @@ HANDLER_NAMES = (
 OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch")
 DEFAULT_FMAX = 0.05  # eV/Å
 DEFAULT_MAX_STEPS = 500
-
-
-def _non_empty(items: list) -> list:
-    if not items:
-        raise ValueError("must not be empty")
-    return items
 
 
 def _incar_tags(incar: dict) -> dict:
@@ -71,7 +65,7 @@ class PresetHubbard:
     type: int = option(2, choices=(1, 2, 4), doc="LDAUTYPE")
     l: int = option(2, choices=(1, 2, 3), doc="LDAUL on the metal")  # noqa: E741 - VASP's name
     j_eV: float = option(0.0, unit="eV")
-    u_values_eV: list[float] = option(check=_non_empty, unit="eV", doc="one calculation per U value")
+    u_values_eV: list[float] = option(check=non_empty, unit="eV", doc="one calculation per U value")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +92,7 @@ class CustodianOptions:
     polling_time_step: float = option(10.0, lo=0, lo_open=True, unit="s")
     monitor_freq: int = option(30, lo=0, lo_open=True, doc="polls between handler checks")
     walltime_s: int = option(None, lo=0, lo_open=True, unit="s")
-    handlers: list[str] = option(None, choices=HANDLER_NAMES, check=_non_empty,
+    handlers: list[str] = option(None, choices=HANDLER_NAMES, check=non_empty,
                                  doc="custodian VASP handlers to use (default all)")
 
 
