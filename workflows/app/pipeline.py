@@ -84,13 +84,12 @@ class AppSettings:
     def __post_init__(self):
         # the same rules for settings built in code as for parsed ones (one validator: core.validation)
         hints = get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            meta = {k: f.metadata.get(k) for k in ("lo", "hi", "lo_open", "hi_open", "choices", "check")}
+        for f in dataclasses.fields(self):  # every constraint option() recorded (bounds, choices, check, ...)
             value = getattr(self, f.name)
             if f.name == "elements":
                 value = tuple(value or ())
             setattr(self, f.name, check_value(value, hints[f.name], name=f.name, source="settings",
-                                              error=WorkflowInputError, **meta))
+                                              error=WorkflowInputError, **f.metadata))
         if self.override_pixel_size and self.pixel_size_nm is None:  # cross-field rule (parse() names the source)
             raise WorkflowInputError("override_pixel_size: 'override file calibration' needs a pixel size")
 
