@@ -142,6 +142,7 @@ def test_train_and_simulate_cli(repo_dir, tmp_path):
     cnn, meta = load_weights(w)
     assert meta["config"]["channels"] == [4, 8, 8] and len(meta["holdout_images"]) == 1
     assert 0 < meta["tuned_threshold"] < 1 and meta["digest"]
+    assert meta["command"] == " ".join(["sacmap", *args])  # the command as given, also when called from Python
     sim = tmp_path / "sim"
     assert main(["detect", "simulate", "-o", str(sim), "--n-images", "1", "--size", "128", "--density", "2",
                  "--trimer-fraction", "0.3", "--min-dist", "0.2", "--atom-fwhm", "0.15", "--atom-peak", "0.6"]) == 0

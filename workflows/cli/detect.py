@@ -14,7 +14,6 @@ line naming the option (exit status 2). The handlers call one function of :mod:`
 from __future__ import annotations
 
 import argparse
-import sys
 
 from sacmap.core.validation import check_value
 from sacmap.detection.errors import DetectionInputError
@@ -192,7 +191,7 @@ def _train(a) -> int:
                                    select_on_real=a.select_on_real)
     meta = train_weights(a.data, a.split, a.output, which=a.which, config=cfg, smooth_px=a.smooth_px,
                          holdout=a.holdout, refit_all=a.refit_all, extra_dirs=a.extra or (),
-                         command=" ".join(["sacmap", "detect", *sys.argv[2:]]), progress=True)
+                         command=" ".join(["sacmap", "detect", *a.words]), progress=True)
     print(training_report(meta, a.output))
     return 0
 
@@ -238,4 +237,6 @@ def _dispatch(args) -> int:
     if verb is None and not words:
         parser.print_help()
         return 2
-    return handler(parser.parse_args(words))
+    parsed = parser.parse_args(words)
+    parsed.words = list(args.words)  # the command as given, for the record (`detect train` stores it)
+    return handler(parsed)
