@@ -12,17 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sacmap.core.atomic import save_figure  # noqa: E402
+
 COLOURS = {"random": "#7f7f7f", "repulsive": "#1f77b4", "dft": "#d62728", "observed": "#111111"}
 LABELS = {"random": "random", "repulsive": "repulsive (C = 0.2)", "dft": "DFT-biased (fitted)"}
 
 
 def _save(fig, path: Path) -> Path:
+    """The figure as PNG (130 dpi) at ``path`` and as SVG beside it, each written atomically; then closed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    fig.savefig(path.with_suffix(".svg"))
-    plt.close(fig)
+    save_figure(fig, path, close=False, dpi=130)
+    save_figure(fig, path.with_suffix(".svg"))
     return path
 
 
