@@ -237,6 +237,7 @@ class CampaignSpec:
     detection: Any = option(None, doc="the main job")
     statistics: Any = option(None, doc="the main job")
     sampling: Any = option(None, doc="the main job")
+    simulated_images: Any = option(None, doc="the main job: synthetic images at known positions")
 
 
 TOP_LEVEL_KEYS = tuple(f.name for f in fields(CampaignSpec))
