@@ -3,16 +3,23 @@ a rerun after a crash) never sees a half-written file and a failed write leaves 
 
 Files get the permissions an ordinary ``open()`` would give them (``0o666`` less the process umask), not the
 ``0o600`` of :func:`tempfile.mkstemp`, so results in a shared group folder stay readable by colleagues.
+
+Inputs are never overwritten: while :func:`protect_inputs` holds a command's input files, every writer here refuses
+(:class:`~sacmap.core.errors.OutputCollision`, one line, exit 2) to replace one of them, whatever the output
+folder or file name the user chose.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from sacmap.core.errors import OutputCollision
 from sacmap.core.jsonable import jsonable
 
 
@@ -27,14 +34,65 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
+_PROTECTED: dict[tuple[int, int] | str, str] = {}
+_PROTECTED_LOCK = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[int, int] | str:
+    """(device, inode) of an existing file (the same file under any name or link), else its resolved path."""
+    try:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return str(Path(path).resolve())
+
+
+@contextlib.contextmanager
+def protect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
+    """While the block runs, no writer of this module replaces any of ``paths`` (existing files; folders and
+    missing paths are ignored): such a write raises :class:`~sacmap.core.errors.OutputCollision` naming the file.
+
+    Used by the CLI around every command (its file arguments) and by commands that expand folders into input
+    files. Nested and concurrent blocks add to one process-wide set.
+    """
+    keys = []
+    with _PROTECTED_LOCK:
+        for p in paths:
+            p = Path(p)
+            if p.is_file():
+                key = _identity(p)
+                if key not in _PROTECTED:
+                    _PROTECTED[key] = str(p)
+                    keys.append(key)
+    try:
+        yield
+    finally:
+        with _PROTECTED_LOCK:
+            for key in keys:
+                _PROTECTED.pop(key, None)
+
+
+def check_not_input(path: str | os.PathLike) -> None:
+    """Raise :class:`~sacmap.core.errors.OutputCollision` when ``path`` is a protected input (see
+    :func:`protect_inputs`)."""
+    if not _PROTECTED:
+        return
+    p = Path(path)
+    if p.exists() and _identity(p) in _PROTECTED:
+        raise OutputCollision(f"{p}: refusing to overwrite an input file of this command; choose another output "
+                              f"folder or name")
+
+
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
     """Write ``path`` atomically through ``write(tmp)``, which fills a temporary path in the same folder.
 
     The temporary path keeps ``path``'s suffix (``.png``, ``.tif``, ``.extxyz``, ...), so writers that pick a
     format from the file name (matplotlib, tifffile, ase.io) behave as they would on ``path``. Parent folders are
-    created; the temporary file is removed on any error. Returns ``path``.
+    created; the temporary file is removed on any error. A protected input (:func:`protect_inputs`) is never
+    replaced. Returns ``path``.
     """
     path = Path(path)
+    check_not_input(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
