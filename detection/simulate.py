@@ -82,6 +82,22 @@ def relative_contrast(symbol: str, exponent: float = 1.7) -> float:
     return (atomic_number(symbol) / PT_Z) ** exponent
 
 
+#: Geometry of ``simulate_sample`` when no arrangement is named (the calibrated sparse sample).
+GEOMETRY_DEFAULTS = dict(min_dist_nm=0.25, dimer_fraction=0.0, dimer_nm=0.22, trimer_fraction=0.0,
+                         trimer_angle_deg=60.0)
+
+#: Named arrangements (keywords of :func:`random_positions`). ``random``: complete spatial randomness (Poisson;
+#: at > ~2 atoms/nm² it holds pairs closer than any probe resolves); ``hardcore``: no two atoms closer than
+#: 0.25 nm; ``multimer``: 30 % of the atoms in dimers and 30 % in trimers (compact to linear), bonds 0.20–0.26 nm
+#: (metal–metal), units ≥ 0.25 nm apart.
+ARRANGEMENTS: dict[str, dict] = {
+    "random": dict(min_dist_nm=0.0, dimer_fraction=0.0, trimer_fraction=0.0),
+    "hardcore": dict(min_dist_nm=0.25, dimer_fraction=0.0, trimer_fraction=0.0),
+    "multimer": dict(min_dist_nm=0.25, dimer_fraction=0.3, trimer_fraction=0.3, dimer_nm=(0.20, 0.26),
+                     trimer_angle_deg=(60.0, 180.0)),
+}
+
+
 def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
@@ -150,20 +166,26 @@ def random_positions(
     seed=0,
     min_dist_nm: float = 0.25,
     dimer_fraction: float = 0.0,
-    dimer_nm: float = 0.22,
+    dimer_nm=0.22,
     trimer_fraction: float = 0.0,
     margin_nm: float = 0.0,
     mask=None,
     pixel_size_nm: float | None = None,
     return_groups: bool = False,
+    trimer_angle_deg=60.0,
+    area_nm2: float | None = None,
 ):
     """Random atom positions (nm) at ``density_nm2`` atoms/nm² over a field of ``field_nm`` (x, y) nm.
 
-    Units (singles, dimers at ``dimer_nm`` centre-to-centre, equilateral trimers of side ``dimer_nm``) are
-    placed by random sequential addition with every pair of atoms from *different* units at least
+    Units (singles, dimers at ``dimer_nm`` centre-to-centre, trimers of two bonds ``dimer_nm`` long meeting at
+    ``trimer_angle_deg``) are placed by random sequential addition with every pair of atoms from *different* units at least
     ``min_dist_nm`` apart. ``dimer_fraction`` / ``trimer_fraction`` are fractions of the atoms (not of the units) in dimers /
-    trimers. ``mask`` (optional 2-D array, > 0.5 = allowed, with ``pixel_size_nm``) restricts atoms to the
-    support; the number of atoms is then density × allowed area. Returns an (N, 2) float array of (x, y) nm
+    trimers. ``dimer_nm`` is one bond length (nm) or a range ``(lo, hi)`` drawn uniformly per bond;
+    ``trimer_angle_deg`` one angle (60 = equilateral with a fixed bond) or a range drawn uniformly per trimer
+    (e.g. ``(60, 180)``: compact to linear), the third side then kept ≥ the shortest bond allowed. ``mask`` (optional 2-D array, > 0.5 = allowed, with ``pixel_size_nm``) restricts atoms to the
+    support; the number of atoms is then density × allowed area (``area_nm2``, when given, replaces the
+    field's area in that product: atoms placed in a slightly smaller field than the one their density refers
+    to). Returns an (N, 2) float array of (x, y) nm
     (and an (N,) int array of unit ids when ``return_groups``). Same seed, same positions.
     """
     rng = _rng(seed)
@@ -174,7 +196,12 @@ def random_positions(
         raise DetectionInputError(f"field {fx}×{fy} nm is too small for margin {margin_nm} nm")
     if not (0 <= dimer_fraction and 0 <= trimer_fraction and dimer_fraction + trimer_fraction <= 1):
         raise DetectionInputError("dimer_fraction and trimer_fraction must be >= 0 and sum to <= 1")
-    area = (fx - 2 * margin_nm) * (fy - 2 * margin_nm)
+    bond_lo, bond_hi = _range(dimer_nm, "dimer_nm")
+    ang_lo, ang_hi = _range(trimer_angle_deg, "trimer_angle_deg")
+    if bond_lo <= 0 or not (0 < ang_lo and ang_hi <= 180):
+        raise DetectionInputError(f"dimer_nm must be > 0 and trimer_angle_deg in (0, 180], got {dimer_nm}, "
+                                  f"{trimer_angle_deg}")
+    area = (fx - 2 * margin_nm) * (fy - 2 * margin_nm) if area_nm2 is None else float(area_nm2)
     allowed = None
     if mask is not None:
         if pixel_size_nm is None:
@@ -224,10 +251,19 @@ def random_positions(
             phi = rng.uniform(0, 2 * np.pi)
             if size == 1:
                 unit = c[None, :]
-            else:
-                r = dimer_nm / 2 if size == 2 else dimer_nm / np.sqrt(3)
-                ang = phi + 2 * np.pi * np.arange(size) / size
-                unit = c + r * np.stack([np.cos(ang), np.sin(ang)], 1)
+            elif size == 2:
+                d = rng.uniform(bond_lo, bond_hi) if bond_hi > bond_lo else bond_lo
+                u = 0.5 * d * np.array([np.cos(phi), np.sin(phi)])
+                unit = np.stack([c - u, c + u])
+            else:  # apex atom, two bonds of its own lengths at an angle; third side >= the shortest bond
+                while True:
+                    d1, d2 = rng.uniform(bond_lo, bond_hi, 2) if bond_hi > bond_lo else (bond_lo, bond_lo)
+                    th = np.radians(rng.uniform(ang_lo, ang_hi) if ang_hi > ang_lo else ang_lo)
+                    if d1 * d1 + d2 * d2 - 2 * d1 * d2 * np.cos(th) >= bond_lo**2 * (1 - 1e-9):
+                        break
+                tri = np.array([[0.0, 0.0], [d1, 0.0], [d2 * np.cos(th), d2 * np.sin(th)]])
+                rot = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+                unit = c + (tri - tri.mean(0)) @ rot.T
             if np.any(unit < 0) or np.any(unit[:, 0] > fx) or np.any(unit[:, 1] > fy):
                 continue
             if allowed is not None:
@@ -252,6 +288,17 @@ def random_positions(
     pts = np.array(pts, dtype=float).reshape(-1, 2)
     groups = np.array(groups, dtype=int)
     return (pts, groups) if return_groups else pts
+
+
+def _range(value, name: str) -> tuple[float, float]:
+    """``value`` as a (lo, hi) range: one number gives (v, v); DetectionInputError on anything else."""
+    try:
+        lo, hi = (float(value), float(value)) if np.isscalar(value) else map(float, value)
+    except (TypeError, ValueError):
+        raise DetectionInputError(f"{name}: expected a number or a (lo, hi) pair, got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise DetectionInputError(f"{name}: expected finite lo <= hi, got {value!r}")
+    return lo, hi
 
 
 def _element_list(elements, n: int) -> list[str]:
@@ -287,9 +334,10 @@ def simulate_image(
     0 = vacuum) replaces the random vacuum region of ``vacuum_fraction``.
 
     Returns ``(image, truth)``: a float32 array of ``shape`` (rows, columns) and a DataFrame with one row per
-    atom inside the field: ``x_px, y_px, x_nm, y_nm, element`` (``x_px = x_nm / pixel_size_nm``). Atoms are
-    drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel size, seed and the
-    support fraction. Same seed, same image.
+    atom inside the field: ``x_px, y_px, x_nm, y_nm, element, intensity`` (``x_px = x_nm / pixel_size_nm``;
+    ``intensity`` = the atom's integrated signal above the background, image units · px², i.e. its Gaussian's
+    peak · 2πσ²). Atoms are drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel
+    size, seed, the support fraction and the atoms' Gaussian width ``sigma_px``. Same seed, same image.
     """
     unknown = set(kw) - set(DEFAULTS)
     if unknown:
@@ -387,9 +435,11 @@ def simulate_image(
             "x_nm": xy[inside, 0],
             "y_nm": xy[inside, 1],
             "element": np.array(els, dtype=object)[inside],
+            "intensity": (amp * height_scale * 2 * np.pi * s2_px)[inside] if len(amp) else np.empty(0),
         }
     )
     truth.attrs.update(
+        sigma_px=float(sig),
         pixel_size_nm=px,
         seed=None if isinstance(seed, np.random.Generator) else seed,
         support_fraction=float(on_support.mean()),
@@ -404,20 +454,33 @@ def simulate_sample(
     pixel_size_nm: float = REFERENCE_PIXEL_NM,
     elements=None,
     seed=0,
-    min_dist_nm: float = 0.25,
-    dimer_fraction: float = 0.0,
-    dimer_nm: float = 0.22,
-    trimer_fraction: float = 0.0,
+    min_dist_nm: float | None = None,
+    dimer_fraction: float | None = None,
+    dimer_nm=None,
+    trimer_fraction: float | None = None,
+    trimer_angle_deg=None,
     margin_nm: float = 0.0,
+    arrangement: str | None = None,
     **kw,
 ):
     """Random sample: atoms at ``density_nm2`` per nm² of *support* (none over vacuum), then
     ``simulate_image``.
 
-    ``elements``: None (Pt), a symbol, or a dict ``{symbol: fraction}`` (fractions normalised; each atom drawn
-    independently). Other keywords as ``random_positions`` and ``simulate_image``. Returns ``(image, truth,
-    support)`` with ``support`` the boolean support mask (True = carbon) used to place the atoms.
+    ``arrangement`` (one of :data:`ARRANGEMENTS`: ``random`` = complete spatial randomness, ``hardcore``,
+    ``multimer``) sets the geometry keywords; an explicit ``min_dist_nm``, ``dimer_fraction``, ``dimer_nm``,
+    ``trimer_fraction`` or ``trimer_angle_deg`` overrides it; without an arrangement the defaults are a
+    0.25-nm hard core, no multimers, 0.22-nm bonds, equilateral trimers. ``elements``: None (Pt), a symbol,
+    or a dict ``{symbol: fraction}`` (fractions normalised; each atom drawn independently). Other keywords
+    as ``random_positions`` and ``simulate_image``. Returns ``(image, truth, support)`` with ``support`` the
+    boolean support mask (True = carbon) used to place the atoms; ``truth`` has a ``unit`` column (atoms of one
+    dimer / trimer share it).
     """
+    if arrangement is not None and arrangement not in ARRANGEMENTS:
+        raise DetectionInputError(f"arrangement: {arrangement!r} is not one of {sorted(ARRANGEMENTS)}")
+    geo = {**GEOMETRY_DEFAULTS, **(ARRANGEMENTS[arrangement] if arrangement else {})}
+    given = dict(min_dist_nm=min_dist_nm, dimer_fraction=dimer_fraction, dimer_nm=dimer_nm,
+                 trimer_fraction=trimer_fraction, trimer_angle_deg=trimer_angle_deg)
+    geo.update({k: v for k, v in given.items() if v is not None})
     rng = _rng(seed)
     s_mask, s_pos, s_el, s_img = rng.integers(0, 2**63, 4)
     p = {**DEFAULTS, **kw}
@@ -429,21 +492,20 @@ def simulate_sample(
         seed=s_mask,
     )
     sup = soft > 0.5
-    field = (shape[1] * pixel_size_nm, shape[0] * pixel_size_nm)
-    xy = random_positions(
+    # atoms go where pixel centres are, [0, size - 1] px; their number is density × the image's own area
+    field = ((shape[1] - 1) * pixel_size_nm, (shape[0] - 1) * pixel_size_nm)
+    area = shape[0] * shape[1] * pixel_size_nm**2
+    xy, unit = random_positions(
         density_nm2,
         field,
         seed=s_pos,
-        min_dist_nm=min_dist_nm,
-        dimer_fraction=dimer_fraction,
-        dimer_nm=dimer_nm,
-        trimer_fraction=trimer_fraction,
         margin_nm=margin_nm,
         mask=None if sup.all() else sup,
         pixel_size_nm=pixel_size_nm,
+        return_groups=True,
+        area_nm2=area - 2 * margin_nm * (shape[0] + shape[1]) * pixel_size_nm + 4 * margin_nm**2,
+        **geo,
     )
-    # keep pixel centres inside [0, size - 1]
-    xy = np.clip(xy, 0, [field[0] - pixel_size_nm, field[1] - pixel_size_nm])
     if isinstance(elements, dict):
         syms = list(elements)
         w = np.array([float(elements[s]) for s in syms])
@@ -461,7 +523,11 @@ def simulate_sample(
         support=soft,
         **kw,
     )
+    # simulate_image keeps the atoms inside the field: all of them here (clipped above)
+    truth.insert(len(truth.columns), "unit", unit[: len(truth)])
     truth.attrs["seed"] = seed if not isinstance(seed, np.random.Generator) else None
+    truth.attrs["arrangement"] = arrangement
+    truth.attrs.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in geo.items()})
     return image, truth, sup
 
 
@@ -497,12 +563,83 @@ def save_tiff(path, image, pixel_size_nm: float) -> Path:
 
 
 #: Columns of a simulator truth CSV (positions in px and nm, x = column, y = row).
-TRUTH_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_nm", "y_nm", "element")
+TRUTH_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_nm", "y_nm", "element", "intensity", "unit")
 
 
 def write_truth_csv(path, truth: pd.DataFrame) -> Path:
-    """Write a truth table (:data:`TRUTH_COLUMNS`, 4 decimals) atomically; returns the path."""
-    return atomic_write(path, truth[list(TRUTH_COLUMNS)].to_csv(index=False, float_format="%.4f"))
+    """Write a truth table (:data:`TRUTH_COLUMNS` that it has, 4 decimals) atomically; returns the path."""
+    cols = [c for c in TRUTH_COLUMNS if c in truth.columns]
+    return atomic_write(path, truth[cols].to_csv(index=False, float_format="%.4f"))
+
+
+#: Metals of the randomised sets (HAADF contrast ∝ Z^1.7: Ni 28, Ru 44, Rh 45, Pd 46, Pt 78).
+METALS: tuple[str, ...] = ("Ni", "Ru", "Rh", "Pd", "Pt")
+
+#: Ranges of :func:`draw_conditions` (issue 14 item 1). Densities log-uniform, ``dose_factor`` and
+#: ``contrast_factor`` log-uniform multiples of the calibrated dose / Pt peak; lengths in nm.
+CONDITION_RANGES = dict(
+    density_nm2=(0.3, 8.0),
+    pixel_size_nm=(0.015, 0.05),
+    spread_fwhm_nm=(0.08, 0.30),
+    probe_fwhm_nm=(0.07, 0.12),
+    dose_factor=(0.3, 4.0),
+    contrast_factor=(0.8, 2.0),
+    peak_sd=(0.05, 0.25),
+    thickness_sd=(0.05, 0.4),
+    texture_sd=(0.01, 0.09),
+    line_noise=(0.0, 0.02),
+    line_jitter_px=(0.0, 0.3),
+)
+
+
+def draw_conditions(seed=0, *, arrangements=tuple(ARRANGEMENTS), metals=METALS, ranges=None) -> dict:
+    """One random imaging condition and sample (keywords of :func:`simulate_sample`, JSON-able).
+
+    Drawn from :data:`CONDITION_RANGES` (``ranges`` overrides entries): density (atoms/nm², log-uniform),
+    arrangement, pixel size (nm/px), atom width (``spread_fwhm_nm`` added to the probe), probe FWHM, dose
+    (× the calibrated 6.3·10⁴ counts/nm²), Pt peak (× the calibrated 0.36), per-atom peak spread, carbon
+    thickness and texture (sd and scales), scan-line noise and jitter, a vacuum region (in 30 % of the draws),
+    and the elements: one of ``metals`` (half the draws) or an equal-share mixture of two or three. Same seed,
+    same draw. A domain-randomised training or test set is ``[simulate_sample(**draw_conditions(s)) ...]``.
+    """
+    rng = _rng(seed)
+    r = {**CONDITION_RANGES, **(ranges or {})}
+
+    def uni(k):
+        lo, hi = _range(r[k], k)
+        return float(rng.uniform(lo, hi))
+
+    def logu(k):
+        lo, hi = _range(r[k], k)
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+    arrangements = list(arrangements)
+    metals = [str(m) for m in metals]
+    n_el = 1 if rng.random() < 0.5 or len(metals) == 1 else int(rng.integers(2, min(3, len(metals)) + 1))
+    els = sorted(rng.choice(metals, size=n_el, replace=False).tolist(), key=atomic_number)
+    scale = rng.uniform(0.7, 1.4)
+    c = dict(
+        density_nm2=logu("density_nm2"),
+        arrangement=str(arrangements[int(rng.integers(len(arrangements)))]),
+        pixel_size_nm=uni("pixel_size_nm"),
+        spread_fwhm_nm=uni("spread_fwhm_nm"),
+        probe_fwhm_nm=uni("probe_fwhm_nm"),
+        dose_per_nm2=DEFAULTS["dose_per_nm2"] * logu("dose_factor"),
+        peak_pt=DEFAULTS["peak_pt"] * logu("contrast_factor"),
+        peak_sd=uni("peak_sd"),
+        thickness_sd=uni("thickness_sd"),
+        texture_sd=uni("texture_sd"),
+        texture_scales_nm=[round(s * scale, 4) for s in DEFAULTS["texture_scales_nm"]],
+        line_noise=uni("line_noise"),
+        line_jitter_px=uni("line_jitter_px"),
+        vacuum_fraction=float(rng.uniform(0.1, 0.4)) if rng.random() < 0.3 else 0.0,
+        elements={e: 1.0 for e in els} if len(els) > 1 else els[0],
+    )
+    return c
+
+
+#: Suffix of the JSON written beside each simulated image: the conditions it was made with.
+CONDITIONS_SUFFIX = "_sim.json"
 
 
 def simulate_dataset(
@@ -514,17 +651,24 @@ def simulate_dataset(
     shape=(512, 512),
     pixel_size_nm: float = REFERENCE_PIXEL_NM,
     density_nm2: float = 1.0,
+    randomise: bool = False,
     progress: bool = False,
     **kw,
 ) -> list[Path]:
     """Write ``n_images`` simulated samples to ``outdir``: ``<prefix>_NNN.tif`` + ``<prefix>_NNN.csv``
-    (truth, :data:`TRUTH_COLUMNS`).
+    (truth, :data:`TRUTH_COLUMNS`) + ``<prefix>_NNN_sim.json`` (the conditions, :data:`CONDITIONS_SUFFIX`).
 
     Image i uses seed ``[seed, i]``; other keywords as ``simulate_sample`` (density per nm² of support,
-    elements, dimer/trimer fractions, vacuum_fraction, the ``DEFAULTS`` such as ``spread_fwhm_nm`` or
-    ``peak_pt``, ...); a keyword given as None keeps its default, and ``elements`` may also be a list of symbols
-    drawn in equal shares. Returns the TIFF paths.
+    arrangement, elements, dimer/trimer fractions, vacuum_fraction, the ``DEFAULTS`` such as ``spread_fwhm_nm``
+    or ``peak_pt``, ...); a keyword given as None keeps its default, and ``elements`` may also be a list of
+    symbols drawn in equal shares. ``randomise``: each image's conditions are drawn by :func:`draw_conditions`
+    (density, arrangement, pixel size, widths, dose, contrast, texture, metals); keywords given here override
+    the draw (``density_nm2`` and ``pixel_size_nm`` only when ``randomise`` is False, elements when given).
+    The JSON's ``seed`` and conditions reproduce the image: ``simulate_sample(shape=..., seed=
+    np.random.default_rng(seed), **conditions)``. Returns the TIFF paths.
     """
+    from sacmap.core.atomic import write_json
+
     kw = {k: v for k, v in kw.items() if v is not None}
     if isinstance(kw.get("elements"), (list, tuple)):
         kw["elements"] = {str(e): 1.0 for e in kw["elements"]}
@@ -536,14 +680,17 @@ def simulate_dataset(
 
         it = tqdm(it, desc="simulate", unit="image")
     for i in it:
-        image, truth, _ = simulate_sample(
-            density_nm2,
-            shape=shape,
-            pixel_size_nm=pixel_size_nm,
-            seed=np.random.default_rng([int(seed), i]),
-            **kw,
-        )
+        rng = np.random.default_rng([int(seed), i])  # the sample; the conditions from their own stream
+        if randomise:
+            cond = {**draw_conditions(np.random.default_rng([int(seed), i, 1])), **kw}
+        else:
+            cond = dict(density_nm2=density_nm2, pixel_size_nm=pixel_size_nm, **kw)
+        image, truth, _ = simulate_sample(shape=shape, seed=rng, **cond)
         stem = f"{prefix}_{i:03d}"
-        out.append(save_tiff(outdir / f"{stem}.tif", image, pixel_size_nm))
+        out.append(save_tiff(outdir / f"{stem}.tif", image, cond["pixel_size_nm"]))
         write_truth_csv(outdir / f"{stem}.csv", truth)
+        meta = {**cond, "seed": [int(seed), i], "shape": list(shape), "n_atoms": len(truth),
+                "sigma_px": truth.attrs.get("sigma_px")}
+        meta.update({k: truth.attrs.get(k) for k in GEOMETRY_DEFAULTS})
+        write_json(outdir / f"{stem}{CONDITIONS_SUFFIX}", meta, indent=1)
     return out

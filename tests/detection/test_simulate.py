@@ -77,7 +77,7 @@ def test_seed_reproduces_and_differs():
 def test_truth_columns_and_units():
     xy = np.array([[1.0, 2.0], [7.5, 3.25], [20.0, 1.0]])  # last one outside a 15 nm field
     img, truth = simulate_image(xy, elements=["Pt", "Pd", "Ni"], seed=0)
-    assert list(truth.columns) == ["x_px", "y_px", "x_nm", "y_nm", "element"]
+    assert list(truth.columns) == ["x_px", "y_px", "x_nm", "y_nm", "element", "intensity"]
     assert len(truth) == 2 and list(truth.element) == ["Pt", "Pd"]
     np.testing.assert_allclose(truth.x_px, truth.x_nm / REFERENCE_PIXEL_NM)
     np.testing.assert_allclose(truth[["x_nm", "y_nm"]].to_numpy(), xy[:2])
@@ -239,4 +239,111 @@ def test_dataset_elements_list_and_none_keywords(tmp_path):
     ta, tb = (p.with_suffix(".csv").read_text() for p in (a[0], b[0]))
     assert ta == tb and ta.splitlines()[0] == ",".join(TRUTH_COLUMNS)
     assert {"Ni", "Pt"} <= set(pd.read_csv(a[0].with_suffix(".csv"))["element"])
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["sim_000.csv", "sim_000.tif"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["sim_000.csv", "sim_000.tif", "sim_000_sim.json"]
+
+
+def test_true_intensity_is_the_atom_integral_at_any_pixel_size():
+    """``truth.intensity`` is the integral of the atom's signal over the background (image units · px²): the
+    noiseless image with an atom minus the one without, summed; ∝ Z^1.7 and ∝ 1/pixel area."""
+    flat = dict(noise=False, peak_sd=0.0, texture_sd=0.0, vacuum_texture_sd=0.0, thickness_sd=0.0)
+    for px in (0.02, 0.04):
+        xy = np.array([[1.5, 1.5], [1.5, 3.6]])
+        img, truth = simulate_image(xy, shape=(256, 256), pixel_size_nm=px, elements=["Pt", "Ni"], **flat)
+        bare, _ = simulate_image(np.empty((0, 2)), shape=(256, 256), pixel_size_nm=px, **flat)
+        half = int(0.9 / px)
+        for (x, y), i_true in zip(truth[["x_px", "y_px"]].to_numpy(), truth.intensity):
+            r, c = int(round(y)), int(round(x))
+            measured = float((img - bare)[r - half : r + half, c - half : c + half].sum())
+            assert measured == pytest.approx(i_true, rel=0.01)
+        assert truth.intensity[1] / truth.intensity[0] == pytest.approx((28 / 78) ** 1.7, rel=1e-6)
+        assert truth.intensity[0] * px**2 == pytest.approx(0.36 * 2 * np.pi * ((0.1**2 + 0.26**2) / 8 / np.log(2)),
+                                                           rel=0.01)
+
+
+def _nnd(xy):
+    from scipy.spatial import cKDTree
+
+    return cKDTree(xy).query(xy, k=2)[0][:, 1]
+
+
+def test_arrangements_random_hardcore_multimer():
+    """``random`` is Poisson (Clark–Evans ≈ 1, pairs closer than 0.2 nm at 8/nm²), ``hardcore`` keeps 0.25 nm,
+    ``multimer`` has 30 % dimers + 30 % trimers with every bond in 0.20–0.26 nm and units ≥ 0.25 nm apart."""
+    from sacmap.detection.simulate import ARRANGEMENTS
+
+    field = 512 * REFERENCE_PIXEL_NM
+    _, rnd, _ = simulate_sample(8.0, arrangement="random", seed=0)
+    nnd = _nnd(rnd[["x_nm", "y_nm"]].to_numpy())
+    assert len(rnd) == round(8 * field**2)
+    ce = nnd.mean() / (0.5 / np.sqrt(len(rnd) / field**2))
+    assert 0.95 < ce < 1.08 and (nnd < 0.1).mean() > 0.1  # Poisson: P(NND < 0.1) = 1 - exp(-8π·0.01) ≈ 0.22
+    _, hc, _ = simulate_sample(8.0, arrangement="hardcore", seed=0)
+    assert _nnd(hc[["x_nm", "y_nm"]].to_numpy()).min() >= 0.25 - 1e-9
+    _, mm, _ = simulate_sample(6.0, arrangement="multimer", seed=0)
+    sizes = mm.groupby("unit").size()
+    n = len(mm)
+    assert abs(sizes[sizes == 2].sum() / n - 0.3) < 0.02 and abs(sizes[sizes == 3].sum() / n - 0.3) < 0.02
+    xy, unit = mm[["x_nm", "y_nm"]].to_numpy(), mm.unit.to_numpy()
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    same = unit[:, None] == unit[None, :]
+    assert d[~same].min() >= 0.25 - 1e-9
+    # within a unit: each atom's closest partner is a bond of 0.20-0.26 nm; no two atoms of a unit < 0.20 nm
+    intra = np.where(same, d, np.inf)
+    multi = np.isfinite(intra.min(1))
+    assert intra.min(1)[multi].min() >= 0.20 - 1e-6 and intra.min(1)[multi].max() <= 0.26 + 1e-6
+    # trimers span compact to linear: the longest side goes from ~0.2 to ~0.5 nm
+    longest = [np.max(np.where(np.isfinite(intra[unit == u][:, unit == u]), intra[unit == u][:, unit == u], 0))
+               for u in sizes[sizes == 3].index]
+    assert min(longest) < 0.3 and max(longest) > 0.45
+    assert set(ARRANGEMENTS) == {"random", "hardcore", "multimer"}
+    # an explicit keyword overrides the arrangement
+    _, t, _ = simulate_sample(1.0, arrangement="multimer", trimer_fraction=0.0, seed=0)
+    assert t.groupby("unit").size().max() == 2
+    with pytest.raises(DetectionInputError, match="arrangement"):
+        simulate_sample(1.0, arrangement="lattice")
+    with pytest.raises(DetectionInputError, match="dimer_nm"):
+        random_positions(1.0, 5.0, dimer_fraction=0.5, dimer_nm=(0.3, 0.2))
+
+
+def test_draw_conditions_spans_the_ranges_and_reproduces(tmp_path):
+    import json
+
+    from sacmap.detection.simulate import CONDITION_RANGES, METALS, draw_conditions, simulate_dataset
+
+    draws = [draw_conditions(s) for s in range(200)]
+    assert draw_conditions(7) == draw_conditions(7) and draw_conditions(7) != draw_conditions(8)
+    for key in ("density_nm2", "pixel_size_nm", "spread_fwhm_nm"):
+        v = np.array([d[key] for d in draws])
+        lo, hi = CONDITION_RANGES[key]
+        assert v.min() >= lo and v.max() <= hi and v.min() < lo + 0.1 * (hi - lo) and v.max() > hi - 0.1 * (hi - lo)
+    assert {d["arrangement"] for d in draws} == {"random", "hardcore", "multimer"}
+    singles = {d["elements"] for d in draws if isinstance(d["elements"], str)}
+    assert singles == set(METALS) and any(isinstance(d["elements"], dict) and len(d["elements"]) == 3 for d in draws)
+    paths = simulate_dataset(tmp_path, 2, randomise=True, seed=3, shape=(96, 96))
+    meta = json.loads((tmp_path / "sim_001_sim.json").read_text())
+    from sacmap.detection.io import read_image
+
+    assert read_image(paths[1])[1] == pytest.approx(meta["pixel_size_nm"], rel=1e-6)
+    img, truth, _ = simulate_sample(shape=(96, 96), seed=np.random.default_rng([3, 1]),
+                                    **{k: meta[k] for k in draw_conditions(0)})
+    assert len(truth) == meta["n_atoms"]
+    import tifffile
+
+    np.testing.assert_array_equal(tifffile.imread(paths[1]), img)
+
+
+def test_cli_simulate_arrangement_and_randomise(tmp_path):
+    import pandas as pd
+
+    from sacmap.workflows.cli import main
+
+    assert main(["detect", "simulate", "-o", str(tmp_path / "m"), "--arrangement", "multimer", "--bond-nm",
+                 "0.21,0.25", "--density", "3", "--size", "128", "--dose", "1e5"]) == 0
+    t = pd.read_csv(tmp_path / "m" / "sim_000.csv")
+    assert list(t.columns) == ["x_px", "y_px", "x_nm", "y_nm", "element", "intensity", "unit"]
+    assert t.groupby("unit").size().max() == 3
+    assert main(["detect", "simulate", "-o", str(tmp_path / "r"), "--randomise", "--size", "64", "--n-images",
+                 "2"]) == 0
+    assert len(list((tmp_path / "r").glob("*_sim.json"))) == 2
+    assert main(["detect", "simulate", "-o", str(tmp_path / "x"), "--bond-nm", "0.3,0.2"]) == 2
