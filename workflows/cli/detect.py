@@ -93,12 +93,12 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "n_images": (("--n-images",), {**_number(int, lo=1), "default": 1, "help": "number of images (default 1)"}),
     "size": (("--size",), {**_number(int, lo=21), "default": 512, "help": "image side (px, >= 21)"}),
     "density": (("--density",), {**_number(lo=0), "default": 1.0, "help": "atoms per nm² of support"}),
-    "dimer_fraction": (("--dimer-fraction",), {**_number(lo=0, hi=1), "default": 0.0,
+    "dimer_fraction": (("--dimer-fraction",), {**_number(lo=0, hi=1), "default": None,
                                                "help": "share of atoms placed as 0.22-nm dimers"}),
-    "trimer_fraction": (("--trimer-fraction",), {**_number(lo=0, hi=1), "default": 0.0,
+    "trimer_fraction": (("--trimer-fraction",), {**_number(lo=0, hi=1), "default": None,
                                                  "help": "share of atoms placed as 0.22-nm trimers (dimer + trimer "
                                                  "shares <= 1)"}),
-    "min_dist": (("--min-dist",), {**_number(lo=0), "default": 0.25,
+    "min_dist": (("--min-dist",), {**_number(lo=0), "default": None,
                                    "help": "closest spacing (nm) of atoms of different units (default 0.25)"}),
     "atom_fwhm": (("--atom-fwhm",), {**_number(lo=0), "default": None,
                                      "help": "FWHM (nm) of the atom image beyond the probe (default: calibrated, "
@@ -109,6 +109,21 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "vacuum_fraction": (("--vacuum-fraction",), {**_number(lo=0, hi=1.0, hi_open=True), "default": 0.0,
                                                  "help": "share of the field that is vacuum, in [0, 1)"}),
     "clean": (("--clean",), {"action": "store_true", "help": "noise-free expectation (no shot or scan-line noise)"}),
+    "arrangement": (("--arrangement",), {"default": None, "choices": ["random", "hardcore", "multimer"],
+                                         "help": "random = complete spatial randomness; hardcore = atoms >= 0.25 nm "
+                                         "apart; multimer = 30 %% dimers + 30 %% trimers, bonds 0.20-0.26 nm "
+                                         "(--min-dist, --dimer-fraction, ... override it)"}),
+    "bond_nm": (("--bond-nm",), {"action": _Checked, "value_type": list[float], "split": ",",
+                                 "limits": {"lo": 0, "lo_open": True}, "default": None, "metavar": "NM[,NM]",
+                                 "help": "dimer/trimer bond length in nm, or a range lo,hi drawn per bond "
+                                 "(default 0.22)"}),
+    "dose": (("--dose",), {**_number(lo=0, lo_open=True), "default": None, "metavar": "COUNTS_NM2",
+                           "help": "electron dose, counts per nm² per unit support signal (default: calibrated, "
+                           "6.3e4)"}),
+    "randomise": (("--randomise",), {"action": "store_true",
+                                     "help": "draw each image's density, arrangement, pixel size, atom width, "
+                                     "dose, contrast, texture and metals (Ni, Ru, Rh, Pd, Pt) at random; "
+                                     "given options override the draw"}),
 }
 
 
@@ -152,7 +167,8 @@ def _simulate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sacmap detect simulate",
                                 description="Synthetic HAADF-STEM images with known atom positions.")
     _add(p, "outdir", "n_images", "size", "pixel_size", "density", "dimer_fraction", "trimer_fraction", "min_dist",
-         "atom_fwhm", "atom_peak", "elements", "vacuum_fraction", "clean", "seed",
+         "atom_fwhm", "atom_peak", "elements", "vacuum_fraction", "clean", "seed", "arrangement", "bond_nm", "dose",
+         "randomise",
          pixel_size={"default": 0.0293, "help": "nm/px (default 0.0293)"},
          elements={"help": "comma-separated symbols, equal shares at random"},
          seed={"default": 0, "help": "random seed (default 0)"})
@@ -199,14 +215,20 @@ def _train(a) -> int:
 def _simulate(a) -> int:
     from sacmap.detection.simulate import simulate_dataset
 
-    if a.dimer_fraction + a.trimer_fraction > 1:
+    if (a.dimer_fraction or 0) + (a.trimer_fraction or 0) > 1:
         raise DetectionInputError(f"sacmap detect simulate: --dimer-fraction + --trimer-fraction: "
-                                  f"{a.dimer_fraction:g} + {a.trimer_fraction:g} is above 1")
+                                  f"{a.dimer_fraction or 0:g} + {a.trimer_fraction or 0:g} is above 1")
+    if a.bond_nm is not None and not (len(a.bond_nm) in (1, 2) and a.bond_nm[0] <= a.bond_nm[-1]):
+        raise DetectionInputError(f"sacmap detect simulate: --bond-nm: expected NM or LO,HI with LO <= HI, got "
+                                  f"{','.join(map(str, a.bond_nm))}")
+    bond = None if a.bond_nm is None else (a.bond_nm[0], a.bond_nm[-1])
     paths = simulate_dataset(a.outdir, a.n_images, seed=a.seed, shape=(a.size, a.size), pixel_size_nm=a.pixel_size,
                              density_nm2=a.density, dimer_fraction=a.dimer_fraction,
                              trimer_fraction=a.trimer_fraction, min_dist_nm=a.min_dist, elements=a.elements or None,
-                             vacuum_fraction=a.vacuum_fraction, noise=not a.clean, spread_fwhm_nm=a.atom_fwhm,
-                             peak_pt=a.atom_peak, progress=True)
+                             vacuum_fraction=a.vacuum_fraction if a.vacuum_fraction or not a.randomise else None,
+                             noise=not a.clean, spread_fwhm_nm=a.atom_fwhm, peak_pt=a.atom_peak,
+                             arrangement=a.arrangement, dimer_nm=bond, dose_per_nm2=a.dose, randomise=a.randomise,
+                             progress=True)
     print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
 
