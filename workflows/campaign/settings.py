@@ -29,7 +29,7 @@ HANDLER_NAMES = (
     "PotimErrorHandler", "PositiveEnergyErrorHandler", "FrozenJobErrorHandler", "StdErrHandler",
     "LargeSigmaHandler", "IncorrectSmearingHandler",
 )
-OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch")
+OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch", "PreconLBFGS")
 DEFAULT_FMAX = 0.05  # eV/Å
 DEFAULT_MAX_STEPS = 500
 

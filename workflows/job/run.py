@@ -32,11 +32,12 @@ def _say(msg: str) -> None:
 
 def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None = None,
             launchpad: str | Path | None = None, db: str | None = None, progress: bool = True,
-            skip_calculations: bool = False) -> Path:
+            skip_calculations: bool = False, workers: int | None = None) -> Path:
     """Run the whole job for ``spec_path`` (a spec file, or the name of a bundled spec: ``demo``, ``paper``) into
     ``outdir``; returns the path of ``report.html``.
 
     Interrupting and rerunning resumes: finished steps (and finished calculations, images) are reused.
+    ``workers``: parallel relaxation processes (default: the cores available, ``$SACMAP_WORKERS``).
     """
     spec = structures.load_spec(spec_path)
     spec_path = Path(spec["_source"]).resolve()
@@ -58,10 +59,14 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
         state["structures"] = timed("structures", steps_compute.build_structures, spec, out)
         if not skip_calculations:
             state["campaign"] = timed("calculations", steps_compute.run_calculations, spec, out,
-                                      calculator=calculator, launchpad=launchpad, db=db, progress=progress)
+                                      calculator=calculator, launchpad=launchpad, db=db, progress=progress,
+                                      workers=workers)
             state["energetics"] = timed("energetics", steps_analysis.energetics, state["campaign"]["db"], out)
-    if settings["images"]:
-        state["detection"] = timed("detection", steps_images.detect, settings, out, progress=progress)
+    if settings.get("simulated_images"):
+        state["simulated"] = timed("simulated images", steps_images.simulate, settings, out)
+    if settings["images"] or state.get("simulated"):
+        state["detection"] = timed("detection", steps_images.detect, settings, out, progress=progress,
+                                   simulated=state.get("simulated"))
         state["statistics"] = timed("statistics", steps_images.statistics, state["detection"], settings, out)
         potential = (state.get("energetics") or {}).get("site_site_potential")
         state["sampling"] = timed("sampling", steps_analysis.sampling, state["statistics"], settings, out,

@@ -14,6 +14,7 @@ from pathlib import Path
 from sacmap.core.constants import MULTIMER_NM
 from sacmap.core.records import is_image
 from sacmap.core.validation import dump, non_empty, option, parse
+from sacmap.detection.simulate import REFERENCE_PIXEL_NM
 from sacmap.workflows.errors import WorkflowInputError
 
 
@@ -62,6 +63,28 @@ class SamplingBlock:
                                               "(default: the one with most points)")
 
 
+#: Densities of the demo's simulated images (atoms/nm²): the paper's range, 0.5 to 8.
+SIMULATED_DENSITIES_NM2 = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+
+
+@dataclass(frozen=True)
+class SimulatedImagesBlock:
+    """``simulated_images``: synthetic HAADF-STEM images made by :mod:`sacmap.detection.simulate` at known
+    positions (fixed seeds), detected like the real images and described twice, from the detections and from the
+    true positions. Marked "simulated" wherever they appear in the outputs."""
+
+    densities_nm2: list[float] = option(factory=lambda: list(SIMULATED_DENSITIES_NM2), lo=0.0, lo_open=True,
+                                        check=non_empty, unit="nm^-2", doc="one image per density")
+    seed: int = option(0, doc="seed of the first image (image i uses [seed, i])")
+    size_px: int = option(512, lo=64, hi=2048, unit="px", doc="side of each square image")
+    pixel_size_nm: float = option(REFERENCE_PIXEL_NM, lo=0.0, lo_open=True, hi=1.0, unit="nm/px",
+                                  doc="pixel size (default: the bundled Pt1/NC images')")
+    element: str = option("Pt", doc="metal drawn (contrast by Z)")
+    min_dist_nm: float = option(0.25, lo=0.0, unit="nm",
+                                doc="no two atoms of different units closer than this (a hard core)")
+    dimer_fraction: float = option(0.0, lo=0.0, hi=1.0, doc="fraction of the atoms placed in dimers (0.22 nm)")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """The job-owned blocks of a campaign spec, parsed (the other top-level blocks are not looked at)."""
@@ -70,6 +93,7 @@ class JobSpec:
     detection: DetectionBlock = option(factory=DetectionBlock)
     statistics: StatisticsBlock = option(factory=StatisticsBlock)
     sampling: SamplingBlock = option(factory=SamplingBlock)
+    simulated_images: SimulatedImagesBlock | None = option(None, doc="synthetic images at known positions")
 
 
 _JOB_KEYS = tuple(JobSpec.__dataclass_fields__)
@@ -108,7 +132,9 @@ def resolve_images(entries: list[str], spec_path: Path) -> list[Path]:
 
 def job_settings(spec: dict, spec_path: Path) -> dict:
     """Validated settings of the job-owned blocks as plain mappings (defaults filled in) plus ``images``, the
-    resolved input files: ``{"detection": {...}, "statistics": {...}, "sampling": {...}, "images": [Path]}``."""
+    resolved input files: ``{"detection": {...}, "statistics": {...}, "sampling": {...}, "images": [Path],
+    "simulated_images": {...} or None}``."""
     job = parse_job_spec(spec, Path(spec_path))
+    sim = dump(job.simulated_images) if job.simulated_images is not None else None
     return {"detection": dump(job.detection), "statistics": dump(job.statistics), "sampling": dump(job.sampling),
-            "images": resolve_images(job.images, Path(spec_path))}
+            "images": resolve_images(job.images, Path(spec_path)), "simulated_images": sim}

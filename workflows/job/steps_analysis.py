@@ -96,7 +96,8 @@ def sampling(stats: dict, settings: dict, out: Path, *, potential: str | None = 
         return rec.result()
 
     # --- fit on the richest image -----------------------------------------------------------------------
-    usable = [im for im in images if im["n_atoms"] >= 3]
+    # real images only: the simulated ones are a detection control whose pattern the spec chose
+    usable = [im for im in images if im["n_atoms"] >= 3 and not im.get("simulated")]
     observed = {im["image"]: Observation.from_detection(im["detection_csv"]) for im in usable}
     sampler = make_sampler("dft", potential=pot_path, site_kinds=site_kinds, n_boot=cfg["n_boot"], seed=cfg["seed"])
     samplers = {"random": make_sampler("random"), "repulsive": make_sampler("repulsive", c_nm=cfg["repulsive_c_nm"]),

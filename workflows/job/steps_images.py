@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -45,14 +46,56 @@ def _given_csv(path: Path, ddir: Path) -> dict:
     return files
 
 
-def detect(settings: dict, out: Path, progress: bool = True) -> dict:
-    """Detection for every image; each image is its own resumable unit (a rerun skips finished images)."""
+SIMULATED_PREFIX = "simulated"
+MATCH_NM = 0.15  # a detection within this distance of a true atom finds it (recall, precision)
+
+
+def simulated_stem(density_nm2: float) -> str:
+    """File stem of the simulated image at ``density_nm2`` atoms/nm² (``simulated_0.5_per_nm2``): the word
+    "simulated" is in every file, table row and caption that comes from it."""
+    return f"{SIMULATED_PREFIX}_{density_nm2:g}_per_nm2"
+
+
+def simulate(settings: dict, out: Path) -> dict:
+    """Write the ``simulated_images`` block's synthetic HAADF-STEM images (:func:`sacmap.detection.simulate.
+    simulate_sample`, image i with seed ``[seed, i]``) as calibrated TIFFs with their true positions
+    (``simulated/<stem>.tif`` and ``<stem>_truth.csv``, px and nm). Skipped when current."""
+    from sacmap.detection.simulate import save_tiff, simulate_sample, write_truth_csv
+
+    cfg = settings["simulated_images"]
+    sdir = out / "simulated"
+    rec = StepRecord(out, "simulated")
+    key = fingerprint(cfg)
+    if rec.is_current(key):
+        return rec.result()
+    images, outputs = [], []
+    for i, dens in enumerate(cfg["densities_nm2"]):
+        image, truth, _ = simulate_sample(
+            float(dens), shape=(cfg["size_px"], cfg["size_px"]), pixel_size_nm=cfg["pixel_size_nm"],
+            elements=cfg["element"], seed=np.random.default_rng([int(cfg["seed"]), i]),
+            min_dist_nm=cfg["min_dist_nm"], dimer_fraction=cfg["dimer_fraction"])
+        stem = simulated_stem(float(dens))
+        tif = save_tiff(sdir / f"{stem}.tif", image, cfg["pixel_size_nm"])
+        truth_csv = write_truth_csv(sdir / f"{stem}_truth.csv", truth)
+        images.append({"image": stem, "tif": str(tif), "truth_csv": str(truth_csv), "density_nm2": float(dens),
+                       "n_true": int(len(truth))})
+        outputs += [tif, truth_csv]
+    result = {"images": images, "settings": cfg}
+    rec.mark_done(key, outputs, result)
+    return result
+
+
+def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | None = None) -> dict:
+    """Detection for every image (the spec's and, with ``simulated`` (:func:`simulate`'s result), the simulated
+    ones); each image is its own resumable unit (a rerun skips finished images)."""
     det = settings["detection"]
     ddir = out / "detection"
     ddir.mkdir(parents=True, exist_ok=True)
     weights = Path(det["weights"]) if det["weights"] else None
     images = []
-    for path in tqdm(settings["images"], desc="detecting atoms", unit="image", disable=not progress):
+    truths = {Path(s["tif"]): s for s in (simulated or {}).get("images", [])}
+    paths = list(settings["images"]) + list(truths)
+    for path in tqdm(paths, desc="detecting atoms", unit="image", disable=not progress):
         rec = StepRecord(out, f"detection-{path.stem}")
         key = fingerprint(path, {k: v for k, v in det.items() if k != "device"}, weights)
         if not rec.is_current(key):
@@ -61,9 +104,11 @@ def detect(settings: dict, out: Path, progress: bool = True) -> dict:
         files = rec.result()
         meta = json.loads(Path(files["json"]).read_text()) if files.get("json") else {}
         n = len(pd.read_csv(files["csv"]))
+        sim = truths.get(path)
         images.append({"image": path.stem, "source": str(path), **files, "n_atoms": n,
                        "pixel_size_nm": meta.get("pixel_size_nm", float("nan")),
-                       "overlay_png": files.get("overlay"), "meta": meta})
+                       "overlay_png": files.get("overlay"), "meta": meta, "simulated": sim is not None,
+                       "truth_csv": sim["truth_csv"] if sim else None})
     return {"images": images, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in det.items()}}
 
 
@@ -82,28 +127,31 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     rec = StepRecord(out, "statistics")
     supports = [detection_paths(Path(im["csv"]).parent, Path(im["csv"]).stem)["support"]
                 for im in detection["images"]]
-    key = fingerprint(mm, [(Path(im["csv"]), sup if sup.is_file() else None, im.get("meta"))
+    key = fingerprint(mm, [(Path(im["csv"]), sup if sup.is_file() else None, im.get("meta"),
+                            Path(im["truth_csv"]) if im.get("truth_csv") else None)
                            for im, sup in zip(detection["images"], supports)])
     if rec.is_current(key):
         return rec.result()
-    rows, full, pairs, images = [], {}, [], []
+    rows, full, pairs, images, truth_rows = [], {}, [], [], []
     for im in detection["images"]:
         obs = Observation.from_detection(im["csv"])
         if obs.n_atoms < 2:
             continue
         d, arrays = describe(obs, multimer_nm=mm, gr_rmax_nm=None)
+        if im.get("truth_csv"):
+            truth_rows.append(_truth_row(im, obs, d, mm))
         coords = pd.read_csv(im["csv"]).iloc[obs.rows].reset_index(drop=True)
         coords["nnd_nm"] = arrays["nnd_nm"]
         coords["cluster"] = arrays["cluster"]
         coords_csv = write_csv(sdir / f"{im['image']}_coords.csv", coords)
         full[im["image"]] = d
-        rows.append({"image": im["image"], **flatten_descriptors(d)})
+        rows.append({"image": im["image"], "simulated": bool(im.get("simulated")), **flatten_descriptors(d)})
         for pair, st in (d.get("nnd_by_pair") or {}).items():
             pairs.append({"image": im["image"], "pair": pair, "nnd_mean_nm": st.get("mean_nm"), "n": st.get("n")})
         images.append({"image": im["image"], "coords_csv": str(coords_csv), "detection_csv": str(im["csv"]),
                        "n_atoms": int(d["n_atoms"]), "n_detected": obs.n_detected, "n_off_window": obs.n_off_window,
                        "density_nm2": d["density_nm2"], "pixel_size_nm": obs.pixel_size_nm,
-                       "window": obs.window_source})
+                       "window": obs.window_source, "simulated": bool(im.get("simulated"))})
     if not rows:
         raise WorkflowInputError("no image has at least two detected atoms in its window: nothing to describe")
     desc = pd.DataFrame(rows)
@@ -112,7 +160,33 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
     species_csv = None
     if pairs:
         species_csv = str(write_csv(sdir / "species_pairs.csv", pd.DataFrame(pairs)))
+    truth_csv = None
+    if truth_rows:
+        truth_csv = str(write_csv(sdir / "simulated_detected_vs_true.csv", pd.DataFrame(truth_rows)))
     result = {"descriptors_csv": str(desc_csv), "descriptors_json": str(sdir / "descriptors.json"),
-              "images": images, "species_pairs_csv": species_csv}
-    rec.mark_done(key, [desc_csv, sdir / "descriptors.json"] + [Path(im["coords_csv"]) for im in images], result)
+              "images": images, "species_pairs_csv": species_csv, "simulated_vs_true_csv": truth_csv}
+    outputs = [desc_csv, sdir / "descriptors.json"] + [Path(im["coords_csv"]) for im in images]
+    rec.mark_done(key, outputs + ([Path(truth_csv)] if truth_csv else []), result)
     return result
+
+
+def _truth_row(im: dict, obs, detected: dict, multimer_nm: float) -> dict:
+    """Detected against true descriptors of one simulated image, both in the detection's window (nm), with the
+    detector's recall and precision (matches within :data:`MATCH_NM`)."""
+    from sacmap.analysis.spatial.descriptors import descriptors
+    from sacmap.analysis.spatial.observation import Observation
+    from sacmap.detection.evaluate import evaluate_xy
+
+    truth = pd.read_csv(im["truth_csv"])
+    true_obs = Observation.from_points(truth[["x_nm", "y_nm"]].to_numpy(float), obs.window,
+                                       source=im["truth_csv"], window_source=obs.window_source)
+    t = descriptors(true_obs.xy_nm, true_obs.window, multimer_nm=multimer_nm)
+    det = pd.read_csv(im["csv"])
+    ev = evaluate_xy(det[["x_px", "y_px"]].to_numpy(float), truth[["x_px", "y_px"]].to_numpy(float),
+                     radius_px=MATCH_NM / float(obs.pixel_size_nm))
+    return {"image": im["image"], "density_true_nm2": t["density_nm2"], "density_detected_nm2": detected["density_nm2"],
+            "n_true": true_obs.n_atoms, "n_detected": obs.n_atoms,
+            "multimer_share_true": t["multimer_share"], "multimer_share_detected": detected["multimer_share"],
+            "nnd_mean_true_nm": t["nnd_mean_nm"], "nnd_mean_detected_nm": detected["nnd_mean_nm"],
+            "nnd_mean_random_nm": detected.get("nnd_mean_random_same_window_nm"),
+            "recall": ev["recall"], "precision": ev["precision"], "f1": ev["f1"]}
