@@ -49,6 +49,7 @@ import yaml
 
 from sacmap.core.resources import bundled_specs, resolve_spec
 from sacmap.core.validation import dump, non_empty, option, parse
+from sacmap.core.yamlfile import read_text
 
 from .builders import (
     SlabSpec,
@@ -301,7 +302,7 @@ def load_spec(path) -> dict:
     if not path.is_file():
         names = ", ".join(bundled_specs())
         raise FileNotFoundError(f"{path}: campaign spec not found (give a YAML file or a bundled spec: {names})")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, error=StructureInputError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
