@@ -9,17 +9,30 @@ The pixel size (nm/px) is taken from the file where it is recorded:
 * the axes calibration of formats read by rosettasciio.
 
 A user-given ``pixel_size_nm`` overrides the file. A missing pixel size is an error unless given.
+
+The pixel size is bounded BEFORE the pixels are loaded (:func:`check_pixel_size`): outside the detector's
+supported range (:data:`sacmap.detection.preprocess.SUPPORTED_PIXEL_NM`, 0.010–0.080 nm/px) the read stops with one
+line naming the file, the value, where it came from (TIFF tag, file metadata, ``--pixel-size``) and the likely unit
+mistake (µm, m or Å read as nm); the pixel-count cap (:data:`MAX_PIXELS`) holds for the image as stored AND as
+resampled to the model's pixel size.
+
+:func:`find_images` expands files and folders into image paths; in a folder it skips the files sacmap itself wrote
+there (the support masks and overlays a detection record lists), so ``sacmap detect DIR -o DIR`` run twice does
+not take its own outputs for inputs.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from sacmap.core.atomic import atomic_write_with
-from sacmap.core.records import IMAGE_SUFFIXES, RASTER_SUFFIXES, RSCIIO_SUFFIXES, TIFF_SUFFIXES
+from sacmap.core.records import IMAGE_SUFFIXES, RASTER_SUFFIXES, RSCIIO_SUFFIXES, TIFF_SUFFIXES, is_image
 from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.preprocess import SUPPORTED_PIXEL_NM, TRAIN_PIXEL_NM
 
 #: largest image accepted (pixels), guards against decompression bombs and memory exhaustion
 MAX_PIXELS = 8192 * 8192
@@ -32,6 +45,65 @@ _UNIT_TO_NM = {
     "a": 0.1, "å": 0.1, "angstrom": 0.1, "Å": 0.1, "\\u00c5": 0.1,
     "pm": 1e-3, "mm": 1e6, "m": 1e9, "cm": 1e7,
 }
+
+
+#: unit mistakes recognised in an out-of-range pixel size: (factor, what was probably given) — the value times the
+#: factor is in range when a number in that unit was read as nm
+_UNIT_MISTAKES = ((1e3, "a value in µm read as nm"), (1e9, "a value in m read as nm"),
+                  (0.1, "a value in Å read as nm"), (1e-3, "a value in pm read as nm (or nm read as µm)"),
+                  (1e6, "a value in mm read as nm"))
+
+#: how each ``pixel_size_source`` is named in messages
+_SOURCE_NAMES = {"user": "given with --pixel-size / pixel_size_nm", "axes": "from the file's axes calibration"}
+
+
+def _source_text(source: str) -> str:
+    if not source:
+        return "source unknown"
+    return _SOURCE_NAMES.get(source, f"from the TIFF {source}" if "tag" in source else f"from {source}")
+
+
+def unit_hint(pixel_size_nm: float) -> str:
+    """The likely unit mistake behind an out-of-range pixel size (nm/px), as text ('' when none fits)."""
+    lo, hi = SUPPORTED_PIXEL_NM
+    for factor, what in _UNIT_MISTAKES:
+        v = pixel_size_nm * factor
+        if lo <= v <= hi:
+            return f"{what}? (that would be {v:.4g} nm/px)"
+    if pixel_size_nm > hi:
+        return "atoms are under-sampled at this magnification; image at 0.010-0.080 nm/px"
+    return "is the value in another unit?"
+
+
+def check_pixel_size(name, pixel_size_nm: float, pixel_size_y_nm: float | None = None, shape=None,
+                     source: str = "", *, target_nm: float = TRAIN_PIXEL_NM) -> None:
+    """Refuse (:class:`DetectionInputError`, one line naming ``name``, the value, its ``source`` and the likely
+    unit mistake) a pixel size (nm/px; x, and y when given) outside
+    :data:`~sacmap.detection.preprocess.SUPPORTED_PIXEL_NM`, and an image of ``shape`` (rows, columns) whose
+    size resampled to ``target_nm`` nm/px (the model frame) exceeds :data:`MAX_PIXELS`.
+
+    Called before any pixel is loaded or resampled, so a wrong unit costs nothing.
+    """
+    lo, hi = SUPPORTED_PIXEL_NM
+    for axis, v in (("", pixel_size_nm), (" (y)", pixel_size_y_nm)):
+        if v is None:
+            continue
+        v = float(v)
+        if not (np.isfinite(v) and v > 0):
+            raise DetectionInputError(f"{name}: pixel size{axis} must be a positive number of nm, got {v:g} "
+                                      f"({_source_text(source)})")
+        if not lo <= v <= hi:
+            raise DetectionInputError(
+                f"{name}: pixel size{axis} {v:.4g} nm/px ({_source_text(source)}) is outside the detector's "
+                f"{lo:g}-{hi:g} nm/px range: {unit_hint(v)}")
+    if shape is not None and len(shape) >= 2:
+        rows, cols = int(shape[-2]), int(shape[-1])
+        py = float(pixel_size_y_nm or pixel_size_nm)
+        out = (int(round(rows * py / target_nm)), int(round(cols * float(pixel_size_nm) / target_nm)))
+        if out[0] * out[1] > MAX_PIXELS:
+            raise DetectionInputError(
+                f"{name}: {rows}x{cols} px at {float(pixel_size_nm):.4g} nm/px becomes {out[0]}x{out[1]} px at the "
+                f"model's {target_nm:.4g} nm/px, above the {MAX_PIXELS}-pixel limit; crop or bin the image")
 
 
 def _unit_factor(unit) -> float | None:
@@ -82,7 +154,7 @@ def _tiff_pixel_size(tif, page) -> tuple[float | None, float | None, str]:
     return None, None, ""
 
 
-def _read_tiff(path: Path):
+def _read_tiff(path: Path, user_px: float | None = None, check: bool = True):
     import tifffile
 
     try:
@@ -92,8 +164,13 @@ def _read_tiff(path: Path):
             shape = series.shape
             if int(np.prod(shape)) > MAX_PIXELS:
                 raise DetectionInputError(f"{path}: image of shape {shape} exceeds the {MAX_PIXELS}-pixel limit")
-            arr = series.asarray()
             px, py, source = _tiff_pixel_size(tif, page)
+            if user_px is not None:
+                px, py, source = user_px, user_px, "user"
+            if check and px is not None:
+                plane = shape[:2] if len(shape) == 3 and shape[-1] in (3, 4) else shape[-2:]
+                check_pixel_size(path, px, py, plane, source)
+            arr = series.asarray()
             meta = {"format": "tiff", "dtype": str(arr.dtype), "pixel_size_source": source}
     except DetectionInputError:
         raise
@@ -102,7 +179,7 @@ def _read_tiff(path: Path):
     return arr, px, py, meta
 
 
-def _read_raster(path: Path):
+def _read_raster(path: Path, user_px: float | None = None, check: bool = True):
     from PIL import Image
 
     try:
@@ -110,6 +187,8 @@ def _read_raster(path: Path):
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise DetectionInputError(f"{path}: image of {im.width}x{im.height} exceeds the pixel limit")
+            if check and user_px is not None:
+                check_pixel_size(path, user_px, None, (im.height, im.width), "user")
             mode = im.mode
             if mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
                 im = im.convert("L")
@@ -122,6 +201,16 @@ def _read_raster(path: Path):
                              "mode": mode, "pixel_size_source": ""}
 
 
+#: what each rosettasciio format needs beyond rosettasciio itself (all in the ``io`` extra)
+_RSCIIO_NEEDS = {".emd": ("h5py",)}
+
+
+def _missing_module(exc: ImportError) -> str:
+    """The top-level name of the module an ImportError failed on ('' when unknown)."""
+    name = getattr(exc, "name", None) or ""
+    return name.split(".")[0]
+
+
 def _read_rsciio(path: Path):
     suffix = path.suffix.lower()
     try:
@@ -131,12 +220,21 @@ def _read_rsciio(path: Path):
             from rsciio.emd import file_reader
         else:
             from rsciio.tia import file_reader
+        for dep in _RSCIIO_NEEDS.get(suffix, ()):
+            __import__(dep)
     except ImportError as exc:
+        missing = _missing_module(exc)
+        package = {"rsciio": "rosettasciio", "": "rosettasciio"}.get(missing, missing)
         raise DetectionInputError(
-            f"{path}: reading {suffix} files needs the optional package rosettasciio (pip install rosettasciio)"
-        ) from exc
+            f"{path}: reading {suffix} files needs the optional package {package}, which is not installed "
+            f"(pip install 'sacmap[io]')"
+        ) from None
     try:
         items = file_reader(str(path))
+    except ImportError as exc:  # a dependency imported lazily by the reader
+        raise DetectionInputError(
+            f"{path}: reading {suffix} files needs the optional package {_missing_module(exc) or exc}, which is not "
+            f"installed (pip install 'sacmap[io]')") from None
     except Exception as exc:
         raise DetectionInputError(f"{path}: unreadable {suffix} file ({exc})") from exc
     items = [it for it in items if np.ndim(it.get("data")) == 2] or items
@@ -153,10 +251,13 @@ def _read_rsciio(path: Path):
             s = ax.get("scale")
             scales.append(float(s) * f if (f and s) else None)
         py, px = scales  # axes are (row, column)
-    return arr, px, py, {"format": suffix.lstrip("."), "dtype": str(arr.dtype), "pixel_size_source": "axes"}
+        units = axes[-1].get("units")
+    source = f"{suffix} axes calibration (unit {units!r})" if px is not None else ""
+    return arr, px, py, {"format": suffix.lstrip("."), "dtype": str(arr.dtype), "pixel_size_source": source or "axes"}
 
 
-def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, float, dict]:
+def read_image(path, pixel_size_nm: float | None = None, *, check_range: bool = True
+               ) -> tuple[np.ndarray, float, dict]:
     """Read a 2-D STEM image and its pixel size.
 
     Parameters
@@ -165,6 +266,9 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
         TIFF (8/16/32-bit integer, float), PNG/JPEG/BMP (needs ``pixel_size_nm``), dm3/dm4/emd/ser (rosettasciio).
     pixel_size_nm : float, optional
         Pixel size (nm/px); overrides the file's calibration.
+    check_range : bool
+        Refuse pixel sizes outside the detector's range and images too large once resampled
+        (:func:`check_pixel_size`), before the pixels are loaded. False only for readers that do not detect.
 
     Returns
     -------
@@ -175,7 +279,8 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
     Raises
     ------
     DetectionInputError
-        unreadable or oversized file, non-2-D data, NaN/inf values, constant image, missing pixel size.
+        unreadable or oversized file, non-2-D data, NaN/inf values, constant image, missing pixel size, pixel
+        size outside the supported range (``check_range``).
     """
     path = Path(path)
     if not path.exists():
@@ -185,10 +290,17 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DetectionInputError(f"{path}: file larger than {MAX_FILE_BYTES >> 20} MiB")
     suffix = path.suffix.lower()
+    if pixel_size_nm is not None:
+        pixel_size_nm = float(pixel_size_nm)
+        if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+            raise DetectionInputError(f"{path}: pixel size must be a positive number of nm, got {pixel_size_nm}")
+    if suffix in RASTER_SUFFIXES and pixel_size_nm is None:
+        raise DetectionInputError(
+            f"{path}: no pixel size (nm/px) found in the file; give it with --pixel-size / pixel_size_nm")
     if suffix in TIFF_SUFFIXES:
-        arr, px, py, meta = _read_tiff(path)
+        arr, px, py, meta = _read_tiff(path, pixel_size_nm, check_range)
     elif suffix in RASTER_SUFFIXES:
-        arr, px, py, meta = _read_raster(path)
+        arr, px, py, meta = _read_raster(path, pixel_size_nm, check_range)
     elif suffix in RSCIIO_SUFFIXES:
         arr, px, py, meta = _read_rsciio(path)
     else:
@@ -211,9 +323,6 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
     if float(img.max()) == float(img.min()):
         raise DetectionInputError(f"{path}: image is constant (value {img.flat[0]:g})")
     if pixel_size_nm is not None:
-        pixel_size_nm = float(pixel_size_nm)
-        if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-            raise DetectionInputError(f"{path}: pixel size must be a positive number of nm, got {pixel_size_nm}")
         px = py = pixel_size_nm
         meta["pixel_size_source"] = "user"
     if px is None:
@@ -221,6 +330,8 @@ def read_image(path, pixel_size_nm: float | None = None) -> tuple[np.ndarray, fl
             f"{path}: no pixel size (nm/px) found in the file; give it with --pixel-size / pixel_size_nm"
         )
     py = px if py is None else py
+    if check_range and suffix in RSCIIO_SUFFIXES:  # rosettasciio gives the calibration with the data
+        check_pixel_size(path, px, py, img.shape, meta["pixel_size_source"])
     meta.update(path=str(path), shape=list(img.shape), pixel_size_y_nm=float(py))
     return img, float(px), meta
 
@@ -244,3 +355,67 @@ def write_tiff(path, image: np.ndarray, pixel_size_nm: float, pixel_size_y_nm: f
     py = pixel_size_y_nm or pixel_size_nm
     return atomic_write_with(path, lambda tmp: tifffile.imwrite(
         tmp, arr, imagej=True, resolution=(1.0 / pixel_size_nm, 1.0 / py), metadata={"unit": "nm"}))
+
+
+#: detection JSON files larger than this are not read while looking for a folder's own outputs
+_RECORD_JSON_MAX_BYTES = 1 << 20
+
+
+def own_outputs(folder: str | os.PathLike) -> set[str]:
+    """Names of the files in ``folder`` that sacmap wrote there as outputs of a detection: every file a detection
+    record ``<stem>.json`` lists under ``"files"`` (support mask, overlay, ...), except the record's own input
+    image. These are never taken as input images (see :func:`find_images`)."""
+    names: set[str] = set()
+    for js in Path(folder).glob("*.json"):
+        try:
+            if js.stat().st_size > _RECORD_JSON_MAX_BYTES:
+                continue
+            rec = json.loads(js.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        files = rec.get("files") if isinstance(rec, dict) else None
+        if not isinstance(files, dict):
+            continue
+        image = Path(str(rec.get("image", ""))).name
+        names |= {Path(str(v)).name for v in files.values() if isinstance(v, str)} - {image}
+    return names
+
+
+def discover_images(inputs) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (non-recursive) into image paths, keeping the bad ones apart.
+
+    Returns ``(images, problems)``: the image paths in input order (each folder's sorted), and ``(path, reason)``
+    for every input that gives none (missing path, folder without images). A folder gives its files with a
+    suffix of :data:`sacmap.core.records.IMAGE_SUFFIXES`, except the outputs a detection wrote there
+    (:func:`own_outputs`); a file given by name is always taken.
+    """
+    images: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            skip = own_outputs(p)
+            found = sorted(q for q in p.iterdir() if is_image(q) and q.is_file() and q.name not in skip)
+            if not found:
+                problems.append((p, "folder contains no images" + (" (only sacmap's own outputs)" if skip else "")))
+            new = [q for q in found if q.resolve() not in seen]
+        elif p.exists():
+            new = [p] if p.resolve() not in seen else []
+        else:
+            problems.append((p, "no such file or folder"))
+            continue
+        seen |= {q.resolve() for q in new}
+        images += new
+    return images, problems
+
+
+def find_images(inputs) -> list[Path]:
+    """Image paths of files and folders (see :func:`discover_images`); the first input that gives none is an
+    error (``FileNotFoundError`` for a missing path, :class:`DetectionInputError` for a folder without images)."""
+    images, problems = discover_images(inputs)
+    for p, reason in problems:
+        if reason == "no such file or folder":
+            raise FileNotFoundError(f"{p}: no such file or folder")
+        raise DetectionInputError(f"{p}: {reason}")
+    return images

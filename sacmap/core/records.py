@@ -10,7 +10,11 @@ Per image ``<stem>``:
 * ``<stem>.json`` — the summary, keys :data:`DETECTION_JSON_KEYS` (pixel size nm/px, image shape in px, support
   area nm², threshold, counts, the settings used, the file names);
 * ``<stem>_support.png`` — the support mask (white = support), the window of every statistic of the image;
-* ``<stem>.png`` — an overlay for people.
+* ``<stem>_overlay.png`` — an overlay for people.
+
+The two PNGs carry a suffix so that no output can take the name of an input image (``frame.png`` detected into
+its own folder stays ``frame.png``), and a folder's own outputs are recognised (the record lists them under
+``"files"``) and never read back as input images.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ DETECTION_JSON_KEYS: tuple[str, ...] = (
 
 #: Suffix of the support-mask PNG written beside the CSV.
 SUPPORT_SUFFIX = "_support.png"
+#: Suffix of the overlay PNG written beside the CSV.
+OVERLAY_SUFFIX = "_overlay.png"
 
 TIFF_SUFFIXES: frozenset[str] = frozenset({".tif", ".tiff"})
 RASTER_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
@@ -46,4 +52,4 @@ def detection_paths(outdir: str | Path, stem: str) -> dict[str, Path]:
     """The files of one detection record in ``outdir``: ``csv``, ``json``, ``support``, ``overlay``."""
     outdir = Path(outdir)
     return {"csv": outdir / f"{stem}.csv", "json": outdir / f"{stem}.json",
-            "support": outdir / f"{stem}{SUPPORT_SUFFIX}", "overlay": outdir / f"{stem}.png"}
+            "support": outdir / f"{stem}{SUPPORT_SUFFIX}", "overlay": outdir / f"{stem}{OVERLAY_SUFFIX}"}
