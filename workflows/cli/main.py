@@ -1,8 +1,11 @@
 """The ``sacmap`` command line.
 
 Sub-command groups live in :mod:`sacmap.workflows.cli` (one module each, named for the group). Errors
-caused by user input (bad files, bad fields) print one clear line naming the file and the problem and exit with
-status 2; nothing already written is removed.
+caused by user input (bad files, bad fields, bad option values, file-system problems such as a read-only or
+unwritable output folder, a non-UTF-8 file) print one clear line naming the file or option and the problem and
+exit with status 2; nothing already written is removed. A batch that went on past bad inputs exits with status 3
+(:data:`sacmap.core.errors.EXIT_SOME_FAILED`). The files a command reads are never overwritten by it
+(:func:`sacmap.core.atomic.protect_inputs`).
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ def _configure_logging(verbose: bool) -> None:
 
 def _input_error_types() -> tuple[type[BaseException], ...]:
     """Exception classes that mean 'bad user input': every package's error derives from the core's
-    :class:`~sacmap.core.errors.InputError`; missing files and permissions are the user's too."""
+    :class:`~sacmap.core.errors.InputError`; file-system problems (missing files, permissions, a read-only
+    folder, ``-o`` naming a file, a full disk: :class:`OSError`), undecodable text and exhausted memory are the
+    user's to fix too."""
     from sacmap.core.errors import InputError
 
-    return (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+    return (InputError, OSError, UnicodeDecodeError, MemoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         ver = version("sacmap")
     except PackageNotFoundError:  # running from a source tree
         ver = "unknown"
-    parser = argparse.ArgumentParser(
+    from sacmap.workflows.cli.options import OneLineParser
+
+    parser = OneLineParser(
         prog="sacmap",
         description="Metal-centre organisation in single-atom catalysts: structures, DFT campaigns, energetics, "
         "STEM atom detection, spatial statistics and samplers.",
@@ -79,19 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_line(exc: BaseException) -> str:
+    from sacmap.core.batch import error_text
+
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+    return error_text(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``sacmap`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (0 done, 2 bad input,
+    3 a batch with failed inputs, 130 interrupted)."""
+    from sacmap.core.atomic import protect_inputs
+    from sacmap.core.errors import EXIT_BAD_INPUT
+    from sacmap.workflows.cli.options import input_files
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line argparse error
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    except _input_error_types() as exc:  # a value refused while parsing (options.number & co.)
+        print(f"sacmap: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     _configure_logging(args.verbose)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     try:
-        rc = func(args)
+        with protect_inputs(input_files(args)):
+            rc = func(args)
+    except SystemExit as exc:  # a group's own parser (sacmap detect VERB) refused its words
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except _input_error_types() as exc:
-        print(f"sacmap: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"sacmap: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("sacmap: interrupted; outputs written so far are kept", file=sys.stderr)
         return 130

@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sacmap.workflows.cli.options import output_file
+
+#: figure formats `structures show` writes (matplotlib, chosen by the suffix)
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps")
 SPEC_HELP = "campaign spec: a YAML file, or the name of a bundled spec (paper, demo)"
 
 
@@ -39,7 +43,8 @@ def register(subparsers) -> None:
     sh = sub.add_parser("show", help="draw one built configuration (top view, sites highlighted)")
     sh.add_argument("dir", help="folder written by `sacmap structures build`")
     sh.add_argument("id", help="configuration id (as in index.csv)")
-    sh.add_argument("-o", "--out", required=True, help="image file to write (.png, .svg, .pdf)")
+    sh.add_argument("-o", "--out", required=True, **output_file(*FIGURE_SUFFIXES),
+                    help="image file to write (.png, .svg, .pdf, .jpg, .eps)")
     sh.set_defaults(func=cmd_show)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
