@@ -164,7 +164,7 @@ def read_image(path: Path, settings: AppSettings, pixel_size_nm: float | None = 
     except DetectionInputError as first:
         # Is the pixel size the only problem? Then the file reads fine once one is given.
         try:
-            img, px, meta = det_read(path, pixel_size_nm=settings.pixel_size_nm or 1.0)
+            img, px, meta = det_read(path, pixel_size_nm=settings.pixel_size_nm or 1.0, check_range=False)
         except DetectionInputError:
             raise first from None
         if settings.pixel_size_nm is None:
