@@ -141,7 +141,8 @@ def test_paper_spec_counts(paper_spec):
     assert counts["dimers"] == 4 * 3 * 3 and counts["gas_atoms"] == 4 and counts["gas_dimers"] == 4
     assert sum(counts.values()) == 419  # the number quoted in docs/structures.md
     assert paper_spec["calculation"] == {"calculator": "vasp", "preset": "pbe-d3",
-                                         "launchpad": "inputs/fireworks/my_launchpad.yaml"}
+                                         "launchpad": "../fireworks/my_launchpad.yaml",
+                                         "custodian": {"walltime_s": 172800, "max_restarts": 3}}
 
 
 def test_paper_configs_sets(paper_configs):

@@ -100,7 +100,10 @@ def test_vasp_campaign_with_stand_in(fake_vasp, tmp_path, u):
     assert row.preset == ("pbe-d3" if u is None else "pbe-d3-u")
     assert "charges" not in row.data  # no Bader program here: charges absent, never invented
     assert row.data["static_energy_eV"] == pytest.approx(RECORDED_E0, abs=1e-6)
-    assert Path(row.calc_dir, "INCAR").is_file() and Path(row.calc_dir, "POTCAR.spec").is_file()
+    # outputs are gzipped after parsing (custodian.json and POTCAR.spec stay plain); nothing needs CHG/WAVECAR
+    assert Path(row.calc_dir, "INCAR.gz").is_file() and Path(row.calc_dir, "POTCAR.spec").is_file()
+    assert Path(row.calc_dir, "vasprun.xml.gz").is_file() and not Path(row.calc_dir, "vasprun.xml").exists()
+    assert row.n_restarts == 0 and row.data["corrections"] == {"relax": [], "static": []}
     # a second run computes nothing and adds nothing
     assert runner.submit_configs([fe2o2()], wd, name="vasp-test", calculation=calc)["added"] == 0
     runner.run(wd, progress=False)
@@ -136,10 +139,15 @@ def test_custodian_corrects_recorded_errors_and_reruns(fake_vasp, tmp_path, log_
     log = json.loads(Path(relax_dirs[0], "custodian.json").read_text())
     corrections = [c for run in log for c in run["corrections"]]
     assert [c["errors"] for c in corrections] == [[error]]
-    incar = Incar.from_file(Path(relax_dirs[0], "INCAR"))
+    incar = Incar.from_file(Path(relax_dirs[0], "INCAR.gz"))
     assert incar[tag] == value
     db = results.connect(runner.load_state(wd)["db"])
     assert db.count() == 1 and next(db.select()).converged
+    # the run-time correction is recorded with the result
+    row = next(db.select())
+    (corr,) = row.data["corrections"]["relax"]
+    assert corr["errors"] == [error] and corr["handler"] in ("VaspErrorHandler", "MeshSymmetryErrorHandler")
+    assert row.n_corrections == 1
 
 
 def test_unrecoverable_error_is_reported_and_can_be_rerun(fake_vasp, tmp_path, monkeypatch):
@@ -151,6 +159,9 @@ def test_unrecoverable_error_is_reported_and_can_be_rerun(fake_vasp, tmp_path, m
     st = runner.status(wd)
     (failure,) = st["failures"]
     assert "relax" in failure["name"] and "Unrecoverable error" in failure["message"]
+    # the custodian error is named by class, handler and the error found, not as an object repr
+    assert "NonRecoverableError (StdErrHandler): out_of_memory" in failure["message"]
+    assert "object at 0x" not in failure["message"]
     assert st["n_results"] == 0
     # the node gets more memory (the stand-in stops failing): rerun the failed Firework and finish
     monkeypatch.delenv("FAKE_VASP_ERROR")
@@ -185,3 +196,80 @@ def test_parser_reads_e0_and_refuses_truncated_or_foreign_outputs(tmp_path):
         "0.772069 0.544138 0.251452 O\n", ""))
     with pytest.raises(RuntimeError, match="not this calculation's outputs"):
         parse_vasp_dir(run)
+
+
+def _relax_positions(path: Path):
+    from ase.io import read
+
+    return read(path, format="vasp").positions
+
+
+def test_walltime_stop_continues_from_contcar_in_a_new_launch(fake_vasp, tmp_path, monkeypatch):
+    """custodian's WalltimeHandler stops VASP (STOPCAR): the unconverged relaxation is not stored; a new
+    Firework continues from its CONTCAR in a new folder, and the result records the restart and the correction."""
+    fake_vasp(expectation())
+    monkeypatch.setenv("FAKE_VASP_UNCONVERGED_RELAX", "1")
+    monkeypatch.setenv("FAKE_VASP_WAIT_STOPCAR", "1")
+    cust = dict(FAST, walltime_s=1, max_restarts=2)  # wall time 1 s < custodian's 300 s buffer: stop at once
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="wt", calculation={"calculator": "vasp", "custodian": cust})
+    counts = runner.run(wd, progress=False)
+    st = runner.status(wd)
+    assert counts == {"COMPLETED": 4}, st["failures"]  # relax, relax (restart 1), static, store
+    relax_calls = [c for c in _calls(tmp_path) if c["step"] == "relax"]
+    assert len(relax_calls) == 2 and relax_calls[0]["dir"] != relax_calls[1]["dir"]
+    first, second = Path(relax_calls[0]["dir"]), Path(relax_calls[1]["dir"])
+    assert (first / "STOPCAR.gz").is_file() or (first / "STOPCAR").is_file()
+    # the continuation starts from the stopped run's CONTCAR, not from the original structure
+    from ase.io import read
+
+    contcar = read(FIX / "relax-ldau-spin" / "CONTCAR", format="vasp").positions
+    assert second.joinpath("POSCAR.gz").is_file()
+    assert relax_calls[1]["first_position"] == pytest.approx(contcar[0], abs=1e-5)
+    assert relax_calls[0]["first_position"] == pytest.approx(fe2o2().positions[0], abs=1e-5)
+    (restart,) = st["restarts"]
+    assert restart["restart"] == 1 and "WalltimeHandler" in restart["reason"]
+    db = results.connect(st["db"])
+    (row,) = list(db.select())
+    assert row.converged and row.n_restarts == 1
+    launches = row.data["launches"]["relax"]
+    assert [la["converged_ionic"] for la in launches] == [False, True]
+    assert "Walltime reached" in [e for c in row.data["corrections"]["relax"] for e in c["errors"]]
+
+
+def test_unconverged_relaxation_fails_with_the_reason_after_max_restarts(fake_vasp, tmp_path, monkeypatch):
+    fake_vasp(expectation())
+    monkeypatch.setenv("FAKE_VASP_UNCONVERGED_RELAX", "10")
+    handlers = [h for h in HANDLERS if h != "UnconvergedErrorHandler"]  # custodian would rerun it itself
+    cust = dict(FAST, handlers=handlers, max_restarts=1)
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="nc", calculation={"calculator": "vasp", "custodian": cust})
+    counts = runner.run(wd, progress=False)
+    assert counts.get("FIZZLED") == 1 and counts.get("COMPLETED") == 1 and "static" not in str(counts)
+    st = runner.status(wd)
+    (failure,) = st["failures"]
+    assert "restart 1" in failure["name"]
+    assert "not converged after 1 restart(s)" in failure["message"] and "28 ionic step(s)" in failure["message"]
+    assert st["n_results"] == 0  # never stored as a finished result
+    assert [c["step"] for c in _calls(tmp_path)] == ["relax", "relax"]
+
+
+def test_killed_relaxation_is_rerun_from_its_contcar(fake_vasp, tmp_path):
+    """A relaxation whose job was killed (no STOPCAR, no parse) is rerun in a new folder from the CONTCAR
+    its previous launch left, not from the original structure."""
+    import shutil
+
+    fake_vasp(expectation())
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="kill", calculation={"calculator": "vasp", "custodian": FAST})
+    # what a killed launch leaves: its folder with inputs and a CONTCAR written as VASP went
+    (row_dir := next((wd / "calcs").glob("*/*")) if (wd / "calcs").exists() else None)
+    assert row_dir is None
+    killed = wd / "calcs" / "Fe_fixture" / runner.load_state(wd)["variants"][0]["settings_hash"][:8] / "relax"
+    killed.mkdir(parents=True)
+    shutil.copy(FIX / "relax-ldau-spin" / "CONTCAR", killed / "CONTCAR")
+    assert runner.run(wd, progress=False) == {"COMPLETED": 3}
+    (call, _) = _calls(tmp_path)
+    assert Path(call["dir"]).name == "relax.1"
+    contcar = _relax_positions(FIX / "relax-ldau-spin" / "CONTCAR")
+    assert call["first_position"] == pytest.approx(contcar[0], abs=1e-5)

@@ -5,6 +5,13 @@ Every Firework's spec holds ``sacmap``: ``{"config": {"meta", "atoms"} (``atoms`
 work in the launch directory (the current directory) and pass their outputs to child Fireworks through
 ``FWAction(update_spec=...)``: ``sacmap_relax``, ``sacmap_static``, ``sacmap_bader``.
 
+Relaxations that end unconverged (NSW reached, custodian's WalltimeHandler stopped VASP, SCF not converged on
+the last step) are never passed on as final: :class:`ParseVaspTask` continues them from their last structure
+(CONTCAR) in a new Firework inserted before static/store (a FireWorks detour; a new launch folder), up to
+``max_restarts`` times, then fails with the reason (as atomate2 does). A relaxation rerun after its job was
+killed (lost run, ``rerun-failed``) starts from the CONTCAR of its previous launch folder, not from the original
+structure. The corrections custodian applied in every launch are stored with the result.
+
 Idempotency: each Firework starts with :class:`CheckFinishedTask`, which looks the calculation key
 (``config_id``, ``settings_hash``) up in the results database and, when a finished row exists, skips the rest of
 the Firework (nothing is recomputed, nothing written twice).
@@ -12,7 +19,10 @@ the Firework (nothing is recomputed, nothing written twice).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +31,30 @@ from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
 
 from sacmap.workflows.campaign import results
 from sacmap.workflows.campaign.configs import atoms_from_dict, atoms_to_dict, meta_from_doc
+
+log = logging.getLogger(__name__)
+#: spec keys a restarted relaxation Firework takes over from the one it continues
+RESTART_SPEC_KEYS = ("sacmap", "sacmap_step", "_dupefinder", "_category", "_priority", "sacmap_custodian")
+DEFAULT_MAX_RESTARTS = 3
+
+
+def fw_label(config_id: str, variant: dict) -> str:
+    """The name stem of a calculation's Fireworks (``<config> [<calculator> <hash8>]``)."""
+    return f"{config_id} [{variant['calculator']} {variant['settings_hash'][:8]}]"
+
+
+def vasp_step_tasks(step: str, custodian: dict | None = None) -> list:
+    """The FireTasks of a VASP ``relax`` or ``static`` Firework (one definition: the builders and the restarts of
+    :class:`ParseVaspTask` use it). ``custodian``: :class:`~sacmap.workflows.campaign.settings.CustodianOptions`
+    values; ``max_restarts`` goes to the parse step, the rest to custodian."""
+    cust = dict(custodian or {})
+    max_restarts = int(cust.pop("max_restarts", DEFAULT_MAX_RESTARTS))
+    tasks = [CheckFinishedTask(), WriteVaspInputsTask(step=step), RunVaspCustodianTask(step=step, **cust),
+             ParseVaspTask(step=step, max_restarts=max_restarts)]
+    if step == "static":
+        tasks.append(BaderTask())
+    tasks.append(CompressOutputsTask(step=step))
+    return tasks
 
 
 @explicit_serialize
@@ -104,15 +138,67 @@ class WriteVaspInputsTask(FiretaskBase):
 
     def run_task(self, fw_spec):
         from sacmap.workflows.campaign.vasp_inputs import write_inputs
+        from sacmap.workflows.campaign.vasp_run import worker_incar
 
         s = fw_spec["sacmap"]
         meta = meta_from_doc(s["config"])
+        started_from = "configuration"
         if self["step"] == "static":
             atoms = atoms_from_dict(fw_spec["sacmap_relax"]["atoms"])
+            started_from = "relaxed structure"
+        elif fw_spec.get("sacmap_restart_atoms"):  # a continuation of an unconverged relaxation
+            atoms = atoms_from_dict(fw_spec["sacmap_restart_atoms"])
+            started_from = f"CONTCAR of {fw_spec.get('sacmap_restart_from', 'the previous launch')}"
         else:
             atoms = atoms_from_dict(s["config"]["atoms"])
-        info = write_inputs(atoms, meta, s["calc"]["settings"], os.getcwd(), static=self["step"] == "static")
-        return FWAction(stored_data={f"{self['step']}_potcar_spec_only": info["potcar_spec"]})
+            found = resume_structure(Path.cwd(), atoms, s)
+            if found is not None:  # the previous launch of this Firework was killed (wall time, node failure)
+                atoms, started_from = found[0], f"CONTCAR of {found[1]}"
+                log.warning("%s: continuing from %s", os.getcwd(), started_from)
+        info = write_inputs(atoms, meta, s["calc"]["settings"], os.getcwd(), static=self["step"] == "static",
+                            worker_incar=worker_incar(fw_spec.get("_fw_env")))
+        return FWAction(update_spec={f"sacmap_{self['step']}_started_from": started_from},
+                        stored_data={f"{self['step']}_potcar_spec_only": info["potcar_spec"],
+                                     "started_from": started_from, "kpoints": list(info["kpoints"])})
+
+
+def _same_calculation(folder: Path, s: dict) -> bool:
+    """Whether ``folder`` is a launch folder of the same calculation and step: sacmap's own layout
+    (``calcs/<config>/<hash8>/relax[.n]``) or a FireWorks ``FW.json`` naming the same key."""
+    fw_json = folder / "FW.json"
+    if fw_json.is_file():
+        try:
+            spec = json.loads(fw_json.read_text()).get("spec", {})
+        except (OSError, ValueError):
+            return False
+        other = spec.get("sacmap", {})
+        return (spec.get("sacmap_step") == "relax"
+                and other.get("config", {}).get("meta", {}).get("config_id") == s["config"]["meta"]["config_id"]
+                and other.get("calc", {}).get("settings_hash") == s["calc"]["settings_hash"])
+    return bool(re.fullmatch(r"relax(\.\d+)?", folder.name)) and folder.parent.name == s["calc"]["settings_hash"][:8]
+
+
+def resume_structure(cwd: Path, atoms, s: dict):
+    """``(atoms, folder)`` from the newest non-empty CONTCAR of an earlier launch of this relaxation (this folder
+    or a sibling launch folder of the same calculation) with the same atoms in the same order; None when there is
+    none. Keeps the configuration's cell and pbc."""
+    from ase.io import read
+
+    cands = []
+    for folder in [cwd, *(p for p in cwd.parent.iterdir() if p.is_dir() and p != cwd)]:
+        contcar = folder / "CONTCAR"
+        if contcar.is_file() and contcar.stat().st_size > 0 and _same_calculation(folder, s):
+            cands.append((contcar.stat().st_mtime, folder, contcar))
+    for _, folder, contcar in sorted(cands, reverse=True):
+        try:
+            found = read(str(contcar), format="vasp")
+        except Exception:  # noqa: BLE001 - a half-written CONTCAR: try the next one
+            continue
+        if list(found.numbers) == list(atoms.numbers):
+            out = atoms.copy()
+            out.positions = found.positions
+            return out, str(folder)
+    return None
 
 
 @explicit_serialize
@@ -120,20 +206,24 @@ class RunVaspCustodianTask(FiretaskBase):
     """Run VASP through custodian (usual handlers + validators). VASP command from the FWorker's
     ``env.vasp_cmd`` or ``$SACMAP_VASP_CMD``."""
 
-    optional_params = ["max_errors", "walltime_s", "polling_time_step", "monitor_freq", "handlers"]
+    optional_params = ["step", "max_errors", "walltime_s", "polling_time_step", "monitor_freq", "handlers"]
 
     def run_task(self, fw_spec):
-        from sacmap.workflows.campaign.vasp_run import run_custodian, vasp_command
+        from sacmap.workflows.campaign.vasp_run import gamma_vasp_command, run_custodian, vasp_command
 
         if not Path("POTCAR").exists() and os.environ.get("SACMAP_ALLOW_POTCAR_SPEC") != "1":
             raise RuntimeError("no POTCAR (PMG_VASP_PSP_DIR not set; only POTCAR.spec written): VASP cannot run")
+        env = fw_spec.get("_fw_env") or {}
         corrections = run_custodian(
-            os.getcwd(), vasp_command(fw_spec.get("_fw_env")), max_errors=self.get("max_errors", 5),
+            os.getcwd(), vasp_command(env), max_errors=self.get("max_errors", 5),
             walltime_s=self.get("walltime_s"), polling_time_step=self.get("polling_time_step", 10),
             monitor_freq=self.get("monitor_freq", 30), handlers=self.get("handlers"),
+            gamma_vasp_cmd=gamma_vasp_command(env), scratch_dir=env.get("scratch_dir"),
         )
-        errors = [e for c in corrections for e in c.get("errors", [])]
-        return FWAction(stored_data={"custodian_errors": errors, "n_corrections": len(corrections)})
+        errors = [e for c in corrections for e in c["errors"]]
+        step = self.get("step", fw_spec.get("sacmap_step", "relax"))
+        return FWAction(update_spec={f"sacmap_{step}_corrections": corrections},
+                        stored_data={"custodian_errors": errors, "n_corrections": len(corrections)})
 
 
 @explicit_serialize
@@ -141,18 +231,107 @@ class ParseVaspTask(FiretaskBase):
     """Read the finished run in the current directory; pass it on as ``sacmap_<step>``."""
 
     required_params = ["step"]
+    optional_params = ["max_restarts"]
 
     def run_task(self, fw_spec):
         from sacmap.workflows.campaign.vasp_run import parse_vasp_dir
 
-        res = parse_vasp_dir(os.getcwd())
+        step = self["step"]
+        cwd = os.getcwd()
+        res = parse_vasp_dir(cwd)
         # VASP cells are periodic in 3D; keep the configuration's pbc so the vacuum axis stays known
         given = fw_spec["sacmap"]["config"].get("atoms") or fw_spec["sacmap_relax"]["atoms"]
         res["atoms"].pbc = given["pbc"]
-        doc = _result_doc(res, os.getcwd())
-        return FWAction(update_spec={f"sacmap_{self['step']}": doc},
-                        stored_data={f"{self['step']}_energy_eV": doc["energy_eV"],
-                                     f"{self['step']}_converged": doc["converged"]})
+        corrections = fw_spec.get(f"sacmap_{step}_corrections") or []
+        restart = int(fw_spec.get("sacmap_restart", 0))
+        launch = {"dir": cwd, "restart": restart, "started_from": fw_spec.get(f"sacmap_{step}_started_from", ""),
+                  "corrections": corrections, "n_steps": res["n_steps"], "energy_eV": res["energy_eV"],
+                  "converged_ionic": res["converged_ionic"], "converged_electronic": res["converged_electronic"]}
+        history = [*((fw_spec.get("sacmap_history") or {}).get(step) or []), launch]
+        if not res["converged"]:
+            reason = unconverged_reason(res, corrections)
+            launch["stopped"] = reason
+            max_restarts = int(self.get("max_restarts", DEFAULT_MAX_RESTARTS))
+            if step != "relax":
+                raise RuntimeError(f"{step} run not converged: {reason} ({cwd})")
+            if restart >= max_restarts:
+                raise RuntimeError(f"relaxation not converged after {restart} restart(s) (max_restarts "
+                                   f"{max_restarts}): {reason} ({cwd})")
+            return self._restart(fw_spec, res, history, reason, restart + 1, cwd)
+        doc = _result_doc(res, cwd)
+        doc["history"] = history
+        doc["restarts"] = restart
+        return FWAction(update_spec={f"sacmap_{step}": doc},
+                        stored_data={f"{step}_energy_eV": doc["energy_eV"], f"{step}_converged": doc["converged"],
+                                     "restart": restart})
+
+    def _restart(self, fw_spec, res, history, reason, n, cwd):
+        from fireworks import Firework
+
+        s = fw_spec["sacmap"]
+        spec = {k: fw_spec[k] for k in RESTART_SPEC_KEYS if k in fw_spec}
+        spec.update(sacmap_restart=n, sacmap_restart_atoms=atoms_to_dict(res["atoms"]), sacmap_restart_from=cwd,
+                    sacmap_restart_reason=reason,
+                    sacmap_history={**(fw_spec.get("sacmap_history") or {}), "relax": history})
+        name = f"{fw_label(s['config']['meta']['config_id'], s['calc'])} relax (restart {n})"
+        fw = Firework(vasp_step_tasks("relax", fw_spec.get("sacmap_custodian")), spec=spec, name=name)
+        log.warning("%s: %s; continuing from its CONTCAR (restart %d)", cwd, reason, n)
+        compress_outputs(Path(cwd), "relax")  # a detour skips this Firework's remaining tasks
+        return FWAction(detours=[fw], stored_data={"restart_reason": reason, "restart_next": n})
+
+
+def unconverged_reason(res: dict, corrections: list[dict]) -> str:
+    """Why a VASP run ended unconverged: custodian's WalltimeHandler stopped it, the ionic relaxation ran out of
+    steps (NSW), or the electronic SCF of the last step did not converge."""
+    parts = []
+    if any(c["handler"] == "WalltimeHandler" for c in corrections):
+        parts.append("stopped by custodian WalltimeHandler (Walltime reached)")
+    if not res["converged_ionic"]:
+        parts.append(f"ionic relaxation not converged after {res['n_steps']} ionic step(s)")
+    if not res["converged_electronic"]:
+        parts.append("electronic SCF of the last ionic step not converged")
+    return "; ".join(parts) or "not converged"
+
+
+#: outputs deleted after parsing (never needed again) and those kept for Bader in the static run
+DELETE_AFTER = {"relax": ("WAVECAR", "CHG", "CHGCAR", "AECCAR0", "AECCAR1", "AECCAR2", "PROCAR", "DOSCAR"),
+                "static": ("WAVECAR", "CHG", "AECCAR1", "PROCAR")}
+KEEP_PLAIN = ("FW.json", "FW_offline.json", "FW_ping.json", "FW_action.json", "custodian.json", "POTCAR.spec")
+
+
+@explicit_serialize
+class CompressOutputsTask(FiretaskBase):
+    """After parsing: delete the large files nothing reads again (WAVECAR, CHG; the charge densities of a
+    relaxation) and gzip the rest (as atomate2 does); a static run keeps CHGCAR, AECCAR0 and AECCAR2 (gzipped)
+    for Bader. The readers open ``.gz`` files directly."""
+
+    required_params = ["step"]
+
+    def run_task(self, fw_spec):
+        compress_outputs(Path.cwd(), self["step"])
+        return FWAction()
+
+
+def compress_outputs(folder: Path, step: str) -> list[str]:
+    """:class:`CompressOutputsTask` on ``folder``; returns the names gzipped."""
+    import gzip
+    import shutil
+
+    for name in DELETE_AFTER.get(step, ()):
+        (folder / name).unlink(missing_ok=True)
+    done = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.is_symlink() or p.suffix in (".gz", ".bz2", ".xz") or p.name in KEEP_PLAIN:
+            continue
+        if p.name.startswith(("FW_", "launcher")) or p.name.endswith(".lock"):
+            continue
+        tmp = p.with_name(p.name + ".gz.part")
+        with open(p, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, p.with_name(p.name + ".gz"))
+        p.unlink()
+        done.append(p.name)
+    return done
 
 
 @explicit_serialize
@@ -183,6 +362,14 @@ class StoreResultTask(FiretaskBase):
             static = fw_spec.get("sacmap_static")
             if static:
                 res["static_energy_eV"] = static["energy_eV"]
+            launches = {"relax": fw_spec["sacmap_relax"].get("history") or []}
+            if static:
+                launches["static"] = static.get("history") or []
+            res["launches"] = launches
+            res["corrections"] = {step: [c for launch in ls for c in launch.get("corrections", [])]
+                                  for step, ls in launches.items()}
+            extra["n_restarts"] = int(fw_spec["sacmap_relax"].get("restarts", 0))
+            extra["n_corrections"] = sum(len(v) for v in res["corrections"].values())
             bader = fw_spec.get("sacmap_bader")
             if bader:
                 res["bader"] = {"electrons": bader["electrons"], "method": bader["charge_method"]}

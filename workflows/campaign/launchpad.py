@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sacmap.core.atomic import atomic_write
+from sacmap.core.redact import redact_text
 from sacmap.core.validation import dump, option, parse
 from sacmap.core.yamlfile import read_mapping
 from sacmap.workflows.errors import WorkflowInputError
@@ -49,9 +50,52 @@ class LaunchpadFile:
     user_indices: list[Any] | None = None
     wf_user_indices: list[Any] | None = None
     mongoclient_kwargs: dict[str, Any] | None = option(None, doc="passed to pymongo.MongoClient (TLS, timeouts)")
+    # keys of older FireWorks launchpad files (FireWorks 1.x LaunchPad arguments; FireWorks 2 ignores them):
+    # translated into pymongo's TLS options so they keep their meaning
+    ssl: bool | None = option(None, doc="TLS on (FireWorks 1.x key)")
+    ssl_ca_certs: str | None = option(None, doc="CA file (with ssl: true)")
+    ssl_ca_file: str | None = option(None, doc="CA file (written by `lpad init`)")
+    ssl_certfile: str | None = option(None, doc="client certificate (with ssl: true)")
+    ssl_keyfile: str | None = option(None, doc="client key (with ssl: true)")
+    ssl_pem_passphrase: str | None = None
+    ssl_cert_reqs: str | None = None
 
 
 LAUNCHPAD_KEYS = {f.name for f in dataclasses.fields(LaunchpadFile)}
+LEGACY_TLS_KEYS = ("ssl", "ssl_ca_certs", "ssl_ca_file", "ssl_certfile", "ssl_keyfile", "ssl_pem_passphrase",
+                   "ssl_cert_reqs")
+TLS_FILE_KEYS = ("tlsCAFile", "tlsCertificateKeyFile", "tlsCRLFile", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def fireworks_launchpad_dict(given: dict, path: Path) -> dict:
+    """The ``LaunchPad.from_dict`` mapping of a launchpad file: FireWorks' keys as given (FireWorks' defaults for
+    the rest), the FireWorks 1.x TLS keys (``ssl``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
+    ``ssl_pem_passphrase``; ``ssl_ca_file`` of ``lpad init``) turned into pymongo's ``tls*`` options as FireWorks
+    1.x did (``ssl: false`` switches TLS off and its file keys are unused), and relative certificate paths
+    resolved against the launchpad file's folder."""
+    data = {k: v for k, v in given.items() if k not in LEGACY_TLS_KEYS}
+    kwargs = dict(data.get("mongoclient_kwargs") or {})
+    ssl_on = given.get("ssl")
+    ca = given.get("ssl_ca_certs") or given.get("ssl_ca_file")
+    if ssl_on or (ssl_on is None and given.get("ssl_ca_file")):
+        kwargs.setdefault("tls", True)
+        if ca:
+            kwargs.setdefault("tlsCAFile", ca)
+        if given.get("ssl_certfile"):
+            kwargs.setdefault("tlsCertificateKeyFile", given["ssl_certfile"])
+        if given.get("ssl_pem_passphrase"):
+            kwargs.setdefault("tlsCertificateKeyFilePassword", given["ssl_pem_passphrase"])
+        if str(given.get("ssl_cert_reqs") or "").upper() in ("CERT_NONE", "NONE"):
+            kwargs.setdefault("tlsAllowInvalidCertificates", True)
+    elif ssl_on is False:
+        kwargs.setdefault("tls", False)
+    for key in TLS_FILE_KEYS:
+        if isinstance(kwargs.get(key), str):
+            f = Path(kwargs[key]).expanduser()
+            kwargs[key] = str(f if f.is_absolute() else (path.parent / f).resolve())
+    if kwargs or "mongoclient_kwargs" in data:
+        data["mongoclient_kwargs"] = kwargs
+    return data
 
 
 def _init_if_empty(lp) -> None:
@@ -146,13 +190,15 @@ class MongoLaunchPad:
             raise FileNotFoundError(f"launchpad file not found: {self.path}")
         given = read_mapping(self.path, "launchpad", LAUNCHPAD_KEYS, error=WorkflowInputError)
         parsed = parse(LaunchpadFile, given, source=self.path, error=WorkflowInputError)
-        data = {k: v for k, v in dump(parsed).items() if k in given}  # FireWorks' own defaults for the rest
+        # FireWorks' own defaults for what the file leaves out
+        data = fireworks_launchpad_dict({k: v for k, v in dump(parsed).items() if k in given}, self.path)
         data["strm_lvl"] = data.get("strm_lvl") or strm_lvl
         try:
             self.lp = LaunchPad.from_dict(data)
             _init_if_empty(self.lp)
         except Exception as exc:  # pymongo: bad TLS files, unreachable host, authentication...
-            raise WorkflowInputError(f"{self.path}: cannot use this MongoDB launchpad: {exc}") from exc
+            raise WorkflowInputError(f"{self.path}: cannot use this MongoDB launchpad: {redact_text(str(exc))}") \
+                from None
 
     def flush(self) -> None:  # MongoDB persists every write itself
         pass

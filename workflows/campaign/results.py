@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sacmap.core.atomic import atomic_write
+from sacmap.core.redact import redact_text, redact_url  # noqa: F401  (re-exported: results.redact_url)
 from sacmap.workflows.errors import WorkflowInputError
 
 ROW_KEYS = [
@@ -46,13 +47,6 @@ def normalise_url(url: str | os.PathLike, *, base: Path | None = None) -> str:
     if path.suffix != ".db":
         raise WorkflowInputError(f"database path {url!r}: an ASE SQLite database must end in .db")
     return str(path.resolve())
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password (for messages and printed status)."""
-    import re
-
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def connect(url: str):
@@ -133,7 +127,7 @@ def store(db, result: dict, meta: dict, *, calculator: str, settings_hash: str, 
     if result.get("charges") is not None:
         data["charges"] = [float(q) for q in result["charges"]]
         data["charge_method"] = result["charge_method"]
-    for key in ("n_steps", "seconds", "static_energy_eV", "bader"):
+    for key in ("n_steps", "seconds", "static_energy_eV", "bader", "corrections", "launches"):
         if result.get(key) is not None:
             data[key] = result[key]
     return db.write(atoms, key_value_pairs=kvp, data=data)

@@ -21,7 +21,7 @@ from sacmap.core.atomic import write_json
 from sacmap.workflows.campaign import results
 from sacmap.workflows.campaign.configs import config_to_doc, safe_name
 from sacmap.workflows.campaign.launchpad import STORE_NAME, EmbeddedLaunchPad, open_launchpad
-from sacmap.workflows.campaign.settings import calculation_variants, custodian_options
+from sacmap.workflows.campaign.settings import calculation_variants, categories_option, custodian_options
 from sacmap.workflows.errors import WorkflowInputError
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,43 @@ def _launchpad(workdir: Path, state: dict):
     return open_launchpad(workdir, state.get("launchpad"))
 
 
+def _spec_relative(block: dict, spec_dir: Path | None) -> dict:
+    """The block with its relative paths (launchpad file, SQLite database, preset YAML) resolved against the spec
+    file's folder, so a spec means the same files from any current directory."""
+    if spec_dir is None:
+        return block
+    out = dict(block)
+    for key in ("launchpad", "database", "preset"):
+        val = out.get(key)
+        if not isinstance(val, str) or val == "embedded" or "://" in val:
+            continue
+        if key == "preset" and Path(val).suffix not in (".yaml", ".yml"):
+            continue  # a shipped preset name
+        path = Path(val).expanduser()
+        if not path.is_absolute():
+            out[key] = str((spec_dir / path).resolve())
+    return out
+
+
 def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calculation: dict | None = None,
                    calculator: str | None = None, launchpad: str | Path | None = None, db: str | None = None,
-                   source: str = "spec") -> dict:
+                   source: str = "spec", spec_dir: str | Path | None = None) -> dict:
     """Add one workflow per (configuration, calculation variant) to the campaign's LaunchPad.
 
     Keys (config_id + settings hash) already on the LaunchPad are skipped, so submitting twice adds nothing.
-    ``calculation`` is the spec's ``calculation`` block; ``calculator``, ``launchpad`` and ``db`` override it.
+    ``calculation`` is the spec's ``calculation`` block; ``calculator``, ``launchpad`` and ``db`` override it
+    (paths given there are relative to the current directory). Relative paths in the block (``launchpad``,
+    ``database``, a preset YAML) are resolved against ``spec_dir``, the spec file's folder, when given.
     Returns ``{"added": n, "skipped": n, "db": url, "launchpad": file or None, "variants": [...]}``.
     """
     from sacmap.workflows.campaign.builders import build_workflow, calc_key
 
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    block = dict(calculation or {})
+    block = _spec_relative(dict(calculation or {}), Path(spec_dir).resolve() if spec_dir else None)
     variants = calculation_variants(block, source=source, calculator=calculator)
     cust = custodian_options(block, source=source)
+    cats = categories_option(block, source=source)
     lp_file = launchpad or block.get("launchpad")
     if str(lp_file) == "embedded":
         lp_file = None
@@ -89,20 +110,41 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
                 if lp.workflows.count_documents({"metadata.sacmap_key": key}):
                     skipped += 1
                     continue
-                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust))
+                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust, categories=cats))
                 added += 1
         handle.flush()
     write_json(workdir / STATE_FILE, state)
     return {"added": added, "skipped": skipped, "db": db_url, "launchpad": lp_file, "variants": variants}
 
 
-def _fworker():
+def load_fworker(path: str | Path | None = None):
+    """The FireWorks worker of this machine: ``path`` (a my_fworker.yaml), else FireWorks' own lookup
+    (``FWORKER_LOC`` / ``CONFIG_FILE_DIR`` of FW_config.yaml), else a plain local worker. Its ``env``
+    (``vasp_cmd``, ``gamma_vasp_cmd``, ``scratch_dir``, ``incar: {NCORE, KPAR, NPAR}``) reaches the FireTasks as
+    ``fw_spec["_fw_env"]`` and never enters a settings hash; ``$SACMAP_VASP_CMD`` fills a missing ``vasp_cmd``.
+    """
     from fireworks import FWorker
+    from fireworks.fw_config import FWORKER_LOC
 
-    env = {}
-    if os.environ.get("SACMAP_VASP_CMD"):
+    src = path or FWORKER_LOC
+    if src:
+        p = Path(src).expanduser()
+        if not p.is_file():
+            raise WorkflowInputError(f"{p}: FireWorks worker file (my_fworker.yaml) not found")
+        try:
+            worker = FWorker.from_file(str(p))
+        except Exception as exc:  # noqa: BLE001 - yaml / key errors of a hand-written file
+            raise WorkflowInputError(f"{p}: not a FireWorks worker file ({type(exc).__name__}: {exc})") from None
+        from sacmap.workflows.campaign.vasp_run import worker_incar
+
+        worker_incar(worker.env)  # refuse physics tags in env.incar before anything runs
+    else:
+        worker = FWorker(name="sacmap-local")
+    env = dict(worker.env or {})
+    if os.environ.get("SACMAP_VASP_CMD") and not env.get("vasp_cmd"):
         env["vasp_cmd"] = os.environ["SACMAP_VASP_CMD"]
-    return FWorker(name="sacmap-local", env=env)
+    worker.env = env
+    return worker
 
 
 def _launch_dir(workdir: Path, doc: dict) -> Path:
@@ -118,9 +160,11 @@ def _launch_dir(workdir: Path, doc: dict) -> Path:
     return path
 
 
-def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None = None) -> dict:
+def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None = None,
+        fworker: str | Path | None = None) -> dict:
     """Run every READY Firework of the campaign sequentially in this process (rapidfire), flushing the
     embedded store after each one. Fireworks left RUNNING by a killed embedded run are reset first.
+    ``fworker``: a my_fworker.yaml (:func:`load_fworker`); its category and query select the Fireworks run.
 
     Returns the state counts after the run (:func:`status`'s ``counts``).
     """
@@ -132,7 +176,7 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
 
     workdir = Path(workdir).resolve()
     state = load_state(workdir)
-    fworker = _fworker()
+    fworker = load_fworker(fworker)
     with _launchpad(workdir, state) as handle:
         lp = handle.lp
         if isinstance(handle, EmbeddedLaunchPad):  # one process owns this store: RUNNING means killed
@@ -148,7 +192,7 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
         try:
             while max_fireworks is None or done < max_fireworks:
                 doc = lp.fireworks.find_one(
-                    {"state": "READY"},
+                    {**fworker.query, "state": "READY"},
                     {"fw_id": 1, "name": 1, "spec.sacmap.config.meta.config_id": 1,
                      "spec.sacmap.calc.settings_hash": 1, "spec.sacmap_step": 1},
                     sort=[("spec._priority", -1), ("fw_id", 1)],
@@ -192,17 +236,30 @@ def _failure_message(lp, fw_id: int) -> str:
 
 def status(workdir: str | Path) -> dict:
     """``{"name", "db", "launchpad", "counts": {state: n}, "failures": [{"fw_id", "name", "message"}],
-    "n_results": rows in the database}``."""
+    "restarts": [{"fw_id", "name", "state", "restart", "reason", "from"}], "n_results": rows in the database}``.
+
+    A failure's message is the last line of its error: for VASP the custodian error class, the handler and the
+    errors it found (:func:`sacmap.workflows.campaign.vasp_run.custodian_failure`), or why a relaxation stayed
+    unconverged after its restarts. ``restarts`` lists the continuations of unconverged relaxations.
+    """
     workdir = Path(workdir).resolve()
     state = load_state(workdir)
     with _launchpad(workdir, state) as handle:
         lp = handle.lp
         counts = _counts(lp)
-        failures = [{"fw_id": d["fw_id"], "name": d["name"], "message": _failure_message(lp, d["fw_id"])}
+        failures = [{"fw_id": d["fw_id"], "name": d["name"], "message": results.redact_text(
+                        _failure_message(lp, d["fw_id"]))}
                     for d in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "name": 1})]
+        restarts = [{"fw_id": d["fw_id"], "name": d["name"], "state": d["state"],
+                     "restart": d["spec"].get("sacmap_restart"), "reason": d["spec"].get("sacmap_restart_reason", ""),
+                     "from": d["spec"].get("sacmap_restart_from", "")}
+                    for d in lp.fireworks.find({"spec.sacmap_restart": {"$gt": 0}},
+                                               {"fw_id": 1, "name": 1, "state": 1, "spec.sacmap_restart": 1,
+                                                "spec.sacmap_restart_reason": 1, "spec.sacmap_restart_from": 1})]
     db = results.connect(state["db"])
     return {"name": state["name"], "db": state["db"], "launchpad": state.get("launchpad") or "embedded",
-            "counts": counts, "failures": failures, "n_results": db.count(campaign=state["name"])}
+            "counts": counts, "failures": failures, "restarts": restarts,
+            "n_results": db.count(campaign=state["name"])}
 
 
 def rerun_failed(workdir: str | Path) -> int:
@@ -246,8 +303,10 @@ def submit_spec(spec_path: str | Path, workdir: str | Path, *, calculator: str |
     spec_path = Path(spec_path)
     spec, configs = load_spec_configs(spec_path)
     name = str(spec.get("name", spec_path.stem))
+    src = Path(str(spec.get("_source", spec_path)))
+    spec_dir = src.parent if src.is_file() else (spec_path.parent if spec_path.is_file() else None)
     info = submit_configs(configs, workdir, name=name, calculation=spec.get("calculation"), calculator=calculator,
-                          launchpad=launchpad, db=db, source=str(spec_path))
+                          launchpad=launchpad, db=db, source=str(spec_path), spec_dir=spec_dir)
     info["name"] = name
     info["n_configs"] = len(configs)
     info["launchpad_shown"] = info["launchpad"] or f"embedded ({Path(workdir) / STORE_NAME})"
@@ -274,9 +333,10 @@ def run_campaign(spec: dict, workdir: str | Path, *, calculator: str | None = No
         from sacmap import structures
 
         configs = structures.expand(spec)
+    src = Path(str(spec.get("_source", "")))
     info = submit_configs(configs, workdir, name=str(spec.get("name", "campaign")),
                           calculation=spec.get("calculation"), calculator=calculator, launchpad=launchpad, db=db,
-                          source=str(spec.get("_source", "spec")))
+                          source=str(spec.get("_source", "spec")), spec_dir=src.parent if src.is_file() else None)
     counts = run(workdir, progress=progress)
     if counts.get("FIZZLED"):
         log.warning("campaign %s: %d Firework(s) failed; see `sacmap campaign status -w %s`",

@@ -91,9 +91,19 @@ class CustodianOptions:
     max_errors: int = option(5, lo=0, lo_open=True)
     polling_time_step: float = option(10.0, lo=0, lo_open=True, unit="s")
     monitor_freq: int = option(30, lo=0, lo_open=True, doc="polls between handler checks")
-    walltime_s: int = option(None, lo=0, lo_open=True, unit="s")
+    walltime_s: int = option(None, lo=0, lo_open=True, unit="s",
+                             doc="wall time of the job: custodian's WalltimeHandler stops VASP cleanly before it")
     handlers: list[str] = option(None, choices=HANDLER_NAMES, check=non_empty,
                                  doc="custodian VASP handlers to use (default all)")
+    max_restarts: int = option(3, lo=0, doc="continuations of an unconverged relaxation from its CONTCAR")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Categories:
+    """``calculation.categories``: FireWorks categories of the steps (not hashed)."""
+
+    compute: str | None = option("sacmap-compute", doc="relaxations and static runs")
+    light: str | None = option("sacmap-light", doc="store steps (seconds each): a light worker")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +130,7 @@ class Calculation:
     launchpad: str | None = None
     database: str | None = None
     custodian: CustodianOptions | None = None
+    categories: Categories | None = None
 
 
 PRESET_KEYS = {f.name for f in dataclasses.fields(Preset)}
@@ -211,6 +222,15 @@ def custodian_options(block: dict | None, *, source: str = "spec") -> dict:
     if calc.custodian is None:
         return {}
     return {k: v for k, v in dump(calc.custodian).items() if k in given}
+
+
+def categories_option(block: dict | None, *, source: str = "spec") -> dict:
+    """The ``calculation.categories`` given in the block (``{"compute": ..., "light": ...}``; {} if none)."""
+    calc = parse_calculation(block, source=source)
+    given = ((block or {}).get("categories")) or {}
+    if calc.categories is None:
+        return {}
+    return {k: v for k, v in dump(calc.categories).items() if k in given}
 
 
 def _variant(calculator: str, settings: dict) -> dict:

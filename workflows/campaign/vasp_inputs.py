@@ -51,13 +51,19 @@ def _height_factor(atoms: Atoms, ax: int) -> float:
     return abs(np.dot(cell[ax], normal)) / (np.linalg.norm(normal) * np.linalg.norm(cell[ax]))
 
 
-def kpoints_for(atoms: Atoms, settings: dict) -> tuple[int, int, int]:
+GAS_KINDS = ("gas_atom", "gas_dimer")
+
+
+def kpoints_for(atoms: Atoms, settings: dict, meta: dict | None = None) -> tuple[int, int, int]:
     """Γ-centred subdivisions by the structures package's slab rule (:func:`sacmap.structures.slab_kpoint_grid`):
     the preset's ``kpoints.in_plane`` along the in-plane vectors, ``kpoints.vacuum`` along :func:`vacuum_axis`.
 
-    Gas references (no ``pbc`` hint, an atom or dimer in a box) get the same rule with the box's largest gap as
-    the "vacuum" axis; the structures package records ``kpts = 1x1x1`` for them (see issue 17).
+    Gas references (``meta["kind"]`` ``gas_atom`` / ``gas_dimer``, or a cell periodic in no direction) get the Γ
+    point only (1 × 1 × 1), as the structures package records for them; custodian then runs the worker's Γ-only
+    VASP command when one is configured.
     """
+    if (meta or {}).get("kind") in GAS_KINDS or not any(atoms.pbc):
+        return (1, 1, 1)
     kp = settings["kpoints"]
     return slab_kpoint_grid(vacuum_axis(atoms), int(kp["in_plane"]), int(kp["vacuum"]))
 
@@ -70,8 +76,11 @@ def metal_symbols(atoms: Atoms, meta: dict | None = None) -> list[str]:
     return list(dict.fromkeys(s for s in atoms.get_chemical_symbols() if is_metal(s)))
 
 
-def incar_overrides(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False) -> dict:
-    """``user_incar_settings`` for MPRelaxSet: preset INCAR, spin, +U (per-element dicts), static additions."""
+def incar_overrides(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False,
+                    worker_incar: dict | None = None) -> dict:
+    """``user_incar_settings`` for MPRelaxSet: preset INCAR, spin, +U (per-element dicts), static additions, and
+    the worker's parallelisation tags (``worker_incar``: NCORE/KPAR/NPAR/NSIM from my_fworker.yaml; outside the
+    settings hash because they do not change results)."""
     metals = set(metal_symbols(atoms, meta))
     incar = dict(settings.get("incar") or {})
     if meta.get("spin_polarised"):
@@ -97,10 +106,11 @@ def incar_overrides(atoms: Atoms, meta: dict, settings: dict, *, static: bool = 
             incar[key] = None
     if static:
         incar.update((settings.get("static") or {}).get("incar") or {})
+    incar.update(worker_incar or {})
     return incar
 
 
-def input_set(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False):
+def input_set(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False, worker_incar: dict | None = None):
     """The pymatgen ``MPRelaxSet`` of a configuration under a preset's settings."""
     from pymatgen.io.ase import AseAtomsAdaptor
     from pymatgen.io.vasp.inputs import Kpoints
@@ -116,8 +126,8 @@ def input_set(atoms: Atoms, meta: dict, settings: dict, *, static: bool = False)
     return MPRelaxSet(
         structure,
         vdw=settings.get("vdw"),
-        user_incar_settings=incar_overrides(atoms, meta, settings, static=static),
-        user_kpoints_settings=Kpoints.gamma_automatic(kpoints_for(atoms, settings)),
+        user_incar_settings=incar_overrides(atoms, meta, settings, static=static, worker_incar=worker_incar),
+        user_kpoints_settings=Kpoints.gamma_automatic(kpoints_for(atoms, settings, meta)),
         **kwargs,
     )
 
@@ -130,16 +140,17 @@ def potcar_library_available() -> bool:
     return bool(psp) and Path(psp).expanduser().is_dir()
 
 
-def write_inputs(atoms: Atoms, meta: dict, settings: dict, directory: str | Path, *, static: bool = False) -> dict:
+def write_inputs(atoms: Atoms, meta: dict, settings: dict, directory: str | Path, *, static: bool = False,
+                 worker_incar: dict | None = None) -> dict:
     """Write INCAR, KPOINTS, POSCAR and POTCAR (or POTCAR.spec without a POTCAR library) into ``directory``.
 
     Returns ``{"potcar_spec": bool, "site_symbols": [...], "kpoints": (n1, n2, n3)}``.
     """
     directory = Path(directory)
-    vis = input_set(atoms, meta, settings, static=static)
+    vis = input_set(atoms, meta, settings, static=static, worker_incar=worker_incar)
     spec_only = not potcar_library_available()
     if spec_only:
         log.warning("PMG_VASP_PSP_DIR is not set: writing POTCAR.spec only; VASP cannot run without POTCARs")
     vis.write_input(str(directory), potcar_spec=spec_only)
     return {"potcar_spec": spec_only, "site_symbols": vis.poscar.site_symbols,
-            "kpoints": kpoints_for(atoms, settings)}
+            "kpoints": kpoints_for(atoms, settings, meta)}

@@ -14,6 +14,10 @@ from sacmap.workflows.errors import WorkflowInputError
 log = logging.getLogger(__name__)
 
 
+def _split(cmd) -> list[str]:
+    return list(cmd) if isinstance(cmd, (list, tuple)) else shlex.split(str(cmd))
+
+
 def vasp_command(fw_env: dict | None = None) -> list[str]:
     """The VASP command: FWorker ``env.vasp_cmd`` (my_fworker.yaml), else ``$SACMAP_VASP_CMD``."""
     cmd = (fw_env or {}).get("vasp_cmd") or os.environ.get("SACMAP_VASP_CMD")
@@ -21,7 +25,88 @@ def vasp_command(fw_env: dict | None = None) -> list[str]:
         raise WorkflowInputError(
             "no VASP command: set env.vasp_cmd in my_fworker.yaml or the SACMAP_VASP_CMD environment variable"
         )
-    return list(cmd) if isinstance(cmd, (list, tuple)) else shlex.split(str(cmd))
+    return _split(cmd)
+
+
+def gamma_vasp_command(fw_env: dict | None = None) -> list[str] | None:
+    """The Γ-only VASP command (``vasp_gam``): FWorker ``env.gamma_vasp_cmd``, else ``$SACMAP_GAMMA_VASP_CMD``;
+    custodian's ``VaspJob`` runs it when the KPOINTS is a single Γ point (gas references) and its last word is an
+    executable on PATH. None when not configured."""
+    cmd = (fw_env or {}).get("gamma_vasp_cmd") or os.environ.get("SACMAP_GAMMA_VASP_CMD")
+    return _split(cmd) if cmd else None
+
+
+#: per-worker INCAR tags (parallelisation only: they never change results, so they stay out of the settings hash)
+WORKER_INCAR_TAGS = ("NCORE", "KPAR", "NPAR", "NSIM")
+
+
+def worker_incar(fw_env: dict | None = None) -> dict:
+    """Parallelisation tags of this worker: ``env.incar`` in my_fworker.yaml (e.g. ``{NCORE: 8, KPAR: 2}``) or
+    ``env.NCORE`` / ``env.KPAR`` / ``env.NPAR`` / ``env.NSIM``; anything else is refused (physics settings
+    belong in the preset, where the settings hash sees them)."""
+    env = fw_env or {}
+    tags = {k.upper(): v for k, v in (env.get("incar") or {}).items()}
+    tags.update({k: env[k] for k in WORKER_INCAR_TAGS if k in env})
+    bad = sorted(set(tags) - set(WORKER_INCAR_TAGS))
+    if bad:
+        raise WorkflowInputError(f"my_fworker.yaml env.incar: {bad} are not parallelisation tags (only "
+                                 f"{list(WORKER_INCAR_TAGS)}); put physics settings in the VASP preset")
+    out = {}
+    for k, v in tags.items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            raise WorkflowInputError(f"my_fworker.yaml env.{k}: {v!r} is not an integer") from None
+        if out[k] < 1:
+            raise WorkflowInputError(f"my_fworker.yaml env.{k}: {v!r} must be at least 1")
+    return out
+
+
+def corrections_record(run_log) -> list[dict]:
+    """custodian's run log (``Custodian.run()`` or ``custodian.json``) as JSON-able corrections:
+    ``[{"handler": class name, "errors": [...], "actions": [...]}]`` in the order applied."""
+    out = []
+    for job in run_log or []:
+        for corr in job.get("corrections", []) or []:
+            handler = corr.get("handler")
+            if isinstance(handler, dict):
+                name = str(handler.get("@class", "?"))
+            else:
+                name = type(handler).__name__ if handler is not None else "?"
+            out.append({"handler": name, "errors": [str(e) for e in corr.get("errors") or []],
+                        "actions": _jsonable(corr.get("actions"))})
+    return out
+
+
+def _jsonable(obj):
+    import json
+
+    try:
+        return json.loads(json.dumps(obj, default=str))
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+def custodian_failure(exc: Exception, run_log=None) -> str:
+    """One line naming a custodian failure: the error class, the handler or validator class, the errors it
+    found and custodian's message (object reprs such as ``<…VaspErrorHandler object at 0x…>`` replaced by the
+    class name)."""
+    import re
+
+    culprit = getattr(exc, "handler", None) or getattr(exc, "validator", None)
+    name = type(culprit).__name__ if culprit is not None else ""
+    msg = re.sub(r"<[\w.]*?\.?(\w+) object at 0x[0-9a-f]+>", r"\1", str(getattr(exc, "message", exc)))
+    errors = []
+    for corr in corrections_record(run_log)[::-1]:
+        if not name or corr["handler"] == name:
+            errors = corr["errors"]
+            break
+    text = f"custodian {type(exc).__name__}"
+    if name:
+        text += f" ({name})"
+    if errors:
+        text += f": {', '.join(errors)}"
+    return f"{text} [{msg}]"
 
 
 def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = None,
@@ -63,12 +148,17 @@ def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = Non
 
 def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int = 5,
                   walltime_s: int | None = None, polling_time_step: float = 10, monitor_freq: int = 30,
-                  handlers: list[str] | None = None) -> list:
+                  handlers: list[str] | None = None, gamma_vasp_cmd: list[str] | None = None,
+                  scratch_dir: str | None = None) -> list[dict]:
     """Run VASP in ``directory`` under custodian (handlers + VasprunXML/VaspFiles validators).
 
-    Returns the list of corrections custodian applied (also in ``custodian.json``).
+    Returns the corrections custodian applied (:func:`corrections_record`; all of them also in
+    ``custodian.json``). A custodian failure raises ``RuntimeError`` with :func:`custodian_failure`'s line (the
+    error class, the handler and the errors it found), never the bare handler object. ``scratch_dir``: custodian
+    runs VASP in a temporary folder there and copies the outputs back (the worker's ``env.scratch_dir``).
     """
     from custodian import Custodian
+    from custodian.custodian import CustodianError
     from custodian.vasp.jobs import VaspJob
     from custodian.vasp.validators import VaspFilesValidator, VasprunXMLValidator
 
@@ -78,14 +168,18 @@ def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int
     try:
         c = Custodian(
             default_handlers(walltime_s=walltime_s, names=handlers),
-            [VaspJob(vasp_cmd, auto_npar=False)],
+            [VaspJob(vasp_cmd, auto_npar=False, gamma_vasp_cmd=gamma_vasp_cmd)],
             validators=[VasprunXMLValidator(), VaspFilesValidator()],
             max_errors=max_errors,
             polling_time_step=polling_time_step,
             monitor_freq=monitor_freq,
             directory=str(directory),
+            scratch_dir=os.path.expandvars(scratch_dir) if scratch_dir else None,
         )
-        return c.run()
+        try:
+            return corrections_record(c.run())
+        except CustodianError as exc:
+            raise RuntimeError(custodian_failure(exc, c.run_log)) from exc
     finally:
         os.chdir(cwd)
 

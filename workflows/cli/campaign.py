@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     r = sub.add_parser("run", help="run all READY Fireworks here, sequentially (rapidfire), with a progress bar")
     r.add_argument("--max", type=int, default=None, help="stop after this many Fireworks")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--fworker", type=Path, default=None,
+                   help="my_fworker.yaml of this machine (VASP commands, scratch, NCORE/KPAR, category); default: "
+                   "FireWorks' own lookup (FW_config.yaml), else a local worker")
     common(r)
     r.set_defaults(func=_run)
 
@@ -62,7 +65,7 @@ def _submit(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sacmap.workflows.campaign import runner
 
-    counts = runner.run(args.workdir, progress=not args.no_progress, max_fireworks=args.max)
+    counts = runner.run(args.workdir, progress=not args.no_progress, max_fireworks=args.max, fworker=args.fworker)
     print("fireworks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if counts.get("FIZZLED"):
         print(f"{counts['FIZZLED']} failed: see `sacmap campaign status -w {args.workdir}`")
@@ -81,6 +84,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  {state:<10} {n}")
     for f in st["failures"]:
         print(f"  FIZZLED fw {f['fw_id']} {f['name']}: {f['message']}")
+    for r in st["restarts"]:
+        print(f"  restart {r['restart']} ({r['state']}) fw {r['fw_id']} {r['name']}: {r['reason']}")
     return 0
 
 

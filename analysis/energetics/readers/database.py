@@ -9,6 +9,7 @@ import numpy as np
 
 from sacmap.analysis.energetics.readers.records import add_problem, empty_record, finish_record, set_atoms
 from sacmap.analysis.errors import AnalysisInputError
+from sacmap.core.redact import redact_text, redact_url
 
 
 def is_db_source(source: str) -> bool:
@@ -26,18 +27,20 @@ def read_ase_db(url: str, selection: str | None = None) -> list[dict]:
     """
     import ase.db
 
+    shown = redact_url(url)  # records, messages and tables never show the password
     if not str(url).startswith(("postgresql://", "postgres://")) and not Path(url).is_file():
-        raise FileNotFoundError(f"{url}: database file not found")
+        raise FileNotFoundError(f"{shown}: database file not found")
     try:
         db = ase.db.connect(str(url))
         rows = list(db.select(selection) if selection else db.select())
     except Exception as exc:  # noqa: BLE001
-        raise AnalysisInputError(f"{url}: cannot read as an ASE database ({type(exc).__name__}: {exc})") from exc
+        raise AnalysisInputError(
+            f"{shown}: cannot read as an ASE database ({type(exc).__name__}: {redact_text(str(exc))})") from None
     out = []
     for row in rows:
         kv = dict(row.key_value_pairs)
-        calc_dir = str(kv.get("calc_dir") or f"{url}#id={row.id}")
-        rec = empty_record(str(url), calc_dir, "ase-db")
+        calc_dir = str(kv.get("calc_dir") or f"{shown}#id={row.id}")
+        rec = empty_record(shown, calc_dir, "ase-db")
         rec["meta"] = {k: v for k, v in kv.items()}
         rec["meta"]["db_id"] = row.id
         e = kv.get("energy_eV", row.get("energy"))

@@ -10,8 +10,12 @@
    relax) and this folder has not failed yet, prints that log (as VASP
    would on stdout, i.e. into custodian's vasp.out; ``std_err.*`` files go to stderr) and stops without results.
 3. Otherwise copies the recorded real outputs of ``$FAKE_VASP_OUTPUTS`` (vasprun.xml, OUTCAR, OSZICAR, CONTCAR).
+   The first ``$FAKE_VASP_UNCONVERGED_RELAX`` relaxations (counted over all folders) end unconverged: the
+   recording with NSW lowered to its 28 ionic steps (pymatgen then reads ``converged_ionic = False``); with
+   ``$FAKE_VASP_WAIT_STOPCAR`` set they first wait (up to 20 s) for the STOPCAR of custodian's WalltimeHandler,
+   as VASP stops at the next ionic step when one appears.
 
-Every call appends one JSON line (folder, step, INCAR) to ``$FAKE_VASP_LOG``.
+Every call appends one JSON line (folder, step, INCAR, first POSCAR position) to ``$FAKE_VASP_LOG``.
 """
 
 import gzip
@@ -19,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 
@@ -88,7 +93,9 @@ def main() -> int:
     log = os.environ.get("FAKE_VASP_LOG")
     if log:
         with open(log, "a") as fh:
-            fh.write(json.dumps({"dir": os.getcwd(), "step": step, "incar": incar, "problems": problems}) + "\n")
+            first = Path("POSCAR").read_text().splitlines()[8].split()[:3]
+            fh.write(json.dumps({"dir": os.getcwd(), "step": step, "incar": incar, "problems": problems,
+                                 "first_position": [float(x) for x in first]}) + "\n")
     if problems:
         print("fake_vasp: input check failed: " + "; ".join(problems), file=sys.stderr)
         return 3
@@ -106,12 +113,29 @@ def main() -> int:
             shutil.copy(src, "OSZICAR")
         return 0
     out = Path(os.environ["FAKE_VASP_OUTPUTS"])
+    unconverged = False
+    n_stop = int(os.environ.get("FAKE_VASP_UNCONVERGED_RELAX", "0"))
+    if step == "relax" and n_stop and log:
+        counter = Path(log).with_suffix(".unconverged")
+        done = int(counter.read_text()) if counter.exists() else 0
+        if done < n_stop:
+            counter.write_text(str(done + 1))
+            unconverged = True
+            if os.environ.get("FAKE_VASP_WAIT_STOPCAR"):
+                t0 = time.time()
+                while not Path("STOPCAR").exists() and time.time() - t0 < 20:
+                    time.sleep(0.05)
     for name in ("vasprun.xml", "OUTCAR", "OSZICAR", "CONTCAR"):
         if (out / name).exists():
             shutil.copy(out / name, name)
         elif (out / f"{name}.gz").exists():
             with gzip.open(out / f"{name}.gz", "rb") as src, open(name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+    if unconverged:  # the run stopped at NSW (or at the STOPCAR) after its 28 ionic steps
+        text = Path("vasprun.xml").read_text().replace('name="NSW">    99<', 'name="NSW">    28<')
+        Path("vasprun.xml").write_text(text)
+        print(" running on    1 total cores")
+        return 0
     print(" running on    1 total cores\n reached required accuracy - stopping structural energy minimisation")
     return 0
 
