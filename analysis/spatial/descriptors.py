@@ -17,7 +17,13 @@ Edge handling (explicit, see ``docs/statistics.md``):
   in a window of the same area and perimeter, ``0.5 √(A/n) + (0.0514 + 0.041/√n) P/n``; ``z`` uses his variance
   ``0.0703 A/n² + 0.037 P √(A/n⁵)``. ``clark_evans_raw`` is the uncorrected ``mean / (0.5/√ρ)``.
 * :func:`pair_correlation` uses the translation correction: each pair is weighted by ``A / |W ∩ (W + v)|``.
-* Multimer share and nuclearity count what is observed (a partner outside the window is invisible).
+* ``clark_evans`` on a mask with holes (Donnelly's correction assumes a convex window): the Kaplan–Meier mean NND
+  (spatstat's ``cdf`` correction) over ``0.5/√ρ``, ``z`` with the Clark–Evans SE ``0.26136/√(nρ)``;
+  ``clark_evans_correction`` names the one used.
+* Multimer share and nuclearity count what is observed (a partner outside the window is invisible); the
+  border-corrected ``multimer_share_border`` / ``nuclearity_border`` use only atoms (clusters) at least
+  ``multimer_nm`` from the boundary, whose partners cannot hide outside. Per-species NND has a Hanisch mean
+  (``nnd_by_pair[...]["mean_hanisch_nm"]``).
 """
 
 from __future__ import annotations
@@ -228,7 +234,26 @@ def descriptors(xy_nm: np.ndarray, region=None, elements=None, multimer_nm: floa
         "perimeter_nm": float(region.perimeter_nm),
         "region": {**region.describe(), "source": source},
     }
-    out.update(clark_evans(out["nnd_mean_nm"], n, area, region.perimeter_nm))
+    if region.has_holes:  # Donnelly's perimeter term assumes a convex window: Kaplan–Meier mean NND instead
+        from sacmap.analysis.spatial.summary import km_mean_nnd_nm
+
+        km = km_mean_nnd_nm(xy, region)
+        e_pois = 0.5 / np.sqrt(n / area)
+        out.update(clark_evans=float(km / e_pois), z=float((km - e_pois) / (0.26136 / np.sqrt(n * n / area))),
+                   nnd_expected_poisson_nm=float(e_pois), clark_evans_raw=float(out["nnd_mean_nm"] / e_pois),
+                   nnd_mean_km_nm=float(km), clark_evans_correction="cdf (Kaplan-Meier mean NND)")
+    else:
+        out.update(clark_evans(out["nnd_mean_nm"], n, area, region.perimeter_nm), clark_evans_correction="Donnelly")
+    # border-corrected multimer statistics: only atoms (clusters) whose every partner within multimer_nm would be
+    # inside the window, i.e. at least multimer_nm from the boundary
+    inner = boundary >= multimer_nm
+    out["n_border_multimer"] = int(inner.sum())
+    out["multimer_share_border"] = float(np.mean(nuc["sizes"][nuc["labels"]][inner] >= 2)) if inner.any() \
+        else float("nan")
+    whole = np.ones(len(nuc["sizes"]), dtype=bool)
+    np.logical_and.at(whole, nuc["labels"], inner)
+    size_vals, size_counts = np.unique(nuc["sizes"][whole], return_counts=True)
+    out["nuclearity_border"] = {int(a): int(b) for a, b in zip(size_vals, size_counts)}
     if elements is not None:
         el = np.asarray(["" if e is None else str(e) for e in elements])
         if len(el) != n:
@@ -240,7 +265,10 @@ def descriptors(xy_nm: np.ndarray, region=None, elements=None, multimer_nm: floa
             for a in species:
                 for b in species:
                     d = cross_nnd(xy[el == a], xy[el == b], same=(a == b), workers=workers)
-                    pairs[f"{a}->{b}"] = _stats(d)
+                    st = _stats(d)
+                    if d.size:
+                        st["mean_hanisch_nm"] = hanisch_nnd(d, boundary[el == a], region)[0]
+                    pairs[f"{a}->{b}"] = st
             out["nnd_by_pair"] = pairs
     if return_arrays:
         out["arrays"] = {"nnd_nm": nnd, "boundary_nm": boundary, "cluster": nuc["labels"],

@@ -3,7 +3,9 @@
 * :func:`plot_nnd_histogram` — observed NND histogram against the random model (sampled in the same window
   at the same density, and the Poisson Rayleigh density ``2πρ d exp(−πρd²)``);
 * :func:`plot_nuclearity` — share of atoms in monomers, dimers, trimers, ...;
-* :func:`plot_pair_correlation` — g(r) with the Poisson reference g = 1.
+* :func:`plot_pair_correlation` — g(r) with the Poisson reference g = 1;
+* :func:`plot_envelope` / :func:`plot_envelopes` — a global envelope test (the 95 % global rank envelope, not
+  pointwise bands) with its p-values; several tests side by side (naive and detector-aware).
 
 Each returns the matplotlib Figure; save it with :func:`sacmap.core.atomic.save_figure`.
 """
@@ -86,4 +88,42 @@ def plot_pair_correlation(r_nm, g, ax=None):
     ax.set_xlabel("r (nm)")
     ax.set_ylabel("g(r)")
     ax.set_ylim(bottom=0)
+    return fig
+
+
+_YLABEL = {"L": "L(r) − r (nm)", "K": "K(r) − πr² (nm²)", "pcf": "g(r)", "G": "G(r)", "F": "F(r)", "J": "J(r)",
+           "Lcross": "L_ij(r) − r (nm)", "Kcross": "K_ij(r) − πr² (nm²)", "Gcross": "G_ij(r)"}
+
+
+def plot_envelope(test, ax=None, title: str | None = None):
+    """One :class:`~sacmap.analysis.spatial.envelopes.EnvelopeTest`: the global envelope (grey), the mean of the
+    simulations (dashed) and the observed curve, L and K centred on their Poisson value; p-values in the title."""
+    fig, ax = _axes(ax)
+    r = test.r_nm
+    shift = r if test.function in ("L", "Lcross") else np.pi * r**2 if test.function in ("K", "Kcross") else 0.0
+    ax.fill_between(r, test.lo - shift, test.hi - shift, color="0.8", lw=0,
+                    label=f"{100 * (1 - test.alpha):.0f} % global envelope")
+    ax.plot(r, test.central - shift, "k--", lw=1, label=f"mean of {test.nsim} sims")
+    ax.plot(r, test.observed - shift, color="C3", lw=1.5, label="observed")
+    ax.set_xlabel("r (nm)")
+    ax.set_ylabel(_YLABEL.get(test.function, test.function))
+    ax.set_title(title or f"{test.function} ({test.correction}) vs {test.null_model}\n"
+                 f"rank p = {test.p_rank:.3g}, MAD p = {test.p_mad:.3g}, DCLF p = {test.p_dclf:.3g}", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def plot_envelopes(tests, titles=None):
+    """Several envelope tests side by side (e.g. naive and detector-aware null); returns the Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    tests = list(tests)
+    fig, axes = plt.subplots(1, len(tests), figsize=(4.6 * len(tests), 3.6), squeeze=False)
+    for k, (t, ax) in enumerate(zip(tests, axes[0])):
+        plot_envelope(t, ax=ax, title=None if titles is None else
+                      f"{titles[k]}\nrank p = {t.p_rank:.3g}, MAD p = {t.p_mad:.3g}, DCLF p = {t.p_dclf:.3g}")
+    fig.tight_layout()
     return fig

@@ -165,10 +165,10 @@ def test_dft_sampler_limits_and_trends():
 def test_one_registry_builds_every_sampler_with_one_interface():
     from sacmap.analysis.spatial.samplers.registry import SAMPLERS, make_sampler
 
-    assert set(SAMPLERS) == {"random", "attractive", "repulsive", "dft"}
+    assert set(SAMPLERS) == {"random", "attractive", "repulsive", "dft", "hardcore"}
     reg = Region.rectangle(6.0)
     for name, params in (("random", {}), ("attractive", {"first_fraction": 0.25}), ("repulsive", {"c_nm": 0.2}),
-                         ("dft", {"grid_nm": 0.05})):
+                         ("dft", {"grid_nm": 0.05}), ("hardcore", {"hard_core_nm": 0.3})):
         s = make_sampler(name, **params)
         xy = s.sample(36, reg, runs=2, seed=4)
         assert xy.shape == (2, 36, 2) and reg.contains(xy.reshape(-1, 2)).all()
@@ -195,3 +195,26 @@ def test_dft_sampler_from_a_fit_keeps_sigma_over_sigma0():
         DFTBiasedSampler.from_fit({"kT_eV": 0.1})
     with pytest.raises(AnalysisInputError, match="potential"):
         DFTBiasedSampler(kT_eV=0.1)
+
+
+def test_hard_core_sampler_is_sequential_inhibition():
+    """No two points closer than the hard core; identical to accepting proposals one at a time (same stream)."""
+    from sacmap.analysis.spatial.samplers.point import HardCoreSampler, run_rngs
+
+    reg = Region.rectangle(5.0, 4.0)
+    h = 0.45
+    xy = HardCoreSampler(h).sample(60, reg, runs=3, seed=11)
+    for run in xy:
+        d = np.sqrt(((run[:, None] - run[None]) ** 2).sum(-1)) + np.eye(len(run)) * 1e9
+        assert d.min() > h and reg.contains(run).all()
+    # one-at-a-time SSI on the same proposals: the batches draw rng.random((k, 2)) per batch, so replay them
+    rng = run_rngs(11, 3)[0]
+    acc: list = []
+    while len(acc) < 60:
+        k = max(64, 2 * (60 - len(acc)))
+        for p in reg.sample_uniform(k, rng):
+            if len(acc) < 60 and all(np.hypot(*(p - q)) > h for q in acc):
+                acc.append(p)
+    assert np.allclose(np.array(acc), xy[0])
+    with pytest.raises(AnalysisInputError, match="hard core"):
+        HardCoreSampler(1.5, max_proposals=5000).sample(200, reg)

@@ -306,6 +306,53 @@ class RepulsiveSampler:
         return pts
 
 
+class HardCoreSampler:
+    """Hard-core process by random sequential inhibition (SSI): uniform proposals in the window, accepted when no
+    accepted point lies within ``hard_core_nm`` (nm); ``n`` points per run (fixed count, like the other samplers).
+    Proposals are drawn in batches; conflicts inside a batch are resolved in proposal order, so the result equals
+    the one-at-a-time rule. ``max_proposals`` (per run, default ``2000 n + 10⁴``) stops densities SSI cannot reach
+    (its jamming limit covers ≈ 55 % of the plane with discs of diameter ``hard_core_nm``)."""
+
+    name = "hardcore"
+
+    def __init__(self, hard_core_nm: float = 0.2, max_proposals: int | None = None):
+        if not (np.isfinite(hard_core_nm) and hard_core_nm >= 0):
+            raise AnalysisInputError(f"hard core must be a non-negative distance in nm, got {hard_core_nm!r}")
+        self.hard_core_nm = float(hard_core_nm)
+        self.max_proposals = max_proposals
+
+    def describe(self, n_points: int, window=None) -> dict:
+        return {"hard_core_nm": self.hard_core_nm}
+
+    def sample(self, n_points: int, window=None, runs: int = 1, seed=None) -> np.ndarray:
+        """``(runs, n_points, 2)`` points (nm), no two closer than ``hard_core_nm``."""
+        n_points, runs = _check_counts(n_points, runs)
+        region = default_region(window)
+        h = self.hard_core_nm
+        limit = self.max_proposals or 2000 * n_points + 10_000
+        out = np.empty((runs, n_points, 2))
+        for r, rng in enumerate(run_rngs(seed, runs)):
+            pts = np.empty((0, 2))
+            used = 0
+            while len(pts) < n_points:
+                if used >= limit:
+                    raise AnalysisInputError(f"hard-core sampler: only {len(pts)} of {n_points} points after {used} "
+                                             f"proposals; lower the density or the hard core ({h} nm)")
+                k = int(min(limit - used, max(64, 2 * (n_points - len(pts)))))
+                used += k
+                xy = region.sample_uniform(k, rng)
+                if len(pts) and h > 0:
+                    d, _ = cKDTree(pts).query(xy, distance_upper_bound=h)
+                    xy = xy[d > h]
+                if len(xy) > 1 and h > 0:
+                    pairs = cKDTree(xy).query_pairs(h, output_type="ndarray")
+                    acc = _resolve_in_order(len(xy), pairs[:, 0], pairs[:, 1])
+                    xy = xy[acc]
+                pts = np.concatenate([pts, xy[: n_points - len(pts)]])
+            out[r] = pts
+        return out
+
+
 class _CellRaster:
     """Per-run raster of square cells (side ≤ C/√2) holding at most one accepted point each (coordinates, nm)."""
 

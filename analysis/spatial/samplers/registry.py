@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
-from sacmap.analysis.spatial.samplers.point import AttractiveSampler, RandomSampler, RepulsiveSampler
+from sacmap.analysis.spatial.samplers.point import (
+    AttractiveSampler,
+    HardCoreSampler,
+    RandomSampler,
+    RepulsiveSampler,
+)
 
 #: name → sampler class (each has ``sample(n, window, runs=1, seed=None) -> (runs, n, 2)`` in nm)
 SAMPLERS: dict[str, type] = {
@@ -13,6 +18,7 @@ SAMPLERS: dict[str, type] = {
     "attractive": AttractiveSampler,
     "repulsive": RepulsiveSampler,
     "dft": DFTBiasedSampler,
+    "hardcore": HardCoreSampler,
 }
 
 
