@@ -294,9 +294,6 @@ def read_image(path, pixel_size_nm: float | None = None, *, check_range: bool = 
         pixel_size_nm = float(pixel_size_nm)
         if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
             raise DetectionInputError(f"{path}: pixel size must be a positive number of nm, got {pixel_size_nm}")
-    if suffix in RASTER_SUFFIXES and pixel_size_nm is None:
-        raise DetectionInputError(
-            f"{path}: no pixel size (nm/px) found in the file; give it with --pixel-size / pixel_size_nm")
     if suffix in TIFF_SUFFIXES:
         arr, px, py, meta = _read_tiff(path, pixel_size_nm, check_range)
     elif suffix in RASTER_SUFFIXES:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sacmap.workflows.cli.options import number
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,24 +15,19 @@ def register(subparsers) -> None:
         "printed address in a browser, upload HAADF-STEM images and download detections, descriptors and plots.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", **number(int, lo=1, hi=65535), default=7860, help="port (default 7860)")
     p.add_argument("--workdir", default=None, help="folder for uploads and results (default: a temporary folder, "
                    "removed on exit)")
-    p.add_argument("--max-file-mb", type=float, default=64.0, help="upload limit per file in MB (default 64)")
-    p.add_argument("--max-files", type=int, default=32, help="files per batch (default 32)")
+    p.add_argument("--max-file-mb", **number(float, lo=0.0, lo_open=True), default=64.0, help="upload limit per file in MB (default 64)")
+    p.add_argument("--max-files", **number(int, lo=1), default=32, help="files per batch (default 32)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device for detection")
     p.set_defaults(func=run_app)
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from sacmap.core.validation import check_value
-    from sacmap.workflows.errors import WorkflowInputError
-
-    port = check_value(args.port, int, name="--port", source="sacmap app", lo=1, hi=65535, error=WorkflowInputError)
-    max_file_mb = check_value(args.max_file_mb, float, name="--max-file-mb", source="sacmap app", lo=0.0, lo_open=True,
-                              error=WorkflowInputError)
-    max_files = check_value(args.max_files, int, name="--max-files", source="sacmap app", lo=1, error=WorkflowInputError)
     from sacmap.workflows.app.server import serve
+
+    port, max_file_mb, max_files = args.port, args.max_file_mb, args.max_files  # checked as parsed
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"sacmap app: WARNING: listening on {args.host}; anyone who can reach it can upload files")

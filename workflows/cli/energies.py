@@ -13,6 +13,8 @@ import argparse
 import logging
 import sys
 
+from sacmap.workflows.cli.options import number
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="calculation folder, tree, .zip/.tar.gz archive, .cml file, *.db or postgresql:// URL")
     p.add_argument("-o", "--out", required=True, help="output folder for CSV tables and PNG figures")
-    p.add_argument("--n-reference-charge", type=float, default=None, metavar="E",
+    p.add_argument("--n-reference-charge", **number(float), default=None, metavar="E",
                    help="Bader charge (electrons) of N in the reference phase for <B> (default: from a pure-N "
                    "calculation among the sources, if any)")
     p.add_argument("--no-figures", action="store_true", help="write only the tables")

@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a one-line argparse error
+    except SystemExit as exc:  # a one-line argparse error (--help and --version exit as argparse does)
+        if not exc.code:
+            raise
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except _input_error_types() as exc:  # a value refused while parsing (options.number & co.)
         print(f"sacmap: error: {_error_line(exc)}", file=sys.stderr)
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         with protect_inputs(input_files(args)):
             rc = func(args)
     except SystemExit as exc:  # a group's own parser (sacmap detect VERB) refused its words
+        if not exc.code:
+            raise
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except _input_error_types() as exc:
         print(f"sacmap: error: {_error_line(exc)}", file=sys.stderr)

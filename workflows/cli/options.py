@@ -99,3 +99,10 @@ def input_files(namespace: argparse.Namespace) -> list[Path]:
                 except (OSError, ValueError):
                     continue
     return found
+
+
+def positive(value: float) -> float:
+    """A ``check`` for :func:`number`: strictly above 0 ("must be positive, got -0.1")."""
+    if not value > 0:
+        raise ValueError(f"must be positive, got {value:g}")
+    return value

@@ -7,18 +7,19 @@ import argparse
 from pathlib import Path
 
 from sacmap.core.constants import MULTIMER_NM
+from sacmap.workflows.cli.options import number, positive
 
 
 def _common(sp) -> None:
     g = sp.add_mutually_exclusive_group(required=True)
-    g.add_argument("--density", type=float, help="atoms per nm² (of the region's area)")
-    g.add_argument("--n-points", type=int, help="atoms per run")
+    g.add_argument("--density", **number(float, lo=0, lo_open=True), help="atoms per nm² (of the region's area)")
+    g.add_argument("--n-points", **number(int, lo=1), help="atoms per run")
     g.add_argument("--species", help="multi-species densities, e.g. Ni:2,Pd:1 (atoms/nm² each; sampled "
                    "independently, as in the paper)")
     sp.add_argument("--region", default="10,10", help="W,H or X0,Y0,X1,Y1 in nm (default 10,10: the paper's)")
-    sp.add_argument("--runs", type=int, default=40, help="independent runs (default 40)")
-    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--multimer-nm", type=float, default=MULTIMER_NM, help="multimer threshold for the statistics "
+    sp.add_argument("--runs", **number(int, lo=1), default=40, help="independent runs (default 40)")
+    sp.add_argument("--seed", **number(int, lo=0), default=0, help="random seed (default 0)")
+    sp.add_argument("--multimer-nm", **number(float, lo=0, lo_open=True), default=MULTIMER_NM, help="multimer threshold for the statistics "
                     f"in nm (default {MULTIMER_NM})")
     sp.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default sample_<model>)")
 
@@ -33,38 +34,38 @@ def register(subparsers) -> None:
     _common(s)
     s = sub.add_parser("attractive", help="two-stage: first points, then the rest in boxes around them")
     _common(s)
-    s.add_argument("--first-fraction", type=float, default=0.125,
+    s.add_argument("--first-fraction", **number(float, lo=0, lo_open=True, hi=1), default=0.125,
                    help="share of points in stage 1 (default 0.125: the paper's 50 of 400)")
-    s.add_argument("--box-nm", type=float, default=1.0, help="side of the stage-2 box in nm (default 1)")
+    s.add_argument("--box-nm", **number(float, lo=0, lo_open=True), default=1.0, help="side of the stage-2 box in nm (default 1)")
     s = sub.add_parser("repulsive", help="accept a proposal when R + C < NN(d)")
     _common(s)
-    s.add_argument("--c-nm", type=float, default=0.2, help="C in nm (default 0.2, the paper's)")
+    s.add_argument("--c-nm", **number(float, lo=0), default=0.2, help="C in nm (default 0.2, the paper's)")
     s = sub.add_parser("dft", help="DFT-biased probability field (Rayleigh NND term × exp(-ΔE/kT))")
     _common(s)
     s.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv (Å, eV)")
     s.add_argument("--site-kinds", default=None, help="curve of the potential to use (default: the only one, "
                    "or the lowest energy of all kinds at each separation)")
-    s.add_argument("--sigma-nm", type=float, default=None, help="Rayleigh scale σ in nm (default: Poisson)")
-    s.add_argument("--kT-eV", type=float, default=None, help="kT in eV (default: no energy term)")
+    s.add_argument("--sigma-nm", **number(float, lo=0, lo_open=True), default=None, help="Rayleigh scale σ in nm (default: Poisson)")
+    s.add_argument("--kT-eV", **number(float, lo=0, lo_open=True), default=None, help="kT in eV (default: no energy term)")
     s.add_argument("--params", type=Path, default=None, help="fit.json from 'sacmap sample fit' (σ/σ₀ and kT)")
-    s.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+    s.add_argument("--grid-nm", **number(float, lo=0, lo_open=True), default=None, help="field grid spacing in nm (default σ₀/10 within "
                    "0.01-0.05 nm)")
     f = sub.add_parser("fit", help="fit σ and kT of the DFT-biased sampler to observed coordinates")
     f.add_argument("--observed", type=Path, required=True, help="coordinates CSV (as for 'sacmap stats')")
     f.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv (none: fit σ only)")
     f.add_argument("--site-kinds", default=None, help="curve of the potential to use")
-    f.add_argument("--pixel-size", type=float, default=None, help="nm per pixel for pixel columns / a mask")
+    f.add_argument("--pixel-size", **number(float, check=positive), default=None, help="nm per pixel for pixel columns / a mask")
     f.add_argument("--region", default=None, help="observed rectangle W,H or X0,Y0,X1,Y1 in nm")
     f.add_argument("--mask", default=None, help="support mask file (with the pixel size)")
-    f.add_argument("--grid-nm", type=float, default=None, help="field grid spacing in nm (default σ₀/10 within "
+    f.add_argument("--grid-nm", **number(float, lo=0, lo_open=True), default=None, help="field grid spacing in nm (default σ₀/10 within "
                    "0.01-0.05 nm)")
-    f.add_argument("--runs-per-point", type=int, default=8, help="sampler runs per grid point (default 8)")
-    f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
+    f.add_argument("--runs-per-point", **number(int, lo=1), default=8, help="sampler runs per grid point (default 8)")
+    f.add_argument("--n-boot", **number(int, lo=0), default=200, help="bootstrap resamples (default 200)")
     f.add_argument("--sigma-factors", default=None, help="σ/σ₀ grid, comma-separated (default "
                    "0.8,0.9,1,1.1,1.2,1.35,1.5)")
     f.add_argument("--beta-grid", default=None, help="1/kT grid in 1/eV, comma-separated, 0 = no energy term "
                    "(default 0,2.5,5,10,20)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    f.add_argument("--seed", **number(int, lo=0), default=0, help="random seed (default 0)")
     f.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default <observed>_fit)")
     for sp in sub.choices.values():
         sp.set_defaults(func=run_sample)

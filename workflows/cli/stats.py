@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sacmap.core.constants import MULTIMER_NM
+from sacmap.workflows.cli.options import number, positive
 
 
 def register(subparsers) -> None:
@@ -19,20 +20,20 @@ def register(subparsers) -> None:
         "there is one; atoms outside the window are excluded and counted.",
     )
     p.add_argument("coords", type=Path, help="coordinates CSV")
-    p.add_argument("--pixel-size", type=float, default=None, help="nm per pixel for pixel columns / a mask")
+    p.add_argument("--pixel-size", **number(float, check=positive), default=None, help="nm per pixel for pixel columns / a mask")
     p.add_argument("--region", default=None, help="observed rectangle in nm: W,H or X0,Y0,X1,Y1 (write --region=-0.1,... "
                    "when it starts with a minus; default: the detection's support mask <stem>_support.png, else the "
                    "image from the sibling JSON, else the points' bounding box)")
     p.add_argument("--mask", default=None, help="support mask (.npy/.png/.tif, non-zero = support) with the "
                    "pixel size, instead of the detection's own")
-    p.add_argument("--run", type=int, default=None, help="which run of a sampler's coords.csv to analyse")
-    p.add_argument("--multimer-nm", type=float, default=MULTIMER_NM,
+    p.add_argument("--run", **number(int, lo=0), default=None, help="which run of a sampler's coords.csv to analyse")
+    p.add_argument("--multimer-nm", **number(float, lo=0, lo_open=True), default=MULTIMER_NM,
                    help=f"multimer threshold in nm (default {MULTIMER_NM})")
-    p.add_argument("--gr-rmax", type=float, default=2.0, help="largest r for g(r) in nm (default 2)")
-    p.add_argument("--gr-dr", type=float, default=0.02, help="g(r) bin width in nm (default 0.02)")
-    p.add_argument("--random-runs", type=int, default=40, help="random-model runs for the NND reference "
+    p.add_argument("--gr-rmax", **number(float, lo=0, lo_open=True), default=2.0, help="largest r for g(r) in nm (default 2)")
+    p.add_argument("--gr-dr", **number(float, lo=0, lo_open=True), default=0.02, help="g(r) bin width in nm (default 0.02)")
+    p.add_argument("--random-runs", **number(int, lo=0), default=40, help="random-model runs for the NND reference "
                    "histogram (0: none; default 40, fewer above 5·10⁴ atoms)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random reference (default 0)")
+    p.add_argument("--seed", **number(int, lo=0), default=0, help="seed of the random reference (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default: <coords stem>_stats)")
     p.set_defaults(func=run_stats)
