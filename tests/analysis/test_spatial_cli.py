@@ -169,3 +169,23 @@ def test_stats_on_expert_labels_from_the_paper_dataset(shared_dir, tmp_path):
     assert per_atom["x_nm"].to_numpy() == pytest.approx(raw["X"].to_numpy() * p)
     # low density (0.15 atoms/nm²): NND ≈ 1 nm, no multimers at 0.22 nm
     assert 0.7 < d["nnd_mean_nm"] < 1.3 and d["multimer_share"] == 0.0
+
+
+def test_stats_envelope_tests_are_written_with_what_was_tested(tmp_path, capsys):
+    path, _ = _detection(tmp_path, n=80)
+    out = tmp_path / "env"
+    assert cli.main(["stats", str(path), "-o", str(out), "--random-runs", "0", "--nsim", "39",
+                     "--null", "csr,hardcore", "--function", "G"]) == 0
+    rec = json.loads((out / "envelopes.json").read_text())
+    tests = {t["null_model"]: t for t in rec["tests"]}
+    # two species (Ni, Pd) in the record: random labelling is added
+    assert set(tests) == {"csr", "hardcore", "random labelling"}
+    assert tests["csr"]["nsim"] == 39 and tests["csr"]["correction"] == "km" and tests["csr"]["function"] == "G"
+    assert tests["random labelling"]["function"] == "Lcross" and tests["csr"]["window"]["kind"] == "rectangle"
+    assert 0 < tests["csr"]["p_rank_erl"] <= 1 and (out / "envelopes.png").stat().st_size > 0
+    table = pd.read_csv(out / "envelope_csr.csv")
+    assert list(table.columns[:5]) == ["r_nm", "observed", "central", "lo", "hi"]
+    assert "global rank envelope p" in capsys.readouterr().out
+    assert cli.main(["stats", str(path), "-o", str(out), "--nsim", "5"]) == 2
+    assert cli.main(["stats", str(path), "-o", str(out), "--null", "clustered"]) == 2
+    assert cli.main(["stats", str(path), "-o", str(out), "--null", "dft"]) == 2

@@ -34,6 +34,16 @@ def register(subparsers) -> None:
     p.add_argument("--random-runs", **number(int, lo=0), default=40, help="random-model runs for the NND reference "
                    "histogram (0: none; default 40, fewer above 5·10⁴ atoms)")
     p.add_argument("--seed", **number(int, lo=0), default=0, help="seed of the random reference (default 0)")
+    p.add_argument("--nsim", type=int, default=199, help="simulations per global envelope test (default 199; "
+                   "0: no tests)")
+    p.add_argument("--null", default="csr,repulsive,hardcore", help="null models of the envelope tests, "
+                   "comma-separated: csr, repulsive (--c-nm), hardcore (hard core = observed minimum NND), dft "
+                   "(needs --fit), labels (random labelling; added by default with two or more species)")
+    p.add_argument("--function", default="L", choices=["L", "K", "pcf", "G", "F", "J"],
+                   help="summary function of the envelope tests (default L, translation-corrected)")
+    p.add_argument("--c-nm", type=float, default=0.2, help="C of the repulsive null in nm (default 0.2)")
+    p.add_argument("--fit", type=Path, default=None, help="fit.json of 'sacmap sample fit' for the dft null")
+    p.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv for the dft null")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default: <coords stem>_stats)")
     p.set_defaults(func=run_stats)
@@ -87,8 +97,56 @@ def run_stats(args: argparse.Namespace) -> int:
              if "nnd_mean_random_same_window_nm" in desc else ")"))
     print(f"  multimer share (≤ {args.multimer_nm:g} nm) {100 * desc['multimer_share']:.1f} % "
           f"(Poisson {100 * desc['multimer_share_poisson']:.1f} %); nuclearity {desc['nuclearity']}")
-    print(f"  Clark-Evans R = {desc['clark_evans']:.3f} (Donnelly edge-corrected), z = {desc['z']:.2f}")
+    print(f"  Clark-Evans R = {desc['clark_evans']:.3f} ({desc['clark_evans_correction']} edge correction), "
+          f"z = {desc['z']:.2f}")
     for pair, st in desc.get("nnd_by_pair", {}).items():
         print(f"  NND {pair}: {st['mean_nm']:.3f} ± {st['sd_nm']:.3f} nm (n={st['n']})")
+    if args.nsim:
+        _envelopes(args, obs, out)
     print(f"  written to {out}/")
     return 0
+
+
+def _envelopes(args, obs, out) -> None:
+    """Global envelope tests against each null model: envelopes.json, envelope_<null>.csv, envelopes.png."""
+    from sacmap.analysis.errors import AnalysisInputError
+    from sacmap.analysis.spatial.envelopes import NULL_MODELS, envelope_test
+    from sacmap.core.atomic import write_csv, write_json
+
+    nulls = [n.strip() for n in args.null.split(",") if n.strip()]
+    bad = [n for n in nulls if n not in NULL_MODELS]
+    if bad:
+        raise AnalysisInputError(f"--null: unknown model(s) {', '.join(bad)} (expected {', '.join(NULL_MODELS)})")
+    if args.nsim < 19:
+        raise AnalysisInputError(f"--nsim must be 0 (no tests) or ≥ 19, got {args.nsim}")
+    species = [] if obs.elements is None else sorted(set(map(str, obs.elements)) - {"", "nan"})
+    if len(species) >= 2 and "labels" not in nulls:
+        nulls.append("labels")
+    tests = []
+    for null in nulls:
+        kw = {}
+        if null == "repulsive":
+            kw["c_nm"] = args.c_nm
+        if null == "dft":
+            if args.fit is None:
+                raise AnalysisInputError("--null dft needs --fit fit.json (and --potential if the fit used one)")
+            from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+
+            kw["sampler"] = DFTBiasedSampler.from_fit(args.fit, potential=args.potential)
+        if null == "labels":
+            if len(species) < 2:
+                raise AnalysisInputError("--null labels: the record has fewer than two species")
+            t = envelope_test(obs.xy_nm, obs.window, "labels", "Lcross", nsim=args.nsim, seed=args.seed,
+                              labels=obs.elements)
+        else:
+            t = envelope_test(obs.xy_nm, obs.window, null, args.function, nsim=args.nsim, seed=args.seed, **kw)
+        tests.append(t)
+        write_csv(out / f"envelope_{null}.csv", t.table())
+        print(f"  {t.summary_line()}")
+    write_json(out / "envelopes.json", {"window_source": obs.window_source,
+                                        "tests": [t.as_dict(curves=False) for t in tests]})
+    if not args.no_plots and tests:
+        from sacmap.analysis.spatial.plots import plot_envelopes
+        from sacmap.core.atomic import save_figure
+
+        save_figure(plot_envelopes(tests), out / "envelopes.png", dpi=120, bbox_inches="tight")
