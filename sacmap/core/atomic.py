@@ -83,6 +83,37 @@ def check_not_input(path: str | os.PathLike) -> None:
                               f"folder or name")
 
 
+def output_dir(path: str | os.PathLike) -> Path:
+    """Make sure ``path`` is a folder this process can write (created with its parents when missing), before a
+    command starts on its inputs; returns it.
+
+    Raises :class:`OSError` naming the path (one line for the CLI, exit 2): :class:`FileExistsError` when it is a
+    file, :class:`PermissionError` when it (or the first existing folder above it) cannot be written or lies on a
+    read-only file system.
+    """
+    import errno
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "a part of the path is a file, not a folder", str(path)) from None
+    except OSError as exc:
+        blocked = next((p for p in [path, *path.parents] if p.exists()), path)
+        reason = exc.strerror or str(exc)
+        raise PermissionError(exc.errno or errno.EACCES, f"cannot write here ({reason})", str(blocked)) from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".sacmap-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PermissionError(exc.errno or errno.EACCES, f"cannot write here ({exc.strerror or exc})",
+                              str(path)) from None
+    return path
+
+
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
     """Write ``path`` atomically through ``write(tmp)``, which fills a temporary path in the same folder.
 

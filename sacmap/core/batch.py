@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sacmap.core.errors import EXIT_OK, EXIT_SOME_FAILED, InputError
+from sacmap.core.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, InputError
 
 #: file name of the per-batch summary written into the output folder
 SUMMARY_NAME = "batch_summary.csv"
@@ -102,8 +102,12 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when no input failed, :data:`~sacmap.core.errors.EXIT_SOME_FAILED` (3) otherwise."""
-        return EXIT_SOME_FAILED if self.failures else EXIT_OK
+        """0 when no input failed; :data:`~sacmap.core.errors.EXIT_SOME_FAILED` (3) when one of several inputs
+        failed; :data:`~sacmap.core.errors.EXIT_BAD_INPUT` (2) when the batch's only input failed (it is then plain
+        bad input, as for a command that takes one file)."""
+        if not self.failures:
+            return EXIT_OK
+        return EXIT_BAD_INPUT if len(self.items) == 1 else EXIT_SOME_FAILED
 
     def text(self) -> str:
         """The summary as CSV text (columns ``file, status, reason``)."""

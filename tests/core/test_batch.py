@@ -42,11 +42,36 @@ def test_programming_errors_are_not_swallowed():
             raise KeyError("bug")
 
 
-def test_all_good_batch_exits_0():
+def test_all_good_batch_exits_0_and_a_lone_bad_input_exits_2():
     rep = BatchReport()
     with rep.item("a"):
         pass
     assert rep.exit_code == 0 and rep.failures == []
+    rep = BatchReport(stream=io.StringIO())
+    with rep.item("a"):
+        raise InputError("a: bad")
+    assert rep.exit_code == 2  # one input: plain bad input, as for a one-file command
+
+
+def test_output_folder_problems_are_one_oserror_naming_the_path(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(FileExistsError) as err:
+        atomic.output_dir(f)
+    assert error_text(err.value) == f"{f}: exists and is not a folder"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root")
+        for target in (ro / "sub", ro):
+            with pytest.raises(PermissionError) as err:
+                atomic.output_dir(target)
+            assert error_text(err.value).startswith(f"{ro}: cannot write here")
+    finally:
+        ro.chmod(0o755)
+    assert atomic.output_dir(tmp_path / "new" / "deep").is_dir()
 
 
 def test_error_text_names_the_path():
