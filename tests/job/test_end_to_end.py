@@ -30,6 +30,7 @@ structures:
     - {{name: gas_Pd, type: gas_atom, metals: [Pd]}}
     - {{name: gas_Pd2, type: gas_dimer, metals: [Pd]}}
 images: [{image}]
+simulated_images: {{densities_nm2: [1.0], size_px: 192, seed: 1}}
 sampling: {{runs: 6, n_boot: 4}}
 """
 
@@ -94,10 +95,14 @@ def test_every_table_and_figure_exists(job):
     _, out = job
     for rel in ["report.html", "structures/index.csv", "energetics/dimer_formation.csv",
                 "energetics/site_site_potential.csv", "detection/tiny.csv", "detection/tiny.json",
-                "detection/tiny.png", "statistics/descriptors.csv", "statistics/descriptors.json",
+                "statistics/descriptors.csv", "statistics/descriptors.json", "statistics/envelope_tests.csv",
+                "statistics/simulated_detected_vs_true.csv", "simulated/simulated_1_per_nm2.tif",
+                "simulated/simulated_1_per_nm2_truth.csv", "detection/simulated_1_per_nm2.csv",
                 "sampling/sweep.csv", "sampling/per_image.csv", "sampling/dft_fit.json",
                 "figures/fig3a_multimer_share.png", "figures/fig3b_nnd_mean.png", "figures/fig3c_nuclearity.png",
-                "figures/fig3d_nnd_distributions.png", "energetics/fig4a_dimer_formation.png"]:
+                "figures/fig3d_nnd_distributions.png", "figures/fig4a_dimer_formation.png",
+                "figures/overlay_tiny.png", "figures/overlay_simulated_1_per_nm2.png",
+                "figures/simulated_detected_vs_true.png"]:
         assert (out / rel).is_file(), rel
         assert (out / rel).stat().st_size > 0, rel
     idx = pd.read_csv(out / "structures" / "index.csv")
@@ -110,23 +115,77 @@ def test_every_table_and_figure_exists(job):
     assert {r.config_id for r in db.select()} == set(idx["id"])
 
 
+def _cell_matches(cell: str, value, header: str) -> bool:
+    """A shown cell is the CSV value rounded as shown (shares in %, booleans as yes/no, counts blank when < 0,
+    image names shortened)."""
+    from sacmap.workflows.job.figures import short_image_name
+
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return cell == ""
+    if isinstance(value, (bool, np.bool_)) or str(value) in ("True", "False"):
+        return cell == ("yes" if str(value) == "True" else "no")
+    if isinstance(value, str):
+        return cell in (value, short_image_name(value))
+    v = float(value) * (100.0 if "(%)" in header else 1.0)
+    if cell == "":
+        return v < 0  # a count that does not apply (-1)
+    decimals = len(cell.split(".")[1]) if "." in cell and "e" not in cell.lower() else 0
+    tol = 0.5 * 10.0 ** -decimals if "e" not in cell.lower() else abs(v) * 1e-3
+    return abs(float(cell) - v) <= tol * (1 + 1e-9) + 1e-12 or format_value(value) == cell
+
+
 def test_html_numbers_match_csvs(job):
+    """Every table cell is the number in the CSV it links (rounded as shown), column by column."""
     _, out = job
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html  # self-contained figures
     assert not re.search(r'<img[^>]+src="(?!data:)', html)
     parser = _Tables()
     parser.feed(html)
-    assert len(parser.tables) >= 5
+    assert len(parser.tables) >= 8
+    columns = dict(re.findall(r'<table data-csv="([^"]+)" data-columns="([^"]*)"', html))
     for rel, rows in parser.tables:
         df = pd.read_csv(out / rel, dtype={"image": str, "site_kinds": str, "id": str})
         header, body = rows[0], rows[1:]
-        assert header == [str(c) for c in df.columns], rel
-        assert len(body) == min(len(df), len(body)) and len(body) > 0, rel
+        names = columns[rel].split("|")
+        assert len(names) == len(header) and set(names) <= set(df.columns), rel
+        assert 0 < len(body) <= len(df), rel
         for i, row in enumerate(body):
-            expected = [format_value(v.item() if hasattr(v, "item") else v) for v in df.iloc[i].tolist()]
-            expected = ["" if e in ("nan", "None") else e for e in expected]
-            assert row == expected, f"{rel} row {i}"
+            for name, head, cell in zip(names, header, row):
+                v = df.iloc[i][name]
+                v = v.item() if hasattr(v, "item") else v
+                assert _cell_matches(cell, v, head), f"{rel} row {i} column {name}: {cell!r} vs {v!r}"
+
+
+def test_energies_have_meaningful_precision(job):
+    """Total energies in full (4 decimals), relative ones to 1 meV; never 4 significant digits of a total."""
+    _, out = job
+    html = (out / "report.html").read_text()
+    dim = pd.read_csv(out / "energetics" / "dimer_formation.csv").iloc[0]
+    assert f"{dim['E_dimer_eV']:.4f}" in html
+    assert f"{dim['E_dimer_from_isolated_eV']:.3f}" in html
+    assert f"<td>{dim['E_dimer_eV']:.4g}</td>" not in html
+    for internal in ("ENCUT=?", "|U=none|", ">sq<"):
+        assert internal not in html
+
+
+def test_run_header_and_findings(job):
+    _, out = job
+    import sacmap
+
+    html = (out / "report.html").read_text()
+    assert f"<dd>{sacmap.__version__}</dd>" in html
+    meta = json.loads((out / "detection" / "tiny.json").read_text())
+    assert meta["weights"] and meta["weights"] in html  # detector weights digest
+    assert "CHGNet" in html and "fmax 0.15 eV/Å" in html
+    assert html.index("<h2>Findings</h2>") < html.index("<h2>Energetics</h2>")
+    rows = re.findall(r"<tr><td>(.*?)</td>.*?<td class='[a-z]*'>(yes|no|partly|not tested)</td>", html)
+    assert len(rows) == 6
+    # the dimer row states this run's number and calls it a trend
+    dim = pd.read_csv(out / "energetics" / "dimer_formation.csv").iloc[0]
+    assert f"{dim['E_dimer_from_isolated_eV']:+.3f} eV" in html and "not DFT" in html
+    # every simulated image is labelled as such wherever it appears
+    assert "simulated, 1 atoms/nm²" in html
 
 
 def test_summary_numbers_come_from_descriptors(job):
@@ -188,11 +247,14 @@ def test_format_value_is_what_tables_show():
 
 @pytest.mark.browser
 def test_report_renders_in_chromium(job, tmp_path):
-    """Open the report in headless Chromium: every figure decodes, every table is there; keep a screenshot."""
+    """Open the report in headless Chromium at 1400 px: no horizontal overflow, every figure decodes, the tables
+    and the Findings are there; keep a screenshot."""
     import os
 
     chromium = os.environ.get("SACMAP_CHROMIUM") or "/usr/bin/chromium"
     if not (Path(chromium).is_file() and os.access(chromium, os.X_OK)):
+        if os.environ.get("SACMAP_CHROMIUM"):
+            pytest.fail(f"SACMAP_CHROMIUM={chromium} is not an executable")
         pytest.skip("Chromium not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     _, out = job
@@ -200,14 +262,19 @@ def test_report_renders_in_chromium(job, tmp_path):
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=args)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto((out / "report.html").as_uri())
         assert "sacmap report" in page.title()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
         n_img = page.locator("img").count()
         decoded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
-        assert n_img >= 6 and decoded == n_img
-        assert page.locator("table").count() >= 5
-        assert page.locator("section.summary li").count() >= 1
+        assert n_img >= 9 and decoded == n_img
+        # every figure fits its card at this width
+        too_wide = page.evaluate("Array.from(document.images).filter(i => i.getBoundingClientRect().right > "
+                                 "i.closest('section').getBoundingClientRect().right + 1).length")
+        assert too_wide == 0
+        assert page.locator("table").count() >= 8
+        assert page.locator("section.findings tbody tr").count() == 6
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()

@@ -15,6 +15,7 @@ from sacmap.core.constants import MULTIMER_NM
 ELEMENT_COLOURS = ["#56B4E9", "#F0E442", "#009E73", "#CC79A7", "#0072B2", "#E69F00"]
 MULTIMER_COLOUR = "#D55E00"
 SUPPORT_COLOUR = "#FFD166"
+TRUTH_COLOUR = "#F0E442"
 
 
 def _nice_length(target_nm: float) -> float:
@@ -37,7 +38,8 @@ def display_range(image: np.ndarray, lo: float = 0.5, hi: float = 99.8) -> tuple
 def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
                 elements: Sequence[str] | None = None, element_order: Sequence[str] | None = None,
                 bonds: np.ndarray | None = None, support_mask: np.ndarray | None = None,
-                multimer_nm: float = MULTIMER_NM, max_side_px: int = 1100) -> bytes:
+                multimer_nm: float = MULTIMER_NM, max_side_px: int = 1100,
+                truth_xy_px: np.ndarray | None = None) -> bytes:
     """The image with detected atoms as PNG bytes.
 
     Parameters
@@ -47,6 +49,7 @@ def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
     element_order : label order for the colours/legend (default: sorted order of appearance).
     bonds : (m, 2) index pairs of atoms closer than ``multimer_nm`` (drawn as bonds; their atoms ringed).
     support_mask : True = support; its boundary is drawn dashed when the image contains vacuum.
+    truth_xy_px : (k, 2) true positions of a simulated image (px), drawn as small crosses.
     """
     import matplotlib
 
@@ -98,6 +101,11 @@ def overlay_png(image: np.ndarray, xy_px: np.ndarray, pixel_size_nm: float, *,
                 mew=2.0, zorder=5)
     handles.append(Line2D([0, 1], [0, 0], color=MULTIMER_COLOUR, lw=2.2, marker="o", mfc="none", ms=11, mew=2,
                           label=f"multimer ≤ {multimer_nm:g} nm ({int(in_multimer.sum())} atoms)"))
+    if truth_xy_px is not None:
+        txy = np.asarray(truth_xy_px, dtype=float).reshape(-1, 2)
+        ax.plot(txy[:, 0], txy[:, 1], "+", ms=ms * 0.4, mec=TRUTH_COLOUR, mew=0.9, zorder=6)
+        handles.append(Line2D([], [], ls="none", marker="+", mec=TRUTH_COLOUR, mew=2, ms=11,
+                              label=f"true position, simulated ({len(txy)})"))
     if support_mask is not None and not np.all(support_mask) and np.any(support_mask):
         handles.append(Line2D([], [], color=SUPPORT_COLOUR, ls="--", lw=2, label="support edge"))
     leg = ax.legend(handles=handles, loc="upper right", fontsize=13, framealpha=0.6, facecolor="#111111",

@@ -68,12 +68,19 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
         state["detection"] = timed("detection", steps_images.detect, settings, out, progress=progress,
                                    simulated=state.get("simulated"))
         state["statistics"] = timed("statistics", steps_images.statistics, state["detection"], settings, out)
+        state["envelopes"] = timed("envelope tests", steps_images.envelope_tests, state["statistics"], settings,
+                                   out)
         potential = (state.get("energetics") or {}).get("site_site_potential")
         state["sampling"] = timed("sampling", steps_analysis.sampling, state["statistics"], settings, out,
                                   potential=potential, progress=progress)
     from sacmap.workflows.job.report import build_report
 
-    report = timed("report", build_report, state, settings, out)
+    skipped = {}
+    if skip_calculations and spec.get("structures"):
+        skipped["energetics"] = ("run with --skip-calculations: structures were built but not relaxed, so there are "
+                                 "no energies (run without it, or point --db at a results database)")
+    state["total_s"] = round(time.perf_counter() - t0, 1)  # up to the report
+    report = timed("report", build_report, state, settings, out, skipped=skipped)
     state["total_s"] = round(time.perf_counter() - t0, 1)
     atomic_write(out / "run_summary.json", json.dumps(state, indent=1, default=str))
     _say(f"report: {report}  ({state['total_s']:.0f} s)")

@@ -37,7 +37,7 @@ def run_calculations(spec: dict, out: Path, *, calculator=None, launchpad=None, 
     Fireworks are complete.
     """
     from sacmap.workflows.campaign import results
-    from sacmap.workflows.campaign.runner import run_campaign, status
+    from sacmap.workflows.campaign.runner import load_state, run_campaign, status
     from sacmap.workflows.job.worker import default_workers, run_parallel
 
     wdir = out / "campaign"
@@ -65,4 +65,9 @@ def run_calculations(spec: dict, out: Path, *, calculator=None, launchpad=None, 
     merged = {"counts": counts, "failures": [f for st in sts for f in st.get("failures", [])],
               "n_results": max((st.get("n_results", 0) for st in sts), default=0),
               "errors": [st["error"] for st in sts if "error" in st]}
-    return {"db": url, "workdir": str(wdir), "workers": n if len(dirs) > 1 else 1, "status": merged}
+    try:
+        variants = load_state(dirs[0])["variants"]
+    except Exception:  # informative only
+        variants = []
+    return {"db": url, "workdir": str(wdir), "workers": n if len(dirs) > 1 else 1, "status": merged,
+            "variants": variants}

@@ -190,3 +190,43 @@ def _truth_row(im: dict, obs, detected: dict, multimer_nm: float) -> dict:
             "nnd_mean_true_nm": t["nnd_mean_nm"], "nnd_mean_detected_nm": detected["nnd_mean_nm"],
             "nnd_mean_random_nm": detected.get("nnd_mean_random_same_window_nm"),
             "recall": ev["recall"], "precision": ev["precision"], "f1": ev["f1"]}
+
+
+ENVELOPE_FUNCTIONS = ("G", "L")  # NND distribution; Besag's L (all scales)
+ENVELOPE_NSIM = 199
+
+
+def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
+    """Global envelope tests (:func:`sacmap.analysis.spatial.envelopes.envelope_test`, 199 simulations) of each
+    real image's in-window atoms against complete spatial randomness in the same window, for G (the NND
+    distribution) and L: ``statistics/envelope_tests.csv`` (one row per image and function: p-values, where the
+    observed curve leaves the envelope). Simulated images are not tested (their pattern is the spec's choice).
+    Returns ``{}`` when the envelope module is not available."""
+    try:
+        from sacmap.analysis.spatial.envelopes import envelope_test
+    except ImportError:
+        return {}
+    from sacmap.analysis.spatial.observation import Observation
+
+    sdir = out / "statistics"
+    rec = StepRecord(out, "envelopes")
+    images = [im for im in stats["images"] if not im.get("simulated") and im["n_atoms"] >= 3]
+    seed = settings["sampling"]["seed"]
+    key = fingerprint(ENVELOPE_FUNCTIONS, ENVELOPE_NSIM, seed, [Path(im["detection_csv"]) for im in images])
+    if rec.is_current(key):
+        return rec.result()
+    rows = []
+    for im in images:
+        obs = Observation.from_detection(im["detection_csv"])
+        for fn in ENVELOPE_FUNCTIONS:
+            t = envelope_test(obs.xy_nm, obs.window, null="csr", function=fn, nsim=ENVELOPE_NSIM, seed=seed)
+            rows.append({"image": im["image"], "function": fn, "null_model": t.null_model, "nsim": t.nsim,
+                         "n_points": t.n_points, "correction": t.correction, "p_rank": t.p_rank, "p_mad": t.p_mad,
+                         "p_dclf": t.p_dclf, "leaves_envelope": t.direction(),
+                         "r_min_nm": float(t.r_nm[0]), "r_max_nm": float(t.r_nm[-1])})
+    if not rows:
+        return {}
+    path = write_csv(sdir / "envelope_tests.csv", pd.DataFrame(rows))
+    result = {"csv": str(path)}
+    rec.mark_done(key, [path], result)
+    return result
