@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sacmap.core.atomic import atomic_write, atomic_write_with, save_figure, write_json
-from sacmap.core.records import DETECTION_COLUMNS, detection_paths, is_image
+from sacmap.core.records import DETECTION_COLUMNS, detection_paths
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.preprocess import (
     SUPPORTED_PIXEL_NM,
@@ -301,59 +301,91 @@ def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold
 
 
 def find_images(inputs) -> list[Path]:
-    """Expand files and folders (non-recursive) into image paths, sorted; folders keep the files with an image
-    suffix of :data:`sacmap.core.records.IMAGE_SUFFIXES`."""
-    out = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if is_image(q) and q.is_file())
-            if not found:
-                raise DetectionInputError(f"{p}: folder contains no images")
-            out += found
-        elif p.exists():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    return out
+    """Expand files and folders (non-recursive) into image paths: :func:`sacmap.detection.io.find_images` (folders
+    keep the files with an image suffix of :data:`sacmap.core.records.IMAGE_SUFFIXES`, sorted, less the outputs
+    a detection wrote there)."""
+    from sacmap.detection.io import find_images as _find
+
+    return _find(inputs)
+
+
+def _stems(files: list[Path]) -> list[str]:
+    """Output stems, unique: the file stem, prefixed by the folder's name when two folders hold the same stem,
+    suffixed by the format when one folder holds it twice (``a.tif`` and ``a.png``)."""
+    stems = [f.stem for f in files]
+    dup = {s for s in stems if stems.count(s) > 1}
+    out = [f"{f.parent.name}_{f.stem}" if f.stem in dup else f.stem for f in files]
+    return [f"{o}_{f.suffix.lstrip('.').lower()}" if out.count(o) > 1 else o for o, f in zip(out, files)]
 
 
 def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
                  device: str = "cpu", settings: Settings | None = None, overlay: bool = True, batch: int = 4,
-                 threads: int | None = None, progress: bool = False) -> list[dict]:
+                 threads: int | None = None, progress: bool = False, report=None) -> list[dict]:
     """Detect atoms in image files/folders and write the per-image records into ``outdir``.
 
     Images are processed in groups of ``batch`` (one batched CNN pass per group); files already written are kept
     when a later image fails. ``threads``: torch CPU threads (None: torch's default). Returns the JSON summaries
     (with ``files``) in input order; :func:`summary_line` gives one line of text per summary.
+
+    ``report`` (a :class:`sacmap.core.batch.BatchReport`): the batch goes on past bad inputs — each missing path,
+    empty folder, unreadable image or out-of-range pixel size is recorded there with its reason and the other
+    images are still detected. Without it the first bad input raises. The input images are never overwritten
+    (:func:`sacmap.core.atomic.protect_inputs`; outputs carry suffixes, see :mod:`sacmap.core.records`).
     """
+    from sacmap.core.atomic import output_dir, protect_inputs
+    from sacmap.core.batch import ITEM_ERRORS
+    from sacmap.detection.io import discover_images
+
+    if report is None:
+        files = find_images(paths)
+    else:
+        files, problems = discover_images(paths)
+        for p, reason in problems:
+            report.failed(p, reason)
+    outdir = output_dir(outdir)
     if threads is not None:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-    files = find_images(paths)
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    stems = [f.stem for f in files]
-    dup = {s for s in stems if stems.count(s) > 1}
+    stems = dict(zip(files, _stems(files)))
     summaries = []
+    done: set[Path] = set()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(files), desc="detect", unit="image")
-    for g in range(0, len(files), batch):
-        group = files[g:g + batch]
+
+    def run(group):
         results = detect_images(group, pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
                                 weights=weights, device=device, settings=settings, batch=batch)
         for f, res in zip(group, results):
-            stem = f"{f.parent.name}_{f.stem}" if f.stem in dup else f.stem
-            paths = res.write(outdir, stem, overlay=overlay)
+            written = res.write(outdir, stems[f], overlay=overlay)
             summ = res.summary()
-            summ["files"] = {k: str(v) for k, v in paths.items()}
+            summ["files"] = {k: str(v) for k, v in written.items()}
             summaries.append(summ)
+            done.add(f)
+            if report is not None:
+                report.ok(f, summ.get("warning") or "")
             if bar is not None:
                 bar.update(1)
+
+    with protect_inputs(files):
+        for g in range(0, len(files), batch):
+            group = files[g:g + batch]
+            if report is None:
+                run(group)
+                continue
+            try:
+                run(group)
+            except ITEM_ERRORS:
+                for f in group:  # find the bad one(s): the rest of the group one by one
+                    if f in done:
+                        continue
+                    with report.item(f):
+                        run([f])
+                    if bar is not None and report.items[-1].status == "failed":
+                        bar.update(1)
     if bar is not None:
         bar.close()
     return summaries

@@ -7,36 +7,26 @@
     sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Ni,Pd]
 
 Each option is defined once (:data:`OPTIONS`) and parsed once, by the parser of the verb (the detection run when
-the first word is not a verb); numbers are checked as they are parsed (:class:`_Checked`), so a bad value is one
-line naming the option (exit status 2). The handlers call one function of :mod:`sacmap.detection` and print.
+the first word is not a verb); numbers are checked as they are parsed (:mod:`sacmap.workflows.cli.options`), so a
+bad value is one line naming the option (exit status 2). The handlers call one function of :mod:`sacmap.detection`
+and print. A detection run goes on past bad images: every one is named with its reason, ``batch_summary.csv``
+lists each file's status and the exit status is 3 when any failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from sacmap.core.validation import check_value
 from sacmap.detection.errors import DetectionInputError
-
-
-class _Checked(argparse.Action):
-    """Store an option's value after :func:`sacmap.core.validation.check_value` (``value_type`` and the limits
-    ``lo``/``hi``/``lo_open``/``hi_open``/``check``); ``split`` cuts the text into a list first (``"16,32,32"``). A bad value
-    raises :class:`DetectionInputError` ``<prog>: <option>: <problem>``."""
-
-    def __init__(self, option_strings, dest, *, value_type=float, split: str | None = None, limits=None, **kw):
-        super().__init__(option_strings, dest, **kw)
-        self.value_type, self.split, self.limits = value_type, split, dict(limits or {})
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if self.split is not None:
-            values = [v.strip() for v in values.split(self.split) if v.strip()]
-        setattr(namespace, self.dest, check_value(values, self.value_type, name=option_string, source=parser.prog,
-                                                  error=DetectionInputError, **self.limits))
+from sacmap.workflows.cli.options import Checked, OneLineParser, input_files, number
 
 
 def _number(value_type=float, **limits) -> dict:
-    return {"action": _Checked, "value_type": value_type, "limits": limits}
+    return number(value_type, error=DetectionInputError, **limits)
+
+
+_Checked = Checked  # the shared parse-time checker (sacmap.workflows.cli.options), for the list-valued options below
 
 
 #: Every option of the detect verbs, defined once: name -> (flags, add_argument keywords); a verb's parser may
@@ -135,7 +125,7 @@ def _add(parser: argparse.ArgumentParser, *names: str, **overrides: dict) -> Non
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="sacmap detect",
         description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG/BMP with --pixel-size, "
         "dm3/dm4/emd/ser with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
@@ -148,14 +138,14 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sacmap detect evaluate",
+    p = OneLineParser(prog="sacmap detect evaluate",
                                 description="Precision/recall/F1 with one-to-one (Hungarian) matching within a radius.")
     _add(p, "pred", "truth", "radius_px", "output", output={"help": "write the full report as JSON"})
     return p
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sacmap detect train", description="Train the atom CNN on labelled images.")
+    p = OneLineParser(prog="sacmap detect train", description="Train the atom CNN on labelled images.")
     _add(p, "data", "split", "which", "output", "epochs", "seed", "threads", "channels", "hidden", "mining_rounds",
          "smooth_px", "holdout", "extra", "real_weight", "select_on_real", "refit_all",
          output={"required": True, "help": "weights file to write (.pt)"},
@@ -164,7 +154,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _simulate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sacmap detect simulate",
+    p = OneLineParser(prog="sacmap detect simulate",
                                 description="Synthetic HAADF-STEM images with known atom positions.")
     _add(p, "outdir", "n_images", "size", "pixel_size", "density", "dimer_fraction", "trimer_fraction", "min_dist",
          "atom_fwhm", "atom_peak", "elements", "vacuum_fraction", "clean", "seed", "arrangement", "bond_nm", "dose",
@@ -176,16 +166,19 @@ def _simulate_parser() -> argparse.ArgumentParser:
 
 
 def _detect(a) -> int:
+    from sacmap.core.batch import BatchReport
     from sacmap.detection.pipeline import Settings, detect_files, summary_line
 
+    report = BatchReport("sacmap detect")
     summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
                              elements=a.elements or None, weights=a.weights, device=a.device,
                              settings=Settings(split_area_px=a.split_area), overlay=not a.no_overlay,
-                             batch=a.batch, threads=a.threads, progress=True)
+                             batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
         print(summary_line(s))
-    print(f"wrote {len(summaries)} result set(s) to {a.outdir}")
-    return 0
+    report.write(a.outdir)
+    print(f"wrote {len(summaries)} result set(s) to {a.outdir}; {report.closing_line()}")
+    return report.exit_code
 
 
 def _evaluate(a) -> int:
@@ -261,4 +254,7 @@ def _dispatch(args) -> int:
         return 2
     parsed = parser.parse_args(words)
     parsed.words = list(args.words)  # the command as given, for the record (`detect train` stores it)
-    return handler(parsed)
+    from sacmap.core.atomic import protect_inputs
+
+    with protect_inputs(input_files(parsed)):  # no output of the verb replaces one of its input files
+        return handler(parsed)
