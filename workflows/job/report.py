@@ -234,6 +234,8 @@ def _detection_section(state: dict, settings: dict, out: Path) -> Section:
         f"{len(real)} real image(s); threshold {det['settings'].get('threshold')}; weights "
         f"{det['settings'].get('weights') or 'bundled'}."])
     sec.figures += _overlays(state, settings, out, simulated=False)
+    for bad in det.get("failed", []):
+        sec.text.append(f"Not detected: {bad.get('image')} — {bad.get('reason')}")
     errs = [f"{im['image']}: {im['overlay_error']}" for im in det["images"] if im.get("overlay_error")]
     if errs:
         sec.text.append("Overlay not drawn for " + "; ".join(errs))

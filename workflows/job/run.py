@@ -75,6 +75,7 @@ def run_job(spec_path: str | Path, outdir: str | Path, *, calculator: str | None
                                   potential=potential, progress=progress)
     from sacmap.workflows.job.report import build_report
 
+    state["failed_inputs"] = (state.get("detection") or {}).get("failed", [])
     skipped = {}
     if skip_calculations and spec.get("structures"):
         skipped["energetics"] = ("run with --skip-calculations: structures were built but not relaxed, so there are "
