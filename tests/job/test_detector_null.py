@@ -1,0 +1,79 @@
+"""Detector-aware null model: imaging estimated from an image, null patterns rendered and detected like the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sacmap.analysis.spatial.observation import Observation
+from sacmap.analysis.spatial.samplers.point import HardCoreSampler, RandomSampler
+from sacmap.analysis.spatial.window import Region
+from sacmap.detection.simulate import simulate_image
+from sacmap.workflows.errors import WorkflowInputError
+from sacmap.workflows.job.detector_null import ImagingEstimate, detector_aware_test, estimate_imaging
+
+PX = 0.05  # nm/px: small images keep the test fast
+
+
+@pytest.mark.parametrize("dose, peak, scale", [(6.3e4, 0.36, 1.0), (2e4, 0.5, 1000.0), (2e5, 0.25, 3.0)])
+def test_imaging_estimate_recovers_the_simulator_settings(dose, peak, scale):
+    xy = HardCoreSampler(0.5).sample(100, (15, 15), seed=0)[0]
+    px = 0.029296875
+    image, truth = simulate_image(xy, shape=(512, 512), pixel_size_nm=px, seed=3, dose_per_nm2=dose, peak_pt=peak)
+    est = estimate_imaging(image * scale, px, truth[["x_px", "y_px"]].to_numpy())
+    assert est.dose_per_nm2 == pytest.approx(dose, rel=0.2)
+    assert est.peak_pt == pytest.approx(peak, rel=0.15)
+    assert est.scale == pytest.approx(scale, rel=0.1)
+
+
+def _blob_detector(min_sep_nm=0.4):
+    """A stand-in detector with a resolution limit: local maxima of the smoothed image at least ``min_sep_nm``
+    apart (so close atoms merge, as with a real detector)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+
+    def detect(images, pixel_size_nm):
+        out = []
+        for im in images:
+            sm = ndi.gaussian_filter(np.asarray(im, float), 1.0)
+            hp = sm - ndi.gaussian_filter(ndi.median_filter(sm, 21), 5)
+            pk = peak_local_max(hp, min_distance=int(round(min_sep_nm / pixel_size_nm)), threshold_abs=0.6)
+            out.append(pk[:, ::-1] * pixel_size_nm)
+        return out
+
+    return detect
+
+
+def test_detector_aware_null_removes_the_detector_repulsion():
+    shape = (160, 160)
+    region = Region.rectangle(shape[1] * PX, shape[0] * PX, -0.5 * PX, -0.5 * PX)
+    truth = RandomSampler().sample(100, region, seed=5)[0]  # CSR truth, 1.6 atoms/nm²
+    # bright atoms (peak 2.5 over the carbon), so the stand-in detector's only loss is its resolution
+    imaging = ImagingEstimate(PX, shape, dose_per_nm2=1e6, peak_pt=2.5, scale=1.0)
+    image, _ = simulate_image(truth, shape=shape, pixel_size_nm=PX, seed=1, **imaging.simulator_kw())
+    detect = _blob_detector()
+    seen = detect([image], PX)[0]
+    assert 40 < len(seen) < 100
+    obs = Observation.from_points(seen, region, pixel_size_nm=PX)
+    res = detector_aware_test(obs, image, null="csr", function="G", nsim=39, seed=2, detect=detect, pilot=4,
+                              imaging=imaging)
+    # the detector merged close pairs: against CSR as drawn the detected pattern lacks short NNDs (looks regular)
+    # ... against CSR seen through the same imaging and detector it does not
+    close = (res.naive.r_nm > 0.1) & (res.naive.r_nm < 0.45)
+    deficit_naive = np.mean(res.naive.observed[close] - res.naive.central[close])
+    deficit_aware = np.mean(res.aware.observed[close] - res.aware.central[close])
+    assert deficit_naive < -0.1 and abs(deficit_aware) < 0.5 * abs(deficit_naive)
+    assert res.naive.p_rank <= 0.1 and res.aware.p_rank > 0.05 and res.aware.p_rank > 2 * res.naive.p_rank
+    d = res.as_dict()
+    assert d["detector_aware"]["null_params"]["detector_aware"] is True and d["naive"]["nsim"] == 39
+    assert d["n_true"] > len(seen)  # the detector loses atoms, so more true atoms give the observed count
+    assert len(res.summary_lines()) == 2 and res.figure() is not None
+
+
+def test_detector_aware_null_refuses_what_it_cannot_do():
+    region = Region.rectangle(5.0)
+    obs = Observation.from_points(RandomSampler().sample(20, region, seed=1)[0], region)
+    with pytest.raises(WorkflowInputError, match="pixel size"):
+        detector_aware_test(obs, np.ones((100, 100)), nsim=19)
+    with pytest.raises(WorkflowInputError, match="2-D"):
+        estimate_imaging(np.ones(10), PX, np.zeros((0, 2)))
