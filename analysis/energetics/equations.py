@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,16 @@ import pandas as pd
 from sacmap.analysis.energetics.recognition import recognise
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.core.atomic import atomic_write, write_csv
+from sacmap.core.constants import NON_METALS
 
 log = logging.getLogger(__name__)
 
 RECOGNISED_COLUMNS = [
     "id", "kind", "site_kinds", "separation_A", "shares_NN_bond", "n_C_between", "occupants", "metals",
-    "pair_id", "swap_symmetric", "pair_geometry", "n_sheet_points", "sites", "recognition_error",
+    "pair_id", "swap_symmetric", "pair_geometry", "n_sheet_points", "sites", "recognition_error", "phase_note",
 ]  # fmt: skip
+#: recognised kinds that are never a term of any equation (metal bulk/slab cells: not gas references)
+APART_KINDS = ("bulk", "slab", "wire")
 EQUATION_LABELS = {("4N", True): ("1", "sq"), ("3N", True): ("2", "tr"), ("6N", True): ("1/2 form", "hex")}
 
 
@@ -69,38 +73,122 @@ def _u_map(ldau_u: str) -> dict[str, float]:
     return out
 
 
+def _nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def settings_label(row) -> str:
-    """Human-readable label of the settings that must agree inside one comparison."""
+    """Human-readable label of the settings that must agree inside one comparison (the settings record:
+    functional, dispersion, ENCUT, U, PREC, smearing, POTCAR set; + the settings hash of database rows)."""
     enc = row.get("encut_eV", float("nan"))
-    enc_s = "?" if enc is None or (isinstance(enc, float) and math.isnan(enc)) else f"{float(enc):g}"
+    enc_s = "?" if _nan(enc) else f"{float(enc):g}"
     u = ",".join(f"{el}:{v:g}" for el, v in _u_map(row.get("ldau_u")).items() if v != 0) or "none"
+    disp = row.get("dispersion") or f"IVDW={row.get('ivdw', 0)}"
+    parts = [row.get("functional") or "?", disp, f"ENCUT={enc_s}", f"U={u}"]
+    for key, name in (("prec", "PREC"), ("smearing", ""), ("potcar", "POTCAR")):
+        val = row.get(key)
+        if isinstance(val, str) and val:
+            parts.append(f"{name}={val}" if name else val)
     sid = row.get("settings_id") or ""
-    return f"{row.get('functional') or '?'}|IVDW={row.get('ivdw', 0)}|ENCUT={enc_s}|U={u}" + (
-        f"|{sid}" if sid else "")
+    if sid:
+        parts.append(sid)
+    return "|".join(parts)
+
+
+def _potcars(label) -> dict[str, str]:
+    out = {}
+    for part in str(label or "").split(","):
+        if ":" in part:
+            el, name = part.split(":", 1)
+            out[el] = name
+    return out
 
 
 def incompatibility(a, b) -> str:
-    """Why records ``a`` and ``b`` must not be combined ('' when they may)."""
+    """Why records ``a`` and ``b`` must not be combined ('' when they may): they differ in functional,
+    dispersion (``unknown`` differs from any known one), ENCUT, U of an element both contain, PREC, smearing,
+    the POTCAR of an element both contain, settings hash or energy kind. PREC, smearing and POTCAR are compared
+    where both records know them."""
     reasons = []
     if (a.get("functional") or "") != (b.get("functional") or ""):
         reasons.append(f"functional {a.get('functional')!r} vs {b.get('functional')!r}")
-    if int(a.get("ivdw") or 0) != int(b.get("ivdw") or 0):
+    da, db = a.get("dispersion") or "", b.get("dispersion") or ""
+    if da and db:
+        if da != db:
+            reasons.append(f"dispersion {da} vs {db}")
+    elif int(a.get("ivdw") or 0) != int(b.get("ivdw") or 0):
         reasons.append(f"IVDW {a.get('ivdw')} vs {b.get('ivdw')}")
     ea, eb = a.get("encut_eV"), b.get("encut_eV")
-    na, nb = ea is None or math.isnan(float(ea)), eb is None or math.isnan(float(eb))
+    na = ea is None or math.isnan(float(ea))
+    nb = eb is None or math.isnan(float(eb))
     if na != nb or (not na and abs(float(ea) - float(eb)) > 1e-6):
         reasons.append(f"ENCUT {ea} vs {eb}")
     ua, ub = _u_map(a.get("ldau_u")), _u_map(b.get("ldau_u"))
     shared = set(str(a.get("formula_elements", "")).split(",")) & set(str(b.get("formula_elements", "")).split(","))
-    for el in sorted(shared - {""}):
+    shared -= {""}
+    for el in sorted(shared):
         if abs(ua.get(el, 0.0) - ub.get(el, 0.0)) > 1e-9:
             reasons.append(f"U({el}) {ua.get(el, 0.0):g} vs {ub.get(el, 0.0):g}")
+    for key, name in (("prec", "PREC"), ("smearing", "smearing")):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, str) and isinstance(vb, str) and va and vb and va != vb:
+            reasons.append(f"{name} {va} vs {vb}")
+    pa, pb = _potcars(a.get("potcar")), _potcars(b.get("potcar"))
+    for el in sorted(set(pa) & set(pb)):
+        if pa[el] != pb[el]:
+            reasons.append(f"POTCAR({el}) {pa[el]} vs {pb[el]}")
     sa, sb = a.get("settings_id") or "", b.get("settings_id") or ""
     if sa and sb and sa != sb:
         reasons.append(f"settings hash {sa} vs {sb}")
     if (a.get("energy_kind") or "") != (b.get("energy_kind") or ""):
         reasons.append(f"energy kind {a.get('energy_kind')} vs {b.get('energy_kind')}")
     return "; ".join(reasons)
+
+
+# ------------------------------------------------------------------------------------------------- spin
+SPIN_CONVENTION = ("the paper's convention: single metal atoms (one metal atom in the cell, gas atoms) "
+                   "spin-polarised (ISPIN 2), all other cells ISPIN 1")
+
+
+def convention_ispin(row) -> int:
+    """ISPIN the paper's convention gives a cell: 2 when it holds exactly one metal atom (a single atom on a site,
+    a gas atom), else 1."""
+    at = row.get("atoms")
+    if at is None:
+        return 1
+    n_metal = sum(1 for sym in at.get_chemical_symbols() if sym not in NON_METALS)
+    return 2 if n_metal == 1 else 1
+
+
+def _spin_of(row) -> tuple[int, float]:
+    ispin = row.get("ispin")
+    ispin = int(ispin) if ispin is not None and not _nan(ispin) else 1
+    mag = row.get("magmom")
+    return ispin, (float(mag) if mag is not None and not _nan(mag) else float("nan"))
+
+
+def spin_columns(terms: dict) -> dict:
+    """``ispin_<role>``, ``magmom_<role>_muB`` for every term of one equation (role → record or None), plus
+    ``spin_note``: '' when all terms have one ISPIN, else which differ and whether that is the paper's
+    convention (:data:`SPIN_CONVENTION`)."""
+    out, seen, deviates = {}, {}, []
+    for role, r in terms.items():
+        if r is None:
+            out[f"ispin_{role}"], out[f"magmom_{role}_muB"] = np.nan, np.nan
+            continue
+        ispin, mag = _spin_of(r)
+        out[f"ispin_{role}"], out[f"magmom_{role}_muB"] = ispin, mag
+        seen[role] = ispin
+        if ispin != convention_ispin(r):
+            deviates.append(role)
+    note = ""
+    if len(set(seen.values())) > 1:
+        note = "terms differ in spin treatment (" + ", ".join(f"{k} ISPIN {v}" for k, v in seen.items()) + "); "
+        note += ("as in " if not deviates else f"{', '.join(deviates)} deviate(s) from ") + SPIN_CONVENTION
+    elif deviates and seen:
+        note = f"{', '.join(deviates)}: ISPIN differs from {SPIN_CONVENTION}"
+    out["spin_note"] = note
+    return out
 
 
 # --------------------------------------------------------------------------------------------- annotate
@@ -126,7 +214,7 @@ def annotate(records: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         r = dict.fromkeys(RECOGNISED_COLUMNS)
         r.update(id="", kind="", site_kinds="", separation_A=np.nan, shares_NN_bond=False, n_C_between=-1,
                  occupants="", metals="", pair_id="", swap_symmetric=False, pair_geometry="", n_sheet_points=0,
-                 sites=[], recognition_error="")
+                 sites=[], recognition_error="", phase_note="")
         if at is None:
             r["recognition_error"] = "no structure"
         else:
@@ -144,7 +232,9 @@ def annotate(records: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         ",".join(sorted(set(a.get_chemical_symbols()))) if a is not None else "" for a in df["atoms"]
     ]
     for col, default in (("functional", ""), ("ivdw", 0), ("encut_eV", np.nan), ("ldau_u", ""),
-                         ("energy_kind", ""), ("settings_id", "")):  # fmt: skip
+                         ("energy_kind", ""), ("settings_id", ""), ("dispersion", ""), ("prec", ""),
+                         ("smearing", ""), ("potcar", ""), ("ispin", 1), ("magmom", np.nan),
+                         ("notes", "")):  # fmt: skip
         if col not in df:
             df[col] = default
     df["settings"] = [settings_label(r) for _, r in df.iterrows()]
@@ -155,7 +245,34 @@ def annotate(records: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
 
 def _usable(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["usable"].astype(bool) & df["recognised"].astype(bool) & np.isfinite(df["energy_eV"].astype(float))
-    return df[ok]
+    return df[ok & ~df["kind"].isin(APART_KINDS)]
+
+
+#: what makes two records the same calculation (same structure, same settings)
+DUPLICATE_KEYS = ["kind", "id", "occupants", "pair_geometry", "n_sheet_points", "settings"]
+
+
+def duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Usable records that repeat one calculation (same kind, id, occupants, placement, support and settings):
+    every equation uses the lowest energy of such a group; the others are listed here (never silently dropped),
+    with their energy above the kept one (eV)."""
+    use = _usable(df)
+    rows = []
+    for _, g in use.groupby(DUPLICATE_KEYS, dropna=False):
+        if len(g) < 2:
+            continue
+        g = g.sort_values("energy_eV")
+        kept = g.iloc[0]
+        for _, r in g.iloc[1:].iterrows():
+            rows.append({"kind": kept["kind"], "id": kept["id"], "occupants": kept["occupants"],
+                         "settings": kept["settings"], "kept_dir": kept["calc_dir"],
+                         "kept_energy_eV": float(kept["energy_eV"]), "dropped_dir": r["calc_dir"],
+                         "dropped_energy_eV": float(r["energy_eV"]),
+                         "delta_eV": float(r["energy_eV"]) - float(kept["energy_eV"]),
+                         "ispin_kept": _spin_of(kept)[0], "ispin_dropped": _spin_of(r)[0]})
+    cols = ["kind", "id", "occupants", "settings", "kept_dir", "kept_energy_eV", "dropped_dir",
+            "dropped_energy_eV", "delta_eV", "ispin_kept", "ispin_dropped"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------------------------- matching
@@ -241,14 +358,19 @@ def interaction_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         e_both, e_bare = float(t["energy_eV"]), float(found["bare"]["energy_eV"])
         e_1, e_2 = float(found["first_only"]["energy_eV"]), float(found["second_only"]["energy_eV"])
+        spin = spin_columns({"both": t, "bare": found["bare"], "first_only": found["first_only"],
+                             "second_only": found["second_only"]})
         rows.append({
             **base, "E_int_eV": e_both + e_bare - e_1 - e_2, "E_both_eV": e_both, "E_bare_eV": e_bare,
-            "E_first_only_eV": e_1, "E_second_only_eV": e_2, "bare_dir": found["bare"]["calc_dir"],
+            "E_first_only_eV": e_1, "E_second_only_eV": e_2, **spin, "bare_dir": found["bare"]["calc_dir"],
             "first_only_dir": found["first_only"]["calc_dir"], "second_only_dir": found["second_only"]["calc_dir"],
         })  # fmt: skip
+    spin_cols = [f"{p}_{r}{u}" for r in ("both", "bare", "first_only", "second_only")
+                 for p, u in (("ispin", ""), ("magmom", "_muB"))]
     cols_e = ["equation", "label", "site_kinds", "occupants", "metal_A", "metal_B", "separation_A",
               "shares_NN_bond", "n_C_between", "E_int_eV", "E_both_eV", "E_bare_eV", "E_first_only_eV",
-              "E_second_only_eV", "settings", "calc_dir", "bare_dir", "first_only_dir", "second_only_dir"]
+              "E_second_only_eV", *spin_cols, "spin_note", "settings", "calc_dir", "bare_dir", "first_only_dir",
+              "second_only_dir"]
     out = pd.DataFrame(rows, columns=cols_e)
     if len(out):
         out = out.sort_values(["label", "occupants", "separation_A"]).reset_index(drop=True)
@@ -293,7 +415,10 @@ def dimer_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 missing.append({**base, "needed": label, "reason": why})
         e = float(t["energy_eV"])
         E = {k: (float(v["energy_eV"]) if v is not None else np.nan) for k, v in got.items()}
+        spin = spin_columns({"dimer": t, "site": got["site"], "single": got["single"], "gas_atom": got["gas_atom"],
+                             "gas_dimer": got["gas_dimer"]})
         rows.append({
+            **spin,
             **base,
             "E_dimer_from_gas_eV": e - E["site"] - 2 * E["gas_atom"],
             "E_dimer_from_isolated_eV": e + E["site"] - 2 * E["single"],
@@ -305,8 +430,10 @@ def dimer_energies(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         })  # fmt: skip
     cols = ["site_kind", "metal", "occupants", "E_dimer_from_gas_eV", "E_dimer_from_isolated_eV",
             "E_dimer_from_gas_dimer_eV", "E_ads_single_eV", "E_dimer_eV", "E_site_eV", "E_single_eV",
-            "E_gas_atom_eV", "E_gas_dimer_eV", "settings", "calc_dir", "site_dir", "single_dir", "gas_atom_dir",
-            "gas_dimer_dir"]
+            "E_gas_atom_eV", "E_gas_dimer_eV",
+            *[f"{p}_{r}{u}" for r in ("dimer", "site", "single", "gas_atom", "gas_dimer")
+              for p, u in (("ispin", ""), ("magmom", "_muB"))], "spin_note",
+            "settings", "calc_dir", "site_dir", "single_dir", "gas_atom_dir", "gas_dimer_dir"]
     out = pd.DataFrame(rows, columns=cols)
     if len(out):
         out = out.sort_values(["site_kind", "metal"]).reset_index(drop=True)
@@ -394,6 +521,30 @@ def inconsistent_settings(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def unusable_reasons(df: pd.DataFrame) -> list[tuple[str, int]]:
+    """Why records of an annotated table are not used, most frequent first: ``[(reason, count)]`` (the problem
+    text without the folder; recognition errors; bulk/slab cells kept apart from the gas references)."""
+    from collections import Counter
+
+    c: Counter = Counter()
+    for _, r in df.iterrows():
+        texts = []
+        if r["problems"]:
+            texts += str(r["problems"]).split(": ", 1)[-1].split("; ")
+        if r["recognition_error"]:
+            texts.append(str(r["recognition_error"]).split(": ", 1)[-1])
+        if r["kind"] in APART_KINDS:
+            texts.append(f"{r['kind']} cell, not a gas reference")
+        for t in texts:
+            c[re.sub(r"\(.*\)", "(...)", t).strip()] += 1
+    return c.most_common()
+
+
+def n_usable(df: pd.DataFrame) -> int:
+    """Records an equation may use (usable, recognised, not a bulk/slab cell, finite energy)."""
+    return int(len(_usable(df)))
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per record without the heavy columns (atoms, sites, charges)."""
     keep = [c for c in df.columns if c not in ("atoms", "sites", "charges", "magmoms", "meta")]
@@ -415,9 +566,18 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
     ssp = site_site_potential(df)
     bader = bader_descriptor(df, n_reference_charge_e)
     warn = [p for p in df["problems"] if p] + [e for e in df["recognition_error"] if e]
+    warn += [f"{r['calc_dir']}: note: {r['notes']}" for _, r in df.iterrows() if r["notes"]]
+    warn += [f"{r['calc_dir']}: {r['phase_note']}" for _, r in df.iterrows() if r["phase_note"]]
     for w in inconsistent_settings(df):
         log.warning("%s", w)
         warn.append(w)
+    dup = duplicates(df)
+    for _, d in dup.iterrows():
+        warn.append(f"{d['dropped_dir']}: duplicate of {d['kind']} {d['id'] or d['occupants']} ({d['settings']}), "
+                    f"{d['delta_eV']:+.3f} eV above {d['kept_dir']}, which is used instead")
+    for name, table, what in (("E_int", e_int, "calc_dir"), ("dimer", dim, "calc_dir")):
+        for _, r in table[table["spin_note"].astype(bool)].iterrows() if len(table) else []:
+            warn.append(f"{r[what]}: {name} {r.get('label', r.get('occupants'))}: {r['spin_note']}")
     used_dirs = set(e_int["calc_dir"]) | set(dim["calc_dir"]) | set(ssp["calc_dir"])
     for col in ("bare_dir", "first_only_dir", "second_only_dir"):
         used_dirs |= set(e_int[col])
@@ -428,10 +588,12 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
     used_dirs.discard("")
     counts = dict(
         read=int(len(df)), recognised=int(df["recognised"].sum()), flagged=int((~df["usable"].astype(bool)).sum()),
-        used=int(df["calc_dir"].isin(used_dirs).sum()),
+        used=int(df["calc_dir"].isin(used_dirs).sum()), duplicates=int(len(dup)),
+        gas=int(df["kind"].isin(["gas_atom", "gas_dimer"]).sum()), bulk=int(df["kind"].isin(APART_KINDS).sum()),
+        sheet=int((df["n_sheet_points"].astype(int) > 0).sum()),
     )
     res = dict(records=df, e_int=e_int, e_int_missing=e_miss, dimers=dim, dimers_missing=dim_miss,
-               site_site_potential=ssp, bader=bader, warnings=warn, counts=counts, paths={})
+               site_site_potential=ssp, bader=bader, duplicates=dup, warnings=warn, counts=counts, paths={})
     if outdir is not None:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
@@ -443,6 +605,7 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
         paths["dimers_missing"] = write_csv(out / "dimer_missing.csv", dim_miss)
         paths["site_site_potential"] = write_csv(out / "site_site_potential.csv", ssp)
         paths["bader"] = write_csv(out / "bader_descriptor.csv", bader)
+        paths["duplicates"] = write_csv(out / "duplicates.csv", dup)
         paths["warnings"] = atomic_write(out / "warnings.txt", "\n".join(warn) + ("\n" if warn else ""))
         if figures:
             from sacmap.analysis.energetics.figures import write_figures

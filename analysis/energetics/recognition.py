@@ -5,8 +5,10 @@ vectors derived from the cell and the bond directions, so the mapping survives r
 no atom are the removed atoms; connected groups of them are the coordination sites. A site's kind is the number
 of N atoms lining it (``3N``, ``4N``, ``6N``), its centre the centroid of its removed lattice points (the builder's
 convention), separations are minimum-image distances between centres. Metal atoms are assigned to the nearest
-site centre. Structures without a sheet are gas references (``gas_atom``, ``gas_dimer``) or, for pure nitrogen,
-the N reference phase (``reference``).
+site centre. Structures without a sheet are gas references (``gas_atom``, ``gas_dimer``) only when isolated
+(:func:`periodicity`: at least :data:`GAS_MIN_VACUUM_A` of vacuum along every cell vector): a periodic bulk cell
+or a metal slab of one or two atoms is recognised as ``bulk`` / ``slab`` / ``wire`` (kept apart, never used in
+an equation, reported); pure nitrogen is the N reference phase (``reference``).
 
 :func:`recognise` returns the metadata keys of docs/contracts.md (``kind, site_kinds, separation_A,
 shares_NN_bond, n_C_between, occupants, metals``) plus ``pair_geometry`` (a relaxation-invariant key of the
@@ -244,6 +246,35 @@ def _metal_label(symbols: list[str]) -> str:
     return "".join(f"{el}{n if n > 1 else ''}" for el, n in sorted(c.items()))
 
 
+GAS_MIN_VACUUM_A = 5.0  # empty space around a gas reference along every periodic cell vector
+GAS_DIMER_MAX_A = 3.5  # M–M distance of a gas dimer
+
+
+def periodicity(atoms: Atoms) -> tuple[str, list[float]]:
+    """``("gas" | "slab" | "wire" | "bulk", gaps_A)``: how many directions of a small cell are vacuum.
+
+    ``gaps_A``: per cell vector, the largest empty gap of the atoms' fractional coordinates times the spacing of
+    the lattice planes (Å; ``inf`` for a non-periodic direction or no cell). A direction with a gap of at least
+    :data:`GAS_MIN_VACUUM_A` is vacuum; isolated (gas) = vacuum in all three; a slab in one; bulk in none.
+    """
+    cell = np.array(atoms.cell)
+    gaps = []
+    if np.linalg.matrix_rank(cell) < 3:
+        return ("gas" if not any(atoms.pbc) else "bulk"), [float("inf")] * 3
+    frac = atoms.get_scaled_positions(wrap=True)
+    for ax in range(3):
+        if not atoms.pbc[ax]:
+            gaps.append(float("inf"))
+            continue
+        normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
+        spacing = abs(np.dot(cell[ax], normal)) / np.linalg.norm(normal)
+        f = np.sort(frac[:, ax])
+        gap = float(np.diff(np.concatenate([f, [f[0] + 1.0]])).max())
+        gaps.append(gap * spacing)
+    n_vac = sum(g >= GAS_MIN_VACUUM_A for g in gaps)
+    return {3: "gas", 2: "wire", 1: "slab", 0: "bulk"}[n_vac], gaps
+
+
 def recognise(atoms: Atoms) -> dict:
     """Metadata of a configuration from its geometry (see module docstring). Raises :class:`RecognitionError`."""
     symbols = np.array(atoms.get_chemical_symbols())
@@ -258,6 +289,20 @@ def recognise(atoms: Atoms) -> dict:
     n_c = int((symbols == "C").sum())
     if n_c == 0:
         if len(metal_idx) == len(atoms) and len(atoms) in (1, 2):
+            phase, gaps = periodicity(atoms)
+            if phase != "gas":  # a periodic bulk cell or metal slab is never taken for a gas reference
+                out["kind"] = phase
+                out["occupants"] = _metal_label(list(symbols))
+                out["metals"] = ",".join(sorted(symbols))
+                out["id"] = f"{phase}_{out['occupants']}"
+                out["phase_note"] = (
+                    f"{phase} cell of {atoms.get_chemical_formula()} (empty gap along the cell vectors "
+                    f"{', '.join(f'{g:.1f}' for g in gaps)} Å; a gas reference needs >= {GAS_MIN_VACUUM_A:g} Å of "
+                    "vacuum in every direction): not a gas reference, not used")
+                return out
+            if len(atoms) == 2 and atoms.get_distance(0, 1, mic=True) > GAS_DIMER_MAX_A:
+                raise RecognitionError(f"two metal atoms {atoms.get_distance(0, 1, mic=True):.2f} Å apart: not a "
+                                       f"gas dimer (bond <= {GAS_DIMER_MAX_A:g} Å)")
             out["kind"] = "gas_atom" if len(atoms) == 1 else "gas_dimer"
             out["occupants"] = _metal_label(list(symbols))
             out["metals"] = ",".join(sorted(symbols))

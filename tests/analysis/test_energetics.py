@@ -210,7 +210,8 @@ def test_compute_energetics_writes_tables_and_figures(tmp_path):
     atoms += [B.build_pair(p), B.build_pair(p, ("Ni", None)), B.build_pair(p, ("Ni", "Ni"))]
     energies += [-1000.0, -1005.5, -1010.8]
     res = compute_energetics(_records(atoms, energies), tmp_path)
-    assert res["counts"] == {"read": 8, "recognised": 8, "flagged": 0, "used": 8}
+    assert res["counts"] == {"read": 8, "recognised": 8, "flagged": 0, "used": 8, "duplicates": 0, "gas": 2,
+                             "bulk": 0, "sheet": 6}
     for name in ("e_int.csv", "dimer_formation.csv", "site_site_potential.csv", "bader_descriptor.csv",
                  "records.csv", "fig4a_dimer_formation.png", "fig4b_site_site_potential.png", "fig4c_nC_bader.png",
                  "e_int.png"):

@@ -52,6 +52,9 @@ def test_two_configuration_chgnet_campaign_through_the_cli(tmp_path, capsys):
         assert math.isnan(row.separation_A) and row.n_C_between == -1
         assert "charges" not in row.data  # CHGNet gives no atomic charges: absent, never invented
         assert row.data["settings"] == variant["settings"]
+        # the settings record: the model is the "functional", D3 the dispersion; no ENCUT (not a plane-wave code)
+        assert (row.functional, row.dispersion, row.ivdw) == ("chgnet:0.3.0", "D3(zero)", 11)
+        assert row.get("encut_eV") is None
         assert len(row.magmoms) == row.natoms
         assert Path(row.calc_dir, "relax.traj").stat().st_size > 0
     ni = rows["Ni/4N"]

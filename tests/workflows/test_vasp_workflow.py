@@ -104,6 +104,13 @@ def test_vasp_campaign_with_stand_in(fake_vasp, tmp_path, u):
     assert Path(row.calc_dir, "INCAR.gz").is_file() and Path(row.calc_dir, "POTCAR.spec").is_file()
     assert Path(row.calc_dir, "vasprun.xml.gz").is_file() and not Path(row.calc_dir, "vasprun.xml").exists()
     assert row.n_restarts == 0 and row.data["corrections"] == {"relax": [], "static": []}
+    # the settings record of the run itself (the stand-in copies a recorded run: PBE, no IVDW, PREC Accurate)
+    assert (row.functional, row.dispersion, row.prec, row.smearing) == ("PBE", "none", "Accurate", "ISMEAR=0,SIGMA=0.05")
+    assert row.potcar == "Fe:PAW_PBE Fe,O:PAW_PBE O" and row.ispin == 2 and row.encut_eV > 0
+    from sacmap.analysis.energetics.readers import read_ase_db
+
+    (rec,) = read_ase_db(st["db"])
+    assert (rec["functional"], rec["dispersion"], rec["encut_eV"]) == ("PBE", "none", row.encut_eV)
     # a second run computes nothing and adds nothing
     assert runner.submit_configs([fe2o2()], wd, name="vasp-test", calculation=calc)["added"] == 0
     runner.run(wd, progress=False)

@@ -376,6 +376,14 @@ class StoreResultTask(FiretaskBase):
                 if bader.get("charges") is not None:
                     res["charges"] = bader["charges"]
                     res["charge_method"] = "bader"
+        if calc["calculator"] == "vasp":
+            record = dict(fw_spec["sacmap_relax"].get("settings_record") or {})
+        else:
+            from sacmap.workflows.campaign.settings import settings_record
+
+            record = settings_record(calc["calculator"], calc["settings"])
+        # the settings record as key-value pairs (None = not applicable, e.g. ENCUT of an embedded model)
+        extra.update({k: v for k, v in record.items() if v is not None})
         row_id = results.store(_open_db(fw_spec), res, meta_from_doc(s["config"]), calculator=calc["calculator"],
                                settings_hash=calc["settings_hash"], settings=calc["settings"],
                                campaign=s["campaign"], extra=extra)

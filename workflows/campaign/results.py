@@ -31,6 +31,9 @@ ROW_KEYS = [
     "config_id", "kind", "site_kinds", "separation_A", "shares_NN_bond", "n_C_between", "occupants", "metals",
     "pair_id", "calculator", "settings_hash", "energy_eV", "energy_kind", "fmax_eV_A", "converged",
     "converged_electronic", "converged_ionic", "magmom", "calc_dir", "campaign",
+    # the settings record (sacmap.analysis.energetics.readers.records.SETTINGS_COLUMNS) and the run history
+    "functional", "dispersion", "ivdw", "encut_eV", "ldau_u", "ispin", "prec", "smearing", "potcar",
+    "n_restarts", "n_corrections",
 ]
 
 

@@ -224,6 +224,27 @@ def custodian_options(block: dict | None, *, source: str = "spec") -> dict:
     return {k: v for k, v in dump(calc.custodian).items() if k in given}
 
 
+#: dispersion labels of the embedded calculators' settings (the analysis readers' labels for VASP's IVDW)
+EMBEDDED_DISPERSION = {"d3-zero-pbe": ("D3(zero)", 11), "d3-bj-pbe": ("D3(BJ)", 12)}
+
+
+def settings_record(calculator: str, settings: dict) -> dict:
+    """The settings record stored with every result row (the same keys the analysis readers give a VASP folder or
+    CML export: ``functional, dispersion, ivdw, encut_eV, ldau, ldau_u, ispin, prec, smearing, potcar``) for an
+    embedded calculator; for VASP the record is read from the run itself (``vasp_run.parse_vasp_dir``).
+
+    An embedded model is its own "functional" (``chgnet:0.3.0``, ``tblite:GFN2-xTB``), so its rows never combine
+    with DFT rows; D3 added to a model is ``D3(zero)`` (IVDW 11), GFN2-xTB's built-in D4 ``D4``.
+    """
+    base = calculator[:-3] if calculator.endswith("-d3") else calculator
+    model = settings.get("model") or settings.get("method") or settings.get("xc") or ""
+    disp, ivdw = EMBEDDED_DISPERSION.get(settings.get("dispersion"), ("none", 0))
+    if calculator == "tblite":
+        disp, ivdw = "D4", 13
+    return {"functional": f"{base}:{model}" if model else base, "dispersion": disp, "ivdw": ivdw,
+            "encut_eV": None, "ldau": False, "ldau_u": "", "ispin": 1, "prec": "", "smearing": "", "potcar": ""}
+
+
 def categories_option(block: dict | None, *, source: str = "spec") -> dict:
     """The ``calculation.categories`` given in the block (``{"compute": ..., "light": ...}``; {} if none)."""
     calc = parse_calculation(block, source=source)

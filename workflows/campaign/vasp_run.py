@@ -234,4 +234,9 @@ def parse_vasp_dir(directory: str | Path) -> dict:
         "converged": run.converged,
         "magmom": magmom,
         "n_steps": run.n_steps,
+        "settings_record": _plain(run.settings),  # the analysis readers' settings record, stored with the row
     }
+
+
+def _plain(record: dict) -> dict:
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()}

@@ -34,8 +34,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_energies)
 
 
+#: exit status when no calculation is usable (all flagged / unrecognised); 2 stays for bad input
+EXIT_NOTHING_USABLE = 3
+
+
 def cmd_energies(args: argparse.Namespace) -> int:
-    from sacmap.analysis.energetics.equations import energetics_from_sources
+    from sacmap.analysis.energetics.equations import energetics_from_sources, n_usable, unusable_reasons
 
     progress = sys.stderr.isatty()
     # the warnings are printed below (and written to warnings.txt): keep the library's log records quiet
@@ -52,4 +56,11 @@ def cmd_energies(args: argparse.Namespace) -> int:
     if len(res["warnings"]) > 20:
         print(f"warning: ... {len(res['warnings']) - 20} more in {res['paths']['warnings']}", file=sys.stderr)
     print(f"tables and figures written to {args.out}")
+    if n_usable(res["records"]) == 0:
+        reasons = unusable_reasons(res["records"])
+        print(f"sacmap energies: none of the {c['read']} calculation(s) is usable; reasons: "
+              + "; ".join(f"{n}x {why}" for why, n in reasons[:8])
+              + (f"; ... ({len(reasons) - 8} more kinds, see {res['paths']['warnings']})" if len(reasons) > 8 else ""),
+              file=sys.stderr)
+        return EXIT_NOTHING_USABLE
     return 0

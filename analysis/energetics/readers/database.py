@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sacmap.analysis.energetics.readers.records import add_problem, empty_record, finish_record, set_atoms
+from sacmap.analysis.energetics.readers.records import (
+    add_note,
+    add_problem,
+    empty_record,
+    finish_record,
+    set_atoms,
+)
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.core.redact import redact_text, redact_url
 
@@ -54,17 +60,26 @@ def read_ase_db(url: str, selection: str | None = None) -> list[dict]:
         rec["magmom"] = float(mag) if mag is not None else np.nan
         if row.get("magmoms") is not None:
             rec["magmoms"] = [float(m) for m in row.get("magmoms")]
-        # settings: the calculator label and hash stand for functional/cut-off/U when no explicit keys exist
-        rec["functional"] = str(kv.get("functional") or kv.get("calculator_name") or row.get("calculator") or "")
+        # settings: the settings record the campaign writes (functional, dispersion, IVDW, ENCUT, U, ISPIN, PREC,
+        # smearing, POTCAR set); rows of older campaigns only have the calculator name and settings hash
+        calc_name = str(row.get("calculator") or kv.get("calculator_name") or "")
+        rec["meta"]["calculator"] = calc_name
+        rec["functional"] = str(kv.get("functional") or calc_name)
         # one settings hash per calculation variant (sacmap.workflows.campaign.settings): rows of different hashes never mix
         rec["settings_id"] = str(kv.get("settings_hash", ""))
         rec["ivdw"] = int(kv.get("ivdw", 0))
+        rec["dispersion"] = str(kv.get("dispersion") or ("unknown" if "ivdw" not in kv else ""))
+        if rec["dispersion"] == "unknown":
+            add_note(rec, "database row without a settings record (written before sacmap stored one): dispersion "
+                          "unknown")
         rec["encut_eV"] = float(kv.get("encut_eV", np.nan))
         rec["ldau_u"] = str(kv.get("ldau_u", ""))
         if not rec["ldau_u"] and kv.get("hubbard_u_eV") is not None:
             rec["ldau_u"] = f"U:{float(kv['hubbard_u_eV']):g}"
         rec["ldau"] = bool(rec["ldau_u"])
         rec["ispin"] = int(kv.get("ispin", 2 if kv.get("spin_polarised") else 1))
+        for key in ("prec", "smearing", "potcar"):
+            rec[key] = str(kv.get(key, ""))
         set_atoms(rec, row.toatoms())
         data = row.data or {}
         if data.get("charges") is not None and len(data["charges"]) == len(rec["atoms"]):

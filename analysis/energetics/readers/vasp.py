@@ -26,10 +26,9 @@ from sacmap.analysis.energetics.readers.records import (
     empty_record,
     find_output,
     finish_record,
-    incar_functional,
-    ldau_string,
     max_force,
     set_atoms,
+    settings_record,
     species_order,
 )
 from sacmap.analysis.errors import AnalysisInputError
@@ -51,6 +50,7 @@ class VasprunData:
     incar: dict
     parameters: dict
     symbols: list[str]
+    potcar_symbols: list[str] | None = None
     n_steps: int = 0
     energy_eV: float = float("nan")
     free_energy_eV: float = float("nan")
@@ -64,6 +64,12 @@ class VasprunData:
     def converged(self) -> bool:
         """Both electronically and ionically converged."""
         return bool(self.converged_electronic) and bool(self.converged_ionic)
+
+    @property
+    def settings(self) -> dict:
+        """The run's settings record (:func:`~sacmap.analysis.energetics.readers.records.settings_record`)."""
+        return settings_record(self.incar, self.parameters, potcar_symbols=self.potcar_symbols,
+                               species=species_order(self.symbols))
 
 
 def read_vasprun(path: str | os.PathLike, *, allow_truncated: bool = False) -> VasprunData:
@@ -95,7 +101,8 @@ def read_vasprun(path: str | os.PathLike, *, allow_truncated: bool = False) -> V
         except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds of errors on bad files
             raise AnalysisInputError(f"unreadable {path.name} ({type(exc).__name__}: {exc})") from exc
     out = VasprunData(path=path, incar=dict(vr.incar), parameters=dict(vr.parameters),
-                      symbols=list(vr.atomic_symbols), n_steps=len(vr.ionic_steps), truncated=truncated)
+                      symbols=list(vr.atomic_symbols), potcar_symbols=list(vr.potcar_symbols or []),
+                      n_steps=len(vr.ionic_steps), truncated=truncated)
     if not vr.ionic_steps:
         return out
     if not truncated:  # a partial run cannot be trusted, whatever pymatgen claims about convergence
@@ -150,13 +157,8 @@ def _read_vasprun(path: Path, rec: dict, folder: Path) -> None:
     if run.truncated:
         add_problem(rec, run.truncated)
         rec["meta"]["truncated"] = True
-    incar, params = run.incar, run.parameters
-    species = species_order(run.symbols)
-    rec["functional"] = incar_functional(incar)
-    rec["ivdw"] = int(incar.get("IVDW", 0) or 0)
-    rec["encut_eV"] = float(incar.get("ENCUT", params.get("ENMAX", np.nan)))
-    rec["ldau"], rec["ldau_u"] = ldau_string(incar, species)
-    rec["ispin"] = int(params.get("ISPIN", incar.get("ISPIN", 1)))
+    params = run.parameters
+    rec.update(run.settings)
     if not run.n_steps:
         add_problem(rec, f"{path.name} holds no completed ionic step")
         return
@@ -189,6 +191,11 @@ def _outcar_text(path: Path) -> str:
         return fh.read()
 
 
+def _outcar_potcars(text: str) -> list[str]:
+    """POTCAR TITEL lines of an OUTCAR (``PAW_PBE Fe 06Sep2000``), once per species."""
+    return list(dict.fromkeys(m.strip() for m in re.findall(r"TITEL\s*=\s*(.+)", text)))
+
+
 def _read_outcar(path: Path, rec: dict, folder: Path) -> None:
     from ase.io import read
     from pymatgen.io.vasp.outputs import Oszicar
@@ -208,11 +215,7 @@ def _read_outcar(path: Path, rec: dict, folder: Path) -> None:
     species = species_order(at.get_chemical_symbols())
     if not incar:
         add_problem(rec, "no INCAR beside the OUTCAR: settings unknown")
-    rec["functional"] = incar_functional(incar) if incar else ""
-    rec["ivdw"] = int(incar.get("IVDW", 0) or 0)
-    rec["encut_eV"] = float(incar.get("ENCUT", np.nan))
-    rec["ldau"], rec["ldau_u"] = ldau_string(incar, species)
-    rec["ispin"] = int(incar.get("ISPIN", 1))
+    rec.update(settings_record(incar, potcar_symbols=_outcar_potcars(text), species=species))
     calc = at.calc
     rec["energy_eV"] = float(calc.results.get("energy", np.nan))
     rec["free_energy_eV"] = float(calc.results.get("free_energy", np.nan))
