@@ -55,10 +55,16 @@ def _desc(rows):
 
 def test_organisation_needs_significance_for_yes():
     desc = _desc([("a", False, 0.5, 0.80, 0.72, 0.02, 0.07), ("b", False, 0.2, 1.26, 1.17, 0.03, 0.04)])
-    env = pd.DataFrame({"image": ["a", "b"], "function": ["G", "G"], "p_rank": [0.28, 0.40]})
+    env = pd.DataFrame({"image": ["a", "b"], "function": ["G", "G"], "null_model": "csr", "p_rank": [0.28, 0.40]})
     f = F.organisation_finding(desc, env)
     assert f.verdict == "partly" and "G envelope p = 0.28" in f.measured
     assert F.organisation_finding(desc, env.assign(p_rank=[0.01, 0.02])).verdict == "yes"
+    # the detector-aware p decides where it exists (a significant naive p is not enough)
+    aware = pd.concat([env.assign(p_rank=[0.01, 0.02]),
+                       pd.DataFrame({"image": ["a", "b"], "function": "G", "null_model": "csr, detector-aware",
+                                     "p_rank": [0.30, 0.01]})])
+    f = F.organisation_finding(desc, aware)
+    assert f.verdict == "partly" and "detector-aware p = 0.30" in f.measured
     closer = _desc([("a", False, 0.5, 0.60, 0.72, 0.10, 0.07)])
     assert F.organisation_finding(closer, env).verdict == "no"
 

@@ -25,7 +25,7 @@ def test_defaults_are_the_documented_ones(tmp_path):
     s = job_settings(spec, p)
     assert s["detection"] == {"threshold": 0.8, "pixel_size_nm": None, "elements": None, "weights": None,
                               "device": "cpu"}
-    assert s["statistics"] == {"multimer_nm": 0.22}
+    assert s["statistics"] == {"multimer_nm": 0.22, "detector_aware_nsim": 0}
     assert s["sampling"] == {"runs": 40, "seed": 0, "field_nm": 10.0, "densities_nm2": None, "repulsive_c_nm": 0.2,
                              "fit": True, "n_boot": 50, "site_kinds": None}
     assert s["images"] == []
@@ -44,6 +44,7 @@ def test_values_are_parsed(tmp_path):
     ("detection: {threshold: 0}", "detection.threshold", "not above the minimum 0"),
     ("detection: {pixel_size_nm: -0.1}", "detection.pixel_size_nm", "not above the minimum 0"),
     ("statistics: {multimer_nm: 0}", "statistics.multimer_nm", "minimum"),
+    ("statistics: {detector_aware_nsim: 5}", "statistics.detector_aware_nsim", "at least 19"),
     ("sampling: {runs: 2.5}", "sampling.runs", "expected an integer"),
     ("sampling: {runs: 0}", "sampling.runs", "below the minimum 1"),
     ("sampling: {runz: 3}", "sampling.runz", "unknown key"),

@@ -38,12 +38,21 @@ class DetectionBlock:
     device: str = option("cpu", doc="torch device")
 
 
+def _aware_nsim(value: int) -> int:
+    if 0 < value < 19:
+        raise ValueError(f"{value} simulations are too few for an envelope test (0 = off, or at least 19)")
+    return value
+
+
 @dataclass(frozen=True)
 class StatisticsBlock:
     """``statistics``: descriptors of the detected patterns."""
 
     multimer_nm: float = option(MULTIMER_NM, lo=0.0, lo_open=True, unit="nm",
                                 doc="an atom with a neighbour this close belongs to a multimer")
+    detector_aware_nsim: int = option(0, lo=0, check=lambda v: _aware_nsim(v),
+                                      doc="simulations of the detector-aware envelope test of the richest real "
+                                          "image (0 = off; ≥ 19; about 1–2 s each)")
 
 
 @dataclass(frozen=True)
