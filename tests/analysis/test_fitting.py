@@ -50,3 +50,34 @@ def test_fit_without_potential_fits_sigma_only_and_finds_random():
 def test_fit_bad_input():
     with pytest.raises(AnalysisInputError, match="at least 3"):
         DFTBiasedSampler().fit(np.array([[1.0, 1.0], [2.0, 2.0]]), REG)
+
+
+def test_fit_reports_honest_uncertainty_temperature_and_effective_nnd():
+    truth = DFTBiasedSampler(POT, sigma_nm=1.3 * S0, kT_eV=0.1, grid_nm=0.05).sample(N, REG, seed=123)[0]
+    grid = (0.9, 1.0, 1.15, 1.3, 1.5, 1.8)
+    est = DFTBiasedSampler(POT, grid_nm=0.05, runs_per_point=4, n_boot=60, sigma_factors=grid,
+                           beta_grid=(0.0, 5.0, 10.0, 20.0))
+    r = est.fit(truth, REG).fit_result_
+    assert r["sim_banks"] == 3 and r["better_than_random"]
+    assert r["sigma_factor_ci95"][0] <= 1.3 <= r["sigma_factor_ci95"][1]
+    assert r["kT_eV_ci95"][0] <= 0.1 <= r["kT_eV_ci95"][1]
+    # σ is weakly pinned (σ and kT both push neighbours apart): its interval may reach the grid edge, and then says so
+    assert all("grid edge" in w for w in r["warnings"])
+    assert ("sigma_factor" in r["at_grid_edge"]) == (max(r["sigma_factor_ci95"]) >= max(grid) - 1e-9)
+    # intervals from continuously refined replicates: not only grid values
+    assert not set(np.round(r["sigma_factor_ci95"], 9)) <= set(grid) | {1.075, 1.225, 1.4, 0.95}
+    assert r["kT_K"] == pytest.approx(r["kT_eV"] / 8.617333262e-5) and "not the synthesis temperature" in \
+        r["kT_meaning"]
+    # the sampler's NNDs are narrower than Rayleigh(σ): later points shorten earlier points' NNDs
+    assert r["sigma_poisson_nm"] < r["sigma_effective_nm"] < r["sigma_nm"]
+
+
+def test_fit_warns_at_the_grid_edge_and_when_not_better_than_random():
+    truth = DFTBiasedSampler(sigma_nm=1.4 * S0, grid_nm=0.05).sample(N, REG, seed=7)[0]
+    est = DFTBiasedSampler(grid_nm=0.05, runs_per_point=4, n_boot=30, sigma_factors=(0.8, 0.9, 1.0))
+    r = est.fit(truth, REG).fit_result_
+    assert "sigma_factor" in r["at_grid_edge"] and any("grid edge" in w for w in r["warnings"])
+    rnd = RandomSampler().sample(N, REG, seed=8)[0]
+    r = DFTBiasedSampler(POT, grid_nm=0.05, runs_per_point=4, n_boot=30, sigma_factors=(0.9, 1.0, 1.1),
+                         beta_grid=(0.0, 5.0)).fit(rnd, REG).fit_result_
+    assert not r["better_than_random"] and any("not clearly better" in w for w in r["warnings"])

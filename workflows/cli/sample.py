@@ -120,7 +120,9 @@ def _fit(args) -> int:
     out = args.outdir or args.observed.with_name(args.observed.stem + "_fit")
     write_json(out / "fit.json", res)
     write_csv(out / "fit_grid.csv", pd.DataFrame(res["grid"]))
-    kt = "none (no energy term)" if res["kT_eV"] is None else f"{res['kT_eV']:.3g} eV"
+    kt = "none (no energy term)" if res["kT_eV"] is None else (
+        f"{res['kT_eV']:.3g} eV (95 % CI {_ci(res['kT_eV_ci95'])} eV; as a temperature {res['kT_K']:.0f} K — an "
+        "effective weight of the DFT energy, not the synthesis temperature)")
     print(f"{args.observed}: {res['n_observed']} atoms, {res['density_nm2']:.3f} atoms/nm² ({obs.window_source})")
     for warning in obs.warnings:
         print(f"  note: {warning}")
@@ -129,8 +131,16 @@ def _fit(args) -> int:
     print(f"  fit: Wasserstein {res['wasserstein_nm']:.4f} nm, KS {res['ks_statistic']:.3f} "
           f"(p = {res['ks_pvalue']:.3g}); random model: {res['wasserstein_random_nm']:.4f} nm, "
           f"KS p = {res['ks_pvalue_random']:.3g}")
+    print(f"  the fitted sampler's NNDs follow Rayleigh({res['sigma_effective_nm']:.3f} nm) "
+          f"(σ_eff/σ₀ = {res['sigma_effective_factor']:.3g}), observed Rayleigh({res['sigma_observed_rayleigh_nm']:.3f} nm)")
+    for warning in res["warnings"]:
+        print(f"  WARNING: {warning}")
     print(f"  written to {out}/fit.json")
     return 0
+
+
+def _ci(pair) -> str:
+    return "–".join("∞" if v is None else f"{v:.3g}" for v in pair)
 
 
 def _sampler(args):
