@@ -20,8 +20,9 @@ ends up fitted on the image minus its neighbours, and jointly with its closest o
   log-normal prior around σ₀ (sd ``sigma_prior``, default 25 %): without it a 0.22-nm pair (≈ 1.9 σ apart,
   no intensity dip) is equally well fitted by one wide and one faint atom. Positions may move at most
   ``max_shift_sigma``·σ₀ from the start; σ is kept within [σ₀/2, 2σ₀].
-* **σ₀** (px): given, or measured first: the median fitted σ of the isolated atoms (nearest neighbour ≥ 4 σ of
-  the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without a pixel size).
+* **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the isolated atoms (nearest
+  neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without a pixel size); with fewer
+  than 20 of them (dense images), of the interior atoms of a central patch of ~300 atoms fitted jointly.
 * **Uncertainty**: covariance = s²·(JᵀJ + prior)⁻¹ with s² the group's residual variance per pixel (pixel
   noise plus whatever the model does not describe: support texture, neighbours' tails); ``pos_err_px`` =
   √((var x + var y)/2), the 1-σ error of one coordinate.
@@ -58,8 +59,8 @@ class RefineOptions:
     sweeps: int = 5  # most block-coordinate sweeps over all groups (neighbours' light re-subtracted) ...
     tol_px: float = 0.02  # ... fewer when 95 % of the atoms moved less than this (px) in the last one
     iterations: int = 5  # Levenberg–Marquardt iterations per group in the first sweep (half in later ones)
-    sigma_prior: float = 0.25  # sd of log σ around log σ₀
-    max_shift_sigma: float = 1.5  # largest move from the starting position, σ₀
+    sigma_prior: float = 0.05  # sd of log σ around log σ₀ (tight: per-atom widths are only measured where the data are strong)
+    max_shift_sigma: float = 1.0  # largest move from the starting position, σ₀
 
 
 def _check(image, xy_px):
@@ -364,18 +365,26 @@ def estimate_sigma(image, xy_px, *, pixel_size_nm: float | None = None, options:
     noise2 = max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2
     nnd = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.array([np.inf])
     iso = np.flatnonzero(nnd >= 4 * guess)
-    if len(iso) < 3:
-        iso = np.argsort(-nnd)[: max(3, len(xy) // 4)]
-    iso = iso[:200]
-    loose = RefineOptions(window_sigma=opt.window_sigma, max_group=1, sweeps=1, iterations=8, sigma_prior=1.0,
-                          max_shift_sigma=opt.max_shift_sigma)
     s = guess
-    for _ in range(2):  # σ is bounded to [s/2, 2s] in one pass: a second pass follows a bad guess
-        P, *_ = _run(img, xy[iso], s, loose, noise2, gid=np.arange(len(iso)))
+    if len(iso) >= 20:  # isolated atoms, one at a time
+        sel, gid = iso[:200], np.arange(min(len(iso), 200))
+        opt1 = dict(max_group=1, sweeps=1)
+    else:  # crowded: a central patch of ~300 atoms fitted jointly, σ read on its interior atoms
+        c = np.median(xy, 0)
+        sel = np.argsort(np.abs(xy - c).max(1), kind="stable")[:300]
+        gid = None
+        opt1 = dict(max_group=opt.max_group, sweeps=4)
+    loose = RefineOptions(window_sigma=opt.window_sigma, iterations=8, sigma_prior=1.0,
+                          max_shift_sigma=opt.max_shift_sigma, link_sigma=opt.link_sigma, **opt1)
+    sub = xy[sel]
+    edge = np.abs(sub - np.median(sub, 0)).max(1)
+    interior = edge <= np.quantile(edge, 0.6) if gid is None else np.ones(len(sel), bool)
+    for _ in range(3):  # σ is bounded to [s/2, 2s] in one pass: further passes follow a bad guess
+        P, *_ = _run(img, sub, s, loose, noise2, gid=gid)
         fitted = np.exp(P[:, 3])
-        good = (P[:, 2] > 0) & (fitted > 0.51 * s) & (fitted < 1.99 * s)
+        good = interior & (P[:, 2] > 0) & (fitted > 0.51 * s) & (fitted < 1.99 * s)
         s_new = float(np.median(fitted[good])) if good.sum() >= 3 else float(np.median(fitted))
-        if abs(np.log(s_new / s)) < 0.05:
+        if abs(np.log(s_new / s)) < 0.03:
             return s_new
         s = s_new
     return s
