@@ -280,3 +280,47 @@ def test_killed_relaxation_is_rerun_from_its_contcar(fake_vasp, tmp_path):
     assert Path(call["dir"]).name == "relax.1"
     contcar = _relax_positions(FIX / "relax-ldau-spin" / "CONTCAR")
     assert call["first_position"] == pytest.approx(contcar[0], abs=1e-5)
+
+
+def test_offline_mode_end_to_end(fake_vasp, tmp_path):
+    """reserve -> offline run on a 'node' (a separate process, no LaunchPad) -> recover_offline -> stored."""
+    import subprocess
+
+    fake_vasp(expectation())
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="off", calculation={"calculator": "vasp", "custodian": FAST})
+    steps = []
+    for _ in range(5):
+        dirs = runner.reserve_offline(wd)
+        if not dirs:
+            break
+        for d in dirs:
+            assert (d / "FW.json").is_file() and (d / "FW_offline.json").is_file()
+            steps.append(d.name)
+            # what the job script runs on the node (qlaunch -r appends --fw_id); rlaunch singleshot --offline
+            # would crash here with FireWorks 2.1.4 and current monty
+            res = subprocess.run([sys.executable, "-m", "sacmap.workflows.campaign.offline", "singleshot",
+                                  "--offline", "--fw_id", "0"], cwd=d, capture_output=True, text=True, timeout=300)
+            assert res.returncode == 0, res.stderr[-2000:]
+            assert '"state": "COMPLETED"' in (d / "FW_offline.json").read_text()
+        # an embedded `campaign run` meanwhile must not take the reservations for killed runs
+        info = runner.recover_offline(wd)
+        assert info["recovered"] == len(dirs) and info["pending"] == 0
+    assert steps == ["relax", "static", "store"]
+    st = runner.status(wd)
+    assert st["counts"] == {"COMPLETED": 3} and st["n_results"] == 1
+    (row,) = list(results.connect(st["db"]).select())
+    assert row.energy_eV == pytest.approx(RECORDED_E0, abs=1e-6)
+
+
+def test_reserved_offline_runs_survive_a_local_run(fake_vasp, tmp_path):
+    fake_vasp(expectation())
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="off", calculation={"calculator": "vasp", "custodian": FAST})
+    (d,) = runner.reserve_offline(wd, max_fireworks=1)
+    assert runner.run(wd, progress=False) == {"RESERVED": 1, "WAITING": 2}  # nothing else READY, nothing reset
+    assert runner.recover_offline(wd)["pending"] == 1
+    from sacmap.workflows.campaign.offline import run_offline
+
+    assert run_offline(d)
+    assert runner.recover_offline(wd)["counts"] == {"COMPLETED": 1, "READY": 1, "WAITING": 1}

@@ -132,7 +132,15 @@ def load_fworker(path: str | Path | None = None):
         if not p.is_file():
             raise WorkflowInputError(f"{p}: FireWorks worker file (my_fworker.yaml) not found")
         try:
-            worker = FWorker.from_file(str(p))
+            import yaml
+
+            data = yaml.safe_load(p.read_text()) or {}
+            if not isinstance(data, dict):
+                raise ValueError("must be a mapping")
+            # FireWorks' FWorker.from_dict needs every key; a hand-written file may leave the defaults out
+            data = {"name": "sacmap-worker", "category": "", "query": "{}", "env": {}, **data}
+            data["env"] = data["env"] or {}
+            worker = FWorker.from_dict(data)
         except Exception as exc:  # noqa: BLE001 - yaml / key errors of a hand-written file
             raise WorkflowInputError(f"{p}: not a FireWorks worker file ({type(exc).__name__}: {exc})") from None
         from sacmap.workflows.campaign.vasp_run import worker_incar
@@ -180,8 +188,11 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
     with _launchpad(workdir, state) as handle:
         lp = handle.lp
         if isinstance(handle, EmbeddedLaunchPad):  # one process owns this store: RUNNING means killed
+            offline = {r["fw_id"] for r in lp.offline_runs.find({"completed": False, "deprecated": False},
+                                                                {"fw_id": 1})}  # reserved for offline nodes
             for fw_id in lp.get_fw_ids({"state": {"$in": ["RUNNING", "RESERVED"]}}):
-                lp.rerun_fw(fw_id)
+                if fw_id not in offline:
+                    lp.rerun_fw(fw_id)
             handle.flush()
         else:
             lp.detect_lostruns(rerun=True)
@@ -215,6 +226,63 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
             bar.close()
         counts = _counts(lp)
     return counts
+
+
+def reserve_offline(workdir: str | Path, *, max_fireworks: int | None = None,
+                    fworker: str | Path | None = None) -> list[Path]:
+    """Reserve READY Fireworks for offline compute nodes: each gets its launch folder
+    (``calcs/<config>/<hash8>/<step>``) holding ``FW.json`` and ``FW_offline.json`` (FireWorks' own
+    ``setup_offline_job``, as ``qlaunch -r`` writes them). Run each there with ``sacmap campaign offline-run DIR``
+    (or ``python -m sacmap.workflows.campaign.offline singleshot --offline`` in a job), then
+    :func:`recover_offline`. Returns the launch folders."""
+    from fireworks.queue.queue_launcher import setup_offline_job
+
+    workdir = Path(workdir).resolve()
+    state = load_state(workdir)
+    worker = load_fworker(fworker)
+    out: list[Path] = []
+    with _launchpad(workdir, state) as handle:
+        lp = handle.lp
+        cwd = os.getcwd()
+        try:
+            while max_fireworks is None or len(out) < max_fireworks:
+                doc = lp.fireworks.find_one(
+                    {**worker.query, "state": "READY"},
+                    {"fw_id": 1, "spec.sacmap.config.meta.config_id": 1, "spec.sacmap.calc.settings_hash": 1,
+                     "spec.sacmap_step": 1}, sort=[("spec._priority", -1), ("fw_id", 1)])
+                if doc is None:
+                    break
+                launch_dir = _launch_dir(workdir, doc)
+                fw, launch_id = lp.reserve_fw(worker, str(launch_dir), fw_id=doc["fw_id"])
+                os.chdir(launch_dir)
+                setup_offline_job(lp, fw, launch_id)
+                out.append(launch_dir)
+        finally:
+            os.chdir(cwd)
+            handle.flush()
+    return out
+
+
+def recover_offline(workdir: str | Path) -> dict:
+    """Read the outcome of every finished offline run back into the LaunchPad (``LaunchPad.recover_offline``, what
+    ``lpad recover_offline`` does): completed launches make their children READY, failed ones are FIZZLED with
+    their error. Returns ``{"recovered": n, "pending": n, "counts": {state: n}}``."""
+    workdir = Path(workdir).resolve()
+    state = load_state(workdir)
+    recovered = pending = 0
+    with _launchpad(workdir, state) as handle:
+        lp = handle.lp
+        for run in list(lp.offline_runs.find({"completed": False, "deprecated": False}, {"launch_id": 1})):
+            launch = lp.launches.find_one({"launch_id": run["launch_id"]}, {"launch_dir": 1})
+            data = Path(launch["launch_dir"]) / "FW_offline.json" if launch else None
+            if data is None or not data.is_file() or '"state"' not in data.read_text():
+                pending += 1  # not run yet (or still running)
+                continue
+            lp.recover_offline(run["launch_id"], ignore_errors=False, print_errors=False)
+            recovered += 1
+        handle.flush()
+        counts = _counts(lp)
+    return {"recovered": recovered, "pending": pending, "counts": counts}
 
 
 def _counts(lp) -> dict:

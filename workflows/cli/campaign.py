@@ -33,6 +33,23 @@ def register(subparsers) -> None:
     common(r)
     r.set_defaults(func=_run)
 
+    ro = sub.add_parser("reserve-offline", help="reserve READY Fireworks for offline compute nodes (FW.json in "
+                        "each launch folder); run them with offline-run, then recover-offline")
+    ro.add_argument("--max", type=int, default=None, help="reserve at most this many")
+    ro.add_argument("--fworker", type=Path, default=None, help="my_fworker.yaml whose category/query select them")
+    common(ro)
+    ro.set_defaults(func=_reserve_offline)
+
+    orun = sub.add_parser("offline-run", help="run a reserved Firework in its launch folder without database "
+                          "access (instead of `rlaunch singleshot --offline`)")
+    orun.add_argument("launch_dir", nargs="?", default=".", type=Path, help="launch folder (default: here)")
+    orun.add_argument("--fworker", type=Path, default=None, help="my_fworker.yaml of this node")
+    orun.set_defaults(func=_offline_run)
+
+    rec = sub.add_parser("recover-offline", help="read finished offline runs back (as `lpad recover_offline`)")
+    common(rec)
+    rec.set_defaults(func=_recover_offline)
+
     st = sub.add_parser("status", help="Firework counts per state and failures with their messages")
     common(st)
     st.set_defaults(func=_status)
@@ -87,6 +104,34 @@ def _status(args: argparse.Namespace) -> int:
     for r in st["restarts"]:
         print(f"  restart {r['restart']} ({r['state']}) fw {r['fw_id']} {r['name']}: {r['reason']}")
     return 0
+
+
+def _reserve_offline(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    dirs = runner.reserve_offline(args.workdir, max_fireworks=args.max, fworker=args.fworker)
+    for d in dirs:
+        print(d)
+    print(f"reserved {len(dirs)} Firework(s) for offline runs: `sacmap campaign offline-run DIR` on the node, then "
+          f"`sacmap campaign recover-offline -w {args.workdir}`")
+    return 0
+
+
+def _offline_run(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign.offline import run_offline
+
+    run_offline(args.launch_dir, args.fworker)
+    print(f"offline run finished in {args.launch_dir}; recover it on a machine with database access")
+    return 0
+
+
+def _recover_offline(args: argparse.Namespace) -> int:
+    from sacmap.workflows.campaign import runner
+
+    info = runner.recover_offline(args.workdir)
+    print(f"recovered {info['recovered']} offline run(s) ({info['pending']} not finished yet); fireworks: "
+          + ", ".join(f"{k} {v}" for k, v in info["counts"].items()))
+    return 1 if info["counts"].get("FIZZLED") else 0
 
 
 def _rerun_failed(args: argparse.Namespace) -> int:
