@@ -218,3 +218,14 @@ def test_hard_core_sampler_is_sequential_inhibition():
     assert np.allclose(np.array(acc), xy[0])
     with pytest.raises(AnalysisInputError, match="hard core"):
         HardCoreSampler(1.5, max_proposals=5000).sample(200, reg)
+
+
+def test_repulsive_row_ordered_lookups_change_nothing(monkeypatch):
+    """Large batches are looked up in raster-row order (for speed at 10⁶ points): forcing that order on every
+    batch gives the very same points as the plain order (which equals the one-at-a-time rule, tested above)."""
+    import sacmap.analysis.spatial.samplers.point as point
+
+    reg = Region.rectangle(20.0)
+    plain = RepulsiveSampler(0.2).sample(1200, reg, runs=2, seed=8)
+    monkeypatch.setattr(point, "SORT_ABOVE", 0)
+    assert np.array_equal(RepulsiveSampler(0.2).sample(1200, reg, runs=2, seed=8), plain)
