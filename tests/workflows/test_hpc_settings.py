@@ -148,3 +148,26 @@ def test_secrets_are_redacted():
            '{"password": "s3cr3t"} password: "s 3"')
     out = redact_text(msg)
     assert "s3cr3t" not in out and '"s 3"' not in out and "password authentication failed" in out
+
+
+def test_a_copied_work_folder_uses_its_own_database(tmp_path, make_config):
+    """Issue 16 item 5: campaign.json keeps a database inside the work folder relative to it, and the embedded
+    runner hands the tasks that database, so a copy resumes against (and writes into) its own results.db."""
+    import json
+    import shutil
+
+    from sacmap.workflows.campaign import results
+
+    a, b = make_config(None, "4N_x"), make_config("Pd", "Pd/4N_x")
+    wd = tmp_path / "A"
+    runner.submit_configs([a], wd, name="c", calculation={"calculator": "emt"})
+    assert json.loads((wd / "campaign.json").read_text())["db"] == "results.db"
+    assert runner.run(wd, progress=False) == {"COMPLETED": 2}
+    copy = tmp_path / "B"
+    shutil.copytree(wd, copy)
+    assert runner.load_state(copy)["db"] == str(copy / "results.db")
+    info = runner.submit_configs([a, b], copy, name="c", calculation={"calculator": "emt"})  # not refused
+    assert info["added"] == 1 and info["skipped"] == 1
+    assert runner.run(copy, progress=False) == {"COMPLETED": 4}
+    assert results.connect(str(copy / "results.db")).count() == 2
+    assert results.connect(str(wd / "results.db")).count() == 1  # the original is left alone

@@ -89,7 +89,9 @@ def _doc_result(doc: dict) -> dict:
 
 
 def _open_db(fw_spec: dict):
-    return results.connect(fw_spec["sacmap"]["db"])
+    """The results database: the worker's ``env.sacmap_db`` (the embedded runner sets it from its work folder, so
+    moved or copied campaigns use their own database), else the URL in the spec."""
+    return results.connect((fw_spec.get("_fw_env") or {}).get("sacmap_db") or fw_spec["sacmap"]["db"])
 
 
 @explicit_serialize

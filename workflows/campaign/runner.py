@@ -35,9 +35,23 @@ def load_state(workdir: str | Path) -> dict:
     if not path.is_file():
         raise WorkflowInputError(f"{path}: no campaign here; run `sacmap campaign submit SPEC -w {workdir}` first")
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise WorkflowInputError(f"{path}: corrupt campaign state: {exc}") from exc
+    db = str(state.get("db", ""))
+    if db and "://" not in db and not Path(db).is_absolute():  # a database inside the work folder: relocatable
+        state["db"] = str(path.parent / db)
+    return state
+
+
+def _stored_db(db_url: str, workdir: Path) -> str:
+    """The database as campaign.json keeps it: relative to the work folder when it lies inside it (a moved or
+    copied work folder then uses its own database), else unchanged."""
+    if "://" in db_url:
+        return db_url
+    with contextlib.suppress(ValueError):
+        return str(Path(db_url).relative_to(workdir))
+    return db_url
 
 
 def _launchpad(workdir: Path, state: dict):
@@ -93,7 +107,8 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
         if prev.get("launchpad") != lp_file or prev.get("db") != db_url:
             raise WorkflowInputError(
                 f"{old}: this work directory already holds campaign {prev.get('name')!r} with launchpad "
-                f"{prev.get('launchpad') or 'embedded'} and database {prev.get('db')}; use another -w"
+                f"{prev.get('launchpad') or 'embedded'} and database {results.redact_url(str(prev.get('db')))}; "
+                "use another work folder"
             )
     docs = [config_to_doc(a, where=f"{source}: configuration {i}") for i, a in enumerate(configs)]
     ids = [d["meta"]["config_id"] for d in docs]
@@ -113,7 +128,7 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
                 lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust, categories=cats))
                 added += 1
         handle.flush()
-    write_json(workdir / STATE_FILE, state)
+    write_json(workdir / STATE_FILE, {**state, "db": _stored_db(db_url, workdir)})
     return {"added": added, "skipped": skipped, "db": db_url, "launchpad": lp_file, "variants": variants}
 
 
@@ -185,6 +200,9 @@ def run(workdir: str | Path, *, progress: bool = True, max_fireworks: int | None
     workdir = Path(workdir).resolve()
     state = load_state(workdir)
     fworker = load_fworker(fworker)
+    # the database of this work folder (campaign.json, resolved here), not the URL frozen into the Firework specs
+    # at submit time: a moved or copied work folder writes into its own database
+    fworker.env = {**fworker.env, "sacmap_db": state["db"]}
     with _launchpad(workdir, state) as handle:
         lp = handle.lp
         if isinstance(handle, EmbeddedLaunchPad):  # one process owns this store: RUNNING means killed

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from sacmap.workflows.cli.options import number
+
     p = subparsers.add_parser("campaign", help="DFT/embedded calculation campaigns through FireWorks",
                               description="Run a campaign's calculations as FireWorks workflows.")
     sub = p.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     s.set_defaults(func=_submit)
 
     r = sub.add_parser("run", help="run all READY Fireworks here, sequentially (rapidfire), with a progress bar")
-    r.add_argument("--max", type=int, default=None, help="stop after this many Fireworks")
+    r.add_argument("--max", **number(int, lo=1), default=None, help="stop after this many Fireworks")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--fworker", type=Path, default=None,
                    help="my_fworker.yaml of this machine (VASP commands, scratch, NCORE/KPAR, category); default: "
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
 
     ro = sub.add_parser("reserve-offline", help="reserve READY Fireworks for offline compute nodes (FW.json in "
                         "each launch folder); run them with offline-run, then recover-offline")
-    ro.add_argument("--max", type=int, default=None, help="reserve at most this many")
+    ro.add_argument("--max", **number(int, lo=1), default=None, help="reserve at most this many")
     ro.add_argument("--fworker", type=Path, default=None, help="my_fworker.yaml whose category/query select them")
     common(ro)
     ro.set_defaults(func=_reserve_offline)
