@@ -100,6 +100,6 @@ def test_embedded_energies_are_labelled_as_trends():
     dim = pd.DataFrame({"metal": ["Pd"], "site_kind": ["4N"], "E_dimer_from_isolated_eV": [2.6]})
     rows = F.build_findings(PAPER_LIKE, dim, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
                             calculator="CHGNet 0.3.0 + D3")
-    assert all("trend from CHGNet 0.3.0 + D3, not DFT" in r.measured for r in rows[:3])
+    assert all("a trend of the embedded calculator, not DFT" in r.measured for r in rows[:3])
     vasp = F.build_findings(PAPER_LIKE, dim, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), calculator="VASP (pbe-d3)")
     assert not any("trend" in r.measured for r in vasp[:3])

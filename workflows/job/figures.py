@@ -93,7 +93,7 @@ def plot_nuclearity(desc: pd.DataFrame, path: Path) -> Path:
         for i, (_, row) in enumerate(desc.iterrows()):
             counts = np.array([row[c] if pd.notna(row[c]) else 0 for c in cols], float)
             share = counts / max(counts.sum(), 1)
-            ax.bar(np.arange(len(sizes)) + i * width, 100 * share, width, label=str(row["image"])[:24])
+            ax.bar(np.arange(len(sizes)) + i * width, 100 * share, width, label=short_image_name(row["image"]))
         ax.set_xticks(np.arange(len(sizes)) + 0.4 - width / 2, [str(s) for s in sizes])
         ax.legend(frameon=False, fontsize=6)
     ax.set_xlabel("nuclearity (atoms per centre)")

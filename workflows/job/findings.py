@@ -176,9 +176,9 @@ def simulated_finding(sim: pd.DataFrame) -> Finding:
     t = sim.sort_values("density_true_nm2")
     d_err = (t["density_detected_nm2"] - t["density_true_nm2"]) / t["density_true_nm2"]
     n_err = (t["nnd_mean_detected_nm"] - t["nnd_mean_true_nm"]) / t["nnd_mean_true_nm"]
-    measured = "; ".join(f"{r.density_true_nm2:.2g}/nm²: detected {r.density_detected_nm2:.2f}/nm² (recall "
-                         f"{100 * r.recall:.0f} %), ⟨NND⟩ {r.nnd_mean_detected_nm:.3f} vs true {r.nnd_mean_true_nm:.3f} nm"
-                         for r in t.itertuples())
+    measured = "true → detected density (recall; ⟨NND⟩ detected vs true): " + "; ".join(
+        f"{r.density_true_nm2:.2g} → {r.density_detected_nm2:.2f} ({100 * r.recall:.0f} %; {100 * e:+.0f} %)"
+        for r, e in zip(t.itertuples(), n_err))
     test = "detected density within 20 % and detected ⟨NND⟩ within 10 % of the true values (recall: match within 0.15 nm)"
     ok = (d_err.abs() <= 0.20) & (n_err.abs() <= 0.10)
     if ok.all():
@@ -208,7 +208,8 @@ def build_findings(ssp: pd.DataFrame, dim: pd.DataFrame, desc: pd.DataFrame, env
     """All findings, in the paper's order. ``calculator``: the label of the calculator behind the energies
     (an embedded one makes them trends); ``energetics_skipped``: why there are no energies (then those rows say
     so)."""
-    trend = f"; trend from {calculator}, not DFT" if calculator and "vasp" not in calculator.lower() else ""
+    trend = ("; a trend of the embedded calculator, not DFT" if calculator and "vasp" not in calculator.lower()
+             else "")
     if energetics_skipped:
         rows = [_skipped(c, energetics_skipped) for c in (
             "Coordination sites that share an N–N bond are strongly unfavourable (Fig. 4b)",

@@ -37,6 +37,8 @@ th,td{border:1px solid #dde2e8;padding:3px 8px;text-align:right;white-space:nowr
 th{background:#eef1f5;position:sticky;top:0} td.t{text-align:left}
 table.findings{width:100%;font-size:.92em} table.findings td,table.findings th{white-space:normal;text-align:left;
      vertical-align:top}
+table.findings th:nth-child(1){width:17%} table.findings th:nth-child(2){width:31%}
+table.findings th:nth-child(3){width:21%} table.findings th:nth-child(4){width:8%}
 td.yes{color:#176b2c;font-weight:600} td.no{color:#a4161a;font-weight:600} td.partly{color:#8a5a00;font-weight:600}
 .figs{display:flex;flex-wrap:wrap;gap:14px}
 figure{margin:6px 0 10px;flex:0 1 500px;max-width:calc(50% - 7px)}

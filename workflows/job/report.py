@@ -464,9 +464,10 @@ def build_report(state: dict, settings: dict, out: Path, *, skipped: dict | None
                               _csv((en.get("paths") or {}).get("dimers")), _csv(stats.get("descriptors_csv")),
                               _csv((state.get("envelopes") or {}).get("csv")), _csv(stats.get("simulated_vs_true_csv")),
                               calculator=calculator_label(state), energetics_skipped=en_skip)
+    calc = calculator_label(state)
     note = ("Each finding of Mitchell et al. (Adv. Mater. 2024) with the number this run measured and the test behind "
-            "it. Energies from an embedded calculator are trends (not compared with the paper's DFT numbers); the "
-            "simulated images test the pipeline, not the chemistry.")
+            f"it. Energies{f' from {calc}' if calc else ''}: an embedded calculator gives trends, not compared with the "
+            "paper's DFT numbers. The simulated images test the pipeline, not the chemistry.")
     return write_report(out / "report.html", f"sacmap report — {state.get('name')}",
                         "Metal-centre organisation: energetics, detected atoms and samplers",
                         lines + _energetics_summary(state), sections, header=_run_header(state, settings),
