@@ -34,14 +34,15 @@ def test_detect_writes_contract_files(detected):
         assert key in js
     assert js["n_atoms"] == len(df) and js["pixel_size_nm"] == pytest.approx(15 / 512)
     assert 0.2 * 225 < js["support_area_nm2"] < 0.9 * 225  # 053 has a vacuum region
-    assert (detected / f"{IMAGE}.png").stat().st_size > 1000
+    assert (detected / f"{IMAGE}_overlay.png").stat().st_size > 1000
     assert (detected / f"{IMAGE}_support.png").exists()
 
 
 def test_detect_record_is_the_core_schema(detected):
     """The files and JSON keys are those of sacmap.core.records, written atomically (no temporary files left)."""
     paths = detection_paths(detected, IMAGE)
-    assert sorted(p.name for p in detected.iterdir()) == sorted(p.name for p in paths.values())
+    assert sorted(p.name for p in detected.iterdir()) == sorted([p.name for p in paths.values()]
+                                                                + ["batch_summary.csv"])
     js = json.loads(paths["json"].read_text())
     assert set(DETECTION_JSON_KEYS) <= set(js)
     assert js["files"] == {k: p.name for k, p in paths.items()}
@@ -87,7 +88,7 @@ def test_options_may_come_before_the_images(repo_dir, tmp_path):
     out = tmp_path / "o"
     assert main(["detect", "--no-overlay", "-o", str(out), "--threads", "1",
                  str(repo_dir / "inputs/stem" / f"{IMAGE}.tif")]) == 0
-    assert (out / f"{IMAGE}.csv").exists() and not (out / f"{IMAGE}.png").exists()
+    assert (out / f"{IMAGE}.csv").exists() and not (out / f"{IMAGE}_overlay.png").exists()
 
 
 def test_evaluate_against_labels(detected, repo_dir, tmp_path, capsys):
@@ -151,7 +152,7 @@ def test_train_and_simulate_cli(repo_dir, tmp_path):
     assert np.isclose(d[d > 0].min(), 0.22, atol=0.01)  # trimers of side 0.22 nm
     out = tmp_path / "simdet"
     assert main(["detect", str(sim), "-o", str(out), "--weights", str(w), "--no-overlay", "--threads", "1"]) == 0
-    assert (out / "sim_000.csv").exists() and not (out / "sim_000.png").exists()
+    assert (out / "sim_000.csv").exists() and not (out / "sim_000_overlay.png").exists()
     # simulated images as extra (exact) training data, weighted against the expert-labelled ones
     w2 = tmp_path / "w2.pt"
     assert main([*args[:7], str(w2), *args[8:], "--extra", str(sim), "--real-weight", "2", "--select-on-real"]) == 0
