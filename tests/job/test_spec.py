@@ -23,7 +23,7 @@ def _spec(tmp_path, text: str) -> tuple[dict, Path]:
 def test_defaults_are_the_documented_ones(tmp_path):
     spec, p = _spec(tmp_path, "name: x\n")
     s = job_settings(spec, p)
-    assert s["detection"] == {"threshold": 0.8, "pixel_size_nm": None, "elements": None, "weights": None,
+    assert s["detection"] == {"threshold": None, "pixel_size_nm": None, "elements": None, "weights": None,
                               "device": "cpu"}
     assert s["statistics"] == {"multimer_nm": 0.22, "detector_aware_nsim": 0}
     assert s["sampling"] == {"runs": 40, "seed": 0, "field_nm": 10.0, "densities_nm2": None, "repulsive_c_nm": 0.2,

@@ -71,13 +71,13 @@ def plot_vs_density(sweep: pd.DataFrame, observed: pd.DataFrame, column: str, yl
 
 def _log_density_axis(ax) -> None:
     """Log-scaled density axis with plain tick labels at 0.1, 0.25, 0.5, 1, 2, 4, 8 (no minor labels)."""
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16) if lo <= t <= hi]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -169,7 +169,7 @@ def plot_site_site(ssp: pd.DataFrame, path: Path) -> Path:
     if len(ssp):
         i = ssp["energy_eV"].idxmin()
         ax.annotate(f"minimum {ssp.loc[i, 'energy_eV']:.3f} eV\nat {ssp.loc[i, 'separation_A']:.2f} Å",
-                    (ssp.loc[i, "separation_A"], ssp.loc[i, "energy_eV"]), xytext=(16, 22),
+                    (ssp.loc[i, "separation_A"], ssp.loc[i, "energy_eV"]), xytext=(-10, 48),
                     textcoords="offset points", fontsize=7.5, arrowprops=dict(arrowstyle="->", lw=0.7))
     ax.set_xlabel("separation between the two coordination sites (Å)")
     ax.set_ylabel("energy relative to the furthest pair (eV)")

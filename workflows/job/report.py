@@ -85,6 +85,14 @@ def calculator_label(state: dict) -> str | None:
     return " | ".join(dict.fromkeys(out))
 
 
+def _thresholds(det: dict) -> str:
+    """The detection threshold(s) used, from the records (the spec's, or the weights' own when it gave none)."""
+    used = sorted({str((im.get("meta") or {}).get("threshold")) for im in det.get("images", [])
+                   if (im.get("meta") or {}).get("threshold") is not None})
+    given = det.get("settings", {}).get("threshold")
+    return ", ".join(used) if used else ("the weights' own" if given is None else str(given))
+
+
 def _run_header(state: dict, settings: dict) -> list[tuple[str, str]]:
     import sacmap
 
@@ -101,7 +109,7 @@ def _run_header(state: dict, settings: dict) -> list[tuple[str, str]]:
         rows.append(("relaxations", f"{camp.get('workers', 1)} parallel worker process(es)"))
     if det:
         rows.append(("detector", f"{weights} weights, digest {', '.join(digests) or '?'}; threshold "
-                                 f"{det.get('settings', {}).get('threshold')}"))
+                                 f"{_thresholds(det)}"))
     if state.get("total_s") is not None:
         rows.append(("run time", f"{state['total_s']:.0f} s"))
     return rows
@@ -231,7 +239,7 @@ def _detection_section(state: dict, settings: dict, out: Path) -> Section:
         return Section("Detected atoms", skipped="the spec names no images")
     real = [im for im in det["images"] if not im.get("simulated")]
     sec = Section("Detected atoms", [
-        f"{len(real)} real image(s); threshold {det['settings'].get('threshold')}; weights "
+        f"{len(real)} real image(s); threshold {_thresholds(det)}; weights "
         f"{det['settings'].get('weights') or 'bundled'}."])
     sec.figures += _overlays(state, settings, out, simulated=False)
     for bad in det.get("failed", []):

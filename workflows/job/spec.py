@@ -30,7 +30,8 @@ def _element_list(values: list[str]) -> list[str]:
 class DetectionBlock:
     """``detection``: how atoms are found in the images (see ``sacmap detect``)."""
 
-    threshold: float = option(0.8, lo=0.0, lo_open=True, hi=1.0, hi_open=True, doc="CNN probability threshold")
+    threshold: float | None = option(None, lo=0.0, lo_open=True, hi=1.0, hi_open=True,
+                                     doc="detector probability threshold (default: the weights' own)")
     pixel_size_nm: float | None = option(None, lo=0.0, lo_open=True, unit="nm/px",
                                          doc="override the file's calibration")
     elements: list[str] | None = option(None, check=_element_list, doc="element labels by intensity (Z contrast)")

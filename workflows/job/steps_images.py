@@ -21,8 +21,9 @@ def _detect_one(path: Path, det: dict, ddir: Path) -> dict:
     ``<stem>_support.png`` — the window of the statistics — and the overlay ``<stem>.png``)."""
     from sacmap.detection.pipeline import detect_image
 
-    result = detect_image(path, pixel_size_nm=det["pixel_size_nm"], threshold=det["threshold"],
-                          elements=det["elements"], weights=det["weights"], device=det["device"])
+    kw = {} if det["threshold"] is None else {"threshold": det["threshold"]}  # None: the detector's own default
+    result = detect_image(path, pixel_size_nm=det["pixel_size_nm"], elements=det["elements"],
+                          weights=det["weights"], device=det["device"], **kw)
     return {k: str(v) for k, v in result.write(ddir, path.stem).items()}
 
 
