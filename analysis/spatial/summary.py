@@ -142,6 +142,24 @@ def _pairs(xa: np.ndarray, xb: np.ndarray | None, r_max: float):
     return i, j, v, np.hypot(v[:, 0], v[:, 1])
 
 
+STRIP_POINTS = 50_000
+
+
+def _strips(xy: np.ndarray, reach: float):
+    """``(points, n_own)`` per vertical strip of about :data:`STRIP_POINTS` points (sorted by x), each with a
+    halo of the points up to ``reach`` nm to its right after its own ``n_own`` points; one strip when small."""
+    n = len(xy)
+    if n <= 2 * STRIP_POINTS:
+        yield xy, n
+        return
+    order = np.argsort(xy[:, 0], kind="stable")
+    xs = xy[order]
+    bounds = list(range(0, n, STRIP_POINTS)) + [n]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        end = int(np.searchsorted(xs[:, 0], xs[b - 1, 0] + reach, side="right")) if b < n else n
+        yield xs[a:end], b - a
+
+
 def _ordered_weights(region: Region, xa, xb, i, j, v, d, correction: str) -> np.ndarray:
     """Total edge weight per pair row: for one type (``xb`` None) the sum over both orders of the unordered
     pair (translation weights are symmetric: twice one), for two types the i → j weight."""
@@ -200,19 +218,27 @@ def _k_core(name, xa, xb, region, r, correction, lam_b):
     same = xb is None
     na = len(xa)
     nb = na if same else len(xb)
-    i, j, v, d = _pairs(xa, xb, float(r[-1]))
+    num = np.zeros(len(r))
+    b_all = region.distance_to_boundary(xa) if correction == "border" else None
+    parts = _strips(xa, float(r[-1])) if same else [(xa, na)]
+    for part, n_own in parts:  # one-type K of large patterns in strips (see pcf)
+        i, j, v, d = _pairs(part, xb, float(r[-1]))
+        if same and n_own < len(part):
+            keep = np.minimum(i, j) < n_own
+            i, j, v, d = i[keep], j[keep], v[keep], d[keep]
+        if correction == "border":
+            b = region.distance_to_boundary(part)
+            num += _interval_count(d, b[i], r)
+            if same:  # the pair counts for each end whose boundary distance allows it
+                num += _interval_count(d, b[j], r)
+        else:
+            num += _cum_at(d, _ordered_weights(region, part, xb, i, j, v, d, correction), r)
     if correction == "border":
-        b = region.distance_to_boundary(xa)
-        num = _interval_count(d, b[i], r)
-        if same:  # the pair counts for each end whose boundary distance allows it
-            num += _interval_count(d, b[j], r)
-        den = _interval_count(np.zeros(na), b, r)
+        den = _interval_count(np.zeros(na), b_all, r)
         with np.errstate(invalid="ignore", divide="ignore"):
             k = np.where(den > 0, num / (lam_b * den), np.nan)
     else:
-        w = _ordered_weights(region, xa, xb, i, j, v, d, correction)
-        norm = region.area_nm2 / (na * (nb - 1 if same else nb))
-        k = norm * _cum_at(d, w, r)
+        k = region.area_nm2 / (na * (nb - 1 if same else nb)) * num
     return k
 
 
@@ -274,9 +300,14 @@ def pcf(xy_nm, window=None, r_nm=None, correction: str | None = None, bandwidth_
     h = stoyan_bandwidth_nm(lam, stoyan) if bandwidth_nm is None else float(bandwidth_nm)
     if not h > 0:
         raise AnalysisInputError(f"pcf: bandwidth must be positive (nm), got {bandwidth_nm!r}")
-    i, j, v, d = _pairs(xy, None, float(r[-1]) + np.sqrt(5.0) * h)
-    w = _ordered_weights(region, xy, None, i, j, v, d, c)
-    s = _kernel_sum(d, w, r, h)
+    reach = float(r[-1]) + np.sqrt(5.0) * h
+    s = np.zeros(len(r))
+    for part, n_own in _strips(xy, reach):  # large patterns in strips: the pair arrays stay small
+        i, j, v, d = _pairs(part, None, reach)
+        if n_own < len(part):  # a pair belongs to the strip of its left point (both in the halo: the next strip)
+            keep = np.minimum(i, j) < n_own
+            i, j, v, d = i[keep], j[keep], v[keep], d[keep]
+        s += _kernel_sum(d, _ordered_weights(region, part, None, i, j, v, d, c), r, h)
     with np.errstate(invalid="ignore", divide="ignore"):
         g = np.where(r > 0, s / (2 * np.pi * r) * region.area_nm2 / (n * (n - 1)), np.nan)
     return _fn("pcf", r, g, np.ones_like(r), c, n, region, bandwidth_nm=h, kernel="epanechnikov",
