@@ -53,7 +53,7 @@ SIGMA_GUESS_NM = 0.11
 class RefineOptions:
     """Settings of :func:`refine` (lengths in units of σ₀ unless named ``_px``)."""
 
-    window_sigma: float = 2.0  # half-width of each atom's fit window, σ₀
+    window_sigma: float = 2.5  # half-width of each atom's fit window, σ₀
     link_sigma: float = 3.0  # atoms closer than this (σ₀) are fitted jointly ...
     max_group: int = 5  # ... in groups of at most this many atoms
     sweeps: int = 5  # most block-coordinate sweeps over all groups (neighbours' light re-subtracted) ...

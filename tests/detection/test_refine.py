@@ -92,7 +92,7 @@ def test_single_atom_agrees_with_scipy_curve_fit():
     img = 1.0 + 0.01 * xx - 0.005 * yy + a0 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * s0**2))
     img += rng.normal(0, 0.05, img.shape)
     res = refine(img, [[21.0, 19.0]], sigma_px=3.5, options=RefineOptions(sigma_prior=100.0, iterations=20))
-    half = int(np.ceil(2.0 * 3.5))
+    half = int(np.ceil(RefineOptions().window_sigma * 3.5))
     win = (slice(19 - half, 19 + half + 1), slice(21 - half, 21 + half + 1))
 
     def model(uv, x, y, a, s, b0, bx, by):
