@@ -118,14 +118,18 @@ def parse_job_spec(spec: dict, spec_path: Path) -> JobSpec:
 def resolve_images(entries: list[str], spec_path: Path) -> list[Path]:
     """Image files and detector-output CSVs named by ``images:`` (paths relative to the spec file; folders are
     expanded to the images they contain, else to their CSVs, sorted). Image suffixes:
-    :data:`sacmap.core.records.IMAGE_SUFFIXES`, the ones ``sacmap detect`` reads."""
+    :data:`sacmap.core.records.IMAGE_SUFFIXES`, the ones ``sacmap detect`` reads, less the outputs a detection wrote into
+    that folder (:func:`sacmap.detection.io.own_outputs`)."""
     out: list[Path] = []
     for entry in entries:
         p = Path(str(entry)).expanduser()
         if not p.is_absolute():
             p = (spec_path.parent / p).resolve()
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and is_image(q))
+            from sacmap.detection.io import own_outputs
+
+            skip = own_outputs(p)  # overlays / support masks a `sacmap detect DIR -o DIR` left there
+            found = sorted(q for q in p.iterdir() if q.is_file() and is_image(q) and q.name not in skip)
             if not found:
                 found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() == ".csv")
             if not found:

@@ -88,7 +88,15 @@ def simulate(settings: dict, out: Path) -> dict:
 
 def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | None = None) -> dict:
     """Detection for every image (the spec's and, with ``simulated`` (:func:`simulate`'s result), the simulated
-    ones); each image is its own resumable unit (a rerun skips finished images)."""
+    ones); each image is its own resumable unit (a rerun skips finished images).
+
+    The batch goes on past a bad image (:class:`sacmap.core.batch.BatchReport`): it is named with its reason,
+    ``detection/batch_summary.csv`` lists every image's status, and the result's ``"failed"`` holds
+    ``[{"image", "reason"}]`` (``sacmap run`` then exits 3 after the report is written). When no image at all
+    can be used the step stops with one line naming them (:class:`WorkflowInputError`).
+    """
+    from sacmap.core.batch import BatchReport
+
     det = settings["detection"]
     ddir = out / "detection"
     ddir.mkdir(parents=True, exist_ok=True)
@@ -96,21 +104,29 @@ def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | N
     images = []
     truths = {Path(s["tif"]): s for s in (simulated or {}).get("images", [])}
     paths = list(settings["images"]) + list(truths)
+    report = BatchReport("sacmap run: detection")
     for path in tqdm(paths, desc="detecting atoms", unit="image", disable=not progress):
-        rec = StepRecord(out, f"detection-{path.stem}")
-        key = fingerprint(path, {k: v for k, v in det.items() if k != "device"}, weights)
-        if not rec.is_current(key):
-            files = _given_csv(path, ddir) if path.suffix.lower() == ".csv" else _detect_one(path, det, ddir)
-            rec.mark_done(key, [Path(p) for p in files.values()], files)
-        files = rec.result()
-        meta = json.loads(Path(files["json"]).read_text()) if files.get("json") else {}
-        n = len(pd.read_csv(files["csv"]))
-        sim = truths.get(path)
-        images.append({"image": path.stem, "source": str(path), **files, "n_atoms": n,
-                       "pixel_size_nm": meta.get("pixel_size_nm", float("nan")),
-                       "overlay_png": files.get("overlay"), "meta": meta, "simulated": sim is not None,
-                       "truth_csv": sim["truth_csv"] if sim else None})
-    return {"images": images, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in det.items()}}
+        with report.item(path):
+            rec = StepRecord(out, f"detection-{path.stem}")
+            key = fingerprint(path, {k: v for k, v in det.items() if k != "device"}, weights)
+            if not rec.is_current(key):
+                files = _given_csv(path, ddir) if path.suffix.lower() == ".csv" else _detect_one(path, det, ddir)
+                rec.mark_done(key, [Path(p) for p in files.values()], files)
+            files = rec.result()
+            meta = json.loads(Path(files["json"]).read_text()) if files.get("json") else {}
+            n = len(pd.read_csv(files["csv"]))
+            sim = truths.get(path)
+            images.append({"image": path.stem, "source": str(path), **files, "n_atoms": n,
+                           "pixel_size_nm": meta.get("pixel_size_nm", float("nan")),
+                           "overlay_png": files.get("overlay"), "meta": meta, "simulated": sim is not None,
+                           "truth_csv": sim["truth_csv"] if sim else None})
+    report.write(ddir)
+    failed = [{"image": it.file, "reason": it.reason} for it in report.failures]
+    if paths and not images:
+        raise WorkflowInputError("no image could be used: " + "; ".join(f"{f['image']}: {f['reason']}"
+                                                                        for f in failed))
+    return {"images": images, "failed": failed,
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in det.items()}}
 
 
 def statistics(detection: dict, settings: dict, out: Path) -> dict:
@@ -139,6 +155,9 @@ def statistics(detection: dict, settings: dict, out: Path) -> dict:
         if obs.n_atoms < 2:
             continue
         d, arrays = describe(obs, multimer_nm=mm, gr_rmax_nm=None)
+        src = Path(str(d.get("source", "")))
+        if src.is_absolute() and src.is_relative_to(out):  # relocatable tables: paths inside OUTDIR relative to it
+            d["source"] = src.relative_to(out).as_posix()
         if im.get("truth_csv"):
             truth_rows.append(_truth_row(im, obs, d, mm))
         coords = pd.read_csv(im["csv"]).iloc[obs.rows].reset_index(drop=True)
