@@ -18,8 +18,8 @@ observed region with the observed number of atoms, matches the observed NNDs:
    and 95 % percentile intervals of σ and kT (not bound to grid values);
 6. goodness of fit: the Wasserstein distance and the two-sample Kolmogorov–Smirnov statistic and p-value at
    the best point, next to the same numbers for the neutral random model (σ = σ₀, β = 0); ``better_than_random``
-   is False, with a warning, unless the KS p-value is at least the random model's and the Wasserstein gain over
-   it exceeds twice its bootstrap SD;
+   is False, with a warning, unless the KS p-value is at least the random model's and the fitted point is closer
+   (Wasserstein) to the data than the random model in ≥ 95 % of the bootstrap replicates;
 7. ``kT_K`` = kT/k_B with ``kT_meaning`` (an effective weight of the DFT energy, not a temperature);
    ``sigma_effective_nm``: the Rayleigh scale ``√(⟨d²⟩/2)`` of the NNDs the fitted sampler actually produces
    (not σ: the field biases each new point's NND, later points shorten earlier points' NNDs).
@@ -168,7 +168,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         wb = {k: wasserstein_distance(res, np.concatenate([bank_i[k][j] for j in pick])) for k in keys}
         bk = min(wb, key=wb.get)
         boot[i] = _refine_continuous(wb, bk, sf, bg)[:2]
-        gain[i] = wb[(1.0, 0.0)] - wb[bk]
+        gain[i] = wb[(1.0, 0.0)] - wb[best_grid]
 
     def summary(values: np.ndarray) -> tuple[float, list[float]]:
         if values.size == 0:
@@ -196,11 +196,12 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
                             "the true value may lie beyond it: widen the grid")
     gain_obs = float(w[(1.0, 0.0)] - w[best_grid])
     gain_sd = float(np.std(gain, ddof=1)) if n_boot > 1 else float("nan")
-    better = bool(ks.pvalue >= ks0.pvalue and (not np.isfinite(gain_sd) or gain_obs > 2 * gain_sd))
+    share_better = float(np.mean(gain > 0)) if n_boot else float("nan")
+    better = bool(ks.pvalue >= ks0.pvalue and (not np.isfinite(share_better) or share_better >= 0.95))
     if not better:
         warnings.append(f"the fit is not clearly better than the random model (KS p {ks.pvalue:.3g} vs {ks0.pvalue:.3g}"
-                        f" for random; Wasserstein gain {gain_obs:.4f} ± {gain_sd:.4f} nm): read σ and kT as "
-                        "unsupported by these data")
+                        f" for random; the fitted point is closer than random in {100 * share_better:.0f} % of the "
+                        "bootstrap replicates, < 95 %): read σ and kT as unsupported by these data")
     kt = None if est_b <= 0 else float(1.0 / est_b)
     kt_ci = [None if not np.isfinite(v) else float(v)
              for v in np.percentile(kts, [2.5, 97.5], method="nearest")] if n_boot else [None, None]
@@ -228,6 +229,7 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         "better_than_random": better,
         "wasserstein_gain_over_random_nm": gain_obs,
         "wasserstein_gain_sd_nm": gain_sd,
+        "share_of_bootstraps_better_than_random": share_better,
         "warnings": warnings,
         "sigma_effective_nm": eff,
         "sigma_effective_factor": eff / sigma0,
