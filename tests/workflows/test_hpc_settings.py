@@ -171,3 +171,31 @@ def test_a_copied_work_folder_uses_its_own_database(tmp_path, make_config):
     assert runner.run(copy, progress=False) == {"COMPLETED": 4}
     assert results.connect(str(copy / "results.db")).count() == 2
     assert results.connect(str(wd / "results.db")).count() == 1  # the original is left alone
+
+
+def test_unconverged_embedded_relaxation_continues_then_fails_with_the_reason(tmp_path, make_config):
+    """An embedded relaxation that runs out of optimizer steps is never stored: it continues from its last
+    structure in a new Firework (up to max_restarts), then fails naming the largest force."""
+    at = make_config("Pd", "Pd/4N_x", rattle=0.1)
+    wd = tmp_path / "camp"
+    block = {"calculator": "emt", "max_steps": 1, "fmax": 1e-4, "max_restarts": 2}
+    runner.submit_configs([at], wd, name="c", calculation=block)
+    counts = runner.run(wd, progress=False)
+    st = runner.status(wd)
+    assert counts == {"COMPLETED": 2, "FIZZLED": 1, "WAITING": 1} and st["n_results"] == 0
+    assert [r["restart"] for r in st["restarts"]] == [1, 2]
+    (failure,) = st["failures"]
+    assert "not converged after 1 optimizer step(s)" in failure["message"] and "after 2 restart(s)" in failure["message"]
+    # a Pd2 dimer stretched to 3.0 Å: 2 steps per launch are too few, the continuations finish it
+    dimer = Atoms("Pd2", positions=[[7.0, 7.0, 7.0], [10.0, 7.0, 7.0]], cell=[15.0, 15.5, 16.0], pbc=True)
+    dimer.info.update(id="gas_Pd2", kind="gas_dimer", occupants="Pd2", metals="Pd,Pd")
+    wd2 = tmp_path / "camp2"
+    runner.submit_configs([dimer], wd2, name="c", calculation={"calculator": "emt", "max_steps": 2,
+                                                               "max_restarts": 10})
+    runner.run(wd2, progress=False)
+    st = runner.status(wd2)
+    assert st["n_results"] == 1 and not st["failures"]
+    from sacmap.workflows.campaign import results
+
+    (row,) = list(results.connect(st["db"]).select())
+    assert row.converged and row.n_restarts == len(st["restarts"]) >= 1 and row.fmax_eV_A <= 0.05

@@ -46,12 +46,14 @@ def _spec(common: dict, step: str, category: str | None) -> dict:
 
 
 def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,
-                   custodian: dict | None = None, categories: dict | None = None) -> Workflow:
+                   custodian: dict | None = None, categories: dict | None = None,
+                   max_restarts: int | None = None) -> Workflow:
     """The workflow of one configuration (``configs.config_to_doc``) under one calculation variant.
 
     ``custodian``: :class:`~sacmap.workflows.campaign.settings.CustodianOptions` values (incl. ``max_restarts``);
     ``categories``: ``{"compute": ..., "light": ...}`` FireWorks categories (default :data:`DEFAULT_CATEGORIES`;
-    ``None`` values: no category).
+    ``None`` values: no category); ``max_restarts``: continuations of an unconverged relaxation (default 3;
+    ``custodian["max_restarts"]`` wins for VASP).
     """
     cid = config_doc["meta"]["config_id"]
     h = variant["settings_hash"]
@@ -64,6 +66,8 @@ def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,
                      name=f"{label} store")
     if variant["calculator"] == "vasp":
         cust = dict(custodian or {})
+        if max_restarts is not None:
+            cust.setdefault("max_restarts", int(max_restarts))
         relax_spec = _spec(common, "relax", cats["compute"])
         relax_spec["sacmap_custodian"] = cust  # restarts (firetasks.ParseVaspTask) rebuild the same tasks
         relax = Firework(vasp_step_tasks("relax", cust), spec=relax_spec, name=f"{label} relax")
@@ -71,7 +75,8 @@ def build_workflow(config_doc: dict, variant: dict, *, db: str, campaign: str,
                           name=f"{label} static")
         fws, links = [relax, static, store], {relax: [static, store], static: [store]}
     else:
-        relax = Firework([CheckFinishedTask(), EmbeddedRelaxTask()], spec=_spec(common, "relax", cats["compute"]),
+        task = EmbeddedRelaxTask() if max_restarts is None else EmbeddedRelaxTask(max_restarts=int(max_restarts))
+        relax = Firework([CheckFinishedTask(), task], spec=_spec(common, "relax", cats["compute"]),
                          name=f"{label} relax")
         fws, links = [relax, store], {relax: [store]}
     meta = {"sacmap_key": calc_key(cid, h), "campaign": campaign, "config_id": cid, "settings_hash": h,

@@ -117,18 +117,38 @@ class CheckFinishedTask(FiretaskBase):
 class EmbeddedRelaxTask(FiretaskBase):
     """Relax the configuration with an embedded (ASE) calculator; trajectory ``relax.traj`` kept."""
 
+    optional_params = ["max_restarts"]
+
     def run_task(self, fw_spec):
+        from fireworks import Firework
+
         from sacmap.workflows.campaign.calculators.relax import relax
 
         s = fw_spec["sacmap"]
         calc = s["calc"]
-        atoms = atoms_from_dict(s["config"]["atoms"])
+        atoms = atoms_from_dict(fw_spec.get("sacmap_restart_atoms") or s["config"]["atoms"])
         res = relax(atoms, calc["calculator"], calc["settings"], os.getcwd())
         res["energy_kind"] = "total"
+        restart = int(fw_spec.get("sacmap_restart", 0))
+        if not res["converged"]:  # never stored as final: continue from the last structure, or fail
+            reason = (f"not converged after {res['n_steps']} optimizer step(s) (max_steps "
+                      f"{calc['settings'].get('max_steps')}; largest force {res['fmax_eV_A']:.3f} eV/Å > fmax "
+                      f"{calc['settings'].get('fmax_eV_A')})")
+            max_restarts = int(self.get("max_restarts", DEFAULT_MAX_RESTARTS))
+            if restart >= max_restarts:
+                raise RuntimeError(f"relaxation {reason} after {restart} restart(s) (max_restarts {max_restarts}) "
+                                   f"({os.getcwd()})")
+            spec = {k: fw_spec[k] for k in RESTART_SPEC_KEYS if k in fw_spec}
+            spec.update(sacmap_restart=restart + 1, sacmap_restart_atoms=atoms_to_dict(res["atoms"]),
+                        sacmap_restart_from=os.getcwd(), sacmap_restart_reason=reason)
+            name = f"{fw_label(s['config']['meta']['config_id'], calc)} relax (restart {restart + 1})"
+            fw = Firework([CheckFinishedTask(), EmbeddedRelaxTask(max_restarts=max_restarts)], spec=spec, name=name)
+            return FWAction(detours=[fw], stored_data={"restart_reason": reason, "restart_next": restart + 1})
         doc = _result_doc(res, os.getcwd())
+        doc["restarts"] = restart
         return FWAction(update_spec={"sacmap_relax": doc},
                         stored_data={"energy_eV": doc["energy_eV"], "converged": doc["converged"],
-                                     "n_steps": doc["n_steps"]})
+                                     "n_steps": doc["n_steps"], "restart": restart})
 
 
 @explicit_serialize
@@ -370,7 +390,6 @@ class StoreResultTask(FiretaskBase):
             res["launches"] = launches
             res["corrections"] = {step: [c for launch in ls for c in launch.get("corrections", [])]
                                   for step, ls in launches.items()}
-            extra["n_restarts"] = int(fw_spec["sacmap_relax"].get("restarts", 0))
             extra["n_corrections"] = sum(len(v) for v in res["corrections"].values())
             bader = fw_spec.get("sacmap_bader")
             if bader:
@@ -378,6 +397,7 @@ class StoreResultTask(FiretaskBase):
                 if bader.get("charges") is not None:
                     res["charges"] = bader["charges"]
                     res["charge_method"] = "bader"
+        extra["n_restarts"] = int(fw_spec["sacmap_relax"].get("restarts", 0))
         if calc["calculator"] == "vasp":
             record = dict(fw_spec["sacmap_relax"].get("settings_record") or {})
         else:

@@ -125,7 +125,8 @@ def submit_configs(configs: list[Atoms], workdir: str | Path, *, name: str, calc
                 if lp.workflows.count_documents({"metadata.sacmap_key": key}):
                     skipped += 1
                     continue
-                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust, categories=cats))
+                lp.add_wf(build_workflow(doc, var, db=db_url, campaign=name, custodian=cust, categories=cats,
+                                         max_restarts=block.get("max_restarts")))
                 added += 1
         handle.flush()
     write_json(workdir / STATE_FILE, {**state, "db": _stored_db(db_url, workdir)})

@@ -131,6 +131,8 @@ class Calculation:
     database: str | None = None
     custodian: CustodianOptions | None = None
     categories: Categories | None = None
+    max_restarts: int | None = option(None, lo=0, doc="continuations of an unconverged relaxation (embedded and "
+                                      "VASP; custodian.max_restarts wins for VASP); default 3")
 
 
 PRESET_KEYS = {f.name for f in dataclasses.fields(Preset)}
