@@ -235,3 +235,31 @@ def test_outputs_follow_the_umask(tmp_path, capsys):
     assert files
     assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {atomic._FILE_MODE}
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", ["stats", "detect", "structures"])
+def test_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch, command):
+    """`-o` on a read-only file system (simulated: every temporary file the atomic writer or the write probe
+    creates fails with EROFS): one line naming the folder, exit 2, the inputs unchanged."""
+    import errno
+    import tempfile
+
+    def read_only(*args, dir=None, **kw):
+        raise OSError(errno.EROFS, "Read-only file system", str(dir))
+
+    if command == "stats":
+        inp = _coords(tmp_path)
+        argv = ["stats", str(inp), "--random-runs", "2", "-o", str(tmp_path / "ro")]
+    elif command == "detect":
+        inp = _crop(tmp_path)
+        argv = ["detect", str(inp), "--pixel-size", str(PX), "-o", str(tmp_path / "ro"), *DET]
+    else:
+        inp = _a_file(tmp_path)
+        argv = ["structures", "build", "demo", "--set", "site", "-o", str(tmp_path / "ro")]
+    before = _sha(inp)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    rc = main(argv)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert "ro" in err[0] and "Read-only file system" in err[0], err
+    assert _sha(inp) == before
