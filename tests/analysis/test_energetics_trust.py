@@ -291,3 +291,35 @@ def test_energies_cli_exits_3_when_nothing_is_usable(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 3
     assert "none of the 2 calculation(s) is usable" in err and "2x truncated vasprun.xml.gz" in err
+
+
+def test_campaign_database_rows_combine_with_folder_records_of_the_same_settings(tmp_path):
+    """A doubly occupied cell stored by the campaign (with its settings record) combines with VASP-style records
+    of the same settings; a row written without a settings record (older sacmap) does not."""
+    import numpy as np
+
+    from sacmap.analysis.energetics.readers import read_ase_db
+    from sacmap.workflows.campaign import results
+    from sacmap.workflows.campaign.configs import config_meta
+
+    p = [q for q in enumerate_pairs("4N", "4N", 9.0) if q.swap_symmetric][0]
+    bare, single, both = B.build_pair(p), B.build_pair(p, ("Ni", None)), B.build_pair(p, ("Ni", "Ni"))
+    record = {"functional": "PBE", "dispersion": "D3(zero)", "ivdw": 11, "encut_eV": 450.0, "ldau": False,
+              "ldau_u": "", "ispin": 1, "prec": "Accurate", "smearing": "ISMEAR=0,SIGMA=0.05"}
+
+    def write(url, extra):
+        db = results.connect(str(url))
+        res = {"atoms": both, "energy_eV": -1010.8, "forces": np.zeros((len(both), 3)), "energy_kind": "e_0_energy",
+               "converged": True, "calc_dir": "/db/both"}
+        results.store(db, res, config_meta(both), calculator="vasp", settings_hash="abc", settings={},
+                      campaign="t", extra=extra)
+
+    write(tmp_path / "new.db", record)
+    write(tmp_path / "old.db", {})
+    folders = records_from_atoms([bare, single], [-1000.0, -1005.5], **{**SETTINGS, **record, "ispin": [1, 2]})
+    new = pd.concat([pd.DataFrame(read_ase_db(str(tmp_path / "new.db"))), folders], ignore_index=True)
+    e_int, missing = interaction_energies(annotate(new))
+    assert missing.empty and e_int["E_int_eV"].iloc[0] == pytest.approx(0.2)
+    old = pd.concat([pd.DataFrame(read_ase_db(str(tmp_path / "old.db"))), folders], ignore_index=True)
+    e_int, missing = interaction_energies(annotate(old))
+    assert e_int.empty and "dispersion unknown vs D3(zero)" in missing["reason"].str.cat()
