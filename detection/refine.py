@@ -24,8 +24,10 @@ ends up fitted on the image minus its neighbours, and jointly with its closest o
   neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without a pixel size); with fewer
   than 20 of them (dense images), of the interior atoms of a central patch of ~300 atoms fitted jointly.
 * **Uncertainty**: covariance = s²·(JᵀJ + prior)⁻¹ with s² the group's residual variance per pixel (pixel
-  noise plus whatever the model does not describe: support texture, neighbours' tails); ``pos_err_px`` =
-  √((var x + var y)/2), the 1-σ error of one coordinate.
+  noise plus whatever the model does not describe: support texture, neighbours' tails), times one factor per
+  image for the spatial correlation of the residuals (:func:`correlation_inflation`: texture on the scale of
+  an atom moves a fit far more than white noise of the same variance); ``pos_err_px`` = √((var x + var y)/2),
+  the 1-σ error of one coordinate.
 
 Intensities are in the units of the image given × px² (the integral a·2πσ² of the Gaussian above the local
 background); widths and positions in px of the image. Deterministic (no randomness).
@@ -330,7 +332,7 @@ def _run(img, xy, s0, opt: RefineOptions, noise2, gid=None):
         _STATS.update(colours=int(colour.max()) + 1 if len(colour) else 0, batches=len(batches), sweeps=_sweep + 1)
         if np.quantile(np.concatenate(moved), 0.95) < opt.tol_px:
             break
-    return P_all, gid, batches, results, half
+    return P_all, gid, batches, results, total
 
 
 def _uncertainty(batch, P, B, r, parts, s0, opt):
@@ -353,6 +355,56 @@ def _uncertainty(batch, P, B, r, parts, s0, opt):
     vx = np.einsum("gpp->gp", C)[:, 0:4 * K:4]
     vy = np.einsum("gpp->gp", C)[:, 1:4 * K:4]
     return np.sqrt(np.maximum((vx + vy) / 2.0, 0.0))
+
+
+def correlation_inflation(residual: np.ndarray, s0: float) -> float:
+    """Factor by which spatially correlated noise (support texture) inflates the variance of a fitted position
+    over the white-noise value s²·(JᵀJ)⁻¹.
+
+    For stationary noise with autocorrelation ρ(δ) the variance of a least-squares position is ∝
+    Σ_δ ρ(δ)·A_J(δ) instead of A_J(0) (A_J the autocorrelation of the Jacobian column, here ∂/∂x of a Gaussian
+    of σ₀), so the factor is Σ_δ ρ(δ)·A_J(δ) / A_J(0) (lags up to 2.5 σ₀; ≥ 0.5; 1 for white noise). ρ is
+    measured on ``residual`` = image − fitted atoms, high-passed by subtracting its Gaussian smoothing at
+    2.5 σ₀ (what each fit's local plane absorbs; the same sum for high-passed white noise is divided out). Not on the fit residuals themselves: a least-squares residual
+    is orthogonal to J and would hide exactly the correlation that matters.
+    """
+    from scipy import ndimage as ndi
+
+    d = np.asarray(residual, float)
+    d = d - ndi.gaussian_filter(d, 2.5 * s0, mode="reflect")
+    h, w = d.shape
+    k = max(int(np.ceil(2.5 * s0)), 2)
+    if min(h, w) < 4 * k:
+        return 1.0
+    fh, fw = h + k + 1, w + k + 1
+    fr = np.fft.rfft2(d, (fh, fw))
+    c = np.fft.irfft2(fr * np.conj(fr), (fh, fw))
+    lag = np.r_[0 : k + 1, -k:0]
+    c = c[np.ix_(lag % fh, lag % fw)]
+    # overlap counts of the lags (the image is not periodic)
+    cnt = (h - np.abs(lag))[:, None] * (w - np.abs(lag))[None, :]
+    rho = c / cnt
+    if rho[0, 0] <= 0:
+        return 1.0
+    rho = rho / rho[0, 0]
+    g = np.arange(-3 * k, 3 * k + 1, dtype=float)
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    jx = gx * np.exp(-(gx**2 + gy**2) / (2 * s0**2))
+    n = len(g) + k + 1
+    fj = np.fft.rfft2(jx, (n, n))
+    a = np.fft.irfft2(fj * np.conj(fj), (n, n))
+    a = a[np.ix_(lag % n, lag % n)]
+    # the high-pass alone makes white noise slightly anticorrelated: divide its own factor out
+    m = 6 * k + 1
+    delta = np.zeros((m, m))
+    delta[3 * k, 3 * k] = 1.0
+    hp = delta - ndi.gaussian_filter(delta, 2.5 * s0, mode="constant")
+    fh_ = np.fft.rfft2(hp, (m + k + 1,) * 2)
+    rw = np.fft.irfft2(fh_ * np.conj(fh_), (m + k + 1,) * 2)
+    rw = rw[np.ix_(lag % (m + k + 1), lag % (m + k + 1))]
+    rw = rw / rw[0, 0]
+    f = ((rho * a).sum() + (rho * a.T).sum()) / ((rw * a).sum() + (rw * a.T).sum())
+    return max(float(f), 0.5)
 
 
 def estimate_sigma(image, xy_px, *, pixel_size_nm: float | None = None, options: RefineOptions | None = None) -> float:
@@ -444,11 +496,13 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
     s0 = float(sigma_px) if sigma_px is not None else estimate_sigma(img, xy, pixel_size_nm=pixel_size_nm,
                                                                       options=opt)
     noise2 = max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2
-    P_all, gid, batches, results, _ = _run(img, xy, s0, opt, noise2)
+    P_all, gid, batches, results, total = _run(img, xy, s0, opt, noise2)
     err = np.full(n, np.nan)
     for bi, (b, members, _B) in enumerate(batches):
         r, parts, P, B = results[bi]
         err[members] = _uncertainty(b, P, B, r, parts, s0, opt)
+    inflation = correlation_inflation(img - total.reshape(img.shape), s0)
+    err *= np.sqrt(inflation)
     sig = np.exp(P_all[:, 3])
     shift = np.hypot(*(P_all[:, :2] - xy).T)
     ok = ((P_all[:, 2] > 0) & (sig > 0.5 * s0 * 1.001) & (sig < 2 * s0 * 0.999)
@@ -463,4 +517,5 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
         "group": gid,
     })
     out.attrs["sigma0_px"] = s0
+    out.attrs["variance_inflation"] = inflation
     return out

@@ -81,6 +81,20 @@ def test_uncertainty_matches_the_scatter_in_shot_noise():
     assert res.pos_err_px.median() == pytest.approx(scatter, rel=0.25)
 
 
+def test_uncertainty_counts_correlated_texture():
+    """With the calibrated support texture (correlated on the atom's own scale) the position scatter is twice
+    the white-noise one; the reported error follows it through the correlation factor instead of claiming the
+    white-noise precision."""
+    img, truth, _ = simulate_sample(1.0, arrangement="hardcore", seed=1, shape=(384, 384))
+    xy = truth[["x_px", "y_px"]].to_numpy()
+    res = refine(img, xy + np.random.default_rng(0).normal(0.0, 1.0, xy.shape), pixel_size_nm=REFERENCE_PIXEL_NM)
+    ok = res.fit_ok.to_numpy()
+    d = (res[["x_px", "y_px"]].to_numpy() - xy)[ok]
+    scatter = np.sqrt(np.mean(d**2))
+    assert res.attrs["variance_inflation"] > 2.5
+    assert res.pos_err_px[ok].median() == pytest.approx(scatter, rel=0.35)
+
+
 def test_single_atom_agrees_with_scipy_curve_fit():
     """An isolated atom on a sloped background: same position, width and integral as scipy's curve_fit of the
     same model (Gaussian + plane) on the same window."""
