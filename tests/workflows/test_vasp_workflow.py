@@ -324,3 +324,41 @@ def test_reserved_offline_runs_survive_a_local_run(fake_vasp, tmp_path):
 
     assert run_offline(d)
     assert runner.recover_offline(wd)["counts"] == {"COMPLETED": 1, "READY": 1, "WAITING": 1}
+
+
+def test_qlaunch_reservation_with_the_offline_qadapter_template(fake_vasp, tmp_path, monkeypatch):
+    """FireWorks' own queue launcher in reservation mode (qlaunch -r) with inputs/fireworks/my_qadapter_offline.yaml:
+    the job script (run here by a stand-in sbatch) runs sacmap's offline launcher; recover_offline stores it."""
+    import yaml
+    from fireworks.queue.queue_launcher import launch_rocket_to_queue
+    from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
+
+    from sacmap.core.resources import inputs_dir
+    from sacmap.workflows.campaign.launchpad import open_launchpad
+
+    data = yaml.safe_load((inputs_dir() / "fireworks" / "my_qadapter_offline.yaml").read_text())
+    assert data["rocket_launch"].startswith("python -m sacmap.workflows.campaign.offline singleshot --offline")
+    data.update(pre_rocket=None, logdir=None,  # the template's module/venv lines are for a real cluster
+                rocket_launch=data["rocket_launch"].replace("python", sys.executable, 1))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    sbatch = bindir / "sbatch"
+    sbatch.write_text('#!/bin/sh\nbash "$1" > job.out 2>&1\necho "Submitted batch job 42"\n')
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
+    fake_vasp(expectation())
+    wd = tmp_path / "camp"
+    runner.submit_configs([fe2o2()], wd, name="q", calculation={"calculator": "vasp", "custodian": FAST})
+    launches = tmp_path / "launches"
+    launches.mkdir()
+    for _ in range(3):  # relax, static, store: one job each
+        with open_launchpad(wd) as handle:
+            assert launch_rocket_to_queue(handle.lp, runner.load_fworker(), CommonAdapter.from_dict(data),
+                                          launcher_dir=str(launches), reserve=True, create_launcher_dir=True)
+            handle.flush()
+        assert runner.recover_offline(wd)["recovered"] == 1
+    job_outs = sorted(launches.glob("launcher_*/job.out"))
+    assert len(job_outs) == 3
+    st = runner.status(wd)
+    assert st["counts"] == {"COMPLETED": 3}, [p.read_text()[-500:] for p in job_outs]
+    assert st["n_results"] == 1

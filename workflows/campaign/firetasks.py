@@ -318,14 +318,19 @@ def unconverged_reason(res: dict, corrections: list[dict]) -> str:
 #: outputs deleted after parsing (never needed again) and those kept for Bader in the static run
 DELETE_AFTER = {"relax": ("WAVECAR", "CHG", "CHGCAR", "AECCAR0", "AECCAR1", "AECCAR2", "PROCAR", "DOSCAR"),
                 "static": ("WAVECAR", "CHG", "AECCAR1", "PROCAR")}
-KEEP_PLAIN = ("FW.json", "FW_offline.json", "FW_ping.json", "FW_action.json", "custodian.json", "POTCAR.spec")
+#: the files gzipped after parsing: VASP's inputs and outputs (also custodian's copies such as INCAR.orig or
+#: vasprun.xml.relax1); nothing else in the launch folder (job logs still being written, FireWorks' files,
+#: custodian.json, POTCAR.spec) is touched
+VASP_FILES = ("INCAR", "KPOINTS", "POSCAR", "CONTCAR", "OUTCAR", "OSZICAR", "vasprun", "vasp", "std_err",
+              "EIGENVAL", "DOSCAR", "PROCAR", "IBZKPT", "PCDAT", "XDATCAR", "REPORT", "CHGCAR", "AECCAR0",
+              "AECCAR2", "LOCPOT", "ELFCAR", "POTCAR", "STOPCAR", "WAVEDER", "vaspout")
 
 
 @explicit_serialize
 class CompressOutputsTask(FiretaskBase):
     """After parsing: delete the large files nothing reads again (WAVECAR, CHG; the charge densities of a
-    relaxation) and gzip the rest (as atomate2 does); a static run keeps CHGCAR, AECCAR0 and AECCAR2 (gzipped)
-    for Bader. The readers open ``.gz`` files directly."""
+    relaxation) and gzip VASP's other files (:data:`VASP_FILES`, as atomate2 does); a static run keeps CHGCAR,
+    AECCAR0 and AECCAR2 (gzipped) for Bader. The readers open ``.gz`` files directly."""
 
     required_params = ["step"]
 
@@ -343,9 +348,9 @@ def compress_outputs(folder: Path, step: str) -> list[str]:
         (folder / name).unlink(missing_ok=True)
     done = []
     for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.is_symlink() or p.suffix in (".gz", ".bz2", ".xz") or p.name in KEEP_PLAIN:
+        if not p.is_file() or p.is_symlink() or p.suffix in (".gz", ".bz2", ".xz", ".spec"):
             continue
-        if p.name.startswith(("FW_", "launcher")) or p.name.endswith(".lock"):
+        if p.name.split(".")[0] not in VASP_FILES:
             continue
         tmp = p.with_name(p.name + ".gz.part")
         with open(p, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
