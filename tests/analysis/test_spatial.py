@@ -177,3 +177,32 @@ def test_nnd_matches_brute_force_for_clustered_points_with_far_outliers():
     full = cdist(xy, xy)
     np.fill_diagonal(full, np.inf)
     assert d == pytest.approx(full.min(axis=1)) and np.array_equal(i, full.argmin(axis=1))
+
+
+def test_border_corrected_multimers_and_per_species_hanisch():
+    reg = Region.rectangle(10.0)
+    xy = np.array([[5.0, 5.0], [5.15, 5.0],      # a dimer well inside
+                   [0.05, 3.0], [0.2, 3.0],      # a dimer touching the left edge (partner could hide outside)
+                   [2.0, 8.0], [8.0, 2.0], [7.0, 7.0], [3.0, 3.5]])
+    d = descriptors(xy, reg, elements=["Pt", "Pt", "Pt", "Pt", "Ni", "Ni", "Ni", "Ni"])
+    assert d["multimer_share"] == pytest.approx(4 / 8)
+    # border: only atoms ≥ 0.22 nm from the edge count (atom 3 at 0.05 nm and atom 4 at 0.2 nm drop out)
+    assert d["n_border_multimer"] == 6 and d["multimer_share_border"] == pytest.approx(2 / 6)
+    assert d["nuclearity"] == {1: 4, 2: 2} and d["nuclearity_border"] == {1: 4, 2: 1}
+    st = d["nnd_by_pair"]["Ni->Pt"]
+    assert np.isfinite(st["mean_hanisch_nm"]) and st["mean_hanisch_nm"] > 0
+    assert d["clark_evans_correction"] == "Donnelly"
+
+
+def test_clark_evans_on_a_mask_with_holes_is_not_donnelly():
+    m = np.ones((200, 200), bool)
+    m[80:120, 80:120] = False  # a hole
+    reg = Region.from_mask(m, 0.05)
+    rs = [descriptors(x, reg) for x in RandomSampler().sample(150, reg, runs=30, seed=3)]
+    assert all(r["clark_evans_correction"].startswith("cdf") for r in rs)
+    # the Kaplan–Meier ratio is unbiased for CSR in a window with a hole; the raw ratio is biased upwards
+    assert np.mean([r["clark_evans"] for r in rs]) == pytest.approx(1.0, abs=0.03)
+    assert np.mean([r["clark_evans_raw"] for r in rs]) > np.mean([r["clark_evans"] for r in rs])
+    full = Region.from_mask(np.ones((200, 200), bool), 0.05)
+    assert not full.has_holes
+    assert descriptors(RandomSampler().sample(50, full, seed=1)[0], full)["clark_evans_correction"] == "Donnelly"
