@@ -161,6 +161,9 @@ ROWS = {
     "unknown option": (lambda t: (["stats", str(_coords(t)), "--no-such-option"], [t / "coords.csv"]), 2,
                        "--no-such-option"),
     "missing spec": (lambda t: (["structures", "list", str(t / "none.yaml")], []), 2, "none.yaml"),
+    # -- secrets: a password in a URL-like argument is never echoed (sacmap.core.redact)
+    "password in a database URL": (lambda t: (["energies", "postgresql://ann:s3cret@127.0.0.1:1/x", "-o",
+                                               str(t / "o")], []), 2, "postgresql://ann:***@127.0.0.1:1/x"),
     "stats on a non-CSV": (lambda t: (["stats", str(_latin1_spec(t)), "-o", str(t / "o")], [t / "spec.yaml"]), 2,
                            "spec.yaml"),
 }
@@ -182,6 +185,7 @@ def test_bad_input_is_one_line_and_changes_no_input(tmp_path, capsys, row):
     assert "Traceback" not in err and "Traceback" not in out
     assert len(lines) == 1, err
     assert text.format(t=tmp_path) in lines[0], lines[0]
+    assert "s3cret" not in err + out
     assert {p: _sha(p) for p in inputs} == before  # inputs unchanged
 
 

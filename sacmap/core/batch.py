@@ -75,8 +75,10 @@ class BatchReport:
         self.items.append(BatchItem(str(file), "skipped", reason))
 
     def failed(self, file: str | os.PathLike, reason: str | BaseException) -> None:
-        file = str(file)
-        text = _reason(file, reason) if isinstance(reason, BaseException) else str(reason)
+        from sacmap.core.redact import redact_text
+
+        file = redact_text(str(file))
+        text = redact_text(_reason(file, reason) if isinstance(reason, BaseException) else str(reason))
         self.items.append(BatchItem(file, "failed", text))
         print(f"{self.command}: failed: {file}: {text}", file=self._stream or sys.stderr)
 

@@ -42,9 +42,13 @@ class _OwnInfoFilter(logging.Filter):
 
 
 def _configure_logging(verbose: bool) -> None:
+    from sacmap.core.redact import RedactingFilter
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())  # passwords in database / launchpad URLs, also in library logs
+        if not verbose:
             handler.addFilter(_OwnInfoFilter())
 
 
@@ -87,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error_line(exc: BaseException) -> str:
+    """The one line printed for a user error (secrets such as database passwords redacted)."""
     from sacmap.core.batch import error_text
+    from sacmap.core.redact import redact_text
 
     if isinstance(exc, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
-    return error_text(exc)
+    return redact_text(error_text(exc))
 
 
 def main(argv: list[str] | None = None) -> int:
