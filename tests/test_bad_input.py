@@ -267,3 +267,35 @@ def test_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch, comm
     assert rc == 2 and len(err) == 1 and "Traceback" not in err[0]
     assert "ro" in err[0] and "Read-only file system" in err[0], err
     assert _sha(inp) == before
+
+
+def _parsers():
+    """Every parser of the sacmap command line: the groups, their actions, and the detect verbs' own parsers."""
+    import argparse
+
+    from sacmap.workflows.cli import build_parser
+    from sacmap.workflows.cli.detect import VERBS
+
+    todo = [build_parser()] + [make() for make, _ in VERBS.values()]
+    while todo:
+        p = todo.pop()
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo.extend(a.choices.values())
+
+
+def test_every_numeric_option_is_checked_by_the_shared_helper():
+    """No option parses a number with a bare ``type=int/float`` (which accepts -5 or 0 where they mean nothing):
+    each goes through ``sacmap.workflows.cli.options`` (range and type checked at parse time, one line)."""
+    from sacmap.workflows.cli.options import Checked, OneLineParser
+
+    bare, n_checked = [], 0
+    for p in _parsers():
+        assert isinstance(p, OneLineParser), p.prog  # argparse's own errors are one line too
+        for a in p._actions:
+            if a.type in (int, float):
+                bare.append(f"{p.prog} {'/'.join(a.option_strings) or a.dest}")
+            n_checked += isinstance(a, Checked)
+    assert bare == []
+    assert n_checked > 40
