@@ -200,7 +200,7 @@ def _train(a) -> int:
                                    select_on_real=a.select_on_real)
     meta = train_weights(a.data, a.split, a.output, which=a.which, config=cfg, smooth_px=a.smooth_px,
                          holdout=a.holdout, refit_all=a.refit_all, extra_dirs=a.extra or (),
-                         command=" ".join(["sacmap", "detect", *a.words]), progress=True)
+                         command=" ".join(["sacmap", "detect", *a.words]), progress=sys.stderr.isatty())
     print(training_report(meta, a.output))
     return 0
 
@@ -221,7 +221,7 @@ def _simulate(a) -> int:
                              vacuum_fraction=a.vacuum_fraction if a.vacuum_fraction or not a.randomise else None,
                              noise=not a.clean, spread_fwhm_nm=a.atom_fwhm, peak_pt=a.atom_peak,
                              arrangement=a.arrangement, dimer_nm=bond, dose_per_nm2=a.dose, randomise=a.randomise,
-                             progress=True)
+                             progress=sys.stderr.isatty())
     print(f"wrote {len(paths)} image(s) + truth CSVs to {a.outdir}")
     return 0
 
