@@ -199,3 +199,25 @@ def test_unconverged_embedded_relaxation_continues_then_fails_with_the_reason(tm
 
     (row,) = list(results.connect(st["db"]).select())
     assert row.converged and row.n_restarts == len(st["restarts"]) >= 1 and row.fmax_eV_A <= 0.05
+
+
+def test_an_unreachable_postgresql_database_never_shows_its_password(tmp_path, make_config):
+    """Issue 16 item 7: submit, run and status with a PostgreSQL URL whose server is down: no traceback from
+    status, and the password appears in no message (status, failures, energies)."""
+    pytest.importorskip("psycopg2")
+    from sacmap.analysis.energetics.equations import energetics_from_sources
+    from sacmap.analysis.errors import AnalysisInputError
+
+    url = "postgresql://bob:s3cr3tpw@127.0.0.1:1/db"  # port 1: connection refused at once
+    wd = tmp_path / "camp"
+    info = runner.submit_configs([make_config(None, "4N_x")], wd, name="c", calculation={"calculator": "emt"}, db=url)
+    assert info["db"] == url
+    assert runner.run(wd, progress=False, max_fireworks=1).get("FIZZLED") == 1
+    st = runner.status(wd)
+    assert st["n_results"] is None and "refused" in st["db_error"]
+    text = repr(st).replace(url, "")  # the state itself keeps the URL; every message must not
+    assert "s3cr3tpw" not in st["db_error"] and "s3cr3tpw" not in st["failures"][0]["message"]
+    assert "s3cr3tpw" not in text
+    with pytest.raises(AnalysisInputError) as exc:
+        energetics_from_sources([url])
+    assert "s3cr3tpw" not in str(exc.value) and "bob:***@127.0.0.1" in str(exc.value)

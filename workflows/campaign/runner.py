@@ -323,7 +323,8 @@ def _failure_message(lp, fw_id: int) -> str:
 
 def status(workdir: str | Path) -> dict:
     """``{"name", "db", "launchpad", "counts": {state: n}, "failures": [{"fw_id", "name", "message"}],
-    "restarts": [{"fw_id", "name", "state", "restart", "reason", "from"}], "n_results": rows in the database}``.
+    "restarts": [{"fw_id", "name", "state", "restart", "reason", "from"}], "n_results": rows in the database (None
+    when it cannot be read), "db_error": why not ('' when it can; secrets redacted)}``.
 
     A failure's message is the last line of its error: for VASP the custodian error class, the handler and the
     errors it found (:func:`sacmap.workflows.campaign.vasp_run.custodian_failure`), or why a relaxation stayed
@@ -343,10 +344,16 @@ def status(workdir: str | Path) -> dict:
                     for d in lp.fireworks.find({"spec.sacmap_restart": {"$gt": 0}},
                                                {"fw_id": 1, "name": 1, "state": 1, "spec.sacmap_restart": 1,
                                                 "spec.sacmap_restart_reason": 1, "spec.sacmap_restart_from": 1})]
-    db = results.connect(state["db"])
+    n_results, db_error = None, ""
+    try:
+        n_results = results.connect(state["db"]).count(campaign=state["name"])
+    except WorkflowInputError as exc:
+        db_error = results.redact_text(str(exc))
+    except Exception as exc:  # noqa: BLE001 - an unreachable PostgreSQL server, a locked SQLite file...
+        db_error = results.redact_text(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
     return {"name": state["name"], "db": state["db"], "launchpad": state.get("launchpad") or "embedded",
-            "counts": counts, "failures": failures, "restarts": restarts,
-            "n_results": db.count(campaign=state["name"])}
+            "counts": counts, "failures": failures, "restarts": restarts, "n_results": n_results,
+            "db_error": db_error}
 
 
 def rerun_failed(workdir: str | Path) -> int:

@@ -97,8 +97,8 @@ def _status(args: argparse.Namespace) -> int:
     from sacmap.workflows.campaign.results import redact_url
 
     st = runner.status(args.workdir)
-    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {redact_url(st['db'])} "
-          f"({st['n_results']} results)")
+    shown = f"{st['n_results']} results" if st["n_results"] is not None else f"unreadable: {st['db_error']}"
+    print(f"campaign {st['name']}: launchpad {st['launchpad']}, database {redact_url(st['db'])} ({shown})")
     for state, n in st["counts"].items():
         print(f"  {state:<10} {n}")
     for f in st["failures"]:
