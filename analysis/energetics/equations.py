@@ -48,6 +48,7 @@ from sacmap.analysis.energetics.recognition import recognise
 from sacmap.analysis.errors import AnalysisInputError
 from sacmap.core.atomic import atomic_write, write_csv
 from sacmap.core.constants import NON_METALS
+from sacmap.core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -628,7 +629,8 @@ def energetics_from_sources(sources, outdir: str | os.PathLike | None = None,
     records = load_records(sources, progress=progress)
     if records.empty:
         raise AnalysisInputError(
-            f"{', '.join(map(str, sources))}: no calculations found (no vasprun.xml, OUTCAR, .cml or db rows)"
+            f"{', '.join(redact_url(str(x)) for x in sources)}: no calculations found (no vasprun.xml, OUTCAR, "
+            ".cml or db rows)"
         )
     return compute_energetics(records, outdir, n_reference_charge_e=n_reference_charge_e, figures=figures,
                               progress=progress)
