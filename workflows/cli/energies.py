@@ -48,6 +48,8 @@ def cmd_energies(args: argparse.Namespace) -> int:
                                   figures=not args.no_figures, progress=progress)
     c = res["counts"]
     print(f"read {c['read']}, recognised {c['recognised']}, flagged {c['flagged']}, used {c['used']}")
+    print(f"sheet cells {c['sheet']}, gas references {c['gas']}, bulk/slab cells kept apart {c['bulk']}, "
+          f"duplicates {c['duplicates']} (duplicates.csv)")
     print(f"E_int values: {len(res['e_int'])} (missing partners: {len(res['e_int_missing'])}); "
           f"dimer energies: {len(res['dimers'])}; site-site points: {len(res['site_site_potential'])}; "
           f"<B> points: {len(res['bader'])}")
