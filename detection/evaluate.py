@@ -82,23 +82,35 @@ def pair_files(pred_dir, truth_dir) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def evaluate_files(pred, truth, radius_px: float = 5.0) -> dict:
+def evaluate_files(pred, truth, radius_px: float = 5.0, report=None) -> dict:
     """Evaluate a prediction CSV against a label CSV, or two folders of them (paired by :func:`pair_files`).
 
     Returns ``{"per_image": [{"pred", "truth", precision, recall, f1, ...}], "pooled": {...},
-    "mean_over_images": {...}, "radius_px"}``.
+    "mean_over_images": {...}, "radius_px", "failed": [{"pred", "reason"}]}``.
+
+    ``report`` (a :class:`sacmap.core.batch.BatchReport`): a pair whose CSV cannot be read is recorded there with
+    its reason (and in ``"failed"``) and the others are still scored (the pooled scores are over those); without
+    it the first bad file raises.
     """
+    import contextlib
+
     pred, truth = Path(pred), Path(truth)
     if pred.is_dir() != truth.is_dir():
         raise DetectionInputError(f"{pred} and {truth}: give two CSV files or two folders")
     pairs = pair_files(pred, truth) if pred.is_dir() else [(pred, truth)]
     per = []
     for p, t in pairs:
-        r = evaluate_xy(read_labels(p), read_labels(t), radius_px)
-        r.update(pred=str(p), truth=str(t))
-        per.append(r)
+        with report.item(p) if report is not None else contextlib.nullcontext():
+            r = evaluate_xy(read_labels(p), read_labels(t), radius_px)
+            r.update(pred=str(p), truth=str(t))
+            per.append(r)
+    failed = [{"pred": it.file, "reason": it.reason} for it in (report.failures if report is not None else [])]
+    if not per:
+        raise DetectionInputError(f"{pred}: no prediction could be scored ("
+                                  + "; ".join(f"{f['pred']}: {f['reason']}" for f in failed) + ")")
     mean = {k: float(np.mean([r[k] for r in per])) for k in ("precision", "recall", "f1")}
-    return {"per_image": per, "pooled": pooled(per), "mean_over_images": mean, "radius_px": radius_px}
+    return {"per_image": per, "pooled": pooled(per), "mean_over_images": mean, "radius_px": radius_px,
+            "failed": failed}
 
 
 def _score_text(r: dict) -> str:

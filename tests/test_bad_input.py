@@ -299,3 +299,25 @@ def test_every_numeric_option_is_checked_by_the_shared_helper():
             n_checked += isinstance(a, Checked)
     assert bare == []
     assert n_checked > 40
+
+
+def test_evaluate_folders_go_on_past_an_unreadable_csv(tmp_path, capsys):
+    """`detect evaluate --pred DIR --truth DIR`: a pair with an unreadable CSV is named, the others are scored
+    (and listed in the report's "failed"), exit 3."""
+    import json
+
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    (pred / "a.csv").write_text("x_px,y_px\n1,1\n9,9\n")
+    (truth / "a.csv").write_text("x_px,y_px\n1,1\n9,9\n")
+    (pred / "b.csv").write_text("x_px,y_px\n1,1\n")
+    (truth / "b.csv").write_bytes(b"x_px,y_px\n\xff\xfe\n")
+    before = {p: _sha(p) for p in [*pred.iterdir(), *truth.iterdir()]}
+    rc = main(["detect", "evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(tmp_path / "r.json")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 3 and len(err) == 1 and "b.csv" in err[0]
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert [Path(r["pred"]).name for r in rep["per_image"]] == ["a.csv"] and rep["pooled"]["f1"] == 1.0
+    assert [Path(f["pred"]).name for f in rep["failed"]] == ["b.csv"]
+    assert {p: _sha(p) for p in before} == before

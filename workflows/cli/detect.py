@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sacmap.detection.errors import DetectionInputError
 from sacmap.workflows.cli.options import Checked, OneLineParser, input_files, number
@@ -183,13 +184,15 @@ def _detect(a) -> int:
 
 def _evaluate(a) -> int:
     from sacmap.core.atomic import write_json
+    from sacmap.core.batch import BatchReport
     from sacmap.detection.evaluate import evaluate_files, report_text
 
-    rep = evaluate_files(a.pred, a.truth, a.radius_px)
+    report = BatchReport("sacmap detect evaluate") if Path(a.pred).is_dir() else None  # folders go on
+    rep = evaluate_files(a.pred, a.truth, a.radius_px, report=report)
     print(report_text(rep))
     if a.output:
         write_json(a.output, rep, indent=1)
-    return 0
+    return report.exit_code if report is not None else 0
 
 
 def _train(a) -> int:
