@@ -189,3 +189,10 @@ def test_stats_envelope_tests_are_written_with_what_was_tested(tmp_path, capsys)
     assert cli.main(["stats", str(path), "-o", str(out), "--nsim", "5"]) == 2
     assert cli.main(["stats", str(path), "-o", str(out), "--null", "clustered"]) == 2
     assert cli.main(["stats", str(path), "-o", str(out), "--null", "dft"]) == 2
+
+
+def test_stats_detector_aware_needs_the_image(tmp_path, capsys):
+    path, _ = _detection(tmp_path, n=40)  # the JSON names img.tif, which does not exist
+    assert cli.main(["stats", str(path), "-o", str(tmp_path / "o"), "--nsim", "19", "--null", "csr",
+                     "--random-runs", "0", "--detector-aware"]) == 2
+    assert "--image" in capsys.readouterr().err

@@ -34,16 +34,22 @@ def register(subparsers) -> None:
     p.add_argument("--random-runs", **number(int, lo=0), default=40, help="random-model runs for the NND reference "
                    "histogram (0: none; default 40, fewer above 5·10⁴ atoms)")
     p.add_argument("--seed", **number(int, lo=0), default=0, help="seed of the random reference (default 0)")
-    p.add_argument("--nsim", type=int, default=199, help="simulations per global envelope test (default 199; "
+    p.add_argument("--nsim", **number(int, lo=0), default=199, help="simulations per global envelope test (default 199; "
                    "0: no tests)")
     p.add_argument("--null", default="csr,repulsive,hardcore", help="null models of the envelope tests, "
                    "comma-separated: csr, repulsive (--c-nm), hardcore (hard core = observed minimum NND), dft "
                    "(needs --fit), labels (random labelling; added by default with two or more species)")
     p.add_argument("--function", default="L", choices=["L", "K", "pcf", "G", "F", "J"],
                    help="summary function of the envelope tests (default L, translation-corrected)")
-    p.add_argument("--c-nm", type=float, default=0.2, help="C of the repulsive null in nm (default 0.2)")
+    p.add_argument("--c-nm", **number(float, lo=0), default=0.2, help="C of the repulsive null in nm (default 0.2)")
     p.add_argument("--fit", type=Path, default=None, help="fit.json of 'sacmap sample fit' for the dft null")
     p.add_argument("--potential", type=Path, default=None, help="site_site_potential.csv for the dft null")
+    p.add_argument("--detector-aware", action="store_true", help="also test against each point-process null "
+                   "rendered by the simulator at the image's pixel size, dose and contrast and detected with the "
+                   "record's settings (naive and detector-aware side by side; ~1-2 s per simulation)")
+    p.add_argument("--image", type=Path, default=None, help="the observed image for --detector-aware (default: "
+                   "the record's image, from its JSON)")
+    p.add_argument("--model", default=None, help="detector model for --detector-aware (default: the pipeline's)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default: <coords stem>_stats)")
     p.set_defaults(func=run_stats)
@@ -145,8 +151,56 @@ def _envelopes(args, obs, out) -> None:
         print(f"  {t.summary_line()}")
     write_json(out / "envelopes.json", {"window_source": obs.window_source,
                                         "tests": [t.as_dict(curves=False) for t in tests]})
+    if args.detector_aware:
+        _detector_aware(args, obs, out, [n for n in nulls if n in ("csr", "repulsive", "hardcore")])
     if not args.no_plots and tests:
         from sacmap.analysis.spatial.plots import plot_envelopes
         from sacmap.core.atomic import save_figure
 
         save_figure(plot_envelopes(tests), out / "envelopes.png", dpi=120, bbox_inches="tight")
+
+
+def _record_image(args) -> Path:
+    """The observed image of a detection record: --image, else the JSON's ``path`` or ``image`` (beside the CSV
+    or one folder up, where ``sacmap detect`` puts its outputs)."""
+    import json
+
+    from sacmap.analysis.errors import AnalysisInputError
+
+    if args.image is not None:
+        return args.image
+    meta = args.coords.with_suffix(".json")
+    rec = json.loads(meta.read_text()) if meta.is_file() else {}
+    candidates = [Path(rec["path"])] if rec.get("path") else []
+    if rec.get("image"):
+        candidates += [args.coords.parent / rec["image"], args.coords.parent.parent / rec["image"]]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise AnalysisInputError(f"{args.coords}: --detector-aware needs the observed image; give --image (the record's "
+                             "JSON names none that exists)")
+
+
+def _detector_aware(args, obs, out, nulls) -> None:
+    """detector_aware_<null>.json / envelope_detector_aware_<null>.csv / detector_aware_<null>.png per null."""
+    import json
+
+    from sacmap.core.atomic import save_figure, write_csv, write_json
+    from sacmap.detection.io import read_image
+    from sacmap.workflows.job.detector_null import default_detector, detector_aware_test
+
+    path = _record_image(args)
+    image, pixel, _ = read_image(path, obs.pixel_size_nm)
+    meta = args.coords.with_suffix(".json")
+    settings = json.loads(meta.read_text()).get("settings") if meta.is_file() else None
+    detect = default_detector(settings, model=args.model)
+    for null in nulls:
+        kw = {"c_nm": args.c_nm} if null == "repulsive" else {}
+        res = detector_aware_test(obs, image, null=null, function=args.function, nsim=args.nsim, seed=args.seed,
+                                  detect=detect, **kw)
+        write_json(out / f"detector_aware_{null}.json", {"image": str(path), **res.as_dict()})
+        write_csv(out / f"envelope_detector_aware_{null}.csv", res.aware.table())
+        if not args.no_plots:
+            save_figure(res.figure(), out / f"detector_aware_{null}.png", dpi=120, bbox_inches="tight")
+        for line in res.summary_lines():
+            print(f"  {line}")

@@ -131,7 +131,8 @@ def estimate_imaging(image, pixel_size_nm: float, atoms_xy_px, support=None, ele
     def clip(v, ref):
         return float(np.clip(v, 0.05 * ref, 20 * ref))
 
-    measured = {"background_observed": b_obs, "pixel_noise_sim_units": sigma, "peak_raw": peak, "dose_raw": dose,
+    measured = {"background_observed": b_obs, "pixel_noise_sim_units": sigma, "peak_raw": float(peak),
+                "dose_raw": float(dose),
                 "n_atoms_used": int(ok.sum()), "clipped_to": "0.05-20 x simulator defaults"}
     return ImagingEstimate(px, tuple(int(v) for v in img.shape), clip(dose, DEFAULTS["dose_per_nm2"]),
                            clip(peak, DEFAULTS["peak_pt"]), float(scale), sup, measured)
