@@ -142,7 +142,8 @@ def test_paper_spec_counts(paper_spec):
     assert sum(counts.values()) == 419  # the number quoted in docs/structures.md
     assert paper_spec["calculation"] == {"calculator": "vasp", "preset": "pbe-d3",
                                          "launchpad": "../fireworks/my_launchpad.yaml",
-                                         "custodian": {"walltime_s": 172800, "max_restarts": 3}}
+                                         "custodian": {"walltime_s": 172800, "walltime_buffer_s": 1800,
+                                                       "max_restarts": 3}}
 
 
 def test_paper_configs_sets(paper_configs):

@@ -221,3 +221,12 @@ def test_an_unreachable_postgresql_database_never_shows_its_password(tmp_path, m
     with pytest.raises(AnalysisInputError) as exc:
         energetics_from_sources([url])
     assert "s3cr3tpw" not in str(exc.value) and "bob:***@127.0.0.1" in str(exc.value)
+
+
+def test_walltime_handler_gets_the_spec_buffer():
+    from sacmap.workflows.campaign.vasp_run import default_handlers
+
+    (wt,) = [h for h in default_handlers(walltime_s=172800, walltime_buffer_s=1800)
+             if type(h).__name__ == "WalltimeHandler"]
+    assert wt.wall_time == 172800 and wt.buffer_time == 1800
+    assert not [h for h in default_handlers() if type(h).__name__ == "WalltimeHandler"]

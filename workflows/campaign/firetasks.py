@@ -228,7 +228,8 @@ class RunVaspCustodianTask(FiretaskBase):
     """Run VASP through custodian (usual handlers + validators). VASP command from the FWorker's
     ``env.vasp_cmd`` or ``$SACMAP_VASP_CMD``."""
 
-    optional_params = ["step", "max_errors", "walltime_s", "polling_time_step", "monitor_freq", "handlers"]
+    optional_params = ["step", "max_errors", "walltime_s", "polling_time_step", "monitor_freq", "handlers",
+                       "walltime_buffer_s"]
 
     def run_task(self, fw_spec):
         from sacmap.workflows.campaign.vasp_run import gamma_vasp_command, run_custodian, vasp_command
@@ -241,6 +242,7 @@ class RunVaspCustodianTask(FiretaskBase):
             walltime_s=self.get("walltime_s"), polling_time_step=self.get("polling_time_step", 10),
             monitor_freq=self.get("monitor_freq", 30), handlers=self.get("handlers"),
             gamma_vasp_cmd=gamma_vasp_command(env), scratch_dir=env.get("scratch_dir"),
+            walltime_buffer_s=self.get("walltime_buffer_s", 300),
         )
         errors = [e for c in corrections for e in c["errors"]]
         step = self.get("step", fw_spec.get("sacmap_step", "relax"))

@@ -96,6 +96,9 @@ class CustodianOptions:
     handlers: list[str] = option(None, choices=HANDLER_NAMES, check=non_empty,
                                  doc="custodian VASP handlers to use (default all)")
     max_restarts: int = option(3, lo=0, doc="continuations of an unconverged relaxation from its CONTCAR")
+    walltime_buffer_s: int = option(300, lo=0, unit="s",
+                                    doc="WalltimeHandler writes the STOPCAR this long before walltime_s (at least "
+                                        "one ionic step)")
 
 
 @dataclass(frozen=True, kw_only=True)

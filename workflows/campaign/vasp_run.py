@@ -110,9 +110,9 @@ def custodian_failure(exc: Exception, run_log=None) -> str:
 
 
 def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = None,
-                     names: list[str] | None = None) -> list:
-    """custodian's usual VASP error handlers (+ WalltimeHandler when a wall time is known); ``names`` keeps
-    only those handler classes."""
+                     names: list[str] | None = None, walltime_buffer_s: int = 300) -> list:
+    """custodian's usual VASP error handlers (+ WalltimeHandler when a wall time is known: STOPCAR
+    ``walltime_buffer_s`` before it); ``names`` keeps only those handler classes."""
     from custodian.vasp.handlers import (
         FrozenJobErrorHandler,
         IncorrectSmearingHandler,
@@ -142,14 +142,14 @@ def default_handlers(output_file: str = "vasp.out", walltime_s: int | None = Non
     if names is not None:
         handlers = [h for h in handlers if type(h).__name__ in names]
     if walltime_s:
-        handlers.append(WalltimeHandler(wall_time=int(walltime_s)))
+        handlers.append(WalltimeHandler(wall_time=int(walltime_s), buffer_time=int(walltime_buffer_s)))
     return handlers
 
 
 def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int = 5,
                   walltime_s: int | None = None, polling_time_step: float = 10, monitor_freq: int = 30,
                   handlers: list[str] | None = None, gamma_vasp_cmd: list[str] | None = None,
-                  scratch_dir: str | None = None) -> list[dict]:
+                  scratch_dir: str | None = None, walltime_buffer_s: int = 300) -> list[dict]:
     """Run VASP in ``directory`` under custodian (handlers + VasprunXML/VaspFiles validators).
 
     Returns the corrections custodian applied (:func:`corrections_record`; all of them also in
@@ -167,7 +167,7 @@ def run_custodian(directory: str | Path, vasp_cmd: list[str], *, max_errors: int
     os.chdir(directory)
     try:
         c = Custodian(
-            default_handlers(walltime_s=walltime_s, names=handlers),
+            default_handlers(walltime_s=walltime_s, names=handlers, walltime_buffer_s=walltime_buffer_s),
             [VaspJob(vasp_cmd, auto_npar=False, gamma_vasp_cmd=gamma_vasp_cmd)],
             validators=[VasprunXMLValidator(), VaspFilesValidator()],
             max_errors=max_errors,
