@@ -75,6 +75,15 @@ def unit_hint(pixel_size_nm: float) -> str:
     return "is the value in another unit?"
 
 
+def pixel_size_problem(pixel_size_nm: float) -> str | None:
+    """Why the detector cannot use ``pixel_size_nm`` (nm/px) — ``is outside the detector's 0.01-0.08 nm/px range:
+    <likely unit mistake>`` — or None when it is in range."""
+    lo, hi = SUPPORTED_PIXEL_NM
+    if lo <= pixel_size_nm <= hi:
+        return None
+    return f"is outside the detector's {lo:g}-{hi:g} nm/px range: {unit_hint(pixel_size_nm)}"
+
+
 def check_pixel_size(name, pixel_size_nm: float, pixel_size_y_nm: float | None = None, shape=None,
                      source: str = "", *, target_nm: float = TRAIN_PIXEL_NM) -> None:
     """Refuse (:class:`DetectionInputError`, one line naming ``name``, the value, its ``source`` and the likely
@@ -93,9 +102,8 @@ def check_pixel_size(name, pixel_size_nm: float, pixel_size_y_nm: float | None =
             raise DetectionInputError(f"{name}: pixel size{axis} must be a positive number of nm, got {v:g} "
                                       f"({_source_text(source)})")
         if not lo <= v <= hi:
-            raise DetectionInputError(
-                f"{name}: pixel size{axis} {v:.4g} nm/px ({_source_text(source)}) is outside the detector's "
-                f"{lo:g}-{hi:g} nm/px range: {unit_hint(v)}")
+            raise DetectionInputError(f"{name}: pixel size{axis} {v:.4g} nm/px ({_source_text(source)}) "
+                                      f"{pixel_size_problem(v)}")
     if shape is not None and len(shape) >= 2:
         rows, cols = int(shape[-2]), int(shape[-1])
         py = float(pixel_size_y_nm or pixel_size_nm)

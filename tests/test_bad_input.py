@@ -104,11 +104,12 @@ def _emd(tmp: Path) -> Path:
 
 # row id -> (build(tmp) -> (argv, the inputs to hash), exit status, text the stderr line must contain)
 ROWS = {
-    # -- pixel sizes far outside 0.010-0.080 nm/px: stopped before any allocation, with the unit mistake
+    # -- pixel sizes far outside 0.010-0.080 nm/px: stopped before any allocation, with the unit mistake (a flag's
+    #    value at parse time, a file's before its pixels are loaded)
     "pixel size: µm typed as nm": (lambda t: (["detect", str(_crop(t)), "--pixel-size", "2.93e-5", "-o",
                                                 str(t / "o"), *DET], [t / "frame.png"]), 2, "µm read as nm"),
     "pixel size: 1e-9": (lambda t: (["detect", str(_crop(t)), "--pixel-size", "1e-9", "-o", str(t / "o"), *DET],
-                                    [t / "frame.png"]), 2, "frame.png: pixel size 1e-09 nm/px"),
+                                    [t / "frame.png"]), 2, "--pixel-size: 1e-09 nm/px is outside"),
     "pixel size: m typed as nm": (lambda t: (["detect", str(_crop(t)), "--pixel-size", "2.93e-11", "-o",
                                               str(t / "o"), *DET], [t / "frame.png"]), 2, "m read as nm"),
     "pixel size: 0.3 nm/px": (lambda t: (["detect", str(_crop(t)), "--pixel-size", "0.3", "-o", str(t / "o"),

@@ -27,6 +27,17 @@ def _number(value_type=float, **limits) -> dict:
     return number(value_type, error=DetectionInputError, **limits)
 
 
+def _detectable(pixel_size_nm: float) -> float:
+    """A ``check``: a pixel size (nm/px) the detector supports, refused with the likely unit mistake otherwise
+    (:func:`sacmap.detection.io.pixel_size_problem`) before any image is read."""
+    from sacmap.detection.io import pixel_size_problem
+
+    problem = pixel_size_problem(pixel_size_nm)
+    if problem:
+        raise ValueError(f"{pixel_size_nm:.4g} nm/px {problem}")
+    return pixel_size_nm
+
+
 _Checked = Checked  # the shared parse-time checker (sacmap.workflows.cli.options), for the list-valued options below
 
 
@@ -129,12 +140,15 @@ def _run_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="sacmap detect",
         description="Detect atoms in images (TIFF with pixel-size tags, PNG/JPEG/BMP with --pixel-size, "
-        "dm3/dm4/emd/ser with rosettasciio) and write <stem>.csv/.json/.png/_support.png per image. "
+        "dm3/dm4/emd/ser with rosettasciio) and write <stem>.csv/.json/_overlay.png/_support.png per image "
+        "(and batch_summary.csv; exit status 3 when some images failed). "
         "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "elements", "weights", "device", "split_area", "batch",
-         "no_overlay", "threads")
+         "no_overlay", "threads",
+         pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
+                     "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
     return p
 
 
