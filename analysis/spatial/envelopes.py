@@ -173,7 +173,7 @@ def envelope_test_from_curves(r_nm, observed, simulated, *, function: str = "", 
                         p_mad, p_dclf, theo, seed, details)
 
 
-def null_sampler(null, observed_xy: np.ndarray | None = None, **params):
+def null_sampler(null, observed_xy: np.ndarray | None = None, window=None, **params):
     """The sampler of a null model by name (``csr``, ``repulsive`` [``c_nm``], ``hardcore`` [``hard_core_nm``,
     default the observed minimum NND], ``dft`` [``sampler``: a fitted DFTBiasedSampler]) or a sampler object;
     returns ``(sampler, name, params in effect)``."""
@@ -199,8 +199,8 @@ def null_sampler(null, observed_xy: np.ndarray | None = None, **params):
         sampler = params.get("sampler")
         if sampler is None or not hasattr(sampler, "sample"):
             raise AnalysisInputError("dft null: pass the fitted sampler (sampler=DFTBiasedSampler.from_fit(...))")
-        return sampler, "dft", {k: v for k, v in sampler.describe(len(observed_xy), None).items()
-                                if k != "potential"} if observed_xy is not None else {}
+        info = sampler.describe(len(observed_xy), window) if observed_xy is not None else {}
+        return sampler, "dft", {k: v for k, v in info.items() if k != "potential"}
     raise AnalysisInputError(f"unknown null model {null!r} (expected one of {', '.join(NULL_MODELS)})")
 
 
@@ -246,7 +246,7 @@ def envelope_test(xy_nm, window=None, null="csr", function: str = "L", nsim: int
             perm = np.random.default_rng(child).permutation(lab)
             sims[k] = summary_function(function, xy, region, r, base.correction, labels=perm, i=i, j=j).value
     else:
-        sampler, name, params = null_sampler(null, xy, **null_params)
+        sampler, name, params = null_sampler(null, xy, region, **null_params)
         if cross:  # species drawn independently, each by the null model, with the observed counts
             from sacmap.analysis.spatial.samplers.multispecies import MultiSpeciesSampler
 

@@ -140,3 +140,17 @@ def test_large_patterns_in_strips_give_the_same_functions(monkeypatch):
     parts = [S.k_function(xy, reg, r, c).value for c in S.CORRECTIONS["K"]] + [S.pcf(xy, reg, r).value]
     for a, b in zip(whole, parts):
         assert np.allclose(a, b, rtol=1e-12, equal_nan=True)
+
+
+def test_fitted_dft_sampler_as_null_model():
+    from sacmap.analysis.spatial.samplers.dft import DFTBiasedSampler
+
+    reg = Region.rectangle(6.0)
+    xy = RandomSampler().sample(50, reg, seed=3)[0]
+    sampler = DFTBiasedSampler(sigma_factor=1.0, grid_nm=0.05)
+    t = envelope_test(xy, reg, "dft", "G", nsim=19, seed=2, sampler=sampler)
+    s0 = 1 / np.sqrt(2 * np.pi * 50 / reg.area_nm2)
+    assert t.null_model == "dft" and t.null_params["sigma_nm"] == pytest.approx(s0) and t.nsim == 19
+    assert 0 < t.p_rank <= 1
+    with pytest.raises(AnalysisInputError, match="fitted sampler"):
+        envelope_test(xy, reg, "dft", "G", nsim=19)

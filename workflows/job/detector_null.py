@@ -246,7 +246,7 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
     r = default_r(function, region, n, r_nm)
     naive = envelope_test(obs.xy_nm, region, null, function, nsim=nsim, correction=correction, r_nm=r, seed=seed,
                           **null_params)
-    sampler, name, params = null_sampler(null, obs.xy_nm, **null_params)
+    sampler, name, params = null_sampler(null, obs.xy_nm, region, **null_params)
     ss = np.random.SeedSequence(seed if not isinstance(seed, np.random.SeedSequence) else seed.entropy)
     s_pilot, s_sims, s_noise = ss.spawn(3)
     n_true = n
