@@ -311,11 +311,17 @@ def find_images(inputs) -> list[Path]:
 
 def _stems(files: list[Path]) -> list[str]:
     """Output stems, unique: the file stem, prefixed by the folder's name when two folders hold the same stem,
-    suffixed by the format when one folder holds it twice (``a.tif`` and ``a.png``)."""
+    suffixed by the format when one folder holds it twice (``a.tif`` and ``a.png``), numbered when still equal."""
     stems = [f.stem for f in files]
     dup = {s for s in stems if stems.count(s) > 1}
     out = [f"{f.parent.name}_{f.stem}" if f.stem in dup else f.stem for f in files]
-    return [f"{o}_{f.suffix.lstrip('.').lower()}" if out.count(o) > 1 else o for o, f in zip(out, files)]
+    out = [f"{o}_{f.suffix.lstrip('.').lower()}" if out.count(o) > 1 else o for o, f in zip(out, files)]
+    seen: dict[str, int] = {}
+    for i, o in enumerate(out):  # still equal (x/imgs/a.tif, y/imgs/a.tif): number them
+        seen[o] = seen.get(o, 0) + 1
+        if seen[o] > 1:
+            out[i] = f"{o}_{seen[o]}"
+    return out
 
 
 def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,

@@ -229,3 +229,15 @@ def test_a_folder_never_gives_back_its_own_outputs(tmp_path):
     images, problems = discover_images([tmp_path / "missing.tif", tmp_path, tmp_path / "frame.png"])
     assert [p.name for p in images] == names  # frame.png once
     assert problems == [(tmp_path / "missing.tif", "no such file or folder")]
+
+
+def test_output_stems_never_collide():
+    """Two inputs never share output files: same stem in two folders, twice in one folder, or both."""
+    from pathlib import Path
+
+    from sacmap.detection.pipeline import _stems
+
+    files = [Path("x/imgs/a.tif"), Path("y/imgs/a.tif"), Path("x/imgs/a.png"), Path("x/b.tif"), Path("y/c.tif")]
+    stems = _stems(files)
+    assert len(set(stems)) == len(files)
+    assert stems[3:] == ["b", "c"]  # unique stems are kept as they are
