@@ -100,7 +100,9 @@ def _env_p(env: pd.DataFrame, image: str, function: str, aware: bool = False) ->
         return None
     is_aware = env["null_model"].astype(str).str.contains("detector-aware") if "null_model" in env else False
     sel = env[(env["image"] == image) & (env["function"] == function) & (is_aware if aware else ~is_aware)]
-    return float(sel["p_rank"].iloc[0]) if len(sel) else None
+    if not len(sel) or "p_rank" not in sel or pd.isna(sel["p_rank"].iloc[0]):
+        return None
+    return float(sel["p_rank"].iloc[0])
 
 
 def organisation_finding(desc: pd.DataFrame, env: pd.DataFrame) -> Finding:
