@@ -310,6 +310,8 @@ def load_spec(path) -> dict:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise StructureInputError(f"{path}: malformed YAML: {where}{problem}") from None
+    if data is None:
+        raise StructureInputError(f"{path}: empty file (expected a campaign spec: a YAML mapping)")
     return validate_spec(data, str(path))
 
 

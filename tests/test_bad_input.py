@@ -70,6 +70,12 @@ def _um_tagged_tiff(tmp: Path) -> Path:
     return p
 
 
+def _empty(tmp: Path) -> Path:
+    p = tmp / "empty.yaml"
+    p.write_text("")
+    return p
+
+
 def _a_file(tmp: Path) -> Path:
     p = tmp / "results.txt"
     p.write_text("not a folder\n")
@@ -131,6 +137,9 @@ ROWS = {
     # -- encodings
     "non-UTF-8 spec (structures list)": (lambda t: (["structures", "list", str(_latin1_spec(t))],
                                                     [t / "spec.yaml"]), 2, "spec.yaml: not UTF-8 text"),
+    "empty spec": (lambda t: (["structures", "list", str(_empty(t))], [t / "empty.yaml"]), 2, "empty.yaml: empty file"),
+    "spec that is not a mapping": (lambda t: (["run", str(_a_file(t)), "-o", str(t / "o")], [t / "results.txt"]), 2,
+                                   "results.txt"),
     "non-UTF-8 spec (run)": (lambda t: (["run", str(_latin1_spec(t)), "-o", str(t / "o")], [t / "spec.yaml"]), 2,
                              "spec.yaml: not UTF-8 text"),
     # -- option values, refused at parse time
