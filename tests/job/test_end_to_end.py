@@ -101,7 +101,7 @@ def test_every_table_and_figure_exists(job):
                 "sampling/sweep.csv", "sampling/per_image.csv", "sampling/dft_fit.json",
                 "figures/fig3a_multimer_share.png", "figures/fig3b_nnd_mean.png", "figures/fig3c_nuclearity.png",
                 "figures/fig3d_nnd_distributions.png", "figures/fig4a_dimer_formation.png",
-                "figures/overlay_tiny.png", "figures/overlay_simulated_1_per_nm2.png",
+                "figures/overlay_tiny.jpg", "figures/overlay_simulated_1_per_nm2.jpg",
                 "figures/simulated_detected_vs_true.png"]:
         assert (out / rel).is_file(), rel
         assert (out / rel).stat().st_size > 0, rel

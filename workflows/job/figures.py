@@ -287,7 +287,7 @@ def overlay(image_path: Path, detection_csv: Path, path: Path, *, multimer_nm: f
             support_png: Path | None = None, max_side_px: int = 620) -> Path:
     """The image with its detections as the web app draws it (same markers, multimer bonds and scale bar:
     :func:`sacmap.workflows.app.figures.overlay_png`), the true positions of a simulated image as small
-    crosses; written as PNG to ``path``."""
+    crosses; written to ``path`` as PNG, or as JPEG when it ends in ``.jpg``."""
     from PIL import Image
     from scipy.spatial import cKDTree
 
@@ -310,4 +310,10 @@ def overlay(image_path: Path, detection_csv: Path, path: Path, *, multimer_nm: f
     elements = det["element"].astype(str).tolist() if "element" in det and det["element"].notna().any() else None
     png = overlay_png(image, xy, px, elements=elements, bonds=bonds, support_mask=support, multimer_nm=multimer_nm,
                       max_side_px=max_side_px, truth_xy_px=truth)
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # noisy micrographs: JPEG is ~4x smaller in the report
+        import io
+
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(png)).convert("RGB").save(buf, format="JPEG", quality=88)
+        png = buf.getvalue()
     return atomic_write(path, png)

@@ -1,4 +1,4 @@
-"""Self-contained HTML report: figures embedded as base64 PNG, tables rendered from the same DataFrames that are
+"""Self-contained HTML report: figures embedded as base64 PNG (JPEG for micrograph overlays), tables rendered from the same DataFrames that are
 written as CSV next to the report (so the numbers in the HTML are the numbers in the CSVs, rounded as each column
 says). A table shows a readable subset of its CSV's columns under readable names and links the full CSV; every
 table scrolls inside its card, so the page never gets wider than the window.
@@ -177,12 +177,16 @@ def _table_html(table: Table, root: Path) -> str:
     )
 
 
+def _mime(path: Path) -> str:
+    return "image/jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "image/png"
+
+
 def _figure_html(fig: Figure, root: Path) -> str:
     data = base64.b64encode(Path(fig.path).read_bytes()).decode("ascii")
     rel = os.path.relpath(fig.path, root)
     cls = ' class="wide"' if fig.wide else ""
     return (
-        f'<figure{cls}><img alt="{html.escape(fig.caption)}" src="data:image/png;base64,{data}">'
+        f'<figure{cls}><img alt="{html.escape(fig.caption)}" src="data:{_mime(fig.path)};base64,{data}">'
         f"<figcaption>{html.escape(fig.caption)} <code>{html.escape(rel)}</code></figcaption></figure>"
     )
 

@@ -216,7 +216,7 @@ def _overlays(state: dict, settings: dict, out: Path, simulated: bool) -> list[F
     for im in det.get("images", []):
         if bool(im.get("simulated")) != simulated:
             continue
-        png = out / "figures" / f"overlay_{im['image']}.png"
+        png = out / "figures" / f"overlay_{im['image']}.jpg"
         try:
             figures.overlay(Path(im["source"]), Path(im["csv"]), png, multimer_nm=mm,
                             truth_csv=Path(im["truth_csv"]) if im.get("truth_csv") else None,
@@ -267,8 +267,8 @@ def _simulated_section(state: dict, settings: dict, out: Path) -> Section | None
         sec.figures.append(Figure(figures.plot_simulated(table, out / "figures" / "simulated_detected_vs_true.png"),
                                   "Simulated images, against their true density: (a) detected density (squares; "
                                   "dotted: detected = true; labels: recall); (b) ⟨NND⟩ of the true positions "
-                                  "(crosses), of the detections (squares) and of random points at the detected "
-                                  "density (triangles); (c) share of atoms in multimers.", wide=True))
+                                  "(crosses) and of the detections (squares); dotted: random points at the true "
+                                  "density, 0.5/√ρ; (c) share of atoms in multimers.", wide=True))
         cols = [Column("image", "simulated image", figures.short_image_name), Column("density_true_nm2", "true density (nm⁻²)", DENS),
                 Column("density_detected_nm2", "detected density (nm⁻²)", DENS), Column("recall", "recall", P),
                 Column("precision", "precision", P), Column("nnd_mean_true_nm", "⟨NND⟩ true (nm)", D_NM),
