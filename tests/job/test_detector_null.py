@@ -67,6 +67,7 @@ def test_detector_aware_null_removes_the_detector_repulsion():
     d = res.as_dict()
     assert d["detector_aware"]["null_params"]["detector_aware"] is True and d["naive"]["nsim"] == 39
     assert d["n_true"] > len(seen)  # the detector loses atoms, so more true atoms give the observed count
+    assert res.valid and d["calibration"]["detected_per_true_b"] < 1 and d["valid"]
     assert len(res.summary_lines()) == 2 and res.figure() is not None
 
 
@@ -77,3 +78,21 @@ def test_detector_aware_null_refuses_what_it_cannot_do():
         detector_aware_test(obs, np.ones((100, 100)), nsim=19)
     with pytest.raises(WorkflowInputError, match="2-D"):
         estimate_imaging(np.ones(10), PX, np.zeros((0, 2)))
+
+
+def test_detector_aware_null_flags_an_imaging_mismatch():
+    """A detector that reports many false atoms on the simulated images cannot reproduce the observed count: the
+    result says so instead of returning a test that compares unlike patterns."""
+    shape = (120, 120)
+    region = Region.rectangle(shape[1] * PX, shape[0] * PX, -0.5 * PX, -0.5 * PX)
+    obs = Observation.from_points(RandomSampler().sample(20, region, seed=1)[0], region, pixel_size_nm=PX)
+    imaging = ImagingEstimate(PX, shape, dose_per_nm2=1e6, peak_pt=2.5, scale=1.0)
+    rng = np.random.default_rng(0)
+
+    def noisy(images, pixel_size_nm):  # 60 false detections per image, whatever the atoms
+        return [rng.random((60, 2)) * shape[0] * pixel_size_nm for _ in images]
+
+    res = detector_aware_test(obs, np.ones(shape), null="csr", function="G", nsim=19, detect=noisy, pilot=4,
+                              imaging=imaging)
+    assert not res.valid and any("does not reproduce" in w or "no true count" in w for w in res.warnings)
+    assert res.as_dict()["valid"] is False and res.summary_lines()[-1].startswith("WARNING")

@@ -6,8 +6,10 @@ between atoms), misses faint ones and adds a few false ones. A null model that s
 is about 1.16 instead of 0.98, so a naive test calls every sample repulsive. Here each null pattern is
 
 1. drawn by the null model in the observation's window (the support mask), with ``n_true`` atoms — calibrated
-   so the *detected* count matches the observed one (a pilot of ``pilot`` images measures the detector's
-   count ratio);
+   so the *detected* count matches the observed one: ``pilot`` images at n and 2n true atoms fit
+   ``detected = a + b · true`` (false detections a, detection rate b). When no true count reproduces the
+   observed one, or the observed count falls outside the simulated images' 95 % range, the result carries a
+   warning and ``valid`` is False: the imaging estimate does not reproduce the observation;
 2. rendered by the HAADF-STEM simulator (:func:`sacmap.detection.simulate.simulate_image`) at the observed
    image's pixel size and shape, on the observed support (vacuum where the observation had vacuum), with the
    dose, atom contrast and background estimated from the observed image (:func:`estimate_imaging`);
@@ -194,12 +196,20 @@ class DetectorAwareTest:
     n_true: int
     detected_counts: list[int]
     seconds: float
+    warnings: list[str] = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        """False when the simulated images do not reproduce the observed count (see ``warnings``)."""
+        return not self.warnings
 
     def as_dict(self, curves: bool = False) -> dict:
         return {"naive": self.naive.as_dict(curves), "detector_aware": self.aware.as_dict(curves),
                 "imaging": self.imaging, "n_true": self.n_true, "n_observed": self.naive.n_points,
                 "detected_count_mean": float(np.mean(self.detected_counts)),
                 "detected_count_range": [int(min(self.detected_counts)), int(max(self.detected_counts))],
+                "calibration": self.calibration, "valid": self.valid, "warnings": self.warnings,
                 "seconds": self.seconds}
 
     def figure(self):
@@ -210,7 +220,8 @@ class DetectorAwareTest:
             f"detector-aware null ({self.aware.null_model}, rendered + detected)"])
 
     def summary_lines(self) -> list[str]:
-        return [f"naive: {self.naive.summary_line()}", f"detector-aware: {self.aware.summary_line()}"]
+        return [f"naive: {self.naive.summary_line()}", f"detector-aware: {self.aware.summary_line()}",
+                *(f"WARNING: {w}" for w in self.warnings)]
 
 
 def detector_aware_test(observation: Observation, image, *, null="csr", function: str = "L", nsim: int = NSIM,
@@ -249,13 +260,23 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
     sampler, name, params = null_sampler(null, obs.xy_nm, region, **null_params)
     ss = np.random.SeedSequence(seed if not isinstance(seed, np.random.SeedSequence) else seed.entropy)
     s_pilot, s_sims, s_noise = ss.spawn(3)
-    n_true = n
-    if pilot:
-        det = render_and_detect(list(sampler.sample(n, region, runs=pilot, seed=s_pilot)), imaging, detect,
-                                seed=s_pilot)
-        kept = [int(region.contains(d).sum()) for d in det]
-        ratio = max(np.mean(kept), 1.0) / n
-        n_true = max(3, int(round(n / ratio)))
+    n_true, warnings, calib = n, [], {}
+    if pilot:  # detected = a + b · true (losses b < 1, false detections a), from pilots at n and 2n true atoms
+        half = max(1, pilot // 2)
+        sizes = [n] * half + [2 * n] * half
+        children = s_pilot.spawn(len(sizes) + 1)
+        pats = [sampler.sample(m, region, runs=1, seed=c)[0] for m, c in zip(sizes, children)]
+        kept = np.asarray([int(region.contains(d).sum()) if len(d) else 0
+                           for d in render_and_detect(pats, imaging, detect, seed=children[-1])], float)
+        b = (kept[half:].mean() - kept[:half].mean()) / n
+        a = kept[:half].mean() - b * n
+        calib = {"false_detections_a": float(a), "detected_per_true_b": float(b), "pilot_images": len(sizes)}
+        est = (n - a) / b if b > 0 else np.nan
+        if np.isfinite(est) and est >= 3:
+            n_true = int(round(est))
+        else:
+            warnings.append(f"the detector on simulated images gives {a:.0f} + {b:.2f} × true atoms: no true count "
+                            f"reproduces the {n} observed; n_true = {n} used")
     pts = sampler.sample(n_true, region, runs=int(nsim), seed=s_sims)
     detected = render_and_detect(list(pts), imaging, detect, seed=s_noise)
     curves, counts = [], []
@@ -273,4 +294,10 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
         null_params={**params, "n_true": n_true, "detector_aware": True}, n_points=n, window=naive.window,
         alpha=naive.alpha, theo=naive.theo if len(naive.r_nm) == len(r) else None, seed=naive.seed,
         details={"imaging": imaging.as_dict(), "detected_count_mean": float(np.mean(counts))})
-    return DetectorAwareTest(naive, aware, imaging.as_dict(), int(n_true), counts, time.perf_counter() - t0)
+    lo, hi = np.percentile(counts, [2.5, 97.5])
+    if not lo <= n <= hi:
+        warnings.append(f"the simulated images give {np.mean(counts):.0f} detections ({lo:.0f}–{hi:.0f}, 95 %) where the "
+                        f"image gave {n}: the imaging estimate does not reproduce the observation, so the "
+                        "detector-aware test is not valid for it")
+    return DetectorAwareTest(naive, aware, imaging.as_dict(), int(n_true), counts, time.perf_counter() - t0,
+                             warnings, calib)
