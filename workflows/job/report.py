@@ -361,6 +361,10 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
                 Column("multimer_share_p10", "p10 (%)", percent), Column("multimer_share_p90", "p90 (%)", percent)]
         sec.tables.append(Table(sweep, Path(samp["sweep"]), "Density sweep of the samplers", columns=cols))
     fit = samp.get("fit")
+    if not fit:
+        why = ("sampling.fit is false" if not settings["sampling"].get("fit") else
+               "no real image with at least 3 atoms to fit to")
+        sec.text.append(f"DFT-biased sampler fit: skipped ({why}); the DFT-biased sampler ran with its defaults.")
     if fit:
         sec.tables.append(Table(*_written(_fit_table(fit), out / "sampling" / "dft_fit.csv"),
                                 "DFT-biased sampler: fitted parameters (95 % bootstrap intervals)"))
