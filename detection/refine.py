@@ -20,7 +20,7 @@ ends up fitted on the image minus its neighbours, and jointly with its closest o
   log-normal prior around σ₀ (sd ``sigma_prior``, default 25 %): without it a 0.22-nm pair (≈ 1.9 σ apart,
   no intensity dip) is equally well fitted by one wide and one faint atom. Positions may move at most
   ``max_shift_sigma``·σ₀ from the start; σ is kept within [σ₀/2, 2σ₀].
-* **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the isolated atoms (nearest
+* **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the brighter half of the isolated atoms (nearest
   neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without a pixel size); with fewer
   than 20 of them (dense images), of the interior atoms of a central patch of ~300 atoms fitted jointly.
 * **Uncertainty**: covariance = s²·(JᵀJ + prior)⁻¹ with s² the group's residual variance per pixel (pixel
@@ -442,10 +442,20 @@ def estimate_sigma(image, xy_px, *, pixel_size_nm: float | None = None, options:
     sub = xy[sel]
     edge = np.abs(sub - np.median(sub, 0)).max(1)
     interior = edge <= np.quantile(edge, 0.6) if gid is None else np.ones(len(sel), bool)
+    from scipy import ndimage as ndi
+
+    dog = ndi.gaussian_filter(img, guess) - ndi.gaussian_filter(img, 4 * guess)
+    rr = np.clip(np.rint(sub[:, 1]).astype(int), 0, img.shape[0] - 1)
+    cc = np.clip(np.rint(sub[:, 0]).astype(int), 0, img.shape[1] - 1)
+    bright = dog[rr, cc]
     for _ in range(3):  # σ is bounded to [s/2, 2s] in one pass: further passes follow a bad guess
         P, *_ = _run(img, sub, s, loose, noise2, gid=gid)
         fitted = np.exp(P[:, 3])
         good = interior & (P[:, 2] > 0) & (fitted > 0.51 * s) & (fitted < 1.99 * s)
+        # the brighter half only (by a difference of Gaussians at the start, independent of the fit: selecting
+        # on the fitted peak or integral would bias σ): faint detections (texture bumps) are narrower and noisier
+        if good.sum() >= 6:
+            good &= bright >= np.median(bright[good])
         s_new = float(np.median(fitted[good])) if good.sum() >= 3 else float(np.median(fitted))
         if abs(np.log(s_new / s)) < 0.03:
             return s_new
