@@ -9,20 +9,23 @@ Model (one *group* of close atoms at a time, as Atomap and StatSTEM fit neighbou
 
 over the pixels within ``R`` = ``window_sigma``·σ₀ of any atom of the group (a square window per atom; a pixel
 covered by several windows of the group counts once). The light of atoms of *other* groups is subtracted with
-their current parameters, and the groups are refitted a few times (block coordinate descent), so every atom
-ends up fitted on the image minus its neighbours, and jointly with its closest ones.
+their current parameters, and the groups are refitted a few times (block coordinate descent, Gauss–Seidel:
+groups that see each other's light are in different colour classes, fitted one class after the other with the
+model image updated in between; plain Jacobi sweeps diverged in dense images), so every atom ends up fitted on
+the image minus its neighbours, and jointly with its closest ones.
 
 * **Groups**: atoms closer than ``link_sigma``·σ₀ (default 3σ₀) are linked, closest pairs first (Kruskal),
   into groups of at most ``max_group`` atoms: in a dense image a whole cluster cannot be one fit, but the
   closest pairs always are.
 * **Fit**: batched Levenberg–Marquardt on all groups of one size at once (numpy; one normal-equation solve per
   group and iteration), parameters x, y, peak a (≥ 0), log σ per atom and a plane per group. Each σ has a
-  log-normal prior around σ₀ (sd ``sigma_prior``, default 25 %): without it a 0.22-nm pair (≈ 1.9 σ apart,
-  no intensity dip) is equally well fitted by one wide and one faint atom. Positions may move at most
-  ``max_shift_sigma``·σ₀ from the start; σ is kept within [σ₀/2, 2σ₀].
-* **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the brighter half of the isolated atoms (nearest
-  neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without a pixel size); with fewer
-  than 20 of them (dense images), of the interior atoms of a central patch of ~300 atoms fitted jointly.
+  log-normal prior around σ₀ (sd ``sigma_prior``, default 5 %): without it a 0.22-nm pair (≈ 1.9 σ apart,
+  no intensity dip) is equally well fitted by one wide and one faint atom, and a free width doubles the
+  scatter of the integrated intensities; where the data are strong (clean images) σ is still measured.
+  Positions may move at most ``max_shift_sigma``·σ₀ from the start; σ is kept within [σ₀/2, 2σ₀].
+* **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the brighter half of the
+  isolated atoms (nearest neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without
+  a pixel size); with fewer than 20 of them (dense images), of a central patch of ~300 atoms fitted jointly.
 * **Uncertainty**: covariance = s²·(JᵀJ + prior)⁻¹ with s² the group's residual variance per pixel (pixel
   noise plus whatever the model does not describe: support texture, neighbours' tails), times one factor per
   image for the spatial correlation of the residuals (:func:`correlation_inflation`: texture on the scale of
