@@ -206,6 +206,20 @@ class Region:
             out[s:s + step] = self.contains(pts.reshape(-1, 2)).reshape(len(rr), n_angles).mean(axis=1)
         return out
 
+    def eroded(self, edge_nm: float) -> Region:
+        """The window less a band of ``edge_nm`` (nm) along its boundary (points at least that far inside)."""
+        e = float(edge_nm)
+        if e <= 0:
+            return self
+        if not self.is_mask:
+            if 2 * e >= min(self.width_nm, self.height_nm):
+                raise AnalysisInputError(f"region: an edge band of {e} nm leaves nothing of the window")
+            return Region.rectangle(self.width_nm - 2 * e, self.height_nm - 2 * e, self.x0 + e, self.y0 + e)
+        inner = self.mask & (self._edt() >= e)
+        if not inner.any():
+            raise AnalysisInputError(f"region: an edge band of {e} nm leaves nothing of the support mask")
+        return Region.from_mask(inner, self.pixel_size_nm)
+
     @property
     def has_holes(self) -> bool:
         """True for a mask whose support encloses non-support pixels (holes): Donnelly's Clark–Evans correction,

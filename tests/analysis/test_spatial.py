@@ -206,3 +206,16 @@ def test_clark_evans_on_a_mask_with_holes_is_not_donnelly():
     full = Region.from_mask(np.ones((200, 200), bool), 0.05)
     assert not full.has_holes
     assert descriptors(RandomSampler().sample(50, full, seed=1)[0], full)["clark_evans_correction"] == "Donnelly"
+
+
+def test_eroded_window():
+    reg = Region.rectangle(10.0, 6.0, 1.0, 2.0).eroded(0.5)
+    assert (reg.x0, reg.y0, reg.width_nm, reg.height_nm) == pytest.approx((1.5, 2.5, 9.0, 5.0))
+    m = np.ones((100, 100), bool)
+    m[40:60, 40:60] = False
+    inner = Region.from_mask(m, 0.1).eroded(0.5)
+    # 0.5 nm (5 px) off the frame and off the hole
+    assert inner.contains(np.array([[0.7, 5.0], [3.4, 5.0]])).tolist() == [True, True]
+    assert inner.contains(np.array([[0.3, 5.0], [3.7, 5.0]])).tolist() == [False, False]
+    with pytest.raises(AnalysisInputError, match="leaves nothing"):
+        Region.rectangle(1.0).eroded(0.6)
