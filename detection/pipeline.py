@@ -1,4 +1,4 @@
-"""The detection pipeline: image → pre-processing → CNN probability map → atoms → support area → files.
+"""The detection pipeline: image → model frame → network map → atoms → refinement → support area → files.
 
 ``detect_image`` runs one image (array or path) and returns a :class:`DetectionResult`; ``detect_files`` runs many
 (CNN maps batched over images) and writes, per image, the detection record of :mod:`sacmap.core.records`:
@@ -14,7 +14,6 @@ meaning; positions are mapped back to the image's own pixels at the end.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,21 @@ from sacmap.detection.preprocess import (
     SUPPORTED_PIXEL_NM,
     TRAIN_PIXEL_NM,
     coords_back,
-    preprocess,
-    rescale_to,
 )
 
 
 @dataclass
 class Settings:
-    """Pipeline settings; lengths in nm are converted to model-frame px (0.0293 nm/px)."""
+    """Decoder settings; lengths in nm are converted to model-frame px (0.0293 nm/px).
 
-    threshold: float = 0.8
+    ``threshold`` None = the operating threshold stored with the weights (see
+    :class:`sacmap.detection.detector.AtomDetector`). The fields from ``min_size_px`` to ``large_dip`` are the
+    paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
+    decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``refine`` fits 2-D Gaussians
+    (:mod:`sacmap.detection.refine`) to every atom.
+    """
+
+    threshold: float | None = None
     min_size_px: int = 1  # smallest component kept (model px)
     split_area_px: float = 200.0  # components larger than this (model px²) go to the GMM split
     min_sep_nm: float = 0.18  # closest physically possible atom spacing (BIC penalty)
@@ -48,6 +52,8 @@ class Settings:
     peak_split: bool = True  # split components holding >= 2 resolved intensity maxima (any area)
     peak_dip: float = 0.85  # resolution criterion: profile between two maxima must dip below this × lower peak
     large_dip: float = 1.0  # inside components larger than split_area_px: every maximum >= min_sep apart (no dip)
+    peak_sep_nm: float | None = None  # heat-map decoder: minimum spacing of two atoms (None: from the weights)
+    refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0
 
@@ -154,26 +160,21 @@ def write_overlay(result: DetectionResult, path) -> None:
     save_figure(fig, path, close=False, dpi=100, format="png")
 
 
-@functools.lru_cache(maxsize=4)
-def _load_model(weights: str | None, device: str):
-    from sacmap.detection.model import FullyConvolutional, load_weights
+@dataclass
+class Prepared:
+    """An image read and brought to the model frame (see :func:`prepare`)."""
 
-    cnn, meta = load_weights(weights)
-    return FullyConvolutional(cnn).to(device), meta
-
-
-def _check_device(device: str) -> str:
-    import torch
-
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DetectionInputError("--device cuda: no CUDA device available (use --device cpu)")
-    elif device != "cpu":
-        raise DetectionInputError(f"device {device!r}: use 'cpu' or 'cuda'")
-    return device
+    raw: np.ndarray
+    px: float
+    py: float
+    frame: np.ndarray
+    name: str
+    meta: dict
 
 
-def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
+def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
+    """Read an image (path or array), check it, and bring it to the model frame with ``detector``'s transform
+    (:meth:`sacmap.detection.detector.AtomDetector.to_frame`, the one training used)."""
     from sacmap.detection.io import read_image
 
     if isinstance(image_or_path, (str, os.PathLike)):
@@ -195,46 +196,61 @@ def _prepare(image_or_path, pixel_size_nm, preprocess_kw: dict | None = None):
             raise DetectionInputError(f"image array: pixel size must be positive, got {pixel_size_nm}")
         meta = {"pixel_size_source": "user"}
         name = "image"
-    fx, fy = px / TRAIN_PIXEL_NM, py / TRAIN_PIXEL_NM
-    if abs(fx - 1) <= 0.02 and abs(fy - 1) <= 0.02:
-        fx = fy = 1.0
-    model_img = preprocess(rescale_to(raw, fx, fy), **(preprocess_kw or {}))
+    frame, (fy, fx) = detector.to_frame(raw, px, py)
     warn = None
     if not (SUPPORTED_PIXEL_NM[0] <= px <= SUPPORTED_PIXEL_NM[1]):
         warn = (f"pixel size {px:.4g} nm is outside the supported {SUPPORTED_PIXEL_NM[0]}-"
                 f"{SUPPORTED_PIXEL_NM[1]} nm range; detections are unreliable")
-    return raw, px, py, model_img, name, {**meta, "rescale_factor": [fy, fx], "warning": warn}
+    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warn})
 
 
-def _finish(raw, px, py, prob, name, meta, settings: Settings, elements, model_meta,
-            model_img=None) -> DetectionResult:
-    from sacmap.detection.localise import localise
+def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):
+    """Refined (x, y) and the per-atom columns of :func:`sacmap.detection.refine.refine` (image px); atoms whose
+    fit hit a bound (or left the image) keep the detector's position."""
+    from sacmap.detection.refine import refine
+
+    ref = refine(raw, np.c_[x, y], pixel_size_nm=px)
+    h, w = raw.shape
+    xf, yf = ref["x_px"].to_numpy(float), ref["y_px"].to_numpy(float)
+    ok = ref["fit_ok"].to_numpy(bool) & (xf >= -0.5) & (xf <= w - 0.5) & (yf >= -0.5) & (yf <= h - 0.5)
+    xr = np.where(ok, ref["x_px"].to_numpy(float), x)
+    yr = np.where(ok, ref["y_px"].to_numpy(float), y)
+    return xr, yr, {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
+
+
+def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None) -> DetectionResult:
+    """Decode the map (``detector.decode``), map positions back to the image, refine, support area, elements."""
     from sacmap.detection.support import support_area_nm2, support_mask
 
-    s = settings
-    at = localise(prob, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
-                  min_sep_px=s.px(s.min_sep_nm), max_sd_px=s.px(s.max_sd_nm), merge_px=s.px(s.merge_nm),
-                  k_max=s.k_max, seed=s.seed, image=model_img if s.peak_split else None, peak_dip=s.peak_dip,
-                  large_dip=s.large_dip)
-    x, y = coords_back(at["x"], at["y"], raw.shape, prob.shape)
+    raw, px, py = p.raw, p.px, p.py
+    at = detector.decode(amap, p.frame, s)
+    x, y = coords_back(at["x"], at["y"], raw.shape, amap.shape)
+    extra = {}
+    if s.refine and len(x):
+        x, y, extra = _refine(raw, x, y, px)
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
     r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
     c = np.clip(np.rint(x).astype(int), 0, raw.shape[1] - 1)
     on = mask[r, c] if len(x) else np.zeros(0, bool)
-    df = pd.DataFrame({"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": at["score"],
-                       "component_size": at["component_size"], "element": [""] * len(x)})
+    cols = {"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": at["score"],
+            "component_size": at["component_size"], "element": [""] * len(x)}
+    for k in DETECTION_COLUMNS:
+        if k not in cols:
+            cols[k] = extra.get(k, np.full(len(x), np.nan))
+    df = pd.DataFrame(cols)
     if s.on_support_only:
         df = df[on].reset_index(drop=True)
         on = on[on]
-    meta = dict(meta)
+    meta = dict(p.meta)
     meta["n_atoms_on_support"] = int(on.sum())
     meta["support"] = sdiag
-    meta["weights"] = model_meta.get("digest", "")
+    meta["weights"] = detector.meta.get("digest", "")
+    meta["model"] = {"kind": detector.kind, "file": detector.path.name}
     if elements:
         df, el_meta = _label_elements(raw, df, list(elements), s.seed)
         meta["elements"] = el_meta
-    return DetectionResult(df, raw, px, py, prob, mask, area, s.as_dict(), name, meta)
+    return DetectionResult(df, raw, px, py, amap, mask, area, s.as_dict(), p.name, meta)
 
 
 def _label_elements(raw, df, elements: list[str], seed: int):
@@ -261,43 +277,41 @@ def _label_elements(raw, df, elements: list[str], seed: int):
     return df, meta
 
 
-def detect_images(images, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
-                  device: str = "cpu", settings: Settings | None = None, batch: int = 4) -> list[DetectionResult]:
-    """Run the pipeline on several images (arrays or paths); the CNN maps are batched over images."""
-    from sacmap.detection.model import probability_map
+def detect_images(images, *, pixel_size_nm=None, threshold: float | None = None, elements=None, weights=None,
+                  model: str = "bundled", device: str = "cpu", settings: Settings | None = None,
+                  batch: int = 4) -> list[DetectionResult]:
+    """Run the pipeline on several images (arrays or paths) with one
+    :class:`~sacmap.detection.detector.AtomDetector`; the network maps are computed image by image (heat map) or
+    batched (CNN). ``threshold`` None = ``settings.threshold``, else the weights' own; ``settings`` is never
+    modified."""
+    from sacmap.detection.detector import AtomDetector
 
-    device = _check_device(device)
-    s = dataclasses.replace(settings or Settings(), threshold=float(threshold))
-    if not 0 < s.threshold < 1:
-        raise DetectionInputError(f"threshold {threshold}: must lie strictly between 0 and 1")
-    fcn, model_meta = _load_model(str(weights) if weights is not None else None, device)
-    pre_kw = model_meta.get("preprocess") or {}
-    prepared = [_prepare(im, pixel_size_nm, pre_kw) for im in images]
-    maps = probability_map(fcn, [p[3] for p in prepared], device=device, batch=batch)
-    return [_finish(raw, px, py, prob, name, meta, s, elements, model_meta, model_img)
-            for (raw, px, py, model_img, name, meta), prob in zip(prepared, maps)]
+    det = AtomDetector(model, weights=weights, threshold=threshold, device=device, settings=settings)
+    return det.detect_many(images, pixel_size_nm, elements=elements, batch=batch)
 
 
-def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold: float = 0.8, elements=None,
-                 weights=None, device: str = "cpu", settings: Settings | None = None) -> DetectionResult:
+def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold: float | None = None,
+                 elements=None, weights=None, model: str = "bundled", device: str = "cpu",
+                 settings: Settings | None = None) -> DetectionResult:
     """Detect atoms in one image.
 
     Parameters
     ----------
     image_or_path : 2-D array of raw intensities or an image path (see :func:`sacmap.detection.io.read_image`).
     pixel_size_nm : nm/px; required for arrays and files without calibration, overrides the file otherwise.
-    threshold : probability threshold of the atom mask (default 0.8).
+    threshold : operating threshold in (0, 1); None = ``settings.threshold``, else the one stored with the weights.
     elements : element symbols in increasing Z (``["Ni", "Pd"]``) to label atoms by species (one symbol: all).
-    weights : weights file (default: the bundled model, see ``detection/data/MODEL_CARD.md``).
+    model : ``"bundled"`` (the default detector), ``"heatmap"`` (heat-map network) or ``"paper"`` (the paper's
+        CNN), see :mod:`sacmap.detection.detector`; ``weights`` (a file) overrides it.
     device : ``"cpu"`` or ``"cuda"``.
 
     Returns
     -------
-    DetectionResult with ``atoms`` (DataFrame: x_px, y_px, x_nm, y_nm, score, component_size, element),
-    ``support`` mask, ``support_area_nm2``, ``probability`` map and ``summary()``.
+    DetectionResult with ``atoms`` (DataFrame: ``DETECTION_COLUMNS``), ``support`` mask, ``support_area_nm2``,
+    ``probability`` (the model's map, model frame) and ``summary()``.
     """
     return detect_images([image_or_path], pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
-                         weights=weights, device=device, settings=settings)[0]
+                         weights=weights, model=model, device=device, settings=settings)[0]
 
 
 def find_images(inputs) -> list[Path]:
@@ -324,8 +338,8 @@ def _stems(files: list[Path]) -> list[str]:
     return out
 
 
-def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, elements=None, weights=None,
-                 device: str = "cpu", settings: Settings | None = None, overlay: bool = True, batch: int = 4,
+def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float | None = None, elements=None, weights=None,
+                 model: str = "bundled", device: str = "cpu", settings: Settings | None = None, overlay: bool = True, batch: int = 4,
                  threads: int | None = None, progress: bool = False, report=None) -> list[dict]:
     """Detect atoms in image files/folders and write the per-image records into ``outdir``.
 
@@ -364,7 +378,7 @@ def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float = 0.8, e
 
     def run(group):
         results = detect_images(group, pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
-                                weights=weights, device=device, settings=settings, batch=batch)
+                                weights=weights, model=model, device=device, settings=settings, batch=batch)
         for f, res in zip(group, results):
             written = res.write(outdir, stems[f], overlay=overlay)
             summ = res.summary()

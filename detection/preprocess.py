@@ -109,3 +109,32 @@ def coords_back(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_o
     x = (np.asarray(x, float) + 0.5) * shape_in[1] / shape_out[1] - 0.5
     y = (np.asarray(y, float) + 0.5) * shape_in[0] / shape_out[0] - 0.5
     return x, y
+
+
+def frame_factors(pixel_size_nm: float, pixel_size_y_nm: float | None = None, target_nm: float = TRAIN_PIXEL_NM,
+                  tol: float = 0.02) -> tuple[float, float]:
+    """Zoom factors (rows, columns; model px per image px) taking an image with pixels of ``pixel_size_nm``
+    (× ``pixel_size_y_nm``) to the model frame of ``target_nm`` nm/px; both 1 when both are within ``tol``."""
+    py = float(pixel_size_y_nm or pixel_size_nm)
+    fx, fy = float(pixel_size_nm) / target_nm, py / target_nm
+    if abs(fx - 1) <= tol and abs(fy - 1) <= tol:
+        return 1.0, 1.0
+    return fy, fx
+
+
+def to_model_frame(raw: np.ndarray, pixel_size_nm: float, pixel_size_y_nm: float | None = None, *,
+                   target_nm: float = TRAIN_PIXEL_NM, **preprocess_kw) -> tuple[np.ndarray, tuple[float, float]]:
+    """The one image → model-frame transform, shared by training and inference: resample to ``target_nm``
+    nm/px (:func:`rescale_to`), then :func:`preprocess` (``preprocess_kw``, read from the weights' metadata).
+
+    Returns ``(image, (fy, fx))``: the float32 model-frame image and the zoom factors (rows, columns).
+    """
+    fy, fx = frame_factors(pixel_size_nm, pixel_size_y_nm, target_nm)
+    return preprocess(rescale_to(raw, fx, fy), **preprocess_kw), (fy, fx)
+
+
+def coords_to_frame(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int]):
+    """Inverse of :func:`coords_back`: (x=column, y=row) px of the original image → px of the resampled one."""
+    x = (np.asarray(x, float) + 0.5) * shape_out[1] / shape_in[1] - 0.5
+    y = (np.asarray(y, float) + 0.5) * shape_out[0] / shape_in[0] - 0.5
+    return x, y

@@ -58,7 +58,7 @@ def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | 
     """Read the images of one split (``split`` column == ``which``), pre-processed in the model frame
     (``preprocess_kw`` passed to :func:`sacmap.detection.preprocess.preprocess`)."""
     from sacmap.detection.io import read_image
-    from sacmap.detection.preprocess import preprocess, rescale_factor, rescale_to
+    from sacmap.detection.preprocess import coords_to_frame, to_model_frame
 
     data_dir = Path(data_dir)
     split_csv = Path(split_csv)
@@ -72,11 +72,10 @@ def load_split(data_dir, split_csv, which: str = "train", preprocess_kw: dict | 
     out = []
     for row in split[split["split"] == which].itertuples():
         img_path = _find(data_dir, row.image, "images")
-        raw, px, _ = read_image(img_path)
+        raw, px, meta = read_image(img_path)
         xy = read_labels(_find(data_dir, row.labels, "labels"))
-        s = rescale_factor(px)
-        img = preprocess(rescale_to(raw, s), **(preprocess_kw or {}))
-        xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
+        img, (_, s) = to_model_frame(raw, px, meta.get("pixel_size_y_nm"), **(preprocess_kw or {}))
+        xy_m = np.c_[coords_to_frame(xy[:, 0], xy[:, 1], raw.shape, img.shape)]
         out.append(LabelledImage(Path(row.image).stem, img, xy_m, px, s, raw.shape))
     if not out:
         raise DetectionInputError(f"{split_csv}: no images with split == {which!r}")
@@ -88,7 +87,7 @@ def load_pairs(folder, preprocess_kw: dict | None = None, exact: bool = True) ->
     ``sacmap detect simulate``), pre-processed in the model frame. ``exact``: the positions are exact (simulated
     truth), so near-miss negatives (:class:`TrainConfig` ``near_frac``) are drawn around them."""
     from sacmap.detection.io import read_image
-    from sacmap.detection.preprocess import preprocess, rescale_factor, rescale_to
+    from sacmap.detection.preprocess import coords_to_frame, to_model_frame
 
     folder = Path(folder)
     out = []
@@ -97,11 +96,10 @@ def load_pairs(folder, preprocess_kw: dict | None = None, exact: bool = True) ->
                     if p.is_file()), None)
         if lab is None:
             continue
-        raw, px, _ = read_image(img_path)
+        raw, px, meta = read_image(img_path)
         xy = read_labels(lab)
-        s = rescale_factor(px)
-        img = preprocess(rescale_to(raw, s), **(preprocess_kw or {}))
-        xy_m = (xy + 0.5) * np.array([img.shape[1] / raw.shape[1], img.shape[0] / raw.shape[0]]) - 0.5
+        img, (_, s) = to_model_frame(raw, px, meta.get("pixel_size_y_nm"), **(preprocess_kw or {}))
+        xy_m = np.c_[coords_to_frame(xy[:, 0], xy[:, 1], raw.shape, img.shape)]
         out.append(LabelledImage(img_path.stem, img, xy_m, px, s, raw.shape, exact=exact))
     if not out:
         raise DetectionInputError(f"{folder}: no *.tif with a matching labels CSV")
@@ -425,21 +423,25 @@ def train_detector(images: list[LabelledImage], config: TrainConfig | None = Non
 
 
 def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radius_px: float = 5.0,
-                     min_size_px: int = 1, merge_px: float = 5.0) -> list[dict]:
-    """Pooled P/R/F1 (Hungarian, ``radius_px``) of the localisation at each threshold on labelled images.
+                     settings=None) -> list[dict]:
+    """Pooled P/R/F1 (Hungarian, ``radius_px``) at each threshold on labelled images, decoded by the deployment
+    decoder (:func:`sacmap.detection.detector.decode` with ``settings``, default
+    :class:`~sacmap.detection.pipeline.Settings`), so the tuned threshold is the one the pipeline then uses."""
+    import dataclasses
 
-    Multimer splitting is off here (k = 1) to keep the sweep fast; it rarely triggers on the sparse Pt images.
-    """
-    from sacmap.detection.localise import localise
+    from sacmap.detection.detector import decode
     from sacmap.detection.model import FullyConvolutional, probability_map
+    from sacmap.detection.pipeline import Settings
 
+    base = settings or Settings()
     thresholds = thresholds if thresholds is not None else np.round(np.arange(0.3, 0.96, 0.05), 2)
     maps = probability_map(FullyConvolutional(cnn), [li.image for li in images], tile=128)
     out = []
     for t in thresholds:
+        s = dataclasses.replace(base, threshold=float(t))
         per = []
         for li, p in zip(images, maps):
-            a = localise(p, threshold=float(t), min_size_px=min_size_px, merge_px=merge_px, k_max=1)
+            a = decode("cnn", p, li.image, s)
             per.append(evaluate_xy(np.c_[a["x"], a["y"]], li.xy, radius_px))
         out.append({"threshold": float(t), **pooled(per)})
     return out
@@ -517,6 +519,8 @@ def train_weights(data_dir, split_csv, output, *, which: str = "train", config: 
     meta = {"config": cfg.as_dict(), "preprocess": pre_kw, "images": [li.name for li in images],
             "n_atoms": int(sum(len(li.xy) for li in images)), "selected_epoch": sel["epoch"], **info,
             "train_seconds": round(time.perf_counter() - t0, 1), "command": command}
+    if "target_threshold" in info:
+        meta["threshold"] = info["target_threshold"]  # the operating threshold the pipeline reads
     meta["digest"] = weights_digest(cnn)
     save_weights(cnn, output, meta)
     return meta

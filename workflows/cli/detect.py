@@ -1,7 +1,7 @@
 """``sacmap detect``: atom detection in HAADF-STEM images, and its evaluate / train / simulate verbs.
 
-    sacmap detect IMAGE_OR_DIR... -o OUTDIR [--pixel-size NM] [--threshold 0.8] [--elements Ni,Pd]
-                  [--weights FILE] [--device cpu|cuda]
+    sacmap detect IMAGE_OR_DIR... -o OUTDIR [--pixel-size NM] [--threshold T] [--model bundled|heatmap|paper]
+                  [--elements Ni,Pd] [--weights FILE] [--device cpu|cuda]
     sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
     sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
     sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Ni,Pd]
@@ -48,8 +48,12 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "output": (("-o", "--output"), {"default": None, "help": "output file"}),
     "pixel_size": (("--pixel-size",), {**_number(lo=0, lo_open=True), "default": None, "metavar": "NM",
                                        "help": "pixel size in nm/px (overrides the file)"}),
-    "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, hi=1.0, hi_open=True), "default": 0.8,
-                                     "help": "probability threshold, strictly between 0 and 1 (default 0.8)"}),
+    "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, hi=1.0, hi_open=True), "default": None,
+                                     "help": "operating threshold, strictly between 0 and 1 (default: the one "
+                                     "stored with the weights)"}),
+    "model": (("--model",), {"default": "bundled", "choices": ["bundled", "heatmap", "paper"],
+                             "help": "bundled (the default detector, see the model card), heatmap (heat-map "
+                             "network) or paper (the paper's crop CNN, the reference)"}),
     "elements": (("--elements",), {"action": _Checked, "value_type": list[str], "split": ",", "default": None,
                                    "help": "comma-separated element symbols in increasing Z, e.g. Ni,Pd"}),
     "weights": (("--weights",), {"default": None, "help": "weights file (default: bundled model)"}),
@@ -145,7 +149,7 @@ def _run_parser() -> argparse.ArgumentParser:
         "Other verbs: 'sacmap detect evaluate|train|simulate -h'.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    _add(p, "outdir", "pixel_size", "threshold", "elements", "weights", "device", "split_area", "batch",
+    _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area", "batch",
          "no_overlay", "threads",
          pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
@@ -186,7 +190,7 @@ def _detect(a) -> int:
 
     report = BatchReport("sacmap detect")
     summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
-                             elements=a.elements or None, weights=a.weights, device=a.device,
+                             elements=a.elements or None, weights=a.weights, model=a.model, device=a.device,
                              settings=Settings(split_area_px=a.split_area), overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:

@@ -1,0 +1,202 @@
+"""``AtomDetector``: the one detector object (scikit-learn style: parameters in ``__init__``, ``detect``).
+
+    from sacmap.detection.detector import AtomDetector
+    det = AtomDetector()                          # bundled heat-map model, its own threshold and pre-processing
+    atoms = det.detect(image, pixel_nm=0.0293)    # DataFrame: x_px, y_px (image px), score, intensity, ...
+    AtomDetector(model="paper").detect(...)       # the paper's crop CNN (exact fully convolutional map)
+    AtomDetector(threshold=0.6)                   # a caller's operating threshold
+
+Everything a weights file needs at inference is read from the file's metadata (saved with the weights): the
+operating threshold (``meta["threshold"]``, chosen on held-out training images when the weights were made; for
+the older CNN files ``meta["target_threshold"]``), the pre-processing keywords (``meta["preprocess"]``) and, for
+the heat-map model, the decoder's minimum peak spacing (``meta["decoder"]["min_sep_nm"]``). Training and
+inference share one image → model-frame transform (:func:`sacmap.detection.preprocess.to_model_frame`) and
+one decoder per model kind (:func:`sacmap.detection.heatmap.find_peaks`, :func:`sacmap.detection.localise.localise`).
+
+Models (:data:`MODELS`): ``"heatmap"`` (``data/heatmap.pt``, the heat-map network of
+:mod:`sacmap.detection.heatmap`), ``"paper"`` (``data/detector.pt``, the paper's CNN layout), ``"bundled"`` (the
+default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.model import DATA_DIR
+
+#: Named models: name → bundled weights file: ``"heatmap"`` the heat-map network (``data/heatmap.pt``,
+#: :mod:`sacmap.detection.heatmap`), ``"paper"`` the paper's crop CNN (``data/detector.pt``, the reference).
+MODELS = {"heatmap": DATA_DIR / "heatmap.pt", "paper": DATA_DIR / "detector.pt"}
+#: The model ``"bundled"`` (the default everywhere) stands for: the one with the better validation F1 on the real
+#: images (see ``data/MODEL_CARD.md``, *Candidates*).
+DEFAULT_MODEL = "paper"
+
+
+def model_path(model=None, weights=None) -> Path:
+    """Weights file of ``weights`` (a path, wins) or of ``model`` (a name of :data:`MODELS` or a path)."""
+    if weights is not None:
+        return Path(weights)
+    m = DEFAULT_MODEL if model in (None, "bundled") else model
+    if isinstance(m, str) and m in MODELS:
+        return MODELS[m]
+    p = Path(m)
+    if p.suffix or p.exists():
+        return p
+    raise DetectionInputError(f"model {model!r}: use one of {', '.join(MODELS)} or a weights file")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    """(kind, network ready for whole-image inference, metadata) of a weights file, cached."""
+    from sacmap.detection.heatmap import load_any_weights
+    from sacmap.detection.model import FullyConvolutional
+
+    kind, net, meta = load_any_weights(path)
+    if kind == "cnn":
+        net = FullyConvolutional(net)
+    return kind, net.to(device), meta
+
+
+def check_device(device: str) -> str:
+    """``device`` when usable: ``"cpu"``, or ``"cuda"``/``"cuda:N"`` with a CUDA device present."""
+    import torch
+
+    if device == "cuda" or str(device).startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DetectionInputError("--device cuda: no CUDA device available (use --device cpu)")
+    elif device != "cpu":
+        raise DetectionInputError(f"device {device!r}: use 'cpu' or 'cuda'")
+    return device
+
+
+def operating_threshold(meta: dict) -> float:
+    """The operating threshold stored with the weights (``threshold``, else the CNN files' ``target_threshold``)."""
+    t = meta.get("threshold", meta.get("target_threshold"))
+    if t is None:
+        raise DetectionInputError("weights metadata has no operating threshold; pass threshold=")
+    return float(t)
+
+
+def decode(kind: str, amap: np.ndarray, frame: np.ndarray, settings, meta: dict | None = None) -> dict:
+    """The decoder of a model ``kind`` (``"heatmap"`` or ``"cnn"``): map → atoms in model px (``x``, ``y``,
+    ``score``, ``component_size``, ``n_split``). The same function tunes the threshold in training
+    (:mod:`sacmap.detection.heatmap_training`, :func:`sacmap.detection.training.sweep_thresholds`) and runs at
+    deployment. ``settings`` (a :class:`~sacmap.detection.pipeline.Settings` with the threshold resolved);
+    ``meta``: the weights' metadata (heat-map decoder spacing)."""
+    from sacmap.detection.preprocess import TRAIN_PIXEL_NM
+
+    s = settings
+    if kind == "cnn":
+        from sacmap.detection.localise import localise
+
+        return localise(amap, threshold=s.threshold, min_size_px=s.min_size_px, split_area_px=s.split_area_px,
+                        min_sep_px=s.px(s.min_sep_nm), max_sd_px=s.px(s.max_sd_nm), merge_px=s.px(s.merge_nm),
+                        k_max=s.k_max, seed=s.seed, image=frame if s.peak_split else None,
+                        peak_dip=s.peak_dip, large_dip=s.large_dip)
+    from sacmap.detection.heatmap import find_peaks
+
+    sep = s.peak_sep_nm if s.peak_sep_nm is not None else (meta or {}).get("decoder", {}).get("min_sep_nm", 0.15)
+    pk = find_peaks(amap, s.threshold, sep / TRAIN_PIXEL_NM)
+    n = len(pk["x"])
+    return {**pk, "component_size": np.zeros(n, int), "n_split": np.ones(n, int)}
+
+
+class AtomDetector:
+    """Atom detector for HAADF-STEM images.
+
+    Parameters
+    ----------
+    model : ``"bundled"`` (the default model, :data:`DEFAULT_MODEL`), ``"heatmap"``, ``"paper"`` or a weights path.
+    weights : a weights file (overrides ``model``).
+    threshold : operating threshold in (0, 1); None = the one stored with the weights.
+    device : ``"cpu"`` or ``"cuda"``.
+    settings : :class:`sacmap.detection.pipeline.Settings` (decoder settings); never modified.
+    refine : fit 2-D Gaussians to every atom (:func:`sacmap.detection.refine.refine`): sub-pixel positions,
+        integrated intensity, width and position uncertainty.
+    """
+
+    def __init__(self, model="bundled", *, weights=None, threshold: float | None = None, device: str = "cpu",
+                 settings=None, refine: bool = True):
+        self.model = model
+        self.weights = weights
+        self.threshold = threshold
+        self.device = device
+        self.settings = settings
+        self.refine = refine
+
+    # -- loading -------------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return model_path(self.model, self.weights)
+
+    def _net(self):
+        return _load(str(self.path), check_device(self.device))
+
+    @property
+    def kind(self) -> str:
+        return self._net()[0]
+
+    @property
+    def meta(self) -> dict:
+        return self._net()[2]
+
+    def resolved_settings(self):
+        """The decoder settings in force: ``settings`` (copied, never modified) with the threshold resolved
+        (``threshold`` argument, else ``settings.threshold``, else the weights' operating threshold)."""
+        from sacmap.detection.pipeline import Settings
+
+        s = dataclasses.replace(self.settings) if self.settings is not None else Settings()
+        t = self.threshold if self.threshold is not None else s.threshold
+        if t is None:
+            t = operating_threshold(self.meta)
+        t = float(t)
+        if not 0 < t < 1:
+            raise DetectionInputError(f"threshold {t}: must lie strictly between 0 and 1")
+        return dataclasses.replace(s, threshold=t)
+
+    # -- the three stages ------------------------------------------------------------------------------------
+    def to_frame(self, raw: np.ndarray, pixel_nm: float, pixel_y_nm: float | None = None):
+        """Model-frame image and zoom factors (rows, columns) by the transform training used."""
+        from sacmap.detection.preprocess import to_model_frame
+
+        return to_model_frame(raw, pixel_nm, pixel_y_nm, **(self.meta.get("preprocess") or {}))
+
+    def maps(self, frames, batch: int = 4) -> list[np.ndarray]:
+        """Per-pixel atom map (heat map or CNN probability) of each model-frame image."""
+        kind, net, _ = self._net()
+        if kind == "cnn":
+            from sacmap.detection.model import probability_map
+
+            return probability_map(net, list(frames), device=self.device, batch=batch)
+        from sacmap.detection.heatmap import heatmap
+
+        return heatmap(net, list(frames), device=self.device)
+
+    def decode(self, amap: np.ndarray, frame: np.ndarray, settings=None) -> dict:
+        """Atoms (model px) from one map by :func:`decode` (the deployment decoder, also used to tune)."""
+        return decode(self.kind, amap, frame, settings or self.resolved_settings(), self.meta)
+
+    # -- public ----------------------------------------------------------------------------------------------
+    def detect(self, image, pixel_nm: float | None = None, pixel_y_nm: float | None = None):
+        """Atoms of one image (2-D array of raw intensities, or a path): a DataFrame of
+        :data:`sacmap.core.records.DETECTION_COLUMNS` (positions in px of the image, x = column, and nm).
+        ``detect_result`` gives the full :class:`~sacmap.detection.pipeline.DetectionResult`."""
+        return self.detect_result(image, pixel_nm, pixel_y_nm).atoms
+
+    def detect_result(self, image, pixel_nm: float | None = None, pixel_y_nm: float | None = None, *,
+                      elements=None):
+        return self.detect_many([image], pixel_nm, elements=elements)[0]
+
+    def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int = 4):
+        """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths)."""
+        from sacmap.detection.pipeline import finish, prepare
+
+        s = self.resolved_settings()
+        prepared = [prepare(im, pixel_nm, self) for im in images]
+        maps = self.maps([p.frame for p in prepared], batch=batch)
+        return [finish(p, amap, s, self, elements) for p, amap in zip(prepared, maps)]

@@ -1,0 +1,418 @@
+"""Training of the heat-map detector (:mod:`sacmap.detection.heatmap`) on simulated and real images.
+
+One command trains the bundled weights (see ``detection/data/MODEL_CARD.md``)::
+
+    python -m sacmap.detection.heatmap_training --data ../shared/data/ptnc-stem -o detection/data/heatmap.pt
+
+Data (all in the model frame of :func:`sacmap.detection.preprocess.to_model_frame`, the transform inference uses):
+
+* simulated images of :func:`sacmap.detection.simulate.simulate_sample` drawn from wide ranges
+  (:func:`random_sim_params`): 0.3–8 atoms/nm² (log-uniform), random / hard-core / multimer-rich arrangements
+  (0.20–0.26-nm dimers and trimers), pixel sizes 0.015–0.05 nm/px, atom widths, contrasts (Z^1.7 mixtures of
+  Ni, Pd, Rh, Ru, Pt), doses, carbon textures and vacuum; exact truth;
+* the expert-labelled real ``train`` images except the held-out ones (034, 045, 048 by default, used for the
+  checkpoint and the threshold); labels are moved to the smoothed-intensity maximum within 3 px (they sit
+  ~2 px off the atom centres), so real and simulated targets mean the same thing.
+
+Targets: max over atoms of exp(−d²/2σ²), σ = 1.5 model px (0.044 nm), 1 at the atom's nearest pixel; loss: the
+CenterNet focal loss (α = 2, β = 4). Augmentation per 128² crop: the 8 flips/rotations, gain, gamma, blur, added
+noise and a linear background gradient (pre-processing is never perfect on another lab's images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from sacmap.detection.errors import DetectionInputError
+
+log = logging.getLogger(__name__)
+
+HOLDOUT = ("034", "045", "048")
+ELEMENTS = ("Ni", "Ru", "Rh", "Pd", "Pt")
+
+
+@dataclass
+class HeatmapTrainConfig:
+    """Hyper-parameters of :func:`train_heatmap` (defaults are the bundled model's)."""
+
+    width: tuple = (24, 48)
+    steps: int = 7000
+    batch: int = 12
+    crop: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    n_sim: int = 400
+    sim_frame_px: int = 224  # side of a simulated image in the model frame (px)
+    real_frac: float = 0.3  # share of the crops cut from real images
+    target_sigma_px: float = 1.5
+    min_sep_nm: float = 0.15  # decoder: minimum spacing of two peaks
+    eval_every: int = 1000
+    seed: int = 777
+    threads: int = 1  # measured on the shared 2-core machine: 1 thread 0.35 s/step, 2 threads 0.92 s/step
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["width"] = list(self.width)
+        return d
+
+
+def random_sim_params(rng: np.random.Generator) -> dict:
+    """One random draw of simulator settings (see the module docstring); returns ``simulate_sample`` keywords
+    plus ``pixel_size_nm``."""
+    from sacmap.detection.simulate import relative_contrast
+
+    px = float(np.exp(rng.uniform(np.log(0.015), np.log(0.05))))
+    dens = float(np.exp(rng.uniform(np.log(0.3), np.log(8.0)))) if rng.random() > 0.04 else 0.0
+    kind = rng.choice(["random", "hardcore", "multimer"], p=[0.3, 0.35, 0.35])
+    dmax = float(np.sqrt(0.5 * 4 / (np.pi * max(dens, 1e-3))))  # below the random-packing limit
+    kw: dict = {"pixel_size_nm": px, "density_nm2": dens}
+    if kind == "random":
+        kw["min_dist_nm"] = 0.0
+    else:
+        kw["min_dist_nm"] = min(float(rng.uniform(0.2, 0.32)), 0.95 * dmax)
+    if kind == "multimer":
+        kw["dimer_fraction"] = float(rng.uniform(0.1, 0.5))
+        kw["trimer_fraction"] = float(rng.uniform(0.0, 0.35))
+        kw["dimer_nm"] = float(rng.uniform(0.20, 0.26))
+        kw["min_dist_nm"] = min(kw["min_dist_nm"], 0.9 * dmax)
+    if rng.random() < 0.6:
+        els = "Pt"
+        heaviest = "Pt"
+    else:
+        pick = list(rng.choice(ELEMENTS, size=int(rng.integers(1, 4)), replace=False))
+        w = rng.uniform(0.2, 1.0, len(pick))
+        els = {e: float(v) for e, v in zip(pick, w)}
+        heaviest = max(pick, key=relative_contrast)
+    kw["elements"] = els
+    peak = float(np.exp(rng.uniform(np.log(0.15), np.log(1.2))))  # peak of the heaviest element
+    kw["peak_pt"] = peak / relative_contrast(heaviest)
+    kw["spread_fwhm_nm"] = float(rng.uniform(0.06, 0.34))
+    kw["probe_fwhm_nm"] = float(rng.uniform(0.06, 0.12))
+    kw["peak_sd"] = float(rng.uniform(0.0, 0.3))
+    kw["dose_per_nm2"] = float(np.exp(rng.uniform(np.log(1.5e4), np.log(1e6))))
+    kw["texture_sd"] = float(rng.uniform(0.0, 0.1))
+    kw["thickness_sd"] = float(rng.uniform(0.0, 0.45))
+    kw["line_noise"] = float(rng.uniform(0.0, 0.02))
+    kw["vacuum_fraction"] = float(rng.uniform(0.1, 0.4)) if rng.random() < 0.25 else 0.0
+    kw["noise"] = bool(rng.random() > 0.08)
+    return kw
+
+
+@dataclass
+class FrameImage:
+    """A model-frame image and its atom positions (model px, x = column)."""
+
+    name: str
+    image: np.ndarray
+    xy: np.ndarray
+    real: bool = False
+
+
+def simulated_frame(params: dict, seed: int, frame_px: int) -> FrameImage:
+    """Simulate one image with ``params`` (:func:`random_sim_params`) covering ``frame_px`` model px per side,
+    and bring it to the model frame with the inference transform."""
+    from sacmap.detection.preprocess import TRAIN_PIXEL_NM, coords_to_frame, to_model_frame
+    from sacmap.detection.simulate import simulate_sample
+
+    kw = dict(params)
+    px = kw.pop("pixel_size_nm")
+    dens = kw.pop("density_nm2")
+    n = max(32, int(round(frame_px * TRAIN_PIXEL_NM / px)))
+    img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+    frame, _ = to_model_frame(img, px)
+    x, y = coords_to_frame(truth["x_px"].to_numpy(), truth["y_px"].to_numpy(), img.shape, frame.shape)
+    return FrameImage(f"sim{seed}", frame, np.c_[x, y])
+
+
+def snap_labels(image: np.ndarray, xy: np.ndarray, radius_px: float = 3.0, smooth_px: float = 1.5) -> np.ndarray:
+    """Move each label to the maximum of the smoothed image within ``radius_px`` (model px); returns (n, 2)."""
+    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), smooth_px)
+    r = int(np.ceil(radius_px))
+    out = np.asarray(xy, float).copy()
+    h, w = sm.shape
+    for i, (x, y) in enumerate(out):
+        c0, r0 = int(round(x)), int(round(y))
+        rl, rh, cl, ch = max(r0 - r, 0), min(r0 + r + 1, h), max(c0 - r, 0), min(c0 + r + 1, w)
+        if rl >= rh or cl >= ch:
+            continue
+        win = sm[rl:rh, cl:ch].copy()
+        yy, xx = np.mgrid[rl:rh, cl:ch]
+        win[(xx - x) ** 2 + (yy - y) ** 2 > radius_px**2] = -np.inf
+        k = np.unravel_index(np.argmax(win), win.shape)
+        out[i] = (cl + k[1], rl + k[0])
+    return out
+
+
+def real_frames(data_dir, split_csv=None, *, which: str = "train", exclude=HOLDOUT, only=None) -> list[FrameImage]:
+    """Expert-labelled images of ``split_csv`` (default ``data_dir/split.csv``) with split == ``which``, in the
+    model frame; names starting with an ``exclude`` prefix are left out (``only``: keep just those prefixes)."""
+    import pandas as pd
+
+    from sacmap.detection.io import read_image
+    from sacmap.detection.labels import read_labels
+    from sacmap.detection.preprocess import coords_to_frame, to_model_frame
+
+    data_dir = Path(data_dir)
+    split_csv = Path(split_csv) if split_csv else data_dir / "split.csv"
+    try:
+        split = pd.read_csv(split_csv)
+    except Exception as exc:
+        raise DetectionInputError(f"{split_csv}: unreadable split CSV ({exc})") from exc
+    out = []
+    for row in split[split["split"] == which].itertuples():
+        key = str(row.image)[:3]
+        if only is not None and key not in only:
+            continue
+        if only is None and key in tuple(exclude):
+            continue
+        raw, px, meta = read_image(data_dir / "images" / row.image)
+        frame, _ = to_model_frame(raw, px, meta.get("pixel_size_y_nm"))
+        xy = read_labels(data_dir / "labels" / row.labels)
+        x, y = coords_to_frame(xy[:, 0], xy[:, 1], raw.shape, frame.shape)
+        out.append(FrameImage(Path(row.image).stem, frame, np.c_[x, y], real=True))
+    return out
+
+
+def target_map(shape, xy: np.ndarray, sigma: float) -> np.ndarray:
+    """max over atoms of exp(−d²/2σ²), set to 1 at each atom's nearest pixel (float32, ``shape``)."""
+    t = np.zeros(shape, np.float32)
+    k = int(np.ceil(3 * sigma))
+    h, w = shape
+    for x, y in xy:
+        c0, r0 = int(round(x)), int(round(y))
+        rl, rh, cl, ch = max(r0 - k, 0), min(r0 + k + 1, h), max(c0 - k, 0), min(c0 + k + 1, w)
+        if rl >= rh or cl >= ch:
+            continue
+        gy = np.exp(-((np.arange(rl, rh) - y) ** 2) / (2 * sigma**2))
+        gx = np.exp(-((np.arange(cl, ch) - x) ** 2) / (2 * sigma**2))
+        np.maximum(t[rl:rh, cl:ch], (gy[:, None] * gx[None, :]).astype(np.float32), out=t[rl:rh, cl:ch])
+        if 0 <= r0 < h and 0 <= c0 < w:
+            t[r0, c0] = 1.0
+    return t
+
+
+def augment_crop(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator):
+    """Flips/rotations, gain, gamma, blur, noise, background gradient of one crop (new arrays)."""
+    k = int(rng.integers(4))
+    img, tgt = np.rot90(img, k), np.rot90(tgt, k)
+    if rng.random() < 0.5:
+        img, tgt = img[:, ::-1], tgt[:, ::-1]
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    if rng.random() < 0.5:
+        img = np.power(np.clip(img, 0, None), float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))))
+    img = img * float(rng.uniform(0.6, 1.4))
+    if rng.random() < 0.3:
+        img = ndimage.gaussian_filter(img, float(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.4:
+        img = img + float(rng.uniform(0, 0.06)) * rng.standard_normal(img.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        n = img.shape[0]
+        g = rng.uniform(-0.1, 0.1, 2)
+        ramp = (np.arange(n) / n - 0.5)
+        img = img + (g[0] * ramp[:, None] + g[1] * ramp[None, :] + rng.uniform(-0.05, 0.05)).astype(np.float32)
+    return img.astype(np.float32), np.ascontiguousarray(tgt, dtype=np.float32)
+
+
+def focal_loss(logits, target):
+    """CenterNet's penalty-reduced focal loss (α = 2, β = 4), normalised by the number of atom pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    p = torch.sigmoid(logits)
+    pos = target >= 0.999
+    logp, log1mp = F.logsigmoid(logits), F.logsigmoid(-logits)
+    lp = -((1 - p) ** 2 * logp)[pos].sum()
+    ln = -(((1 - target) ** 4) * p**2 * log1mp)[~pos].sum()
+    return (lp + ln) / max(int(pos.sum()), 1)
+
+
+def score_threshold_sweep(net, frames: list[FrameImage], thresholds, min_sep_px: float, radius_px: float = 5.0):
+    """Pooled P/R/F1 of :func:`sacmap.detection.heatmap.find_peaks` (the deployment decoder) at each threshold."""
+    from sacmap.detection.evaluate import evaluate_xy, pooled
+    from sacmap.detection.heatmap import find_peaks, heatmap
+
+    maps = heatmap(net, [f.image for f in frames])
+    # greedy suppression runs in decreasing height, so the peaks kept at threshold t are exactly those kept at
+    # the lowest threshold with height > t: decode once, filter per threshold (same result as decoding at each t)
+    t_min = float(np.min(thresholds))
+    peaks = [find_peaks(hm, t_min, min_sep_px) for hm in maps]
+    out = []
+    for t in thresholds:
+        per = []
+        for f, pk in zip(frames, peaks):
+            sel = pk["score"] > t
+            per.append(evaluate_xy(np.c_[pk["x"][sel], pk["y"][sel]], f.xy, radius_px))
+        out.append({"threshold": float(t), **pooled(per)})
+    return out
+
+
+def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: HeatmapTrainConfig | None = None, *,
+                  device: str = "cpu", progress: bool = False):
+    """Train a :class:`~sacmap.detection.heatmap.HeatmapNet`; returns ``(net, info)``.
+
+    ``cfg.n_sim`` simulated images are drawn first (seeded), 10 % of them kept aside with the ``holdout`` real
+    images for the checkpoint choice: every ``eval_every`` steps the best F1 over thresholds on the held-out
+    real images (5 px) and on the held-out simulated ones (3 px) are computed and the checkpoint with the best
+    mean is kept. The threshold is then the one maximising that mean at the kept checkpoint.
+    """
+    import torch
+
+    from sacmap.detection.heatmap import HeatmapNet
+    from sacmap.detection.preprocess import TRAIN_PIXEL_NM
+
+    cfg = cfg or HeatmapTrainConfig()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    sims = []
+    for i in range(cfg.n_sim):
+        params = random_sim_params(rng)
+        sims.append(simulated_frame(params, cfg.seed * 1000 + i, cfg.sim_frame_px))
+    n_val = max(1, cfg.n_sim // 10)
+    sim_val, sim_train = sims[:n_val], sims[n_val:]
+    real = [FrameImage(f.name, f.image, snap_labels(f.image, f.xy), True) for f in real]
+    train_set = [(f, target_map(f.image.shape, f.xy, cfg.target_sigma_px)) for f in sim_train]
+    real_set = [(f, target_map(f.image.shape, f.xy, cfg.target_sigma_px)) for f in real]
+    t_data = time.perf_counter() - t0
+    log.info("data: %d simulated (%d held out), %d real images in %.0f s", len(sims), n_val, len(real), t_data)
+
+    net = HeatmapNet(tuple(cfg.width)).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    min_sep_px = cfg.min_sep_nm / TRAIN_PIXEL_NM
+    thresholds = np.round(np.arange(0.1, 0.91, 0.05), 2)
+    history, best = [], (-1.0, None, 0)
+    c = cfg.crop
+
+    def crop_of(pool):
+        f, t = pool[int(rng.integers(len(pool)))]
+        h, w = f.image.shape
+        ph, pw = max(0, c - h), max(0, c - w)
+        img, tgt = f.image, t
+        if ph or pw:
+            img = np.pad(img, ((0, ph), (0, pw)), mode="reflect")
+            tgt = np.pad(tgt, ((0, ph), (0, pw)))
+        r0 = int(rng.integers(img.shape[0] - c + 1))
+        c0 = int(rng.integers(img.shape[1] - c + 1))
+        return augment_crop(img[r0:r0 + c, c0:c0 + c], tgt[r0:r0 + c, c0:c0 + c], rng)
+
+    def evaluate(step):
+        net.eval()
+        rec = {"step": step, "train_seconds": round(time.perf_counter() - t0, 1)}
+        sr = score_threshold_sweep(net, holdout, thresholds, min_sep_px, 5.0) if holdout else []
+        ss = score_threshold_sweep(net, sim_val, thresholds, min_sep_px, 3.0)
+        comb = [((a["f1"] if sr else b["f1"]) + b["f1"]) / 2 for a, b in zip(sr or ss, ss)]
+        k = int(np.argmax(comb))
+        rec.update(threshold=float(thresholds[k]), score=float(comb[k]),
+                   holdout_real=sr[k] if sr else None, holdout_sim=ss[k],
+                   best_real_f1=max((r["f1"] for r in sr), default=None),
+                   best_sim_f1=max(r["f1"] for r in ss))
+        net.train()
+        return rec
+
+    net.train()
+    run_loss = 0.0
+    for step in range(1, cfg.steps + 1):
+        n_real = int(rng.binomial(cfg.batch, cfg.real_frac)) if real_set else 0
+        pairs = [crop_of(real_set) for _ in range(n_real)] + [crop_of(train_set) for _ in range(cfg.batch - n_real)]
+        x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None].to(device)
+        y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].to(device)
+        opt.zero_grad()
+        loss = focal_loss(net(x), y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        run_loss += float(loss.detach())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            rec = evaluate(step)
+            rec["train_loss"] = run_loss / cfg.eval_every
+            run_loss = 0.0
+            history.append(rec)
+            msg = (f"step {step}: loss {rec['train_loss']:.3f}; at threshold {rec['threshold']:.2f} "
+                   f"held-out sim F1 {rec['holdout_sim']['f1']:.3f}"
+                   + (f", real F1 {rec['holdout_real']['f1']:.3f}" if rec["holdout_real"] else "")
+                   + f" ({rec['train_seconds']:.0f} s)")
+            log.info(msg)
+            if progress:
+                print(msg, flush=True)
+            if rec["score"] > best[0]:
+                best = (rec["score"], {k: v.detach().clone() for k, v in net.state_dict().items()}, step)
+    net.load_state_dict(best[1])
+    net.eval()
+    sel = next(h for h in history if h["step"] == best[2])
+    info = {"history": history, "selected_step": best[2], "threshold": sel["threshold"],
+            "holdout_real": sel["holdout_real"], "holdout_sim": sel["holdout_sim"],
+            "holdout_images": [f.name for f in holdout], "trained_on_real": [f.name for f in real],
+            "n_simulated": len(sim_train), "n_simulated_heldout": n_val, "data_seconds": round(t_data, 1),
+            "min_sep_nm": cfg.min_sep_nm}
+    return net, info
+
+
+def train_heatmap_weights(data_dir, output, *, split_csv=None, config: HeatmapTrainConfig | None = None,
+                          device: str = "cpu", command: str = "", progress: bool = False) -> dict:
+    """Train on the shared data folder (real ``train`` images minus :data:`HOLDOUT`) + simulated images and write
+    the weights with their metadata (operating threshold, pre-processing, decoder) to ``output``."""
+    from sacmap.detection.heatmap import save_heatmap_weights, weights_digest
+
+    cfg = config or HeatmapTrainConfig()
+    t0 = time.perf_counter()
+    real = real_frames(data_dir, split_csv) if data_dir else []
+    hold = real_frames(data_dir, split_csv, only=HOLDOUT) if data_dir else []
+    net, info = train_heatmap(real, hold, cfg, device=device, progress=progress)
+    meta = {"kind": "heatmap", "threshold": info.pop("threshold"), "preprocess": {}, "frame_pixel_nm": 15.0 / 512,
+            "decoder": {"min_sep_nm": cfg.min_sep_nm}, "config": cfg.as_dict(), **info,
+            "train_seconds": round(time.perf_counter() - t0, 1), "command": command}
+    meta["digest"] = weights_digest(net)
+    save_heatmap_weights(net, output, meta)
+    return meta
+
+
+def main(argv=None) -> int:
+    import shlex
+    import sys
+
+    import torch
+
+    ap = argparse.ArgumentParser(prog="python -m sacmap.detection.heatmap_training",
+                                 description="train the heat-map atom detector (simulated + real images)")
+    ap.add_argument("--data", default=None, help="shared data folder with images/, labels/, split.csv")
+    ap.add_argument("--split", default=None, help="split CSV (default DATA/split.csv)")
+    ap.add_argument("-o", "--output", required=True)
+    d = HeatmapTrainConfig()
+    ap.add_argument("--steps", type=int, default=d.steps)
+    ap.add_argument("--n-sim", type=int, default=d.n_sim)
+    ap.add_argument("--width", default=",".join(map(str, d.width)))
+    ap.add_argument("--real-frac", type=float, default=d.real_frac)
+    ap.add_argument("--batch", type=int, default=d.batch)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--target-sigma", type=float, default=d.target_sigma_px, help="target bump sigma (model px)")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--threads", type=int, default=d.threads)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    a = ap.parse_args(argv)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device available", file=sys.stderr)
+        return 2
+    cfg = HeatmapTrainConfig(steps=a.steps, n_sim=a.n_sim, width=tuple(int(v) for v in a.width.split(",")),
+                             real_frac=a.real_frac, batch=a.batch, lr=a.lr, target_sigma_px=a.target_sigma, seed=a.seed, threads=a.threads)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cmd = "python -m sacmap.detection.heatmap_training " + " ".join(shlex.quote(v) for v in (argv or sys.argv[1:]))
+    meta = train_heatmap_weights(a.data, a.output, split_csv=a.split, config=cfg, device=a.device, command=cmd,
+                                 progress=True)
+    hr = meta["holdout_real"]
+    print(f"wrote {a.output} [{meta['digest']}]: step {meta['selected_step']}, threshold {meta['threshold']:.2f}, "
+          f"held-out sim F1 {meta['holdout_sim']['f1']:.3f}"
+          + (f", held-out real F1 {hr['f1']:.3f}" if hr else "") + f", {meta['train_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
