@@ -65,6 +65,11 @@ def test_organisation_needs_significance_for_yes():
                                      "p_rank": [0.30, 0.01]})])
     f = F.organisation_finding(desc, aware)
     assert f.verdict == "partly" and "detector-aware p = 0.30" in f.measured
+    # an invalid detector-aware test (no p-value) is named, and the naive p is used
+    invalid = pd.concat([env, pd.DataFrame({"image": ["a"], "function": "G", "null_model": "csr, detector-aware",
+                                            "p_rank": [float("nan")]})])
+    f = F.organisation_finding(desc, invalid)
+    assert "detector-aware test not valid" in f.measured and f.verdict == "partly"
     closer = _desc([("a", False, 0.5, 0.60, 0.72, 0.10, 0.07)])
     assert F.organisation_finding(closer, env).verdict == "no"
 

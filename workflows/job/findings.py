@@ -105,6 +105,12 @@ def _env_p(env: pd.DataFrame, image: str, function: str, aware: bool = False) ->
     return float(sel["p_rank"].iloc[0])
 
 
+def _has_aware_row(env: pd.DataFrame, image: str) -> bool:
+    if env.empty or "null_model" not in env:
+        return False
+    return bool(((env["image"] == image) & env["null_model"].astype(str).str.contains("detector-aware")).any())
+
+
 def organisation_finding(desc: pd.DataFrame, env: pd.DataFrame) -> Finding:
     claim = ("Fewer atoms in multimers and a larger ⟨NND⟩ than a random arrangement at the same density "
              "(an apparent repulsion; Fig. 3a, 3b)")
@@ -123,7 +129,10 @@ def organisation_finding(desc: pd.DataFrame, env: pd.DataFrame) -> Finding:
                          and (pd.isna(rnd_mm) or r["multimer_share"] <= rnd_mm)))
         mm = f"{100 * rnd_mm:.1f} %" if pd.notna(rnd_mm) else "?"
         ptxt = f", G envelope p = {p_naive:.2f}" if p_naive is not None else ""
-        ptxt += f" (detector-aware p = {p_aware:.2f})" if p_aware is not None else ""
+        if p_aware is not None:
+            ptxt += f" (detector-aware p = {p_aware:.2f})"
+        elif _has_aware_row(env, r["image"]):
+            ptxt += " (detector-aware test not valid for this image: see the envelope table)"
         parts.append(f"{_short(r['image'])} at {r['density_nm2']:.2f} atoms/nm²: ⟨NND⟩ {r['nnd_mean_nm']:.3f} vs "
                      f"{rnd_nnd:.3f} nm random; multimers {100 * r['multimer_share']:.1f} % vs {mm}{ptxt}")
     measured = "; ".join(parts)
