@@ -167,7 +167,7 @@ def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, sm
     return out
 
 
-def localise(prob: np.ndarray, *, threshold: float = 0.8, min_size_px: int = 1, split_area_px: float = 200.0,
+def localise(prob: np.ndarray, *, threshold: float, min_size_px: int = 1, split_area_px: float = 200.0,
              min_sep_px: float = 6.0, max_sd_px: float = 3.0, merge_px: float = 0.0, k_max: int = 3,
              seed: int = 0, image: np.ndarray | None = None, peak_dip: float = 0.85,
              large_dip: float | None = None, gmm_smooth_px: float = 1.5) -> dict:

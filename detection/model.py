@@ -189,14 +189,19 @@ def weights_digest(cnn: AtomCNN) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
 
 
+#: operating threshold the crop-CNN training maps its tuned threshold onto (stored in the weights' metadata as
+#: ``target_threshold``/``threshold``; the pipeline reads it from there, never from here)
+CNN_TARGET_THRESHOLD = 0.8
+
+
 @torch.no_grad()
-def recalibrate(cnn: AtomCNN, tuned_threshold: float, target: float = 0.8) -> float:
+def recalibrate(cnn: AtomCNN, tuned_threshold: float, target: float = CNN_TARGET_THRESHOLD) -> float:
     """Shift the atom logit so that probability ``tuned_threshold`` of ``cnn`` becomes ``target``; returns the
     shift (added to class 1's output bias).
 
     Training with more negatives than positives (and hard negatives) moves the class prior, so the operating
-    point chosen on held-out images sits at some ``tuned_threshold``; this prior correction maps it onto the
-    pipeline's default threshold (0.8) without changing the ranking of pixels (and keeps the crop/map identity).
+    point chosen on held-out images sits at some ``tuned_threshold``; this prior correction maps it onto
+    ``target`` (stored with the weights as their operating threshold) without changing the ranking of pixels (and keeps the crop/map identity).
     """
     logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
     shift = logit(target) - logit(tuned_threshold)

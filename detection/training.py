@@ -448,7 +448,7 @@ def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radiu
 
 
 def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None = None, *, n_holdout: int = 3,
-                        target_threshold: float = 0.8, refit_all: bool = False, extra=None, progress: bool = False):
+                        target_threshold: float | None = None, refit_all: bool = False, extra=None, progress: bool = False):
     """Train with the operating threshold chosen on held-out *training* images.
 
     1. ``n_holdout`` images (chosen with ``config.seed``) are set aside; a detector is trained on the rest and
@@ -456,15 +456,18 @@ def train_and_calibrate(images: list[LabelledImage], config: TrainConfig | None 
     2. only with ``refit_all``: the detector is retrained on all images with the same configuration (measured:
        the tuned threshold does not transfer between training runs — the refitted model's probabilities sit
        lower, validation recall fell from ~0.65 to 0.49 — so by default the model that was tuned is kept);
-    3. its atom logit is shifted so that the tuned threshold becomes ``target_threshold`` (0.8, the pipeline
-       default; see :func:`sacmap.detection.model.recalibrate`).
+    3. its atom logit is shifted so that the tuned threshold becomes ``target_threshold`` (default
+       :data:`sacmap.detection.model.CNN_TARGET_THRESHOLD`), stored with the weights as their operating
+       threshold (see :func:`sacmap.detection.model.recalibrate`).
 
     ``extra`` images (e.g. simulated) are always trained on and never held out.
     Returns ``(cnn, info)`` with ``info`` holding the histories, the sweep and the calibration.
     """
     extra = list(extra or [])
-    from sacmap.detection.model import recalibrate
+    from sacmap.detection.model import CNN_TARGET_THRESHOLD, recalibrate
 
+    if target_threshold is None:
+        target_threshold = CNN_TARGET_THRESHOLD
     cfg = config or TrainConfig()
     info: dict = {}
     if n_holdout and len(images) > n_holdout:

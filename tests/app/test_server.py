@@ -91,7 +91,7 @@ def test_page_and_static_assets_are_local(client):
         a = client.get(asset)
         assert a.status_code == 200 and "https://" not in a.text
     cfg = client.get("/api/config").json()
-    assert cfg["max_files"] == 4 and cfg["defaults"]["multimer_nm"] == 0.22 and cfg["defaults"]["threshold"] == 0.8
+    assert cfg["max_files"] == 4 and cfg["defaults"]["multimer_nm"] == 0.22 and cfg["defaults"]["threshold"] is None
     assert ".tif" in cfg["accept"]
 
 

@@ -63,7 +63,7 @@ class AppSettings:
 
     pixel_size_nm : nm/px used for images whose file records none (or for all images when
         ``override_pixel_size``); None = from the file only.
-    threshold : detection probability threshold, 0 < t < 1.
+    threshold : detection threshold, 0 < t < 1; None = the operating threshold stored with the detector's weights.
     elements : expected elements for multimetallic samples (e.g. ``("Ni", "Pd")``, in order of Z); empty = one
         species, no element labelling.
     multimer_nm : two atoms closer than this (nm) are bonded in a multimer (paper: 0.22 nm).
@@ -73,8 +73,8 @@ class AppSettings:
                                          doc="pixel size for files without a calibration (or for all, with "
                                          "override_pixel_size)")
     override_pixel_size: bool = option(False, doc="use pixel_size_nm even where the file records one")
-    threshold: float = option(0.8, lo=0.0, lo_open=True, hi=1.0, hi_open=True,
-                              doc="detection probability threshold, 0 < t < 1")
+    threshold: float | None = option(None, lo=0.0, lo_open=True, hi=1.0, hi_open=True,
+                                     doc="detection threshold, 0 < t < 1 (empty: the detector's own)")
     elements: tuple[str, ...] = option(factory=tuple, check=_element_symbols,
                                        doc="expected elements (multimetallic samples), in order of Z")
     multimer_nm: float = option(MULTIMER_NM, lo=0.0, lo_open=True, hi=5.0, unit="nm",
@@ -99,7 +99,7 @@ class AppSettings:
         return parse(cls, mapping, source=source, error=WorkflowInputError)
 
     @classmethod
-    def from_form(cls, pixel_size_nm: str = "", override_pixel_size: str = "", threshold: str = "0.8",
+    def from_form(cls, pixel_size_nm: str = "", override_pixel_size: str = "", threshold: str = "",
                   elements: str = "", multimer_nm: str = str(MULTIMER_NM), device: str = "cpu") -> AppSettings:
         """Settings from the strings of the HTML form (decimal commas accepted); raises
         :class:`WorkflowInputError` naming the bad field."""
@@ -113,7 +113,7 @@ class AppSettings:
         return cls.parse({
             "pixel_size_nm": num(px, "pixel_size_nm") if px else None,
             "override_pixel_size": str(override_pixel_size).lower() in ("1", "true", "on", "yes"),
-            "threshold": num(threshold or "0.8", "threshold"),
+            "threshold": num(threshold, "threshold") if str(threshold or "").strip() else None,
             "elements": els,
             "multimer_nm": num(multimer_nm or str(MULTIMER_NM), "multimer_nm"),
             "device": device,

@@ -111,7 +111,7 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
             settings = pipeline.AppSettings.from_form(
                 pixel_size_nm=str(form.get("pixel_size_nm") or ""),
                 override_pixel_size=str(form.get("override_pixel_size") or ""),
-                threshold=str(form.get("threshold") or "0.8"), elements=str(form.get("elements") or ""),
+                threshold=str(form.get("threshold") or ""), elements=str(form.get("elements") or ""),
                 multimer_nm=str(form.get("multimer_nm") or ""), device=device,
             )
         except WorkflowInputError as exc:
