@@ -189,8 +189,11 @@ def fit_dft_sampler(sampler, observed_xy_nm, region=None, sigma_factors=None, be
         lo_g, hi_g = min(grid_vals), max(grid_vals)
         if len(set(grid_vals)) < 2:
             continue
-        at = [v for v in (est_v, *ci) if np.isfinite(v) and (abs(v - lo_g) < 1e-9 or abs(v - hi_g) < 1e-9)]
-        if edge.get(name) or at:
+        # β = 0 (no energy term) is a natural bound, not a grid edge: only its upper end counts
+        lo_edge = name != "beta_per_eV" or lo_g > 0
+        at = [v for v in (est_v, *ci) if np.isfinite(v) and ((lo_edge and abs(v - lo_g) < 1e-9) or abs(v - hi_g) < 1e-9)]
+        at_best = edge.get(name) and (lo_edge or abs(est_v - lo_g) > 1e-9)
+        if at_best or at:
             flags.append(name)
             warnings.append(f"{name}: the estimate or its 95 % interval reaches the grid edge ({lo_g:g}–{hi_g:g}); "
                             "the true value may lie beyond it: widen the grid")
