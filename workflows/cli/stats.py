@@ -8,6 +8,10 @@ from pathlib import Path
 from sacmap.core.constants import MULTIMER_NM
 from sacmap.workflows.cli.options import number, positive
 
+#: above this many atoms `sacmap stats` runs the envelope tests only when --nsim is given (199 simulations of a
+#: large pattern take minutes)
+ENVELOPE_MAX_ATOMS = 20_000
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -34,8 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--random-runs", **number(int, lo=0), default=40, help="random-model runs for the NND reference "
                    "histogram (0: none; default 40, fewer above 5·10⁴ atoms)")
     p.add_argument("--seed", **number(int, lo=0), default=0, help="seed of the random reference (default 0)")
-    p.add_argument("--nsim", **number(int, lo=0), default=199, help="simulations per global envelope test (default 199; "
-                   "0: no tests)")
+    p.add_argument("--nsim", **number(int, lo=0), default=None, help="simulations per global envelope test (default "
+                   f"199, or none above {ENVELOPE_MAX_ATOMS} atoms unless given; 0: no tests)")
     p.add_argument("--null", default="csr,repulsive,hardcore", help="null models of the envelope tests, "
                    "comma-separated: csr, repulsive (--c-nm), hardcore (hard core = observed minimum NND), dft "
                    "(needs --fit), labels (random labelling; added by default with two or more species)")
@@ -107,6 +111,10 @@ def run_stats(args: argparse.Namespace) -> int:
           f"z = {desc['z']:.2f}")
     for pair, st in desc.get("nnd_by_pair", {}).items():
         print(f"  NND {pair}: {st['mean_nm']:.3f} ± {st['sd_nm']:.3f} nm (n={st['n']})")
+    if args.nsim is None:
+        args.nsim = 199 if obs.n_atoms <= ENVELOPE_MAX_ATOMS else 0
+        if not args.nsim:
+            print(f"  note: no envelope tests by default above {ENVELOPE_MAX_ATOMS} atoms (give --nsim N)")
     if args.nsim:
         _envelopes(args, obs, out)
     print(f"  written to {out}/")
