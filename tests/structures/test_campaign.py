@@ -155,12 +155,17 @@ def test_paper_configs_sets(paper_configs):
     assert all(math.isnan(a.info["separation_A"]) for a in paper_configs if a.info["kind"] == "dimer")
 
 
-def test_demo_spec_is_small(repo_dir):
+def test_demo_spec_holds_what_the_findings_need(repo_dir):
+    """The demo (issue 18): every bare 4N-4N pair from the closest to 9 A, Pd on one/both sites of the closest
+    pairs, Pd2 and Pt2 dimers with their references; still small enough for minutes on an embedded calculator."""
     spec = load_spec(repo_dir / "inputs" / "campaigns" / "demo.yaml")
-    assert spec["calculation"] == {"calculator": "embedded"}
+    assert spec["calculation"] == {"calculator": "embedded", "optimizer": "PreconLBFGS"}
     items = plan(spec)
-    assert 15 <= len(items) <= 20
-    assert {"gas_Pd", "gas_Pd2", "Pd2/4N_v", "4N", "Pd/4N"} <= {p.id for p in items}
+    assert 35 <= len(items) <= 45
+    ids = {p.id for p in items}
+    assert {"gas_Pd", "gas_Pd2", "gas_Pt", "gas_Pt2", "Pd2/4N_v", "Pt2/4N_v", "4N", "Pd/4N", "Pt/4N"} <= ids
+    bare = [a.info["separation_A"] for a in expand(spec) if a.info["kind"] == "bare_pair"]
+    assert len(bare) == 25 and min(bare) == pytest.approx(4.26, abs=0.01) and 8.8 < max(bare) <= 9.0
 
 
 def test_paper_orientation_spec(tmp_path, geo):
