@@ -151,6 +151,15 @@ def plot_species_nnd(pairs: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _labelled(fig, ax, xlabel: str, ylabel: str, path: Path) -> Path:
+    """Axis labels, a light grid and the legend; then :func:`_save`."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25)
+    ax.legend(frameon=False, fontsize=7)
+    return _save(fig, path)
+
+
 def _zero_line(ax, label: str | None = None) -> None:
     ax.axhline(0.0, color="#888", lw=0.8, ls="--", label=label, zorder=0)
 
@@ -171,11 +180,8 @@ def plot_site_site(ssp: pd.DataFrame, path: Path) -> Path:
         ax.annotate(f"minimum {ssp.loc[i, 'energy_eV']:.3f} eV\nat {ssp.loc[i, 'separation_A']:.2f} Å",
                     (ssp.loc[i, "separation_A"], ssp.loc[i, "energy_eV"]), xytext=(-10, 48),
                     textcoords="offset points", fontsize=7.5, arrowprops=dict(arrowstyle="->", lw=0.7))
-    ax.set_xlabel("separation between the two coordination sites (Å)")
-    ax.set_ylabel("energy relative to the furthest pair (eV)")
-    ax.grid(alpha=0.25)
-    ax.legend(frameon=False, fontsize=7)
-    return _save(fig, path)
+    return _labelled(fig, ax, "separation between the two coordination sites (Å)",
+                     "energy relative to the furthest pair (eV)", path)
 
 
 def plot_n_carbon(ssp: pd.DataFrame, path: Path) -> Path:
@@ -242,11 +248,7 @@ def plot_e_int(e_int: pd.DataFrame, path: Path) -> Path:
                         mfc=f"C{k}" if filled else "none", mew=1.4,
                         label=f"{pair}, {'sites share an N–N bond' if filled else 'no shared N–N bond'}")
     _zero_line(ax, "no interaction (0 eV)")
-    ax.set_xlabel("separation between the two sites (Å)")
-    ax.set_ylabel("E$_{int}$ (eV; > 0 repulsive)")
-    ax.grid(alpha=0.25)
-    ax.legend(frameon=False, fontsize=7)
-    return _save(fig, path)
+    return _labelled(fig, ax, "separation between the two sites (Å)", "E$_{int}$ (eV; > 0 repulsive)", path)
 
 
 def plot_simulated(table: pd.DataFrame, path: Path) -> Path:

@@ -87,6 +87,19 @@ def simulate(settings: dict, out: Path) -> dict:
     return result
 
 
+def _weights_file(weights: str | None) -> Path | None:
+    """The detector weights file a detection uses: the spec's, else the detection package's default model."""
+    if weights:
+        return Path(weights)
+    try:
+        from sacmap.detection.detector import model_path
+    except ImportError:
+        from sacmap.detection.model import DEFAULT_WEIGHTS
+
+        return DEFAULT_WEIGHTS
+    return model_path(None, None)
+
+
 def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | None = None) -> dict:
     """Detection for every image (the spec's and, with ``simulated`` (:func:`simulate`'s result), the simulated
     ones); each image is its own resumable unit (a rerun skips finished images).
@@ -101,7 +114,7 @@ def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | N
     det = settings["detection"]
     ddir = out / "detection"
     ddir.mkdir(parents=True, exist_ok=True)
-    weights = Path(det["weights"]) if det["weights"] else None
+    weights = _weights_file(det["weights"])  # hashed by content: new bundled weights redo the detection
     images = []
     truths = {Path(s["tif"]): s for s in (simulated or {}).get("images", [])}
     paths = list(settings["images"]) + list(truths)
