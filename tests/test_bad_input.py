@@ -56,10 +56,14 @@ def _crop(tmp: Path, name: str = "frame.png", size: int = 96) -> Path:
     return path
 
 
-def _latin1_spec(tmp: Path) -> Path:
-    p = tmp / "spec.yaml"
-    p.write_bytes("name: d\xe9mo\n".encode("latin-1"))
+def _write(tmp: Path, name: str, data: str | bytes) -> Path:
+    p = tmp / name
+    p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return p
+
+
+def _latin1_spec(t: Path) -> Path:
+    return _write(t, "spec.yaml", "name: d\xe9mo\n".encode("latin-1"))
 
 
 def _um_tagged_tiff(tmp: Path) -> Path:
@@ -70,22 +74,16 @@ def _um_tagged_tiff(tmp: Path) -> Path:
     return p
 
 
-def _empty(tmp: Path) -> Path:
-    p = tmp / "empty.yaml"
-    p.write_text("")
-    return p
+def _empty(t: Path) -> Path:
+    return _write(t, "empty.yaml", "")
 
 
-def _a_file(tmp: Path) -> Path:
-    p = tmp / "results.txt"
-    p.write_text("not a folder\n")
-    return p
+def _a_file(t: Path) -> Path:
+    return _write(t, "results.txt", "not a folder\n")
 
 
-def _pred_csv(tmp: Path) -> Path:
-    p = tmp / "pred.csv"
-    p.write_text("x_px,y_px\n10,10\n30,40\n")
-    return p
+def _pred_csv(t: Path) -> Path:
+    return _write(t, "pred.csv", "x_px,y_px\n10,10\n30,40\n")
 
 
 def _coords(tmp: Path) -> Path:
@@ -96,16 +94,12 @@ def _coords(tmp: Path) -> Path:
     return p
 
 
-def _garbage_tif(tmp: Path) -> Path:
-    p = tmp / "garbage.tif"
-    p.write_bytes(b"this is not a tiff")
-    return p
+def _garbage_tif(t: Path) -> Path:
+    return _write(t, "garbage.tif", b"this is not a tiff")
 
 
-def _emd(tmp: Path) -> Path:
-    p = tmp / "scan.emd"
-    p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
-    return p
+def _emd(t: Path) -> Path:
+    return _write(t, "scan.emd", b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
 
 
 # row id -> (build(tmp) -> (argv, the inputs to hash), exit status, text the stderr line must contain)
