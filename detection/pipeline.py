@@ -25,7 +25,6 @@ from sacmap.core.atomic import atomic_write, atomic_write_with, save_figure, wri
 from sacmap.core.records import DETECTION_COLUMNS, detection_paths
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.preprocess import (
-    SUPPORTED_PIXEL_NM,
     TRAIN_PIXEL_NM,
     coords_back,
 )
@@ -175,7 +174,7 @@ class Prepared:
 def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
     """Read an image (path or array), check it, and bring it to the model frame with ``detector``'s transform
     (:meth:`sacmap.detection.detector.AtomDetector.to_frame`, the one training used)."""
-    from sacmap.detection.io import read_image
+    from sacmap.detection.io import check_pixel_size, read_image
 
     if isinstance(image_or_path, (str, os.PathLike)):
         raw, px, meta = read_image(image_or_path, pixel_size_nm)
@@ -192,16 +191,13 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
         if pixel_size_nm is None:
             raise DetectionInputError("image array: pixel_size_nm is required for an array input")
         px = py = float(pixel_size_nm)
-        if not (np.isfinite(px) and px > 0):
-            raise DetectionInputError(f"image array: pixel size must be positive, got {pixel_size_nm}")
+        # the same bounds as a file's (the detector's range, the resampled pixel cap), before resampling
+        check_pixel_size("image array", px, None, raw.shape, "user")
         meta = {"pixel_size_source": "user"}
         name = "image"
     frame, (fy, fx) = detector.to_frame(raw, px, py)
-    warn = None
-    if not (SUPPORTED_PIXEL_NM[0] <= px <= SUPPORTED_PIXEL_NM[1]):
-        warn = (f"pixel size {px:.4g} nm is outside the supported {SUPPORTED_PIXEL_NM[0]}-"
-                f"{SUPPORTED_PIXEL_NM[1]} nm range; detections are unreliable")
-    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warn})
+    # read_image and check_pixel_size refuse pixel sizes outside SUPPORTED_PIXEL_NM, so there is nothing to warn of
+    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
 
 
 def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):

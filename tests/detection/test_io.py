@@ -241,3 +241,14 @@ def test_output_stems_never_collide():
     stems = _stems(files)
     assert len(set(stems)) == len(files)
     assert stems[3:] == ["b", "c"]  # unique stems are kept as they are
+
+
+def test_array_inputs_are_bounded_like_files():
+    """detect_image on an array: the pixel size is checked before the image is resampled (one line, unit hint)."""
+    from sacmap.detection.pipeline import detect_image
+
+    img = _img(np.float32)
+    with pytest.raises(DetectionInputError, match=r"image array: pixel size 0.3 nm/px .* Å read as nm"):
+        detect_image(img, pixel_size_nm=0.3)
+    with pytest.raises(DetectionInputError, match="image array: pixel size must be a positive number"):
+        detect_image(img, pixel_size_nm=-1)
