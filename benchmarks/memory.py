@@ -3,7 +3,8 @@
 Prints, measured in this run, each in a fresh subprocess (``resource.getrusage`` peak RSS of that process):
 
 - the peak resident memory of ``sacmap detect`` on one 2048² image at 0.0293 nm/px (the bundled 053 image tiled
-  4×4), for the default model and for the paper CNN; target < 2 GB, printed as a ratio to the target;
+  4×4), for the default model, the heat-map model and the paper CNN; target < 2 GB, printed as a ratio to the
+  target;
 - the peak memory and wall time of a refused image: a 1024² image at 0.3 nm/px (once 390 s and 5.1 GB), which must
   stop with one line before any pixel is resampled — the baseline is the interpreter with sacmap.detection imported.
 
@@ -63,7 +64,8 @@ def main() -> None:
         _, base, base_s = _run([])
         print(f"baseline (python + sacmap.detection imported): {base / 2**20:.0f} MiB, {base_s:.1f} s")
         paper = REPO / "detection/data/detector.pt"
-        for label, extra in [("default model", []), ("paper CNN", ["--weights", str(paper)])]:
+        for label, extra in [("default model", []), ("heat-map model", ["--model", "heatmap"]),
+                             ("paper CNN", ["--weights", str(paper)])]:
             if extra and not paper.is_file():
                 continue
             rc, rss, wall = _run(["detect", str(big), "-o", str(tmp / "o"), "--threads", str(a.threads),
