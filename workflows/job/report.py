@@ -111,7 +111,7 @@ def _run_header(state: dict, settings: dict) -> list[tuple[str, str]]:
         rows.append(("detector", f"{weights} weights, digest {', '.join(digests) or '?'}; threshold "
                                  f"{_thresholds(det)}"))
     if state.get("total_s") is not None:
-        rows.append(("run time", f"{state['total_s']:.0f} s"))
+        rows.append(("run time", f"{state['total_s']:.0f} s (this invocation; finished steps are reused)"))
     return rows
 
 
