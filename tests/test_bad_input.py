@@ -124,7 +124,7 @@ ROWS = {
                                                   "/sys/sacmap-out", *DET], [t / "frame.png"]), 2,
                                       "cannot write here"),
     "structures build -o is a file": (lambda t: (["structures", "build", "demo", "-o", str(_a_file(t))],
-                                                 [t / "results.txt"]), 2, "results.txt"),
+                                                 [t / "results.txt"]), 2, "results.txt: exists and is not a folder"),
     "evaluate -o is its own input": (lambda t: (["detect", "evaluate", "--pred", str(_pred_csv(t)), "--truth",
                                                  str(t / "pred.csv"), "-o", str(t / "pred.csv")],
                                                 [t / "pred.csv"]), 2, "pred.csv: refusing to overwrite an input"),

@@ -37,7 +37,12 @@ def error_text(exc: BaseException) -> str:
     MemoryError as what it is, anything else as its message (first line)."""
     if isinstance(exc, OSError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
-        return f"{' -> '.join(names)}: {exc.strerror}" if names else exc.strerror
+        reason = exc.strerror
+        if isinstance(exc, FileExistsError) and exc.filename is not None and reason == os.strerror(17):
+            # what makedirs(..., exist_ok=True) raises for a file where a folder is wanted (an -o naming a file)
+            if Path(exc.filename).exists() and not Path(exc.filename).is_dir():
+                reason = "exists and is not a folder"
+        return f"{' -> '.join(names)}: {reason}" if names else reason
     if isinstance(exc, MemoryError):
         return f"out of memory{f' ({exc})' if str(exc) else ''}"
     text = str(exc).strip() or type(exc).__name__

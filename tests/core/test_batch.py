@@ -74,8 +74,13 @@ def test_output_folder_problems_are_one_oserror_naming_the_path(tmp_path):
     assert atomic.output_dir(tmp_path / "new" / "deep").is_dir()
 
 
-def test_error_text_names_the_path():
-    assert error_text(FileExistsError(17, "File exists", "/x/o")) == "/x/o: File exists"
+def test_error_text_names_the_path(tmp_path):
+    assert error_text(FileExistsError(17, os.strerror(17), "/x/o")) == f"/x/o: {os.strerror(17)}"
+    f = tmp_path / "out"
+    f.write_text("x")
+    with pytest.raises(FileExistsError) as err:
+        (f / "sub").parent.mkdir(parents=True, exist_ok=True)  # an -o naming a file
+    assert error_text(err.value) == f"{f}: exists and is not a folder"
     assert error_text(OSError(30, "Read-only file system", "/ro/a.csv")) == "/ro/a.csv: Read-only file system"
 
 
