@@ -1,4 +1,5 @@
-"""Simulator-based recovery with the bundled detector (realistic noise), and dimers split by the GMM."""
+"""Simulator-based recovery: the bundled heat-map detector (descriptors of random, dense and multimer-rich
+patterns; close pairs) and the paper CNN reference (``model="paper"``: GMM and intensity-peak splits)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _score(res, truth, radius):
 
 def test_noisy_images_at_one_atom_per_nm2():
     img, truth, _ = simulate.simulate_sample(1.0, seed=0)
-    r = _score(detect_image(img, pixel_size_nm=PX), truth, 5)
+    r = _score(detect_image(img, pixel_size_nm=PX, model="paper"), truth, 5)
     assert r["n_truth"] > 150
     assert r["f1"] >= 0.7, r  # measured 0.79-0.82 (seeds 0, 1); the real validation images give 0.645
 
@@ -47,7 +48,7 @@ def test_clean_images_at_one_atom_per_nm2():
     # support (no carbon texture): measured F1 0.95-0.97 (seeds 0-2; 0.80-0.88 before the signal-based scale
     # and the intensity-peak split)
     img, truth, _ = simulate.simulate_sample(1.0, seed=0, noise=False, texture_sd=0.0, vacuum_texture_sd=0.0)
-    r = _score(detect_image(img, pixel_size_nm=PX), truth, 5)
+    r = _score(detect_image(img, pixel_size_nm=PX, model="paper"), truth, 5)
     assert r["f1"] >= 0.95, r
 
 
@@ -57,14 +58,14 @@ def test_noise_free_images_with_calibrated_texture():
     # truth itself reaches only 0.83-0.88 on these images, so the texture, calibrated on the real images,
     # limits any detector (docs/detection.md)
     img, truth, _ = simulate.simulate_sample(1.0, seed=0, noise=False)
-    r = _score(detect_image(img, pixel_size_nm=PX), truth, 5)
+    r = _score(detect_image(img, pixel_size_nm=PX, model="paper"), truth, 5)
     assert r["f1"] >= 0.75, r
 
 
 def test_pixel_size_rescaling_keeps_positions():
     # the same sample imaged with 1.5x larger pixels: detections are mapped back to the image's own pixels
     img, truth, _ = simulate.simulate_sample(1.0, seed=0, pixel_size_nm=1.5 * PX, shape=(342, 342))
-    r = _score(detect_image(img, pixel_size_nm=1.5 * PX), truth, 5 / 1.5)
+    r = _score(detect_image(img, pixel_size_nm=1.5 * PX, model="paper"), truth, 5 / 1.5)
     assert r["f1"] >= 0.6, r
 
 
@@ -84,8 +85,8 @@ def test_resolvable_pairs_are_split_at_default_settings():
     # one probability component far below the GMM split area; the intensity-peak split separates them.
     # Measured recall at 3 px 0.48 without, 0.66 with (noise as calibrated)
     img, truth = _pairs(0.32)
-    off = _score(detect_image(img, pixel_size_nm=PX, settings=Settings(peak_split=False)), truth, 3)
-    on = _score(detect_image(img, pixel_size_nm=PX), truth, 3)
+    off = _score(detect_image(img, pixel_size_nm=PX, model="paper", settings=Settings(peak_split=False)), truth, 3)
+    on = _score(detect_image(img, pixel_size_nm=PX, model="paper"), truth, 3)
     assert on["recall"] >= off["recall"] + 0.1, (off, on)
     assert on["recall"] >= 0.6, on
 
@@ -96,8 +97,8 @@ def test_dimers_are_split_by_the_gmm_at_default_settings():
     # weighted by (p - threshold) x intensity, modified BIC) splits it. Measured recall at 3 px 0.06 without the
     # split (k_max = 1), 0.78 with it (precision 0.91)
     img, truth = _pairs(0.22, noise=False, texture_sd=0.0, vacuum_texture_sd=0.0)
-    off = _score(detect_image(img, pixel_size_nm=PX, settings=Settings(k_max=1)), truth, 3)
-    on = _score(detect_image(img, pixel_size_nm=PX), truth, 3)
+    off = _score(detect_image(img, pixel_size_nm=PX, model="paper", settings=Settings(k_max=1)), truth, 3)
+    on = _score(detect_image(img, pixel_size_nm=PX, model="paper"), truth, 3)
     assert on["recall"] >= off["recall"] + 0.4, (off, on)
     assert on["recall"] >= 0.6 and on["precision"] >= 0.7, on
 
@@ -108,8 +109,8 @@ def test_noisy_dimers_need_a_smaller_split_area():
     # (docs/detection.md: the default stays 200 because real single atoms are as elongated). Measured recall at
     # 3 px 0.26 (k_max = 1) -> 0.54
     img, truth = _pairs(0.22)
-    off = _score(detect_image(img, pixel_size_nm=PX, settings=Settings(k_max=1)), truth, 3)
-    on = _score(detect_image(img, pixel_size_nm=PX, settings=Settings(split_area_px=100)), truth, 3)
+    off = _score(detect_image(img, pixel_size_nm=PX, model="paper", settings=Settings(k_max=1)), truth, 3)
+    on = _score(detect_image(img, pixel_size_nm=PX, model="paper", settings=Settings(split_area_px=100)), truth, 3)
     assert on["recall"] >= off["recall"] + 0.2, (off, on)
 
 
@@ -147,3 +148,66 @@ def test_non_square_pixels_from_tiff(tmp_path):
     tr = truth[["x_nm", "y_nm"]].to_numpy()
     r = evaluate_xy(df[["x_nm", "y_nm"]].to_numpy() / PX, tr / PX, 5)
     assert r["f1"] >= 0.6, r
+
+
+# --- the heat-map detector: descriptors of the detected pattern against the truth ------------------------------
+# Clean images (no shot/scan noise, smooth support): what the issue calls "wherever atoms are at least 0.18 nm
+# apart" is tested on random patterns with a 0.18-nm floor (closer pairs are one blob for any detector at the
+# calibrated 0.28-nm atom FWHM, docs/detection.md); the calibrated-noise numbers are in the model card.
+
+CLEAN = dict(noise=False, texture_sd=0.0, vacuum_texture_sd=0.0)
+
+
+def _descriptors(xy_nm, field_nm):
+    from sacmap.analysis.spatial.descriptors import clark_evans, nearest_neighbour_distances, nuclearity
+
+    area, per = field_nm[0] * field_nm[1], 2 * (field_nm[0] + field_nm[1])
+    nnd, _ = nearest_neighbour_distances(np.asarray(xy_nm, float))
+    return {"density": len(xy_nm) / area, "ce": clark_evans(float(nnd.mean()), len(xy_nm), area, per)["clark_evans"],
+            "multimer": nuclearity(np.asarray(xy_nm, float), 0.22, nnd)["multimer_share"]}
+
+
+def _true_and_detected(density, seeds, **kw):
+    true, det = [], []
+    for seed in seeds:
+        img, truth, _ = simulate.simulate_sample(density, seed=seed, **kw)
+        field = (img.shape[1] * PX, img.shape[0] * PX)
+        res = detect_image(img, pixel_size_nm=PX, model="heatmap")
+        true.append(_descriptors(truth[["x_nm", "y_nm"]].to_numpy(), field))
+        det.append(_descriptors(res.atoms[["x_nm", "y_nm"]].to_numpy(), field))
+    return ({k: float(np.mean([r[k] for r in true])) for k in true[0]},
+            {k: float(np.mean([r[k] for r in det])) for k in det[0]})
+
+
+@pytest.mark.parametrize("density", [1.0, 2.0])
+def test_random_patterns_keep_their_descriptors(density):
+    # the issue's failure (crop CNN, calibrated noise, no floor): Clark-Evans 0.98 -> 1.16 and multimer share
+    # 13.9 % -> 2.2 % at 1 atom/nm2. Heat map, seeds 0-1, measured: CE within 0.01, multimer share within 0.01
+    # (1/nm2) and 0.026 (2/nm2), density within 2 %
+    t, d = _true_and_detected(density, [0, 1], min_dist_nm=0.18, **CLEAN)
+    assert abs(d["ce"] - t["ce"]) <= 0.05, (t, d)
+    assert abs(d["multimer"] - t["multimer"]) <= 0.03, (t, d)
+    assert abs(d["density"] / t["density"] - 1) <= 0.05, (t, d)
+
+
+@pytest.mark.xfail(strict=True, reason="not achieved: the heat-map model finds 0.76-0.81 of the atoms of this "
+                   "image (detected 4.6-4.9 of 6 atoms/nm2; model card, Limits)")
+def test_dense_hard_core_multimer_image_density():
+    # 6 atoms/nm2, 0.25-nm hard core between units, 30 % dimers + 30 % trimers (0.20-0.26-nm bonds), clean
+    t, d = _true_and_detected(6.0, [0], min_dist_nm=0.25, dimer_fraction=0.3, trimer_fraction=0.3, **CLEAN)
+    assert abs(d["density"] / t["density"] - 1) <= 0.10, (t, d)
+
+
+def test_heatmap_splits_022nm_dimers():
+    # isolated 0.22-nm pairs (1.85 sigma of the calibrated 0.28-nm-FWHM atom image: no intensity dip), clean
+    # image: the heat map gives two peaks (their spacing biased outward by ~0.035 nm) and the joint Gaussian fit
+    # of the refinement puts them back at 0.22 nm (median); the paper CNN's GMM recovers 0.78 at 3 px
+    from scipy.spatial import cKDTree
+
+    img, truth = _pairs(0.22, **CLEAN)
+    res = detect_image(img, pixel_size_nm=PX, model="heatmap")
+    r = _score(res, truth, 3)
+    assert r["recall"] >= 0.9 and r["precision"] >= 0.9, r
+    xy = res.atoms[["x_nm", "y_nm"]].to_numpy()
+    d, _ = cKDTree(xy).query(xy, k=2)
+    assert abs(np.median(d[:, 1]) - 0.22) < 0.01, np.median(d[:, 1])
