@@ -3,8 +3,13 @@
 Modules (``sacmap.detection.…``):
 
 * ``io`` — reading images (TIFF, PNG/JPEG/BMP, dm3/dm4/emd/ser) and their pixel size (nm/px); ``write_tiff``;
-* ``preprocess`` — resampling to the training pixel size (0.0293 nm/px) and the whole-image normalisation;
-* ``model`` — the 21×21-crop CNN, its exact fully convolutional form, weights files (``save_weights``/
+* ``detector`` — ``AtomDetector``, the one detector object (model, threshold and pre-processing from the weights'
+  metadata, ``detect(image, pixel_nm)``), the named models (``heatmap``, ``paper``, ``bundled``) and ``decode``;
+* ``heatmap``, ``heatmap_training`` — the heat-map network (U-Net/CenterNet style), its peak decoder, weights files
+  and its training on simulated + real images (one command, see ``data/MODEL_CARD.md``);
+* ``preprocess`` — resampling to the training pixel size (0.0293 nm/px) and the whole-image normalisation
+  (``to_model_frame``: the one image → model-frame transform of training and inference);
+* ``model`` — the paper's 21×21-crop CNN, its exact fully convolutional form, weights files (``save_weights``/
   ``load_weights``), the bundled weights in ``data/`` (see ``data/MODEL_CARD.md``);
 * ``localise`` — probability map → atoms (px): components, intensity-peak and GMM multimer splits, merging;
 * ``support`` — support/vacuum segmentation and the support area (nm²);
