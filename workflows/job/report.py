@@ -366,8 +366,10 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
                "no real image with at least 3 atoms to fit to")
         sec.text.append(f"DFT-biased sampler fit: skipped ({why}); the DFT-biased sampler ran with its defaults.")
     if fit:
+        cols = [Column("parameter", "parameter"), Column("unit", "unit"), Column("value", "value"),
+                Column("interval_95", "95 % bootstrap interval"), Column("sd", "sd", fixed(3))]
         sec.tables.append(Table(*_written(_fit_table(fit), out / "sampling" / "dft_fit.csv"),
-                                "DFT-biased sampler: fitted parameters (95 % bootstrap intervals)"))
+                                "DFT-biased sampler: fitted parameters (95 % bootstrap intervals)", columns=cols))
     return sec, _summary_lines(desc, fit)
 
 
@@ -448,7 +450,8 @@ def _run_section(state: dict, settings: dict, out: Path) -> Section:
     text = [f"Spec: {state['spec_path']}"]
     for block, values in shown.items():
         if isinstance(values, dict):
-            text.append(f"{block}: " + ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in values.items()))
+            text.append(f"{block}: " + ", ".join(
+                f"{k} = {'default' if v is None else json.dumps(v, default=str)}" for k, v in values.items()))
     sec = Section("Run", text)
     if not timings.empty:
         sec.tables.append(Table(*_written(timings, out / "timings.csv"), "Step timings",
