@@ -6,7 +6,9 @@ Per image ``<stem>``:
 * ``<stem>.csv`` — one row per atom, columns :data:`DETECTION_COLUMNS`: ``x_px, y_px`` (image pixels; x = column,
   y = row, origin at the centre of the top-left pixel), ``x_nm, y_nm`` (the same in nm), ``score`` (CNN
   probability), ``component_size`` (px² of the connected component the atom came from), ``element`` (label or
-  empty);
+  empty), and from the 2-D Gaussian refinement (:mod:`sacmap.detection.refine`; empty when not refined):
+  ``intensity`` (integrated intensity above the local background, raw image units · px²), ``sigma_px`` (the
+  Gaussian's width σ, px), ``pos_err_px`` (1-σ uncertainty of one coordinate, px);
 * ``<stem>.json`` — the summary, keys :data:`DETECTION_JSON_KEYS` (pixel size nm/px, image shape in px, support
   area nm², threshold, counts, the settings used, the file names);
 * ``<stem>_support.png`` — the support mask (white = support), the window of every statistic of the image;
@@ -22,7 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 
 #: Columns of ``<stem>.csv``, in order.
-DETECTION_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element")
+DETECTION_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element",
+                                      "intensity", "sigma_px", "pos_err_px")
 
 #: Keys every ``<stem>.json`` holds (more may follow).
 DETECTION_JSON_KEYS: tuple[str, ...] = (

@@ -27,8 +27,13 @@ def detected(repo_dir, tmp_path_factory):
 
 def test_detect_writes_contract_files(detected):
     df = pd.read_csv(detected / f"{IMAGE}.csv", keep_default_na=False)
-    assert list(df.columns) == ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element"]
+    assert list(df.columns) == ["x_px", "y_px", "x_nm", "y_nm", "score", "component_size", "element", "intensity",
+                                "sigma_px", "pos_err_px"]
     assert tuple(df.columns) == DETECTION_COLUMNS
+    # the 2-D Gaussian refinement's columns are filled: widths near the atoms' σ (~0.11 nm = 3.8 px), positive
+    # integrated intensities, sub-pixel to pixel position errors
+    assert (df["intensity"] > 0).all() and 2.0 < df["sigma_px"].median() < 6.0
+    assert 0.05 < df["pos_err_px"].median() < 5.0
     assert 20 < len(df) < 150
     np.testing.assert_allclose(df["x_nm"], df["x_px"] * 15 / 512, rtol=1e-3, atol=1e-3)
     assert (df["score"] > 0.8).all()
