@@ -148,7 +148,7 @@ class AtomDetector:
     def resolved_settings(self):
         """The decoder settings in force: ``settings`` (copied, never modified) with the threshold resolved
         (``threshold`` argument, else ``settings.threshold``, else the weights' operating threshold)."""
-        from sacmap.detection.pipeline import Settings
+        from sacmap.detection.result import Settings
 
         s = dataclasses.replace(self.settings) if self.settings is not None else Settings()
         t = self.threshold if self.threshold is not None else s.threshold
@@ -194,7 +194,7 @@ class AtomDetector:
 
     def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int = 4):
         """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths)."""
-        from sacmap.detection.pipeline import finish, prepare
+        from sacmap.detection.result import finish, prepare
 
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]

@@ -431,7 +431,7 @@ def sweep_thresholds(cnn, images: list[LabelledImage], thresholds=None, *, radiu
 
     from sacmap.detection.detector import decode
     from sacmap.detection.model import FullyConvolutional, probability_map
-    from sacmap.detection.pipeline import Settings
+    from sacmap.detection.result import Settings
 
     base = settings or Settings()
     thresholds = thresholds if thresholds is not None else np.round(np.arange(0.3, 0.96, 0.05), 2)

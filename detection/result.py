@@ -1,0 +1,269 @@
+"""The detection record and the two ends of the pipeline shared by every model: :class:`Settings` (decoder
+settings), :func:`prepare` (image → model frame, by the detector's transform), :func:`finish` (map → atoms in image
+px → Gaussian refinement → support area → elements → :class:`DetectionResult`, which writes the record of
+:mod:`sacmap.core.records`).
+
+:mod:`sacmap.detection.detector` (``AtomDetector``) calls these; :mod:`sacmap.detection.pipeline` runs images and
+files through an ``AtomDetector`` and re-exports the names of this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sacmap.core.atomic import atomic_write, atomic_write_with, save_figure, write_json
+from sacmap.core.records import DETECTION_COLUMNS, detection_paths
+from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.preprocess import (
+    TRAIN_PIXEL_NM,
+    coords_back,
+)
+
+
+@dataclass
+class Settings:
+    """Decoder settings; lengths in nm are converted to model-frame px (0.0293 nm/px).
+
+    ``threshold`` None = the operating threshold stored with the weights (see
+    :class:`sacmap.detection.detector.AtomDetector`). The fields from ``min_size_px`` to ``large_dip`` are the
+    paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
+    decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``refine`` fits 2-D Gaussians
+    (:mod:`sacmap.detection.refine`) to every atom.
+    """
+
+    threshold: float | None = None
+    min_size_px: int = 1  # smallest component kept (model px)
+    split_area_px: float = 200.0  # components larger than this (model px²) go to the GMM split
+    min_sep_nm: float = 0.18  # closest physically possible atom spacing (BIC penalty)
+    max_sd_nm: float = 0.09  # widest single-atom blob (σ, BIC penalty)
+    merge_nm: float = 0.15  # detections closer than this are one atom (non-maximum suppression)
+    k_max: int = 3
+    peak_split: bool = True  # split components holding >= 2 resolved intensity maxima (any area)
+    peak_dip: float = 0.85  # resolution criterion: profile between two maxima must dip below this × lower peak
+    large_dip: float = 1.0  # inside components larger than split_area_px: every maximum >= min_sep apart (no dip)
+    peak_sep_nm: float | None = None  # heat-map decoder: minimum spacing of two atoms (None: from the weights)
+    refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
+    on_support_only: bool = False  # drop detections over vacuum
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def px(self, nm: float) -> float:
+        return nm / TRAIN_PIXEL_NM
+
+
+@dataclass
+class DetectionResult:
+    """Atoms of one image and everything needed to write / inspect them."""
+
+    atoms: pd.DataFrame  # sacmap.core.records.DETECTION_COLUMNS
+    image: np.ndarray  # raw image (original frame)
+    pixel_size_nm: float
+    pixel_size_y_nm: float
+    probability: np.ndarray  # model frame
+    support: np.ndarray  # bool, original frame
+    support_area_nm2: float
+    settings: dict
+    name: str = "image"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    def summary(self) -> dict:
+        """The JSON record (see module docstring)."""
+        n_on = int(self.meta.get("n_atoms_on_support", self.n_atoms))
+        el = self.atoms["element"].astype(str)
+        counts = {k: int(v) for k, v in el[el != ""].value_counts().sort_index().items()}
+        return {
+            "image": self.name,
+            "pixel_size_nm": self.pixel_size_nm,
+            "pixel_size_y_nm": self.pixel_size_y_nm,
+            "shape": list(self.image.shape),
+            "support_area_nm2": self.support_area_nm2,
+            "field_area_nm2": float(self.image.size * self.pixel_size_nm * self.pixel_size_y_nm),
+            "threshold": self.settings["threshold"],
+            "n_atoms": self.n_atoms,
+            "n_atoms_on_support": n_on,
+            "density_nm2": (n_on / self.support_area_nm2) if self.support_area_nm2 > 0 else None,
+            "element_counts": counts,
+            "settings": self.settings,
+            **{k: v for k, v in self.meta.items() if k != "n_atoms_on_support"},
+        }
+
+    def write(self, outdir, stem: str | None = None, overlay: bool = True) -> dict:
+        """Write the record of :mod:`sacmap.core.records` into ``outdir``, each file atomically: ``<stem>.csv``
+        (4 decimals), ``<stem>.json`` (:meth:`summary` + ``files``), ``<stem>_support.png`` and (``overlay``)
+        ``<stem>.png``. Returns the paths written (keys ``csv``, ``json``, ``support``[, ``overlay``])."""
+        stem = stem or Path(self.name).stem
+        paths = detection_paths(outdir, stem)
+        if not overlay:
+            del paths["overlay"]
+        atomic_write(paths["csv"], self.atoms[list(DETECTION_COLUMNS)].to_csv(index=False, float_format="%.4f"))
+        summ = self.summary()
+        summ["files"] = {k: v.name for k, v in paths.items()}
+        if overlay:
+            write_overlay(self, paths["overlay"])
+        atomic_write_with(paths["support"], lambda tmp: _write_mask(self.support, tmp))
+        write_json(paths["json"], summ, indent=1)
+        return paths
+
+
+def _write_mask(mask: np.ndarray, path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.asarray(mask, np.uint8) * 255).save(path, format="PNG")
+
+
+def write_overlay(result: DetectionResult, path) -> None:
+    """PNG of the clipped image with detections (circles, coloured by element) and the support outline, written
+    atomically to ``path`` (one image pixel per PNG pixel)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    img = result.image
+    lo, hi = np.percentile(img, [0.1, 99.9])
+    h, w = img.shape
+    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(np.clip(img, lo, hi), cmap="gray", interpolation="nearest")
+    if not result.support.all():
+        ax.contour(result.support.astype(float), [0.5], colors="cyan", linewidths=0.8)
+    a = result.atoms
+    r = 0.15 / result.pixel_size_nm
+    colours = ["red", "yellow", "lime", "magenta", "orange"]
+    els = [e for e in pd.unique(a["element"].astype(str))]
+    for i, e in enumerate(els):
+        sel = a["element"].astype(str) == e
+        ax.scatter(a.loc[sel, "x_px"], a.loc[sel, "y_px"], s=(2 * r) ** 2 * 0.5, facecolors="none",
+                   edgecolors=colours[i % len(colours)], linewidths=0.8, label=e or None)
+    if any(els):
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.axis("off")
+    save_figure(fig, path, close=False, dpi=100, format="png")
+
+
+@dataclass
+class Prepared:
+    """An image read and brought to the model frame (see :func:`prepare`)."""
+
+    raw: np.ndarray
+    px: float
+    py: float
+    frame: np.ndarray
+    name: str
+    meta: dict
+
+
+def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
+    """Read an image (path or array), check it, and bring it to the model frame with ``detector``'s transform
+    (:meth:`sacmap.detection.detector.AtomDetector.to_frame`, the one training used)."""
+    from sacmap.detection.io import check_pixel_size, read_image
+
+    if isinstance(image_or_path, (str, os.PathLike)):
+        raw, px, meta = read_image(image_or_path, pixel_size_nm)
+        py = meta["pixel_size_y_nm"]
+        name = Path(image_or_path).name
+    else:
+        raw = np.asarray(image_or_path, dtype=np.float64)
+        if raw.ndim != 2:
+            raise DetectionInputError(f"image array: expected 2-D, got shape {raw.shape}")
+        if not np.all(np.isfinite(raw)):
+            raise DetectionInputError("image array: contains NaN/inf")
+        if raw.max() == raw.min():
+            raise DetectionInputError("image array: constant image")
+        if pixel_size_nm is None:
+            raise DetectionInputError("image array: pixel_size_nm is required for an array input")
+        px = py = float(pixel_size_nm)
+        # the same bounds as a file's (the detector's range, the resampled pixel cap), before resampling
+        check_pixel_size("image array", px, None, raw.shape, "user")
+        meta = {"pixel_size_source": "user"}
+        name = "image"
+    frame, (fy, fx) = detector.to_frame(raw, px, py)
+    # read_image and check_pixel_size refuse pixel sizes outside SUPPORTED_PIXEL_NM, so there is nothing to warn of
+    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
+
+
+def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):
+    """Refined (x, y) and the per-atom columns of :func:`sacmap.detection.refine.refine` (image px); atoms whose
+    fit hit a bound (or left the image) keep the detector's position."""
+    from sacmap.detection.refine import refine
+
+    ref = refine(raw, np.c_[x, y], pixel_size_nm=px)
+    h, w = raw.shape
+    xf, yf = ref["x_px"].to_numpy(float), ref["y_px"].to_numpy(float)
+    ok = ref["fit_ok"].to_numpy(bool) & (xf >= -0.5) & (xf <= w - 0.5) & (yf >= -0.5) & (yf <= h - 0.5)
+    xr = np.where(ok, ref["x_px"].to_numpy(float), x)
+    yr = np.where(ok, ref["y_px"].to_numpy(float), y)
+    return xr, yr, {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
+
+
+def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None) -> DetectionResult:
+    """Decode the map (``detector.decode``), map positions back to the image, refine, support area, elements."""
+    from sacmap.detection.support import support_area_nm2, support_mask
+
+    raw, px, py = p.raw, p.px, p.py
+    at = detector.decode(amap, p.frame, s)
+    x, y = coords_back(at["x"], at["y"], raw.shape, amap.shape)
+    extra = {}
+    if s.refine and len(x):
+        x, y, extra = _refine(raw, x, y, px)
+    mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
+    area = support_area_nm2(mask, px, py)
+    r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
+    c = np.clip(np.rint(x).astype(int), 0, raw.shape[1] - 1)
+    on = mask[r, c] if len(x) else np.zeros(0, bool)
+    cols = {"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": at["score"],
+            "component_size": at["component_size"], "element": [""] * len(x)}
+    for k in DETECTION_COLUMNS:
+        if k not in cols:
+            cols[k] = extra.get(k, np.full(len(x), np.nan))
+    df = pd.DataFrame(cols)
+    if s.on_support_only:
+        df = df[on].reset_index(drop=True)
+        on = on[on]
+    meta = dict(p.meta)
+    meta["n_atoms_on_support"] = int(on.sum())
+    meta["support"] = sdiag
+    meta["weights"] = detector.meta.get("digest", "")
+    meta["model"] = {"kind": detector.kind, "file": detector.path.name}
+    if elements:
+        df, el_meta = _label_elements(raw, df, list(elements), s.seed)
+        meta["elements"] = el_meta
+    return DetectionResult(df, raw, px, py, amap, mask, area, s.as_dict(), p.name, meta)
+
+
+def _label_elements(raw, df, elements: list[str], seed: int):
+    if len(elements) == 1 or len(df) == 0:
+        df["element"] = elements[0] if len(df) else []
+        return df, {"method": "single element" if len(elements) == 1 else "none (no atoms)",
+                    "elements": elements}
+    try:
+        from sacmap.detection.elements import label_elements
+    except ImportError as exc:  # the element labeller is optional at import time
+        raise DetectionInputError(f"--elements {','.join(elements)}: element labelling unavailable ({exc})") from exc
+    if len(df) < len(elements):
+        raise DetectionInputError(f"--elements: {len(df)} atoms cannot be split into {len(elements)} species")
+    res = label_elements(raw, df[["x_px", "y_px"]].to_numpy(), elements, seed=seed)
+    df["element"] = [str(e) for e in np.asarray(res["labels"])]
+    base = [str(e) for e in np.asarray(res.get("labels_intensity", []))]
+    meta = {"method": "VAE + GMM", "elements": elements,
+            "counts_intensity_baseline": {e: base.count(e) for e in elements} if base else None,
+            "agreement_with_intensity_baseline": (float(np.mean(np.asarray(base) == df["element"].to_numpy()))
+                                                  if len(base) == len(df) else None)}
+    for k, v in res.items():
+        if k not in ("labels", "labels_intensity") and isinstance(v, (int, float, str, bool, list, dict)):
+            meta[k] = v
+    return df, meta
