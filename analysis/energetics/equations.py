@@ -578,7 +578,9 @@ def compute_energetics(records: pd.DataFrame, outdir: str | os.PathLike | None =
                     f"{d['delta_eV']:+.3f} eV above {d['kept_dir']}, which is used instead")
     for name, table, what in (("E_int", e_int, "calc_dir"), ("dimer", dim, "calc_dir")):
         for _, r in table[table["spin_note"].astype(bool)].iterrows() if len(table) else []:
-            warn.append(f"{r[what]}: {name} {r.get('label', r.get('occupants'))}: {r['spin_note']}")
+            term = (f"eq. {r['equation']} ({r.get('site_kinds', '')}, {r.get('occupants', '')})"
+                    if name == "E_int" and r.get("equation") else r.get("occupants"))
+            warn.append(f"{r[what]}: {name} {term}: {r['spin_note']}")
     used_dirs = set(e_int["calc_dir"]) | set(dim["calc_dir"]) | set(ssp["calc_dir"])
     for col in ("bare_dir", "first_only_dir", "second_only_dir"):
         used_dirs |= set(e_int[col])

@@ -94,7 +94,7 @@ def test_e_int_table_carries_spin_per_term_and_warns_when_it_differs():
     res = compute_energetics(recs)
     note = res["e_int"]["spin_note"].iloc[0]
     assert "differ in spin treatment" not in note and "both" in note and "bare" in note and "ISPIN differs from" in note
-    assert any("E_int sq" in w and "ISPIN" in w for w in res["warnings"])
+    assert any("E_int eq. 1 (" in w and "ISPIN" in w and " sq" not in w for w in res["warnings"])
 
 
 def test_duplicate_gas_run_is_reported_not_silently_dropped(tmp_path):
