@@ -43,6 +43,19 @@ def _z(symbol: str) -> int:
     return int(z)
 
 
+def _element_list(elements) -> tuple[list[str], list[int]]:
+    """Element symbols (a list or 'A,B') and their atomic numbers; none, unknown or repeated ones are refused."""
+    if isinstance(elements, str):
+        elements = [e for e in elements.split(",") if e.strip()]
+    els = [str(e).strip() for e in elements]
+    if not els:
+        raise DetectionInputError("elements: at least one element symbol is needed")
+    zs = [_z(e) for e in els]
+    if len(set(zs)) != len(zs):
+        raise DetectionInputError(f"elements: repeated element in {els}")
+    return els, zs
+
+
 def normalise_image(image, background_px: int = 41) -> np.ndarray:
     """Background-subtracted, robustly scaled float32 copy of ``image`` (background ≈ 0, atoms ≈ 1)."""
     a = np.asarray(image, dtype=float)
@@ -111,14 +124,7 @@ def label_by_intensity(intensity, elements, *, seed: int = 0, n_init: int = 5) -
     i = np.asarray(intensity, dtype=float).ravel()
     if i.size == 0:
         raise DetectionInputError("intensity: no atoms")
-    if isinstance(elements, str):
-        elements = [e for e in elements.split(",") if e.strip()]
-    els = [str(e).strip() for e in elements]
-    if not els:
-        raise DetectionInputError("elements: at least one element symbol is needed")
-    zs = [_z(e) for e in els]
-    if len(set(zs)) != len(zs):
-        raise DetectionInputError(f"elements: repeated element in {els}")
+    els, zs = _element_list(elements)
     by_z = [e for _, e in sorted(zip(zs, els))]
     z_sorted = np.array(sorted(zs), dtype=float)
     good = np.isfinite(i)
@@ -179,14 +185,7 @@ def _check_inputs(image, xy_px, elements):
         or np.any(xy[:, 1] > h - 0.5)
     ):
         raise DetectionInputError(f"xy_px: coordinates outside the {w}×{h} px image")
-    if isinstance(elements, str):
-        elements = [e for e in elements.split(",") if e.strip()]
-    els = [str(e).strip() for e in elements]
-    if not els:
-        raise DetectionInputError("elements: at least one element symbol is needed")
-    zs = [_z(e) for e in els]
-    if len(set(zs)) != len(zs):
-        raise DetectionInputError(f"elements: repeated element in {els}")
+    els, zs = _element_list(elements)
     if len(xy) < 2:
         raise DetectionInputError(f"xy_px: {len(xy)} atom; element labelling needs at least 2")
     if len(els) > len(xy):
