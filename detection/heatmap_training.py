@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from sacmap.detection.errors import DetectionInputError
-
 log = logging.getLogger(__name__)
 
 HOLDOUT = ("034", "045", "048")
@@ -152,31 +150,17 @@ def snap_labels(image: np.ndarray, xy: np.ndarray, radius_px: float = 3.0, smoot
 
 def real_frames(data_dir, split_csv=None, *, which: str = "train", exclude=HOLDOUT, only=None) -> list[FrameImage]:
     """Expert-labelled images of ``split_csv`` (default ``data_dir/split.csv``) with split == ``which``, in the
-    model frame; names starting with an ``exclude`` prefix are left out (``only``: keep just those prefixes)."""
-    import pandas as pd
-
-    from sacmap.detection.io import read_image
-    from sacmap.detection.labels import read_labels
-    from sacmap.detection.preprocess import coords_to_frame, to_model_frame
+    model frame (read by :func:`sacmap.detection.training.load_split`, the CNN's reader); names starting with an
+    ``exclude`` prefix are left out (``only``: keep just those prefixes)."""
+    from sacmap.detection.training import load_split
 
     data_dir = Path(data_dir)
-    split_csv = Path(split_csv) if split_csv else data_dir / "split.csv"
-    try:
-        split = pd.read_csv(split_csv)
-    except Exception as exc:
-        raise DetectionInputError(f"{split_csv}: unreadable split CSV ({exc})") from exc
     out = []
-    for row in split[split["split"] == which].itertuples():
-        key = str(row.image)[:3]
-        if only is not None and key not in only:
+    for im in load_split(data_dir, split_csv or data_dir / "split.csv", which):
+        key = im.name[:3]
+        if (key not in only) if only is not None else (key in tuple(exclude)):
             continue
-        if only is None and key in tuple(exclude):
-            continue
-        raw, px, meta = read_image(data_dir / "images" / row.image)
-        frame, _ = to_model_frame(raw, px, meta.get("pixel_size_y_nm"))
-        xy = read_labels(data_dir / "labels" / row.labels)
-        x, y = coords_to_frame(xy[:, 0], xy[:, 1], raw.shape, frame.shape)
-        out.append(FrameImage(Path(row.image).stem, frame, np.c_[x, y], real=True))
+        out.append(FrameImage(im.name, im.image, im.xy, real=True))
     return out
 
 
