@@ -191,9 +191,9 @@ def null_sampler(null, observed_xy: np.ndarray | None = None, window=None, **par
         if h is None:
             if observed_xy is None or len(observed_xy) < 2:
                 raise AnalysisInputError("hardcore null: give hard_core_nm (no observed points to take it from)")
-            from scipy.spatial import cKDTree
+            from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
 
-            h = float(cKDTree(observed_xy).query(observed_xy, k=2)[0][:, 1].min())
+            h = float(nearest_neighbour_distances(observed_xy)[0].min())
         return HardCoreSampler(hard_core_nm=float(h)), "hardcore", {"hard_core_nm": float(h)}
     if null == "dft":
         sampler = params.get("sampler")
