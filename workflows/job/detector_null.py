@@ -24,7 +24,6 @@ because it needs both ``sacmap.detection`` and ``sacmap.analysis``.
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -146,20 +145,19 @@ def default_detector(settings: dict | None = None, model: str | None = None, bat
     (:func:`sacmap.detection.pipeline.detect_images`) with the record's decoder ``settings`` (its JSON
     ``settings`` block: threshold, merge and separation distances, ...) and ``model`` (None: the pipeline's
     default), images batched through the network."""
+    import dataclasses
+
     from sacmap.detection import pipeline
 
-    params = inspect.signature(pipeline.detect_images).parameters
-    kw: dict = {}
     st = dict(settings or {})
-    if "settings" in params and st:
-        known = {f.name for f in __import__("dataclasses").fields(pipeline.Settings)}
+    kw: dict = {"batch": batch}
+    if st:
+        known = {f.name for f in dataclasses.fields(pipeline.Settings)}
         kw["settings"] = pipeline.Settings(**{k: v for k, v in st.items() if k in known})
     if "threshold" in st:
         kw["threshold"] = st["threshold"]
-    if model is not None and "model" in params:
+    if model is not None:
         kw["model"] = model
-    if "batch" in params:
-        kw["batch"] = batch
 
     def detect(images, pixel_size_nm):
         res = pipeline.detect_images(list(images), pixel_size_nm=pixel_size_nm, **kw)
