@@ -91,12 +91,8 @@ def _weights_file(weights: str | None) -> Path | None:
     """The detector weights file a detection uses: the spec's, else the detection package's default model."""
     if weights:
         return Path(weights)
-    try:
-        from sacmap.detection.detector import model_path
-    except ImportError:
-        from sacmap.detection.model import DEFAULT_WEIGHTS
+    from sacmap.detection.detector import model_path
 
-        return DEFAULT_WEIGHTS
     return model_path(None, None)
 
 
@@ -260,12 +256,8 @@ def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
     real image's in-window atoms against complete spatial randomness in the same window, for G (the NND
     distribution) and L, and, with ``statistics.detector_aware_nsim`` > 0, the detector-aware test of G for the
     richest real image: ``statistics/envelope_tests.csv`` (one row per image and function: p-values, where the
-    observed curve leaves the envelope). Simulated images are not tested (their pattern is the spec's choice).
-    Returns ``{}`` when the envelope module is not available."""
-    try:
-        from sacmap.analysis.spatial.envelopes import envelope_test
-    except ImportError:
-        return {}
+    observed curve leaves the envelope). Simulated images are not tested (their pattern is the spec's choice)."""
+    from sacmap.analysis.spatial.envelopes import envelope_test
     from sacmap.analysis.spatial.observation import Observation
 
     sdir = out / "statistics"
