@@ -241,8 +241,8 @@ def _detector_aware_row(im: dict, nsim: int, seed: int) -> dict:
     image, _, _ = read_image(meta.get("path") or im["detection_csv"], obs.pixel_size_nm, check_range=False)
     res = detector_aware_test(obs, image, null="csr", function="G", nsim=nsim, seed=seed, settings=settings)
     t = res.aware
-    if not getattr(res, "valid", True):  # the simulated images do not reproduce the observation: no p-value
-        why = "; ".join(getattr(res, "warnings", []) or []) or "the simulated images do not reproduce the observed count"
+    if not res.valid:  # the simulated images do not reproduce the observation: no p-value
+        why = "; ".join(res.warnings)
         return {"image": im["image"], "function": "G", "null_model": "csr, detector-aware", "nsim": t.nsim,
                 "n_points": t.n_points, "leaves_envelope": f"not valid: {why}"}
     return {"image": im["image"], "function": "G", "null_model": "csr, detector-aware", "nsim": t.nsim,
