@@ -5,7 +5,9 @@
 * :func:`plot_nuclearity` — share of atoms in monomers, dimers, trimers, ...;
 * :func:`plot_pair_correlation` — g(r) with the Poisson reference g = 1;
 * :func:`plot_envelope` / :func:`plot_envelopes` — a global envelope test (the 95 % global rank envelope, not
-  pointwise bands) with its p-values; several tests side by side (naive and detector-aware).
+  pointwise bands), the simulations' mean and the Poisson theory, with its p-values; several tests side by side
+  (G and L, or the naive and the detector-aware null); :func:`envelope_caption` says in one sentence what was
+  tested (function, edge correction, null, simulations, window) and the p-values.
 
 Each returns the matplotlib Figure; save it with :func:`sacmap.core.atomic.save_figure`.
 """
@@ -93,37 +95,81 @@ def plot_pair_correlation(r_nm, g, ax=None):
 
 _YLABEL = {"L": "L(r) − r (nm)", "K": "K(r) − πr² (nm²)", "pcf": "g(r)", "G": "G(r)", "F": "F(r)", "J": "J(r)",
            "Lcross": "L_ij(r) − r (nm)", "Kcross": "K_ij(r) − πr² (nm²)", "Gcross": "G_ij(r)"}
+#: readable names of the summary functions and edge corrections (captions)
+FUNCTION_NAMES = {"L": "Besag's L", "K": "Ripley's K", "pcf": "pair correlation g", "G": "G (NND distribution)",
+                  "F": "F (empty space)", "J": "J", "Lcross": "cross-type L", "Kcross": "cross-type K",
+                  "Gcross": "cross-type G"}
+CORRECTION_NAMES = {"km": "Kaplan–Meier", "translate": "translation", "border": "border (reduced sample)",
+                    "isotropic": "isotropic", "hanisch": "Hanisch"}
+NULL_NAMES = {"csr": "complete spatial randomness (CSR)"}
 
 
-def plot_envelope(test, ax=None, title: str | None = None):
-    """One :class:`~sacmap.analysis.spatial.envelopes.EnvelopeTest`: the global envelope (grey), the mean of the
-    simulations (dashed) and the observed curve, L and K centred on their Poisson value; p-values in the title."""
+def envelope_p_text(test) -> str:
+    """``rank p = …, MAD p = …, DCLF p = …`` of an envelope test."""
+    return f"rank p = {test.p_rank:.3g}, MAD p = {test.p_mad:.3g}, DCLF p = {test.p_dclf:.3g}"
+
+
+def window_text(window: dict | None) -> str:
+    """The window of a test in words from ``Region.describe()``: ``support mask, 186.9 nm² (512×512 px at
+    0.0293 nm/px)`` or ``rectangle 15 × 15 nm``."""
+    w = window or {}
+    if w.get("kind") == "mask":
+        shape = "×".join(str(s) for s in w.get("shape", []))
+        return (f"support mask, {w.get('area_nm2', float('nan')):.1f} nm² ({shape} px at "
+                f"{w.get('pixel_size_nm', float('nan')):.4g} nm/px)")
+    if w.get("kind") == "rectangle":
+        return (f"rectangle {w['x1_nm'] - w['x0_nm']:.3g} × {w['y1_nm'] - w['y0_nm']:.3g} nm "
+                f"({w.get('area_nm2', float('nan')):.1f} nm²)")
+    return "window not recorded"
+
+
+def envelope_caption(test) -> str:
+    """One sentence saying what an envelope test tested and found: function, edge correction, null model, number
+    of simulations, window, the three p-values and where the observed curve leaves the global envelope."""
+    where = test.direction()
+    fn = FUNCTION_NAMES.get(test.function, test.function)
+    corr = CORRECTION_NAMES.get(test.correction, test.correction)
+    null = NULL_NAMES.get(test.null_model, test.null_model)
+    return (f"{fn} ({corr} edge correction) of {test.n_points} atoms against {null}: {test.nsim} simulations with "
+            f"the same number of points in the same window ({window_text(test.window)}); global rank envelope "
+            f"(extreme rank length) {envelope_p_text(test)}; the observed curve "
+            f"{'stays inside' if where == 'inside' else 'leaves ' + ('it ' if where == 'both' else '') + where} "
+            f"the {100 * (1 - test.alpha):.0f} % global envelope"
+            f"{' (above and below)' if where == 'both' else ''}.")
+
+
+def plot_envelope(test, ax=None, title: str | None = None, note: str | None = None):
+    """One :class:`~sacmap.analysis.spatial.envelopes.EnvelopeTest`: the 100(1 − α) % global envelope (grey band:
+    a test, unlike pointwise bands), the mean of the simulations (dashed), the Poisson theory ``theo`` (dotted,
+    when known) and the observed curve; L and K centred on their Poisson value. ``title``: first title line
+    (default ``function (correction) vs null``); the second line gives the p-values, or ``note`` instead (e.g.
+    why a test is not valid)."""
     fig, ax = _axes(ax)
     r = test.r_nm
     shift = r if test.function in ("L", "Lcross") else np.pi * r**2 if test.function in ("K", "Kcross") else 0.0
     ax.fill_between(r, test.lo - shift, test.hi - shift, color="0.8", lw=0,
                     label=f"{100 * (1 - test.alpha):.0f} % global envelope")
     ax.plot(r, test.central - shift, "k--", lw=1, label=f"mean of {test.nsim} sims")
+    if test.theo is not None:
+        ax.plot(r, test.theo - shift, ":", color="C0", lw=1.2, label="Poisson theory")
     ax.plot(r, test.observed - shift, color="C3", lw=1.5, label="observed")
     ax.set_xlabel("r (nm)")
     ax.set_ylabel(_YLABEL.get(test.function, test.function))
-    ax.set_title(title or f"{test.function} ({test.correction}) vs {test.null_model}\n"
-                 f"rank p = {test.p_rank:.3g}, MAD p = {test.p_mad:.3g}, DCLF p = {test.p_dclf:.3g}", fontsize=9)
+    head = title or f"{test.function} ({test.correction}) vs {test.null_model}"
+    ax.set_title(f"{head}\n{note or envelope_p_text(test)}", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig
 
 
-def plot_envelopes(tests, titles=None):
-    """Several envelope tests side by side (e.g. naive and detector-aware null); returns the Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+def plot_envelopes(tests, titles=None, notes=None):
+    """Several envelope tests side by side (e.g. G and L, or the naive and the detector-aware null), each drawn
+    by :func:`plot_envelope` (``titles``/``notes``: per test, as its ``title``/``note``); returns the Figure."""
+    from matplotlib.figure import Figure  # not pyplot: safe in the web app's worker thread
 
     tests = list(tests)
-    fig, axes = plt.subplots(1, len(tests), figsize=(4.6 * len(tests), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(tests), 3.6))
+    axes = fig.subplots(1, len(tests), squeeze=False)
     for k, (t, ax) in enumerate(zip(tests, axes[0])):
-        plot_envelope(t, ax=ax, title=None if titles is None else
-                      f"{titles[k]}\nrank p = {t.p_rank:.3g}, MAD p = {t.p_mad:.3g}, DCLF p = {t.p_dclf:.3g}")
+        plot_envelope(t, ax=ax, title=None if titles is None else titles[k], note=None if notes is None else notes[k])
     fig.tight_layout()
     return fig

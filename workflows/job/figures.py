@@ -129,6 +129,14 @@ def plot_nnd_distributions(observed: dict[str, np.ndarray], sampler_nnd: pd.Data
     return _save(fig, path)
 
 
+def plot_envelope_panels(tests, path: Path, titles=None, notes=None) -> Path:
+    """Global envelope tests side by side (G and L of one image, or its naive and detector-aware tests), drawn by
+    :func:`sacmap.analysis.spatial.plots.plot_envelopes` (``titles``/``notes`` per panel)."""
+    from sacmap.analysis.spatial.plots import plot_envelopes
+
+    return _save(plot_envelopes(tests, titles=titles, notes=notes), path)
+
+
 def short_image_name(image: str) -> str:
     """A readable image name: the bundled ``053_HAADF_15nm_Sample_PtNC_21Oct20`` → ``053 (Pt1/NC)``; a simulated
     image ``simulated_2_per_nm2`` → ``simulated, 2 atoms/nm²``; others unchanged (cut at 32 characters)."""

@@ -327,16 +327,6 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
         sec.figures.append(Figure(figures.plot_species_nnd(pairs, fdir / "fig5c_species_nnd.png"),
                                   "Fig. 5c analogue: mean NND from each species to the nearest atom of each species."))
         sec.tables.append(Table(pairs, Path(stats["species_pairs_csv"]), "Per-species NND (nm)"))
-    env = _csv((state.get("envelopes") or {}).get("csv"))
-    if not env.empty:
-        cols = [Column("image", "image", figures.short_image_name), Column("function", "function"), Column("null_model", "null model"),
-                Column("nsim", "simulations", INT), Column("n_points", "atoms", INT), Column("p_rank", "p (rank)", P),
-                Column("p_mad", "p (MAD)", P), Column("p_dclf", "p (DCLF)", P),
-                Column("leaves_envelope", "leaves the envelope")]
-        sec.tables.append(Table(env, Path(state["envelopes"]["csv"]),
-                                "Global envelope tests against complete spatial randomness (real images)", columns=cols))
-    else:
-        sec.text.append("Envelope tests: not run (sacmap.analysis.spatial.envelopes not available).")
     if not desc.empty:
         cols = [Column("image", "image", figures.short_image_name), Column("simulated", "simulated", yes_no), Column("n_atoms", "atoms", INT),
                 Column("support_area_nm2", "support (nm²)", fixed(1)), Column("density_nm2", "density (nm⁻²)", DENS),
@@ -371,6 +361,69 @@ def _organisation_section(state: dict, settings: dict, out: Path) -> tuple[Secti
         sec.tables.append(Table(*_written(_fit_table(fit), out / "sampling" / "dft_fit.csv"),
                                 "DFT-biased sampler: fitted parameters (95 % bootstrap intervals)", columns=cols))
     return sec, _summary_lines(desc, fit)
+
+
+ENVELOPE_TITLE = "Global envelope tests against complete spatial randomness (real images)"
+
+
+def _envelope_section(state: dict, out: Path) -> Section:
+    """Figures of every global envelope test (from ``statistics/envelope_curves.csv``): per real image G and L
+    against CSR side by side, and for the image with the detector-aware test its naive and detector-aware tests
+    side by side; then the table of p-values (``statistics/envelope_tests.csv``)."""
+    from sacmap.analysis.spatial.plots import FUNCTION_NAMES, envelope_caption
+    from sacmap.workflows.job.steps_images import AWARE, AWARE_NAIVE, ENVELOPE_NSIM, NAIVE, read_envelope_curves
+
+    env = state.get("envelopes") or {}
+    table = _csv(env.get("csv"))
+    if table.empty:
+        why = "no real image" if not state.get("statistics") else "no real image with at least 3 atoms in its window"
+        return Section(ENVELOPE_TITLE, skipped=why)
+    sec = Section(ENVELOPE_TITLE, [
+        f"The atoms of each real image in its window against complete spatial randomness (CSR): {ENVELOPE_NSIM} "
+        "patterns of as many uniform random points in the same support window, the same summary function (same "
+        "edge correction, same r values) on each. Grey band: the 95 % global rank envelope (extreme rank length, "
+        "Myllymäki et al. 2017) — the observed curve (red) leaves it somewhere exactly when the rank p ≤ 0.05, so "
+        "unlike pointwise bands it is read as a test; dashed: the mean of the simulations; dotted: the Poisson "
+        "theory; L is drawn as L(r) − r. MAD and DCLF: deviation tests against the same simulations."])
+    tests = read_envelope_curves(env.get("curves_csv"))
+    if not tests:
+        sec.text.append("Envelope curves not recorded (statistics/envelope_curves.csv is missing): only the "
+                        "p-values are shown.")
+    fdir = out / "figures"
+    by_image: dict[str, dict[str, list]] = {}
+    for meta, t in tests:
+        by_image.setdefault(meta["image"], {}).setdefault(meta["test"], []).append((meta, t))
+    for image, kinds in by_image.items():
+        name = figures.short_image_name(image)
+        naive = [t for _, t in kinds.get(NAIVE, [])]
+        if naive:
+            png = figures.plot_envelope_panels(naive, fdir / f"envelopes_{image}.png",
+                                               titles=[f"{name}: {FUNCTION_NAMES.get(t.function, t.function)}"
+                                                       for t in naive])
+            sec.figures.append(Figure(png, f"{name}, naive null (random points as drawn): " + " ".join(
+                f"({chr(97 + k)}) {envelope_caption(t)}" for k, t in enumerate(naive)), wide=True))
+        pair = kinds.get(AWARE_NAIVE, []) + kinds.get(AWARE, [])
+        if len(pair) == 2:
+            (_, t_naive), (m_aware, t_aware) = pair
+            note = m_aware["note"] if not m_aware["valid"] else None
+            png = figures.plot_envelope_panels(
+                [t_naive, t_aware], fdir / f"envelopes_detector_aware_{image}.png",
+                titles=[f"{name}: naive null (as drawn)", f"{name}: detector-aware null (rendered + detected)"],
+                notes=[None, "not valid (see caption)" if note else None])
+            aware_text = (f"not valid: the simulated images do not reproduce the observation ({note.removeprefix('not valid: ')}); "
+                          "no p-value is used from it" if note else envelope_caption(t_aware))
+            sec.figures.append(Figure(png, (
+                f"{name}: the naive and the detector-aware test side by side, in the same window (the support less "
+                "its edge band, where the simulator's vacuum edge fakes atoms) with the same r values. Detector-aware: "
+                "each random pattern is rendered by the HAADF-STEM simulator like this image and detected by the same "
+                f"detector, so the null has the detector's losses. (a) Naive: {envelope_caption(t_naive)} "
+                f"(b) Detector-aware: {aware_text}"), wide=True))
+    cols = [Column("image", "image", figures.short_image_name), Column("function", "function"),
+            Column("null_model", "null model"), Column("nsim", "simulations", INT), Column("n_points", "atoms", INT),
+            Column("p_rank", "p (rank)", P), Column("p_mad", "p (MAD)", P),
+            Column("p_dclf", "p (DCLF)", P), Column("leaves_envelope", "leaves the envelope")]
+    sec.tables.append(Table(table, Path(env["csv"]), "Global envelope tests: p-values", columns=cols))
+    return sec
 
 
 def _interval(lo, hi, digits: int = 3) -> str:
@@ -472,7 +525,7 @@ def build_report(state: dict, settings: dict, out: Path, *, skipped: dict | None
     if sim:
         sections.append(sim)
     org, lines = _organisation_section(state, settings, out)
-    sections += [org, _structures_section(state), _run_section(state, settings, out)]
+    sections += [org, _envelope_section(state, out), _structures_section(state), _run_section(state, settings, out)]
     en = state.get("energetics") or {}
     stats = state.get("statistics") or {}
     findings = build_findings(_csv((en.get("paths") or {}).get("site_site_potential")),

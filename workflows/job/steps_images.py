@@ -224,12 +224,78 @@ def _truth_row(im: dict, obs, detected: dict, multimer_nm: float) -> dict:
 
 ENVELOPE_FUNCTIONS = ("G", "L")  # NND distribution; Besag's L (all scales)
 ENVELOPE_NSIM = 199
+#: the ``test`` column of ``envelope_curves.csv``: the naive test of the whole window, the detector-aware test,
+#: and the naive test it is compared with (same window less its edge band, same r values and simulations count)
+NAIVE, AWARE, AWARE_NAIVE = "naive", "detector-aware", "naive, detector-aware window"
+_CURVE_META = ("image", "test", "function", "null_model", "correction", "nsim", "n_points", "alpha", "p_rank",
+               "p_mad", "p_dclf", "leaves_envelope", "window_kind", "window_area_nm2", "window_width_nm",
+               "window_height_nm", "window_pixel_size_nm", "window_shape", "valid", "note")
+_CURVES = ("r_nm", "observed", "central", "lo", "hi", "theo")
 
 
-def _detector_aware_row(im: dict, nsim: int, seed: int) -> dict:
+def envelope_curves(test, image: str, kind: str = NAIVE, note: str = "") -> pd.DataFrame:
+    """The curves of one envelope test (r in nm; observed, simulations' mean, global envelope ``lo``–``hi``,
+    Poisson ``theo``) as rows of ``envelope_curves.csv``, each carrying the test's identity, p-values and window
+    (kind, area in nm², extent in nm, pixel size in nm/px and shape of a mask), so a figure and its caption can be
+    drawn from the file alone (:func:`read_envelope_curves`).
+    ``note``: why the test is not valid (then ``valid`` is False)."""
+    df = test.table()
+    if "theo" not in df:
+        df["theo"] = np.nan
+    meta = {"image": image, "test": kind, "function": test.function, "null_model": test.null_model,
+            "correction": test.correction, "nsim": test.nsim, "n_points": test.n_points, "alpha": test.alpha,
+            "p_rank": test.p_rank, "p_mad": test.p_mad, "p_dclf": test.p_dclf, "leaves_envelope": test.direction(),
+            **_window_columns(test.window), "valid": not note, "note": note}
+    return df.assign(**meta)[list(_CURVE_META + _CURVES)]
+
+
+def _window_columns(window: dict) -> dict:
+    w = window or {}
+    return {"window_kind": w.get("kind", ""), "window_area_nm2": w.get("area_nm2"),
+            "window_width_nm": w["x1_nm"] - w["x0_nm"] if "x1_nm" in w else None,
+            "window_height_nm": w["y1_nm"] - w["y0_nm"] if "y1_nm" in w else None,
+            "window_pixel_size_nm": w.get("pixel_size_nm"), "window_shape": "x".join(str(v) for v in w.get("shape", []))}
+
+
+def _window_dict(m) -> dict:
+    """The window of a row of ``envelope_curves.csv`` in ``Region.describe()`` terms (origin at 0)."""
+    out = {"kind": m["window_kind"], "area_nm2": float(m["window_area_nm2"]), "x0_nm": 0.0, "y0_nm": 0.0,
+           "x1_nm": float(m["window_width_nm"]), "y1_nm": float(m["window_height_nm"])}
+    if m["window_kind"] == "mask":
+        out.update(pixel_size_nm=float(m["window_pixel_size_nm"]),
+                   shape=[int(v) for v in str(m["window_shape"]).split("x") if v])
+    return out
+
+
+def read_envelope_curves(path) -> list[tuple[dict, object]]:
+    """``envelope_curves.csv`` back as ``[(meta, EnvelopeTest)]`` in file order (meta: image, test, valid,
+    note); an empty list when the file is missing or empty."""
+    from sacmap.analysis.spatial.envelopes import EnvelopeTest
+
+    p = Path(path) if path else None
+    if p is None or not p.is_file() or p.stat().st_size == 0:
+        return []
+    df = pd.read_csv(p, dtype={"image": str, "note": str, "window_kind": str, "window_shape": str},
+                     keep_default_na=False, na_values=[""])
+    out = []
+    for _, g in df.groupby(["image", "test", "function"], sort=False):
+        m = g.iloc[0]
+        theo = g["theo"].to_numpy(float)
+        t = EnvelopeTest(str(m["function"]), str(m["correction"]), str(m["null_model"]), {}, int(m["nsim"]),
+                         int(m["n_points"]), _window_dict(m),
+                         g["r_nm"].to_numpy(float), g["observed"].to_numpy(float), g["central"].to_numpy(float),
+                         g["lo"].to_numpy(float), g["hi"].to_numpy(float), float(m["alpha"]), float(m["p_rank"]),
+                         float(m["p_mad"]), float(m["p_dclf"]), None if np.isnan(theo).all() else theo)
+        note = m["note"] if isinstance(m["note"], str) else ""
+        out.append(({"image": str(m["image"]), "test": str(m["test"]), "valid": str(m["valid"]) == "True",
+                     "note": note}, t))
+    return out
+
+
+def _detector_aware_row(im: dict, nsim: int, seed: int) -> tuple[dict, list[pd.DataFrame]]:
     """The detector-aware envelope test of G against CSR (:func:`sacmap.workflows.job.detector_null.
     detector_aware_test`: null patterns rendered by the simulator like the image and detected like it) of one
-    real image, as a row of ``envelope_tests.csv``."""
+    real image, as a row of ``envelope_tests.csv``, with the curves of it and of its naive counterpart."""
     from sacmap.analysis.spatial.observation import Observation
     from sacmap.detection.io import read_image
     from sacmap.workflows.job.detector_null import detector_aware_test
@@ -241,14 +307,15 @@ def _detector_aware_row(im: dict, nsim: int, seed: int) -> dict:
     image, _, _ = read_image(meta.get("path") or im["detection_csv"], obs.pixel_size_nm, check_range=False)
     res = detector_aware_test(obs, image, null="csr", function="G", nsim=nsim, seed=seed, settings=settings)
     t = res.aware
+    why = "" if res.valid else "not valid: " + "; ".join(res.warnings)
+    curves = [envelope_curves(res.naive, im["image"], AWARE_NAIVE), envelope_curves(t, im["image"], AWARE, why)]
     if not res.valid:  # the simulated images do not reproduce the observation: no p-value
-        why = "; ".join(res.warnings)
         return {"image": im["image"], "function": "G", "null_model": "csr, detector-aware", "nsim": t.nsim,
-                "n_points": t.n_points, "leaves_envelope": f"not valid: {why}"}
+                "n_points": t.n_points, "leaves_envelope": why}, curves
     return {"image": im["image"], "function": "G", "null_model": "csr, detector-aware", "nsim": t.nsim,
             "n_points": t.n_points, "correction": t.correction, "p_rank": t.p_rank, "p_mad": t.p_mad,
             "p_dclf": t.p_dclf, "leaves_envelope": t.direction(), "r_min_nm": float(t.r_nm[0]),
-            "r_max_nm": float(t.r_nm[-1])}
+            "r_max_nm": float(t.r_nm[-1])}, curves
 
 
 def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
@@ -256,7 +323,9 @@ def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
     real image's in-window atoms against complete spatial randomness in the same window, for G (the NND
     distribution) and L, and, with ``statistics.detector_aware_nsim`` > 0, the detector-aware test of G for the
     richest real image: ``statistics/envelope_tests.csv`` (one row per image and function: p-values, where the
-    observed curve leaves the envelope). Simulated images are not tested (their pattern is the spec's choice)."""
+    observed curve leaves the envelope) and ``statistics/envelope_curves.csv`` (:func:`envelope_curves`: every
+    test's curves and global envelope, the detector-aware test's naive counterpart included, for the report's
+    figures). Simulated images are not tested (their pattern is the spec's choice)."""
     from sacmap.analysis.spatial.envelopes import envelope_test
     from sacmap.analysis.spatial.observation import Observation
 
@@ -265,11 +334,11 @@ def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
     images = [im for im in stats["images"] if not im.get("simulated") and im["n_atoms"] >= 3]
     seed = settings["sampling"]["seed"]
     aware_nsim = settings["statistics"].get("detector_aware_nsim") or 0
-    key = fingerprint(ENVELOPE_FUNCTIONS, ENVELOPE_NSIM, seed, aware_nsim,
+    key = fingerprint(ENVELOPE_FUNCTIONS, ENVELOPE_NSIM, seed, aware_nsim, "curves",
                       [Path(im["detection_csv"]) for im in images])
     if rec.is_current(key):
         return rec.result()
-    rows = []
+    rows, curves = [], []
     for im in images:
         obs = Observation.from_detection(im["detection_csv"])
         for fn in ENVELOPE_FUNCTIONS:
@@ -278,16 +347,20 @@ def envelope_tests(stats: dict, settings: dict, out: Path) -> dict:
                          "n_points": t.n_points, "correction": t.correction, "p_rank": t.p_rank, "p_mad": t.p_mad,
                          "p_dclf": t.p_dclf, "leaves_envelope": t.direction(),
                          "r_min_nm": float(t.r_nm[0]), "r_max_nm": float(t.r_nm[-1])})
+            curves.append(envelope_curves(t, im["image"], NAIVE))
     if aware_nsim and images:
         best = max(images, key=lambda im: im["n_atoms"])
         try:
-            rows.append(_detector_aware_row(best, aware_nsim, seed))
+            row, aware_curves = _detector_aware_row(best, aware_nsim, seed)
+            rows.append(row)
+            curves += aware_curves
         except InputError as exc:  # the Findings fall back to the naive test and the table says why
             rows.append({"image": best["image"], "function": "G", "null_model": "csr, detector-aware",
                          "nsim": aware_nsim, "leaves_envelope": f"not run: {exc}"})
     if not rows:
         return {}
     path = write_csv(sdir / "envelope_tests.csv", pd.DataFrame(rows))
-    result = {"csv": str(path)}
-    rec.mark_done(key, [path], result)
+    curves_path = write_csv(sdir / "envelope_curves.csv", pd.concat(curves, ignore_index=True))
+    result = {"csv": str(path), "curves_csv": str(curves_path)}
+    rec.mark_done(key, [path, curves_path], result)
     return result
