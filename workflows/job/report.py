@@ -371,7 +371,13 @@ def _envelope_section(state: dict, out: Path) -> Section:
     against CSR side by side, and for the image with the detector-aware test its naive and detector-aware tests
     side by side; then the table of p-values (``statistics/envelope_tests.csv``)."""
     from sacmap.analysis.spatial.plots import FUNCTION_NAMES, envelope_caption
-    from sacmap.workflows.job.steps_images import AWARE, AWARE_NAIVE, ENVELOPE_NSIM, NAIVE, read_envelope_curves
+    from sacmap.workflows.job.steps_images import (
+        AWARE,
+        AWARE_NAIVE,
+        ENVELOPE_NSIM,
+        NAIVE,
+        read_envelope_curves,
+    )
 
     env = state.get("envelopes") or {}
     table = _csv(env.get("csv"))
