@@ -138,12 +138,16 @@ def test_upload_detect_download(browser_page, tmp_path):
     assert f"({expected} rows)" in page.locator("#coords-count").inner_text()
     row = page.locator("#summary-table tbody tr").first
     assert row.get_attribute("data-status") == "done"
-    # overlay and histogram images really loaded
-    for sel in ("#overlay-img", "#nnd-img"):
+    # overlay, histogram and envelope figures really loaded
+    for sel in ("#overlay-img", "#nnd-img", "#envelope-img"):
         page.wait_for_function(f"document.querySelector('{sel}').complete && "
                                f"document.querySelector('{sel}').naturalWidth > 100")
     descriptors = page.locator("#descriptors-table").inner_text()
     assert "Density" in descriptors and "NND" in descriptors and "Multimer share" in descriptors
+    envelope_rows = page.locator("#envelope-table tbody tr")  # G and L against CSR, p-values stated
+    assert envelope_rows.count() == 2 and "199" in envelope_rows.first.inner_text()
+    caption = page.locator("#envelope-caption").inner_text()
+    assert "global rank envelope" in caption and "support mask" in caption
 
     with page.expect_download() as dl:
         page.locator("#download-zip").click()
@@ -153,7 +157,8 @@ def test_upload_detect_download(browser_page, tmp_path):
         names = set(zf.namelist())
         stem = image.stem
         assert {f"results/{stem}.csv", f"results/{stem}_overlay.png", f"results/{stem}_nnd.png",
-                f"results/{stem}.json", f"results/{stem}_descriptors.json", "settings.json",
+                f"results/{stem}.json", f"results/{stem}_descriptors.json", f"results/{stem}_envelopes.png",
+                f"results/{stem}_envelopes.json", "settings.json",
                 "summary.csv"} <= names
         rows = list(csv.DictReader(io.StringIO(zf.read(f"results/{stem}.csv").decode())))
         assert len(rows) == expected

@@ -81,6 +81,44 @@ def test_same_numbers_as_detection_and_analysis(stem_image, processed):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
+def test_global_envelope_tests_are_in_the_result(processed):
+    """G and L against CSR, 199 simulations, seed 0: well-formed p-values and envelopes, the same numbers as
+    calling the analysis directly on the written detection, drawn as a figure and stated in a caption."""
+    from sacmap.analysis.spatial.envelopes import envelope_test
+
+    res, out, stages = processed
+    envs = res["envelopes"]
+    assert [e["function"] for e in envs] == ["G", "L"] and res["envelope_note"] == ""
+    obs = Observation.from_detection(out / "img.csv")
+    for e in envs:
+        assert e["nsim"] == 199 and e["null_model"] == "csr" and e["seed"] == 0
+        assert e["n_points"] == res["descriptors"]["n_atoms"] == obs.n_atoms
+        for key in ("p_rank_erl", "p_mad", "p_dclf"):
+            assert 0 < e[key] <= 1, key
+            assert round(e[key] * 200, 6) == int(round(e[key] * 200))  # (1 + #{T_sim ≥ T_obs}) / 200
+        assert e["window"]["kind"] == "mask"
+        assert e["window"]["area_nm2"] == pytest.approx(res["support_area_nm2"], rel=1e-6)
+        assert "199 simulations" in e["caption"] and f"rank p = {e['p_rank_erl']:.3g}" in e["caption"]
+        direct = envelope_test(obs.xy_nm, obs.window, null="csr", function=e["function"], nsim=199, seed=0)
+        assert (e["p_rank_erl"], e["p_mad"], e["p_dclf"]) == (direct.p_rank, direct.p_mad, direct.p_dclf)
+        assert e["correction"] == direct.correction
+    curves = json.loads((out / res["files"]["envelopes"]).read_text())
+    for e, c in zip(envs, curves):
+        lo, hi, obs_curve = (np.asarray(c[k], float) for k in ("lo", "hi", "observed"))
+        assert len(c["r_nm"]) == len(lo) == len(obs_curve) > 10
+        assert np.all(lo <= hi)
+        inside = bool(np.all((obs_curve >= lo) & (obs_curve <= hi)))
+        assert inside == (e["leaves_envelope"] == "inside")
+    assert (out / res["files"]["envelopes_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(s.startswith("global envelope tests") for s, _ in stages)
+
+
+def test_no_envelope_test_below_three_atoms():
+    mask = np.ones((20, 20), bool)
+    obs = Observation.from_points(np.array([[0.5, 0.5], [1.5, 1.5]]), Region.from_mask(mask, 0.1))
+    assert pipeline.envelope_tests(obs) == []
+
+
 def test_multimer_distance_is_passed_through(processed):
     import pandas as pd
     from PIL import Image

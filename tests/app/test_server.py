@@ -49,13 +49,17 @@ def fake_process(path, stem, out_dir, settings, *, pixel_size_nm=None, name=None
     (out_dir / f"{stem}_descriptors.json").write_text(json.dumps({"n_atoms": n, "density_nm2": n / 100}))
     (out_dir / f"{stem}_overlay.png").write_bytes(PNG_1PX)
     (out_dir / f"{stem}_nnd.png").write_bytes(PNG_1PX)
+    (out_dir / f"{stem}_envelopes.png").write_bytes(PNG_1PX)
+    (out_dir / f"{stem}_envelopes.json").write_text(json.dumps([{"function": "G", "lo": [0.0], "hi": [1.0]}]))
     return {
         "pixel_size_nm": px, "pixel_size_source": "user" if pixel_size_nm else "file", "shape": [64, 64],
         "n_atoms": n, "support_area_nm2": 100.0,
         "descriptors": {"n_atoms": n, "density_nm2": n / 100, "nuclearity": {"1": n}},
         "element_counts": {"Pt": n}, "detection_settings": {"threshold": settings.threshold},
+        "envelopes": [{"function": "G", "p_rank_erl": 0.035}, {"function": "L", "p_rank_erl": 0.5}],
         "files": {"csv": f"{stem}.csv", "json": f"{stem}.json", "descriptors": f"{stem}_descriptors.json",
-                  "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png"},
+                  "overlay": f"{stem}_overlay.png", "nnd": f"{stem}_nnd.png",
+                  "envelopes": f"{stem}_envelopes.json", "envelopes_png": f"{stem}_envelopes.png"},
     }
 
 
@@ -159,6 +163,12 @@ def test_coordinates_csv_json_and_zip(client):
     assert [im["image"] for im in settings["images"]] == ["scan 1.tif", "b.tif"]
     summary = list(csv.DictReader(io.StringIO(zf.read("summary.csv").decode())))
     assert [s["status"] for s in summary] == ["done", "error"] and summary[0]["n_atoms"] == "4"
+    assert (summary[0]["envelope_G_p_rank"], summary[0]["envelope_L_p_rank"]) == ("0.035", "0.5")
+    assert summary[1]["envelope_G_p_rank"] == ""
+    assert "results/scan_1_envelopes.png" in names and "results/scan_1_envelopes.json" in names
+    assert client.get(base + "/envelopes.png").content == PNG_1PX
+    env = client.get(base + "/envelopes.json")
+    assert env.json()[0]["function"] == "G" and 'filename="scan_1_envelopes.json"' in env.headers["content-disposition"]
     assert "b.tif" in zf.read("problems.txt").decode()
 
 

@@ -1,4 +1,4 @@
-"""Figures of the web app: the detection overlay (PNG). Presentation only: every number drawn comes from
+"""Figures of the web app: the detection overlay, the NND histogram and the global envelope tests (PNG). Presentation only: every number drawn comes from
 ``detection`` (positions, elements, support mask) and ``analysis`` (multimer bonds at the multimer distance).
 """
 
@@ -162,6 +162,18 @@ def nnd_histogram_png(nnd_nm, desc: dict, random_nnd_nm=None, *, width_in: float
                        label=f"mean random {np.mean(random_nnd_nm):.3f} nm")
         ax.set_xlim(left=0)
         ax.legend(fontsize=8, frameon=False, loc="upper right")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def envelopes_png(tests, dpi: int = 110) -> bytes:
+    """Global envelope tests side by side (G and L against CSR), drawn by
+    ``sacmap.analysis.spatial.plots.plot_envelopes`` (the figure of ``sacmap stats`` and the job's report), PNG."""
+    from sacmap.analysis.spatial.plots import FUNCTION_NAMES, plot_envelopes
+
+    fig = plot_envelopes(tests, titles=[f"{FUNCTION_NAMES.get(t.function, t.function)} vs {t.null_model.upper()}"
+                                        for t in tests])
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

@@ -42,7 +42,7 @@ QUEUED, RUNNING, DONE, ERROR, NEEDS_PIXEL_SIZE = "queued", "running", "done", "e
 SUMMARY_COLUMNS = [
     "image", "status", "message", "pixel_size_nm", "pixel_size_source", "shape", "n_atoms", "support_area_nm2",
     "density_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share", "n_multimers", "nuclearity", "clark_evans", "z",
-    "elements", "warnings",
+    "envelope_G_p_rank", "envelope_L_p_rank", "elements", "warnings",
 ]
 
 
@@ -150,6 +150,9 @@ def summary_rows(job: Job) -> list[dict]:
             for key in ("density_nm2", "nnd_mean_nm", "nnd_sd_nm", "multimer_share", "n_multimers", "clark_evans",
                         "z"):
                 row[key] = d.get(key, "")
+            for env in res.get("envelopes") or []:  # global rank envelope p against CSR (199 simulations)
+                if f"envelope_{env.get('function')}_p_rank" in row:
+                    row[f"envelope_{env['function']}_p_rank"] = env.get("p_rank_erl")
             nuc = d.get("nuclearity") or {}
             row["nuclearity"] = ";".join(f"{k}:{v}" for k, v in sorted(nuc.items(), key=lambda kv: int(kv[0])))
         rows.append(row)
@@ -345,7 +348,7 @@ class JobManager:
         """The ZIP with everything of the job (rebuilt when the job changed since the last build).
 
         Contents: per image ``<stem>.csv`` (coordinates), ``<stem>.json`` (detection record), the overlay,
-        support-mask and NND-histogram PNGs and ``<stem>_descriptors.json``; ``summary.csv`` (one row per image,
+        support-mask, NND-histogram and envelope PNGs, ``<stem>_descriptors.json`` and ``<stem>_envelopes.json``; ``summary.csv`` (one row per image,
         problems included), ``descriptors.csv`` (every descriptor, one row per processed image) and
         ``settings.json`` (the settings used, per-image pixel sizes and software versions).
         """

@@ -14,7 +14,12 @@ runs, seed 0, as ``sacmap stats``); and writes, for one image:
 * ``<stem>_support.png`` — the support mask (white = support);
 * ``<stem>_descriptors.json`` — density (nm⁻²), NND (nm), multimer share, nuclearity counts, Clark–Evans, ...;
 * ``<stem>_overlay.png`` — the image with atoms marked (colour = element; atoms in multimers ringed and bonded);
-* ``<stem>_nnd.png`` — the NND histogram against uniform random points at the same density in the same window.
+* ``<stem>_nnd.png`` — the NND histogram against uniform random points at the same density in the same window;
+* ``<stem>_envelopes.json`` / ``<stem>_envelopes.png`` — global envelope tests of G (the NND distribution) and
+  Besag's L against complete spatial randomness in the same window
+  (:func:`~sacmap.analysis.spatial.envelopes.envelope_test`, 199 simulations, seed 0: the test of ``sacmap stats``
+  and ``sacmap run``): p-values and curves, drawn by :func:`~sacmap.analysis.spatial.plots.plot_envelopes` as
+  global envelopes (not pointwise bands). Images with fewer than 3 atoms in the window are not tested.
 """
 
 from __future__ import annotations
@@ -215,6 +220,35 @@ def statistics(obs, settings: AppSettings) -> tuple[dict, dict]:
     return describe(obs, multimer_nm=settings.multimer_nm, gr_rmax_nm=None)
 
 
+ENVELOPE_FUNCTIONS = ("G", "L")  # as `sacmap run`: the NND distribution and Besag's L
+ENVELOPE_SEED = 0
+ENVELOPE_MIN_ATOMS = 3
+
+
+def envelope_tests(obs) -> list:
+    """Global envelope tests of the observation's atoms (nm) against complete spatial randomness in its window,
+    for :data:`ENVELOPE_FUNCTIONS` (199 simulations, seed :data:`ENVELOPE_SEED`), through
+    :func:`sacmap.analysis.spatial.envelopes.envelope_test`; empty with fewer than
+    :data:`ENVELOPE_MIN_ATOMS` atoms in the window (about 1 s per image of 100 atoms)."""
+    if obs.n_atoms < ENVELOPE_MIN_ATOMS:
+        return []
+    from sacmap.analysis.spatial.envelopes import NSIM, envelope_test
+
+    return [envelope_test(obs.xy_nm, obs.window, null="csr", function=fn, nsim=NSIM, seed=ENVELOPE_SEED)
+            for fn in ENVELOPE_FUNCTIONS]
+
+
+def envelope_summary(test) -> dict:
+    """What the page shows of one envelope test: function, edge correction, null model, simulations, seed,
+    window, α, the three p-values, where the observed curve leaves the envelope, and a one-sentence caption."""
+    from sacmap.analysis.spatial.plots import envelope_caption
+
+    d = test.as_dict(curves=False)
+    return {**{k: d[k] for k in ("function", "correction", "null_model", "nsim", "n_points", "window", "alpha",
+                                 "p_rank_erl", "p_mad", "p_dclf", "r_range_nm", "leaves_envelope", "seed")},
+            "caption": envelope_caption(test)}
+
+
 def multimer_bonds(xy_nm: np.ndarray, multimer_nm: float) -> np.ndarray:
     """Index pairs of atoms at most ``multimer_nm`` apart (the bonds the overlay draws; the multimer share and
     nuclearity themselves come from ``sacmap.analysis.spatial``, which uses the same ≤ rule)."""
@@ -248,8 +282,9 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     ``n_off_window``.
 
     Returns a JSON-serialisable summary: ``pixel_size_nm``, ``pixel_size_source``, ``shape``, ``n_atoms``,
-    ``support_area_nm2``, ``descriptors``, ``element_counts``, ``detection_settings``, ``warnings``, ``files``
-    (names relative to ``out_dir``).
+    ``support_area_nm2``, ``descriptors``, ``envelopes`` (:func:`envelope_summary` of each global envelope test;
+    empty, with ``envelope_note`` saying why, below 3 atoms), ``element_counts``, ``detection_settings``,
+    ``warnings``, ``files`` (names relative to ``out_dir``).
     """
     progress = progress or (lambda stage, fraction: None)
     out_dir = Path(out_dir)
@@ -263,8 +298,11 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
     xy_nm = table[["x_nm", "y_nm"]].to_numpy(float)
     labels = table["element"].fillna("").astype(str).tolist()
 
-    progress("spatial statistics", 0.7)
-    desc, arrays = statistics(observation(det), settings)
+    progress("spatial statistics", 0.65)
+    obs = observation(det)
+    desc, arrays = statistics(obs, settings)
+    progress("global envelope tests (199 simulations)", 0.75)
+    tests = envelope_tests(obs)
 
     progress("drawing figures", 0.85)
     from sacmap.workflows.app import figures
@@ -277,6 +315,11 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
         bonds=bonds, support_mask=det.support, multimer_nm=settings.multimer_nm))
     atomic_write(out_dir / files["nnd"], nnd_histogram_png(arrays.get("nnd_nm"), desc,
                                                               arrays.get("random_nnd_nm")))
+    envelopes = [envelope_summary(t) for t in tests]
+    if tests:
+        files.update(envelopes=f"{stem}_envelopes.json", envelopes_png=f"{stem}_envelopes.png")
+        atomic_write(out_dir / files["envelopes_png"], figures.envelopes_png(tests))
+        write_json(out_dir / files["envelopes"], [t.as_dict(curves=True) for t in tests])
 
     progress("writing files", 0.95)
     det.write(out_dir, stem, overlay=False)  # <stem>.csv, <stem>.json, <stem>_support.png as `sacmap detect`
@@ -294,5 +337,8 @@ def process_image(path: Path, stem: str, out_dir: Path, settings: AppSettings, *
         "descriptors": {k: v for k, v in desc.items() if k not in ("arrays", "region", "warnings")},
         "element_counts": record.get("element_counts", {}), "detection_settings": record.get("settings"),
         "elements_method": (det.meta.get("elements") or {}).get("method"),
+        "envelopes": envelopes,
+        "envelope_note": "" if tests else (f"global envelope tests need at least {ENVELOPE_MIN_ATOMS} atoms on the "
+                                           f"support ({obs.n_atoms} here)"),
         "warnings": warnings, "files": files, "file_format": meta.get("format"),
     })

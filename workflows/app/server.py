@@ -8,7 +8,8 @@ Endpoints
 ``GET /api/jobs/{id}``                           progress, per-image status/messages/results, batch summary
 ``POST /api/jobs/{id}/images/{i}/pixel-size``    re-run one image with a pixel size (form ``pixel_size_nm``)
 ``GET /api/jobs/{id}/images/{i}/{kind}``         ``coords.csv``, ``coords.json``, ``overlay.png``, ``nnd.png``,
-                                                 ``descriptors.json``, ``detection.json``
+                                                 ``envelopes.png``, ``envelopes.json``, ``descriptors.json``,
+                                                 ``detection.json``
 ``GET /api/jobs/{id}/summary.csv``               the batch summary, one row per image
 ``GET /api/jobs/{id}/results.zip``               everything, with ``settings.json`` and ``summary.csv``
 ``GET /api/health``                              ``{"ok": true}``
@@ -42,6 +43,8 @@ _FILE_KINDS = {
     "coords.csv": ("csv", "text/csv"),
     "overlay.png": ("overlay", "image/png"),
     "nnd.png": ("nnd", "image/png"),
+    "envelopes.png": ("envelopes_png", "image/png"),
+    "envelopes.json": ("envelopes", "application/json"),
     "descriptors.json": ("descriptors", "application/json"),
     "detection.json": ("json", "application/json"),
 }
@@ -179,7 +182,7 @@ def create_app(workdir: str | Path | None = None, *, max_file_mb: float = 64, ma
         if not rel:
             return _error(404, f"no {kind} for this image")
         download = {"csv": f"{it.stem}.csv", "descriptors": f"{it.stem}_descriptors.json",
-                    "json": f"{it.stem}.json"}.get(key)
+                    "json": f"{it.stem}.json", "envelopes": f"{it.stem}_envelopes.json"}.get(key)
         return FileResponse(job.results_dir / rel, media_type=media, filename=download,
                             content_disposition_type="attachment" if download else "inline")
 

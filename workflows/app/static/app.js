@@ -244,6 +244,8 @@ function renderSummary(job) {
       [it.name, "l name"], [status, "l"], [fmt(row.n_atoms, 0), "num"],
       [fmt(row.support_area_nm2, 2), "num"], [fmt(row.density_nm2, 4), "num"], [fmt(row.nnd_mean_nm, 4), "num"],
       [fmt(row.multimer_share, 3), "num"], [fmt(row.clark_evans, 3), "num"],
+      [row.envelope_G_p_rank === "" && row.envelope_L_p_rank === "" ? "–" :
+        `${fmt(row.envelope_G_p_rank, 3)} / ${fmt(row.envelope_L_p_rank, 3)}`, "num"],
       [nuclearityCompact((it.result && it.result.descriptors || {}).nuclearity), "l"], [row.elements || "–", "l col-el"],
     ];
     for (const [v, cls] of cells) {
@@ -281,6 +283,7 @@ async function selectImage(index) {
   const warn = $("detail-warnings");
   warn.replaceChildren(...(res.warnings || []).map((w) => el("div", { class: "message warn" }, w)));
   renderDescriptors(res);
+  renderEnvelopes(res, base + "/envelopes.png" + stamp);
   const table = $("coords-table");
   table.dataset.ready = "false";
   const r = await fetch(base + "/coords.json");
@@ -343,6 +346,40 @@ function renderDescriptors(res) {
   }
   add("Pixel size (nm/px)", fmt(res.pixel_size_nm, 5));
   add("Processing time (s)", fmt(res.seconds, 2));
+}
+
+const CORRECTIONS = { km: "Kaplan–Meier", translate: "translation", border: "border", isotropic: "isotropic",
+  hanisch: "Hanisch" };
+const FUNCTIONS = { G: "G (NND distribution)", L: "Besag's L" };
+
+function renderEnvelopes(res, src) {
+  const tests = res.envelopes || [];
+  const block = $("envelope-block");
+  block.classList.toggle("hidden", !tests.length);
+  $("envelope-note").classList.toggle("hidden", !!tests.length);
+  $("envelope-note").textContent = tests.length ? "" : (res.envelope_note || "");
+  if (!tests.length) { $("envelope-img").removeAttribute("src"); return; }
+  $("envelope-img").src = src;
+  const t0 = tests[0];
+  const w = t0.window || {};
+  const win = w.kind === "mask" ? `the support mask (${fmt(w.area_nm2, 1)} nm²)` : `a ${w.kind || "?"} window`;
+  const alpha = Math.round(100 * (1 - (t0.alpha || 0.05)));
+  $("envelope-caption").textContent =
+    `Observed curve (red) against ${t0.nsim} patterns of ${t0.n_points} uniform random points in ${win} ` +
+    `(complete spatial randomness, seed ${t0.seed}). Grey: the ${alpha} % global rank envelope (extreme rank ` +
+    `length) — the observed curve leaves it somewhere exactly when the rank p ≤ ${fmt(1 - alpha / 100, 2)}, so ` +
+    "it reads as a test, unlike pointwise bands; dashed: mean of the simulations; dotted: Poisson theory; L is " +
+    "drawn as L(r) − r.";
+  const tbody = $("envelope-table").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const t of tests) {
+    const tr = el("tr", { "data-function": t.function });
+    const where = t.leaves_envelope === "inside" ? "inside the envelope" : "leaves it " + t.leaves_envelope;
+    for (const [v, cls] of [[FUNCTIONS[t.function] || t.function, "l"], [CORRECTIONS[t.correction] || t.correction, "l"],
+      [fmt(t.nsim, 0), "num"], [fmt(t.p_rank_erl, 3), "num"], [fmt(t.p_mad, 3), "num"], [fmt(t.p_dclf, 3), "num"],
+      [where, "l"]]) tr.append(el("td", { class: cls }, v));
+    tbody.append(tr);
+  }
 }
 
 function setupDrop() {
