@@ -96,6 +96,7 @@ def test_every_table_and_figure_exists(job):
     for rel in ["report.html", "structures/index.csv", "energetics/dimer_formation.csv",
                 "energetics/site_site_potential.csv", "detection/tiny.csv", "detection/tiny.json",
                 "statistics/descriptors.csv", "statistics/descriptors.json", "statistics/envelope_tests.csv",
+                "statistics/envelope_curves.csv", "figures/envelopes_tiny.png",
                 "statistics/simulated_detected_vs_true.csv", "simulated/simulated_1_per_nm2.tif",
                 "simulated/simulated_1_per_nm2_truth.csv", "detection/simulated_1_per_nm2.csv",
                 "sampling/sweep.csv", "sampling/per_image.csv", "sampling/dft_fit.json",
@@ -268,7 +269,7 @@ def test_report_renders_in_chromium(job, tmp_path):
         assert page.evaluate("document.documentElement.scrollWidth") <= 1400
         n_img = page.locator("img").count()
         decoded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
-        assert n_img >= 8 and decoded == n_img  # Fig. 4a, 2 overlays, the simulated control, Fig. 3a-d
+        assert n_img >= 9 and decoded == n_img  # Fig. 4a, 2 overlays, the simulated control, Fig. 3a-d, envelopes
         # every figure fits its card at this width
         too_wide = page.evaluate("Array.from(document.images).filter(i => i.getBoundingClientRect().right > "
                                  "i.closest('section').getBoundingClientRect().right + 1).length")
