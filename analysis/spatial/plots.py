@@ -123,19 +123,20 @@ def window_text(window: dict | None) -> str:
     return "window not recorded"
 
 
-def envelope_caption(test) -> str:
+def envelope_caption(test, simulations: str = "simulations with the same number of points in the same window") -> str:
     """One sentence saying what an envelope test tested and found: function, edge correction, null model, number
-    of simulations, window, the three p-values and where the observed curve leaves the global envelope."""
+    of simulations (``simulations`` says what they are), window, the three p-values and where the observed curve
+    leaves the global envelope."""
     where = test.direction()
     fn = FUNCTION_NAMES.get(test.function, test.function)
     corr = CORRECTION_NAMES.get(test.correction, test.correction)
     null = NULL_NAMES.get(test.null_model, test.null_model)
-    return (f"{fn} ({corr} edge correction) of {test.n_points} atoms against {null}: {test.nsim} simulations with "
-            f"the same number of points in the same window ({window_text(test.window)}); global rank envelope "
-            f"(extreme rank length) {envelope_p_text(test)}; the observed curve "
-            f"{'stays inside' if where == 'inside' else 'leaves ' + ('it ' if where == 'both' else '') + where} "
-            f"the {100 * (1 - test.alpha):.0f} % global envelope"
-            f"{' (above and below)' if where == 'both' else ''}.")
+    env = f"the {100 * (1 - test.alpha):.0f} % global envelope"
+    found = (f"stays inside {env}" if where == "inside" else
+             f"leaves {env} ({'above and below' if where == 'both' else where})")
+    return (f"{fn} with the {corr} edge correction, {test.n_points} atoms, against {null}: {test.nsim} {simulations} "
+            f"({window_text(test.window)}); global rank envelope (extreme rank length) {envelope_p_text(test)}; the "
+            f"observed curve {found}.")
 
 
 def plot_envelope(test, ax=None, title: str | None = None, note: str | None = None):

@@ -95,7 +95,8 @@ def test_captions_state_what_was_tested(run):
     rows = pd.read_csv(state["envelopes"]["csv"])
     by_name = {Path(f.path).name: f.caption for f in sec.figures}
     cap = by_name["envelopes_img_a.png"]
-    for fn in ("G (NND distribution) (Kaplan–Meier edge correction)", "Besag's L (translation edge correction)"):
+    for fn in ("G (NND distribution) with the Kaplan–Meier edge correction, 40 atoms",
+               "Besag's L with the translation edge correction, 40 atoms"):
         assert fn in cap
     assert "complete spatial randomness" in cap and f"{NSIM} simulations" in cap
     assert "support mask, 100.0 nm² (200×200 px at 0.05 nm/px)" in cap
@@ -103,6 +104,7 @@ def test_captions_state_what_was_tested(run):
         assert f"rank p = {r['p_rank']:.3g}, MAD p = {r['p_mad']:.3g}, DCLF p = {r['p_dclf']:.3g}" in cap
     pair = by_name["envelopes_detector_aware_img_a.png"]
     assert "(a) Naive:" in pair and "(b) Detector-aware:" in pair and "not valid" not in pair
+    assert f"{NSIM} simulated images of random patterns, rendered and detected" in pair
     bad = by_name["envelopes_detector_aware_img_b.png"]
     assert "not valid" in bad and "30 detections" in bad and "(b) Detector-aware: not valid" in bad
 

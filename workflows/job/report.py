@@ -416,8 +416,10 @@ def _envelope_section(state: dict, out: Path) -> Section:
                 [t_naive, t_aware], fdir / f"envelopes_detector_aware_{image}.png",
                 titles=[f"{name}: naive null (as drawn)", f"{name}: detector-aware null (rendered + detected)"],
                 notes=[None, "not valid (see caption)" if note else None])
-            aware_text = (f"not valid: the simulated images do not reproduce the observation ({note.removeprefix('not valid: ')}); "
-                          "no p-value is used from it" if note else envelope_caption(t_aware))
+            aware_text = (f"not valid: the simulated images do not reproduce the observation "
+                          f"({note.removeprefix('not valid: ')}); no p-value is used from it" if note else
+                          envelope_caption(t_aware, "simulated images of random patterns, rendered and detected like "
+                                                    "the image, compared in the same window"))
             sec.figures.append(Figure(png, (
                 f"{name}: the naive and the detector-aware test side by side, in the same window (the support less "
                 "its edge band, where the simulator's vacuum edge fakes atoms) with the same r values. Detector-aware: "
