@@ -43,22 +43,34 @@ def support_from_image(image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
     return big > t
 
 
-def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
+def image_statistics(image, xy_px, pixel_size_nm: float, support=None) -> dict:
     """Calibration statistics of one image with atoms at ``xy_px`` ((N, 2) of x = column, y = row, px).
+
+    ``support`` (optional boolean array of the image's shape, True = carbon) replaces the Otsu support of
+    :func:`support_from_image` (e.g. a detection record's mask, so that an image and its simulation are measured
+    on the same pixels).
 
     Returns a dict: ``peak_ratio_median``, ``peak_ratio_p10``, ``peak_ratio_p90`` (over atoms), ``noise``,
     ``texture``, ``line_noise``, ``thickness`` (fractions of the support mean), ``vacuum_texture`` (band-pass
     sd / mean in the vacuum ≥ 0.6 nm from the support, NaN when small), ``atom_signal_median`` and
     ``atom_signal_p90_over_p10`` (difference-of-Gaussians peak at the atoms, support units, and its spread),
     ``atom_snr`` (median atom signal / robust sd of the same filter on the support), ``atom_fwhm_nm``,
-    ``support_fraction``, ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``.
+    ``support_fraction``, ``vacuum_over_support`` (NaN without vacuum), ``n_atoms``, ``support_mean`` (the
+    support's mean, image units).
     """
     a = np.asarray(image, dtype=float)
     if a.ndim != 2:
         raise DetectionInputError(f"image must be 2-D, got shape {a.shape}")
     xy = np.asarray(xy_px, float).reshape(-1, 2)
     px = float(pixel_size_nm)
-    sup = support_from_image(a, px)
+    if support is None:
+        sup = support_from_image(a, px)
+    else:
+        sup = np.asarray(support, bool)
+        if sup.shape != a.shape:
+            raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {a.shape}")
+        if sup.sum() < 100:
+            raise DetectionInputError(f"support: {int(sup.sum())} pixels; the statistics need at least 100")
     yy, xx = np.indices(a.shape)
     excl = np.zeros(a.shape, bool)
     r_ex = 0.29 / px
@@ -119,6 +131,7 @@ def image_statistics(image, xy_px, pixel_size_nm: float) -> dict:
         "atom_fwhm_nm": atom_fwhm_nm(a, xy, px),
         "support_fraction": float(sup.mean()),
         "vacuum_over_support": float(vac),
+        "support_mean": float(sup_mean),
     }
 
 
@@ -204,6 +217,139 @@ def simulated_statistics(
         st = image_statistics(img, truth[["x_px", "y_px"]].to_numpy(), truth.attrs["pixel_size_nm"])
         rows.append({"image": f"sim{i}", "split": "sim", **st})
     return pd.DataFrame(rows)
+
+
+def _finite_mean(values) -> float:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+#: Simulator keywords :func:`fit_imaging` adjusts, each matched to one statistic of :func:`image_statistics`.
+FIT_STATISTICS = {
+    "dose_per_nm2": "noise",
+    "peak_pt": "atom_signal_median",
+    "texture_sd": "texture",
+    "thickness_sd": "thickness",
+    "spread_fwhm_nm": "atom_fwhm_nm",
+    "vacuum_level": "vacuum_over_support",
+    "vacuum_texture_sd": "vacuum_texture",
+}
+
+
+def film_map(image, xy_px, pixel_size_nm: float, support, sigma_nm: float = 0.5) -> np.ndarray:
+    """The observed film's large-scale signal as a soft support map for the simulator (0 = vacuum, 1 = the
+    thickest film): the image smoothed by a Gaussian of ``sigma_nm`` with the atoms (disks of 0.29 nm) left
+    out, less the median of the vacuum (``support`` False), over its 99.5th percentile on the support, clipped
+    to [0, 1]. Rendered with it (``simulate_image(support=...)``, ``thickness_sd=0``, ``vacuum_taper=0``), a
+    simulated image has the observed film's thinning towards the vacuum and its thickness gradients instead of
+    a sharp edge and a random thickness field (a sharp edge makes the detectors' background subtraction leave
+    a bright rim, which sets their intensity normalisation and adds false atoms on the edge)."""
+    a = np.asarray(image, float)
+    sup = np.asarray(support, bool)
+    if sup.shape != a.shape:
+        raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {a.shape}")
+    if sup.all() or not sup.any():
+        raise DetectionInputError("film_map: the support needs both film and vacuum pixels")
+    px = float(pixel_size_nm)
+    w = np.ones(a.shape)
+    yy, xx = np.indices(a.shape)
+    r_ex = 0.29 / px
+    for x, y in np.asarray(xy_px, float).reshape(-1, 2):
+        r0, r1 = max(int(y - r_ex) - 1, 0), int(y + r_ex) + 2
+        c0, c1 = max(int(x - r_ex) - 1, 0), int(x + r_ex) + 2
+        w[r0:r1, c0:c1][(xx[r0:r1, c0:c1] - x) ** 2 + (yy[r0:r1, c0:c1] - y) ** 2 < r_ex**2] = 0.0
+    s = sigma_nm / px
+    big = ndi.gaussian_filter(a * w, s) / np.maximum(ndi.gaussian_filter(w, s), 1e-6)
+    vac = float(np.median(big[~sup]))
+    top = float(np.percentile(big[sup], 99.5))
+    if not top > vac:
+        raise DetectionInputError("film_map: the film is not brighter than the vacuum")
+    return np.clip((big - vac) / (top - vac), 0.0, 1.0)
+
+
+def fit_imaging(image, xy_px, pixel_size_nm: float, *, support=None, elements=None, n_images: int = 2,
+                iterations: int = 4, seed=0, fit=tuple(FIT_STATISTICS), render_support=None, **kw) -> dict:
+    """Simulator settings whose images have the statistics of an observed one (same function on both).
+
+    The observed ``image`` (atoms at ``xy_px``, px; ``support`` the boolean carbon mask, None: Otsu) is measured
+    by :func:`image_statistics`; ``n_images`` simulated images with atoms at the same positions on the same
+    support (fixed seeds, so successive iterations differ only by the settings) are measured the same way, and
+    each keyword of ``fit`` is updated from its statistic (:data:`FIT_STATISTICS`) for ``iterations`` rounds:
+    the dose from the pixel noise (noise ∝ dose^-1/2), the Pt peak from the atoms' difference-of-Gaussians
+    signal (∝ peak), the texture sd from the band-pass texture less its pixel-noise part (0.14 × noise) — the
+    film texture (``vacuum_texture_sd``, which the simulator adds on the support too) by the same factor unless
+    the image has enough deep vacuum to measure it —, the thickness sd from the large-scale thickness (only
+    without vacuum: next to a vacuum region that statistic is dominated by the film thinning towards the edge, a
+    gradient, which the simulator's random thickness field cannot mimic and its taper already models), the atom
+    spread from the fitted atom FWHM (added in quadrature), the vacuum level from vacuum / support (only with
+    ≥ 5 % vacuum). ``elements`` (one per atom) set the simulated atoms' contrast (default Pt); ``kw`` other
+    simulator keywords, kept fixed. Each value is clipped to 0.05–20 × the calibrated default (spread
+    0.02–0.6 nm, thickness sd ≤ 0.6: beyond it the simulator's thickness field is mostly clipped).
+
+    Returns ``{"params": {keyword: value}, "observed": stats, "simulated": the mean stats of the simulated images
+    at ``params``, "scale": observed / simulated support mean (image units per simulator unit), "iterations",
+    "fitted": the keywords fitted, "history": params and fitted statistics of each round}`` (the last round is
+    measured, not updated).
+    """
+    from sacmap.detection.simulate import DEFAULTS, simulate_image
+
+    a = np.asarray(image, dtype=float)
+    xy = np.asarray(xy_px, float).reshape(-1, 2)
+    px = float(pixel_size_nm)
+    if len(xy) < 3:
+        raise DetectionInputError(f"fit_imaging: {len(xy)} atom(s); the atom statistics need at least 3")
+    unknown = set(fit) - set(FIT_STATISTICS)
+    if unknown:
+        raise DetectionInputError(f"fit_imaging: cannot fit {sorted(unknown)}; known: {sorted(FIT_STATISTICS)}")
+    sup = support_from_image(a, px) if support is None else np.asarray(support, bool)
+    obs = image_statistics(a, xy, px, support=sup)
+    fit = [k for k in fit if np.isfinite(obs[FIT_STATISTICS[k]])]
+    if sup.mean() > 0.95 and "vacuum_level" in fit:
+        fit.remove("vacuum_level")
+    if sup.mean() <= 0.95 and "thickness_sd" in fit:  # next to vacuum the film's thinning dominates 'thickness'
+        fit.remove("thickness_sd")
+    params = {k: kw.pop(k, DEFAULTS[k]) for k in FIT_STATISTICS}
+    lo = {k: 0.05 * DEFAULTS[k] for k in FIT_STATISTICS} | {"spread_fwhm_nm": 0.02}
+    hi = {k: 20 * DEFAULTS[k] for k in FIT_STATISTICS} | {"spread_fwhm_nm": 0.6, "thickness_sd": 0.6}
+    seeds = [np.random.SeedSequence([int(seed), 7, i]) for i in range(int(n_images))]
+    xy_nm = xy * px
+    render = sup.astype(float) if render_support is None else np.asarray(render_support, float)
+    sim: dict = {}
+    history = []
+    for it in range(max(int(iterations), 1)):
+        rows = []
+        for ss in seeds:
+            img, _ = simulate_image(xy_nm, shape=a.shape, pixel_size_nm=px, elements=elements,
+                                    seed=np.random.default_rng(ss), support=render, **params, **kw)
+            rows.append(image_statistics(img, xy, px, support=sup))
+        sim = {k: _finite_mean([r[k] for r in rows]) for k in rows[0]}
+        history.append({"params": dict(params), **{FIT_STATISTICS[k]: sim[FIT_STATISTICS[k]] for k in fit}})
+        if it == int(iterations) - 1:
+            break
+        new = dict(params)
+        for k in fit:
+            o, m = obs[FIT_STATISTICS[k]], sim[FIT_STATISTICS[k]]
+            if not (np.isfinite(m) and m > 0 and o > 0):
+                continue
+            if k == "dose_per_nm2":
+                new[k] = params[k] * (m / o) ** 2
+            elif k == "texture_sd":  # the band-pass holds ~0.14 × the pixel noise as well
+                po, pm = 0.14 * obs["noise"], 0.14 * sim["noise"]
+                f = np.sqrt(max(o * o - po * po, 1e-8) / max(m * m - pm * pm, 1e-8))
+                new[k] = params[k] * f
+                if "vacuum_texture_sd" not in fit:  # the film's texture lies on the support too: same factor
+                    new["vacuum_texture_sd"] = float(np.clip(params["vacuum_texture_sd"] * f,
+                                                             lo["vacuum_texture_sd"], hi["vacuum_texture_sd"]))
+            elif k == "spread_fwhm_nm":
+                new[k] = np.sqrt(max(params[k] ** 2 + o * o - m * m, 0.0))
+            else:
+                new[k] = params[k] * o / m
+            new[k] = float(np.clip(new[k], lo[k], hi[k]))
+        params = new
+    return {"params": {k: float(v) for k, v in params.items()}, "observed": obs, "simulated": sim,
+            "scale": obs["support_mean"] / sim["support_mean"], "iterations": len(history), "fitted": list(fit),
+            "history": history}
 
 
 def main(argv=None) -> int:

@@ -40,14 +40,18 @@ from sacmap.analysis.spatial.observation import Observation
 from sacmap.analysis.spatial.summary import default_r, summary_function
 from sacmap.workflows.errors import WorkflowInputError
 
+#: Simulated backgrounds (support, thickness, texture fields) the null images of one test are rendered on.
+BACKGROUNDS = 20
+
 
 # ---------------------------------------------------------------------------------------------------- imaging
 @dataclass
 class ImagingEstimate:
     """Simulator settings that reproduce an observed image: ``pixel_size_nm``, ``shape``, ``dose_per_nm2``
-    (electrons/nm², from the pixel noise), ``peak_pt`` (a Pt atom's peak above the carbon, simulator units, from
-    the detected atoms), ``scale`` (observed units per simulator unit, from the support background), the
-    ``support`` mask (True = carbon) and the raw measurements."""
+    (electrons/nm²), ``peak_pt`` (a Pt atom's peak above the carbon, simulator units), ``scale`` (observed units
+    per simulator unit), the ``support`` mask (True = carbon), ``measured`` (the observed and simulated
+    statistics behind the estimate), ``params``: further simulator keywords (texture, thickness, atom spread,
+    vacuum level, ...) and ``film``: the soft support map rendered on (None: ``support``)."""
 
     pixel_size_nm: float
     shape: tuple[int, int]
@@ -56,37 +60,35 @@ class ImagingEstimate:
     scale: float
     support: np.ndarray | None = None
     measured: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    film: np.ndarray | None = None
+
+    def render_support(self) -> np.ndarray | None:
+        """The soft support the simulator renders on: ``film`` (the observed film's map) or ``support``."""
+        if self.film is not None:
+            return np.asarray(self.film, float)
+        return None if self.support is None else self.support.astype(float)
 
     def simulator_kw(self) -> dict:
-        return {"dose_per_nm2": self.dose_per_nm2, "peak_pt": self.peak_pt}
+        return {**self.params, "dose_per_nm2": self.dose_per_nm2, "peak_pt": self.peak_pt}
 
     def as_dict(self) -> dict:
         return {"pixel_size_nm": self.pixel_size_nm, "shape": list(self.shape), "dose_per_nm2": self.dose_per_nm2,
-                "peak_pt": self.peak_pt, "scale": self.scale, "support_fraction":
+                "peak_pt": self.peak_pt, "scale": self.scale, "params": dict(self.params), "support_fraction":
                 None if self.support is None else float(np.mean(self.support)), "measured": self.measured}
 
 
-def _psf_sigma2_px(pixel_size_nm: float) -> float:
-    from sacmap.detection.simulate import DEFAULTS, FWHM_TO_SIGMA
-
-    s2_nm = (DEFAULTS["probe_fwhm_nm"] ** 2 + DEFAULTS["spread_fwhm_nm"] ** 2) * FWHM_TO_SIGMA**2
-    return s2_nm / pixel_size_nm**2
-
-
-def estimate_imaging(image, pixel_size_nm: float, atoms_xy_px, support=None, elements=None) -> ImagingEstimate:
-    """Dose, atom contrast and background of an observed image, in the simulator's units.
-
-    The simulator's image is ``dark + vacuum_level + carbon + atoms`` with shot noise of variance
-    ``(signal − dark)/dose_px``; the observed image is taken as ``scale ×`` that. ``scale``: the median
-    background on the support (atoms masked out to 0.35 nm) over the simulator's (``dark + vacuum + 1``);
-    ``peak_pt``: the median peak height of the detected atoms above the local background (Gaussian-smoothed,
-    σ = 0.5 nm, atoms masked out) over ``scale``, corrected for the pixel box of the PSF and divided by the
-    element contrast ``(Z/78)^1.7`` when ``elements`` are given; ``dose_per_nm2``: ``(background − dark)/σ²``
-    per pixel, σ the robust neighbour-difference pixel noise (in simulator units), over the pixel area. Values are
-    clipped to 0.05–20 × the simulator's calibrated defaults (stated in ``measured``)."""
-    from scipy import ndimage as ndi
-
-    from sacmap.detection.simulate import DEFAULTS, relative_contrast
+def estimate_imaging(image, pixel_size_nm: float, atoms_xy_px, support=None, elements=None,
+                     iterations: int = 4) -> ImagingEstimate:
+    """Simulator settings (dose, Pt contrast, texture, thickness, atom width, vacuum level) whose images have the
+    statistics of the observed one, by :func:`sacmap.detection.simulate_stats.fit_imaging`: the calibration
+    statistics of :func:`~sacmap.detection.simulate_stats.image_statistics` (pixel noise, atoms'
+    difference-of-Gaussians signal, band-pass texture, large-scale thickness, atom FWHM, vacuum / support) are
+    measured on the image (atoms at ``atoms_xy_px``, px; ``support``: True = carbon, None = the whole image) and
+    on simulated images with atoms at the same places on the same support, and the settings are adjusted for
+    ``iterations`` rounds until they agree. ``elements``: one symbol per atom (default Pt). ``measured`` holds
+    the observed and the simulated statistics."""
+    from sacmap.detection.simulate_stats import FIT_STATISTICS, film_map, fit_imaging
 
     img = np.asarray(image, dtype=float)
     if img.ndim != 2:
@@ -96,90 +98,148 @@ def estimate_imaging(image, pixel_size_nm: float, atoms_xy_px, support=None, ele
     sup = np.ones(img.shape, bool) if support is None else np.asarray(support, bool)
     if sup.shape != img.shape:
         raise WorkflowInputError(f"detector-aware null: support {sup.shape} and image {img.shape} differ in shape")
-    atom_mask = np.zeros(img.shape, bool)
-    ij = np.rint(xy[:, ::-1]).astype(int)
-    ok = (ij[:, 0] >= 0) & (ij[:, 0] < img.shape[0]) & (ij[:, 1] >= 0) & (ij[:, 1] < img.shape[1])
-    atom_mask[ij[ok, 0], ij[ok, 1]] = True
-    atom_mask = ndi.binary_dilation(atom_mask, iterations=max(1, int(round(0.35 / px))))
-    bg_pix = sup & ~atom_mask
-    if bg_pix.sum() < 100:
-        raise WorkflowInputError("detector-aware null: fewer than 100 background pixels on the support")
-    b_obs = float(np.median(img[bg_pix]))
-    b_sim = DEFAULTS["dark_level"] + DEFAULTS["vacuum_level"] + 1.0
-    if not b_obs > 0:
-        raise WorkflowInputError(f"detector-aware null: background level {b_obs} is not positive")
-    scale = b_obs / b_sim
-    s = max(0.5 / px, 1.0)
-    w = bg_pix.astype(float)
-    local_bg = ndi.gaussian_filter(img * w, s) / np.maximum(ndi.gaussian_filter(w, s), 1e-6)
-    smooth = ndi.gaussian_filter(img, 1.0)
-    s2 = _psf_sigma2_px(px)
-    if ok.sum():
-        heights = (smooth - local_bg)[ij[ok, 0], ij[ok, 1]] / scale
-        heights *= (s2 + 1.0 + 1.0 / 12.0) / s2  # the 1-px smoothing and the pixel box lower the peak
-        if elements is not None:
-            heights /= np.array([relative_contrast(str(e)) for e in np.asarray(elements)[ok]])
-        peak = float(np.median(heights)) / ((s2) / (s2 + 1.0 / 12.0))
-    else:
-        peak = DEFAULTS["peak_pt"]
-    d = np.diff(img, axis=1)
-    both = bg_pix[:, 1:] & bg_pix[:, :-1]
-    dd = d[both]
-    sigma = float(1.4826 * np.median(np.abs(dd - np.median(dd))) / np.sqrt(2.0)) / scale
-    dose_px = (b_sim - DEFAULTS["dark_level"]) / max(sigma**2, 1e-12)
-    dose = dose_px / px**2
-
-    def clip(v, ref):
-        return float(np.clip(v, 0.05 * ref, 20 * ref))
-
-    measured = {"background_observed": b_obs, "pixel_noise_sim_units": sigma, "peak_raw": float(peak),
-                "dose_raw": float(dose),
-                "n_atoms_used": int(ok.sum()), "clipped_to": "0.05-20 x simulator defaults"}
-    return ImagingEstimate(px, tuple(int(v) for v in img.shape), clip(dose, DEFAULTS["dose_per_nm2"]),
-                           clip(peak, DEFAULTS["peak_pt"]), float(scale), sup, measured)
+    if len(xy) < 3:
+        raise WorkflowInputError(f"detector-aware null: {len(xy)} atom(s); the imaging estimate needs at least 3")
+    film, fixed = None, {}
+    if 0.02 < sup.mean() < 0.95:  # a vacuum region: render on the observed film's large-scale map
+        film = film_map(img, xy, px, sup)
+        fixed = {"thickness_sd": 0.0, "vacuum_taper": 0.0}
+    f = fit_imaging(img, xy, px, support=sup, elements=elements, iterations=iterations, render_support=film,
+                    **fixed)
+    p = {**dict(f["params"]), **fixed}
+    dose, peak = p.pop("dose_per_nm2"), p.pop("peak_pt")
+    stats = sorted(set(FIT_STATISTICS.values()))
+    measured = {"observed": {k: f["observed"][k] for k in stats}, "simulated": {k: f["simulated"][k] for k in stats},
+                "fitted": f["fitted"], "iterations": f["iterations"], "n_atoms_used": int(len(xy))}
+    measured["film_map"] = film is not None
+    return ImagingEstimate(px, tuple(int(v) for v in img.shape), float(dose), float(peak), float(f["scale"]), sup,
+                           measured, p, film)
 
 
 # ---------------------------------------------------------------------------------------------------- detector
-def default_detector(settings: dict | None = None, model: str | None = None, batch: int = 8):
-    """``detect(images, pixel_size_nm) -> [xy_nm (n, 2)]`` through the public detection entry point
-    (:func:`sacmap.detection.pipeline.detect_images`) with the record's decoder ``settings`` (its JSON
-    ``settings`` block: threshold, merge and separation distances, ...) and ``model`` (None: the pipeline's
-    default), images batched through the network."""
-    import dataclasses
+@dataclass
+class PipelineDetector:
+    """``detect(images, pixel_size_nm) -> [xy_nm (n, 2)]`` through :func:`sacmap.detection.pipeline.detect_images`
+    with the record's decoder ``settings`` and ``model`` (None: the pipeline's default), ``batch`` images at a
+    time through the network. A plain object (not a closure), so that worker processes can receive it."""
 
-    from sacmap.detection import pipeline
+    settings: dict = field(default_factory=dict)
+    model: str | None = None
+    batch: int = 8
 
-    st = dict(settings or {})
-    kw: dict = {"batch": batch}
-    if st:
-        known = {f.name for f in dataclasses.fields(pipeline.Settings)}
-        kw["settings"] = pipeline.Settings(**{k: v for k, v in st.items() if k in known})
-    if "threshold" in st:
-        kw["threshold"] = st["threshold"]
-    if model is not None:
-        kw["model"] = model
+    def __call__(self, images, pixel_size_nm):
+        import dataclasses
 
-    def detect(images, pixel_size_nm):
+        from sacmap.detection import pipeline
+
+        st = dict(self.settings or {})
+        kw: dict = {"batch": self.batch}
+        if st:
+            known = {f.name for f in dataclasses.fields(pipeline.Settings)}
+            kw["settings"] = pipeline.Settings(**{k: v for k, v in st.items() if k in known})
+        if "threshold" in st:
+            kw["threshold"] = st["threshold"]
+        if self.model is not None:
+            kw["model"] = self.model
         res = pipeline.detect_images(list(images), pixel_size_nm=pixel_size_nm, **kw)
         return [r.atoms[["x_nm", "y_nm"]].to_numpy(dtype=float) for r in res]
 
-    return detect
+
+def default_detector(settings: dict | None = None, model: str | None = None, batch: int = 8) -> PipelineDetector:
+    """The public detection entry point with the record's decoder ``settings`` (its JSON ``settings`` block:
+    threshold, merge and separation distances, ...) and ``model``: a :class:`PipelineDetector`."""
+    return PipelineDetector(dict(settings or {}), model, int(batch))
 
 
-def render_and_detect(patterns_nm, imaging: ImagingEstimate, detect, seed=0, chunk: int = 16) -> list[np.ndarray]:
+def _init_worker() -> None:
+    """Worker processes: one torch thread each (the processes share the cores)."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency of the detector
+        pass
+
+
+def _render_task(task, imaging: ImagingEstimate, detect) -> list[np.ndarray]:
+    """Render one task's patterns (on its own fields, or on one shared background) and detect them together."""
+    from sacmap.detection.simulate import simulate_background, simulate_image
+
+    patterns, seeds, bg_seed = task
+    sup = imaging.render_support()
+    kw = imaging.simulator_kw()
+    bg = None if bg_seed is None else simulate_background(shape=imaging.shape, pixel_size_nm=imaging.pixel_size_nm,
+                                                          seed=bg_seed, support=sup, **kw)
+    imgs = [simulate_image(p, shape=imaging.shape, pixel_size_nm=imaging.pixel_size_nm, seed=k, support=sup,
+                           background=bg, **kw)[0] * imaging.scale for p, k in zip(patterns, seeds)]
+    return detect(imgs, imaging.pixel_size_nm)
+
+
+def _picklable(obj) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(obj)
+    except Exception:  # noqa: BLE001 - closures, lambdas, local classes: any failure means 'not picklable'
+        return False
+    return True
+
+
+def default_workers() -> int:
+    """Worker processes for rendering and detection: the cores this process may use, at most 2."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(2, n))
+
+
+def worker_pool(workers: int):
+    """A process pool of ``workers`` (spawned, one torch thread each) for :func:`render_and_detect`; None for 1."""
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=int(workers), mp_context=mp.get_context("spawn"), initializer=_init_worker)
+
+
+def render_and_detect(patterns_nm, imaging: ImagingEstimate, detect, seed=0, chunk: int = 16,
+                      backgrounds: int | None = None, executor=None) -> list[np.ndarray]:
     """Render every pattern (nm) with the simulator at the observed imaging settings and detect it; the detected
-    positions (nm) of each. Images are made and detected ``chunk`` at a time (memory), noise seeds from ``seed``."""
-    from sacmap.detection.simulate import simulate_image
+    positions (nm) of each, in order.
 
+    ``backgrounds`` None: every image draws its own support, thickness and texture fields (the full simulator,
+    ~0.2 s per 512² image); an integer K: K backgrounds (:func:`sacmap.detection.simulate.simulate_background`)
+    are drawn and pattern i is rendered on background i mod K with its own atoms' peak spread and its own noise
+    (~0.01 s per image). Images are rendered and detected ``chunk`` at a time (memory), in tasks that do not
+    depend on ``executor``: a process pool (:func:`worker_pool`) runs them in parallel when ``detect`` can be
+    pickled, else they run here; the result is the same. Seeds from ``seed``."""
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(len(patterns_nm))]
-    sup = None if imaging.support is None else imaging.support.astype(float)
-    out: list[np.ndarray] = []
-    for s in range(0, len(patterns_nm), chunk):
-        imgs = [simulate_image(p, shape=imaging.shape, pixel_size_nm=imaging.pixel_size_nm, seed=k, support=sup,
-                               **imaging.simulator_kw())[0] * imaging.scale
-                for p, k in zip(patterns_nm[s:s + chunk], seeds[s:s + chunk])]
-        out.extend(detect(imgs, imaging.pixel_size_nm))
+    n = len(patterns_nm)
+    seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(n)]
+    if backgrounds is None:
+        groups = [(list(range(s, min(s + chunk, n))), None) for s in range(0, n, chunk)]
+    else:
+        k = max(1, min(int(backgrounds), n))
+        bg_seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(k)]
+        groups = []
+        for b in range(k):
+            idx = list(range(b, n, k))
+            groups += [(idx[s:s + chunk], bg_seeds[b]) for s in range(0, len(idx), chunk)]
+    tasks = [([patterns_nm[i] for i in idx], [seeds[i] for i in idx], bg) for idx, bg in groups]
+    if executor is not None and _picklable(detect):
+        from itertools import repeat
+
+        results = list(executor.map(_render_task, tasks, repeat(imaging), repeat(detect)))
+    else:
+        results = [_render_task(t, imaging, detect) for t in tasks]
+    out: list = [None] * n
+    for (idx, _), res in zip(groups, results):
+        for i, d in zip(idx, res):
+            out[i] = d
     return out
 
 
@@ -196,6 +256,7 @@ class DetectorAwareTest:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     calibration: dict = field(default_factory=dict)
+    rendering: dict = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -207,8 +268,8 @@ class DetectorAwareTest:
                 "imaging": self.imaging, "n_true": self.n_true, "n_observed": self.naive.n_points,
                 "detected_count_mean": float(np.mean(self.detected_counts)),
                 "detected_count_range": [int(min(self.detected_counts)), int(max(self.detected_counts))],
-                "calibration": self.calibration, "valid": self.valid, "warnings": self.warnings,
-                "seconds": self.seconds}
+                "calibration": self.calibration, "rendering": self.rendering, "valid": self.valid,
+                "warnings": self.warnings, "seconds": self.seconds}
 
     def figure(self):
         from sacmap.analysis.spatial.plots import plot_envelopes
@@ -225,7 +286,8 @@ class DetectorAwareTest:
 def detector_aware_test(observation: Observation, image, *, null="csr", function: str = "L", nsim: int = NSIM,
                         seed=0, detect=None, settings: dict | None = None, imaging: ImagingEstimate | None = None,
                         correction: str | None = None, r_nm=None, pilot: int = 8, progress: bool = False,
-                        edge_nm: float = 0.3, **null_params) -> DetectorAwareTest:
+                        edge_nm: float = 0.3, backgrounds: int | None = BACKGROUNDS, workers: int | None = None,
+                        **null_params) -> DetectorAwareTest:
     """Envelope tests of a detected ``observation`` against ``null``, naive and after the detector's losses.
 
     ``image``: the observed image (2-D array; raw units) the observation was detected in (pixel size
@@ -235,7 +297,13 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
     images calibrate the true count so the detected count matches the observed one. Both tests use the window
     less a band of ``edge_nm`` (0.3 nm) along its boundary: the simulator's vacuum edge makes the detector report
     false atoms right on the support boundary (median 0.12 nm from it on image 053's imaging), which the real
-    detections do not have; true null atoms are still drawn on the whole support."""
+    detections do not have; true null atoms are still drawn on the whole support.
+
+    ``backgrounds`` (default :data:`BACKGROUNDS`): the null images are rendered on that many simulated backgrounds
+    (support, thickness and texture fields), each shared by ~nsim/K images with their own atoms and noise
+    (:func:`render_and_detect`); None draws fresh fields for every image (~20 % slower). ``workers`` processes
+    (default :func:`default_workers`: up to 2) render and detect in parallel when ``detect`` can be pickled (the
+    default detector can); the result does not depend on ``workers``."""
     t0 = time.perf_counter()
     obs = observation
     px = obs.pixel_size_nm
@@ -254,6 +322,21 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
             support = region.mask
         imaging = estimate_imaging(img, px, obs.xy_nm / px, support=support)
     detect = detect or default_detector(settings)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    pool = worker_pool(workers) if workers > 1 and _picklable(detect) else None
+    try:
+        return _aware(obs, img, imaging, detect, pool, t0, null=null, function=function, nsim=nsim, seed=seed,
+                      correction=correction, r_nm=r_nm, pilot=pilot, edge_nm=edge_nm, backgrounds=backgrounds,
+                      workers=workers if pool is not None else 1, null_params=null_params)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _aware(obs, img, imaging, detect, pool, t0, *, null, function, nsim, seed, correction, r_nm, pilot, edge_nm,
+           backgrounds, workers, null_params) -> DetectorAwareTest:
+    """The body of :func:`detector_aware_test` once the imaging, the detector and the pool are set up."""
+    region = obs.window
     full = region  # true atoms are drawn and rendered on the whole support ...
     region = full.eroded(edge_nm)  # ... and compared away from its edge, where the simulator's vacuum edge fakes atoms
     xy_obs = obs.xy_nm[region.contains(obs.xy_nm)]
@@ -275,7 +358,8 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
         scale_n = full.area_nm2 / region.area_nm2  # true atoms on the whole support for n inside the band
         pats = [sampler.sample(int(round(m * scale_n)), full, runs=1, seed=c)[0] for m, c in zip(sizes, children)]
         kept = np.asarray([int(region.contains(d).sum()) if len(d) else 0
-                           for d in render_and_detect(pats, imaging, detect, seed=children[-1])], float)
+                           for d in render_and_detect(pats, imaging, detect, seed=children[-1],
+                                                      backgrounds=backgrounds, executor=pool)], float)
         b = (kept[half:].mean() - kept[:half].mean()) / n
         a = kept[:half].mean() - b * n
         calib = {"false_detections_a": float(a), "detected_per_true_b": float(b), "pilot_images": len(sizes)}
@@ -286,7 +370,7 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
             warnings.append(f"the detector on simulated images gives {a:.0f} + {b:.2f} × true atoms: no true count "
                             f"reproduces the {n} observed; n_true = {n_true} used (no losses)")
     pts = sampler.sample(n_true, full, runs=int(nsim), seed=s_sims)
-    detected = render_and_detect(list(pts), imaging, detect, seed=s_noise)
+    detected = render_and_detect(list(pts), imaging, detect, seed=s_noise, backgrounds=backgrounds, executor=pool)
     curves, counts = [], []
     for d in detected:
         d = d[region.contains(d)] if len(d) else d
@@ -309,4 +393,4 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
                         f"image gave {n}: the imaging estimate does not reproduce the observation, so the "
                         "detector-aware test is not valid for it")
     return DetectorAwareTest(naive, aware, imaging.as_dict(), int(n_true), counts, time.perf_counter() - t0,
-                             warnings, calib)
+                             warnings, calib, {"backgrounds": backgrounds, "workers": int(workers)})
