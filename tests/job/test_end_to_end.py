@@ -213,7 +213,8 @@ def test_detection_finds_the_simulated_atoms(job, small_image):
 def test_rerun_resumes_without_recomputing(job):
     spec, out = job
     before = {p: p.stat().st_mtime_ns for p in [out / "statistics" / "descriptors.csv", out / "sampling" / "sweep.csv",
-                                                out / "detection" / "tiny.csv", out / "structures" / "index.csv"]}
+                                                out / "detection" / "tiny.csv", out / "structures" / "index.csv",
+                                                out / "statistics" / "envelope_curves.csv"]}
     rc = cli.main(["run", str(spec), "-o", str(out), "--no-progress"])
     assert rc == 0
     for p, t in before.items():
