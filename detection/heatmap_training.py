@@ -9,7 +9,9 @@ Data (all in the model frame of :func:`sacmap.detection.preprocess.to_model_fram
 * simulated images of :func:`sacmap.detection.simulate.simulate_sample` drawn from wide ranges
   (:func:`random_sim_params`): 0.3–8 atoms/nm² (log-uniform), random / hard-core / multimer-rich arrangements
   (0.20–0.26-nm dimers and trimers), pixel sizes 0.015–0.05 nm/px, atom widths, contrasts (Z^1.7 mixtures of
-  Ni, Pd, Rh, Ru, Pt), doses, carbon textures and vacuum; exact truth;
+  Ni, Pd, Rh, Ru, Pt), doses, carbon textures and vacuum; exact truth; a share ``dr_frac`` (40 %) of them takes
+  its conditions from :func:`sacmap.detection.simulate.draw_conditions` instead (Ru/Rh/Pd/Pt, seeds 777000…:
+  the low-dose, low-contrast end that :func:`random_sim_params` rarely reaches);
 * the expert-labelled real ``train`` images except the held-out ones (034, 045, 048 by default, used for the
   checkpoint and the threshold); labels are moved to the smoothed-intensity maximum within 3 px (they sit
   ~2 px off the atom centres), so real and simulated targets mean the same thing.
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 HOLDOUT = ("034", "045", "048")
 ELEMENTS = ("Ni", "Ru", "Rh", "Pd", "Pt")
+#: Metals of the domain-randomised simulated images (Ni-only images are left out: their atoms sit at the
+#: carbon-texture level, as in the randomised benchmark).
+DR_METALS = ("Ru", "Rh", "Pd", "Pt")
 
 
 @dataclass
@@ -41,14 +46,15 @@ class HeatmapTrainConfig:
     """Hyper-parameters of :func:`train_heatmap` (defaults are the bundled model's)."""
 
     width: tuple = (24, 48)
-    steps: int = 7000
+    steps: int = 9000
     batch: int = 12
     crop: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    n_sim: int = 400
+    n_sim: int = 500
     sim_frame_px: int = 224  # side of a simulated image in the model frame (px)
-    real_frac: float = 0.3  # share of the crops cut from real images
+    real_frac: float = 0.35  # share of the crops cut from real images
+    dr_frac: float = 0.4  # share of the simulated images drawn by simulate.draw_conditions (DR_METALS)
     target_sigma_px: float = 1.5
     min_sep_nm: float = 0.15  # decoder: minimum spacing of two peaks
     eval_every: int = 1000
@@ -127,6 +133,27 @@ def simulated_frame(params: dict, seed: int, frame_px: int) -> FrameImage:
     frame, _ = to_model_frame(img, px)
     x, y = coords_to_frame(truth["x_px"].to_numpy(), truth["y_px"].to_numpy(), img.shape, frame.shape)
     return FrameImage(f"sim{seed}", frame, np.c_[x, y])
+
+
+def simulated_frames(cfg: HeatmapTrainConfig, rng: np.random.Generator) -> list[FrameImage]:
+    """The ``cfg.n_sim`` simulated training images, image ``i`` simulated with seed ``cfg.seed·1000 + i``
+    (777000… by default, far from the randomised benchmark's seeds 0–11). A share ``cfg.dr_frac`` of them
+    (one ``rng`` draw per image) takes its conditions from :func:`sacmap.detection.simulate.draw_conditions`
+    (same seed, metals :data:`DR_METALS`: the low-dose, low-contrast end), the rest from
+    :func:`random_sim_params` (``rng``). With ``dr_frac`` 0 no extra draw is made (the stream of the 7000-step
+    model of 2026-11). ``FrameImage.name`` is ``sim<seed>`` or ``dr<seed>``."""
+    from sacmap.detection.simulate import draw_conditions
+
+    out = []
+    for i in range(cfg.n_sim):
+        seed_i = cfg.seed * 1000 + i
+        if cfg.dr_frac > 0 and rng.random() < cfg.dr_frac:
+            f = simulated_frame(draw_conditions(seed_i, metals=DR_METALS), seed_i, cfg.sim_frame_px)
+            f.name = f"dr{seed_i}"
+        else:
+            f = simulated_frame(random_sim_params(rng), seed_i, cfg.sim_frame_px)
+        out.append(f)
+    return out
 
 
 def snap_labels(image: np.ndarray, xy: np.ndarray, radius_px: float = 3.0, smooth_px: float = 1.5) -> np.ndarray:
@@ -256,10 +283,7 @@ def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: Heatma
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
-    sims = []
-    for i in range(cfg.n_sim):
-        params = random_sim_params(rng)
-        sims.append(simulated_frame(params, cfg.seed * 1000 + i, cfg.sim_frame_px))
+    sims = simulated_frames(cfg, rng)
     n_val = max(1, cfg.n_sim // 10)
     sim_val, sim_train = sims[:n_val], sims[n_val:]
     real = [FrameImage(f.name, f.image, snap_labels(f.image, f.xy), True) for f in real]
@@ -375,6 +399,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-sim", type=int, default=d.n_sim)
     ap.add_argument("--width", default=",".join(map(str, d.width)))
     ap.add_argument("--real-frac", type=float, default=d.real_frac)
+    ap.add_argument("--dr-frac", type=float, default=d.dr_frac,
+                    help="share of the simulated images drawn by simulate.draw_conditions")
     ap.add_argument("--batch", type=int, default=d.batch)
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--target-sigma", type=float, default=d.target_sigma_px, help="target bump sigma (model px)")
@@ -386,7 +412,7 @@ def main(argv=None) -> int:
         print("--device cuda: no CUDA device available", file=sys.stderr)
         return 2
     cfg = HeatmapTrainConfig(steps=a.steps, n_sim=a.n_sim, width=tuple(int(v) for v in a.width.split(",")),
-                             real_frac=a.real_frac, batch=a.batch, lr=a.lr, target_sigma_px=a.target_sigma, seed=a.seed, threads=a.threads)
+                             real_frac=a.real_frac, dr_frac=a.dr_frac, batch=a.batch, lr=a.lr, target_sigma_px=a.target_sigma, seed=a.seed, threads=a.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cmd = "python -m sacmap.detection.heatmap_training " + " ".join(shlex.quote(v) for v in (argv or sys.argv[1:]))
     meta = train_heatmap_weights(a.data, a.output, split_csv=a.split, config=cfg, device=a.device, command=cmd,

@@ -106,3 +106,33 @@ def test_tiny_training_is_deterministic():
     assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
     c, _ = train_cnn(_toy_images(), TrainConfig(channels=(4, 8, 8), hidden=8, epochs=2, threads=1, seed=4))
     assert weights_digest(c) != weights_digest(a)
+
+
+def test_heatmap_simulated_frames_mix_domain_randomised_draws():
+    # dr_frac picks, per image, draw_conditions (same seed, DR_METALS) or random_sim_params; 0 = the old stream
+    from sacmap.detection.heatmap_training import (
+        DR_METALS,
+        HeatmapTrainConfig,
+        random_sim_params,
+        simulated_frame,
+        simulated_frames,
+    )
+    from sacmap.detection.simulate import draw_conditions
+
+    kw = dict(n_sim=6, sim_frame_px=48, seed=5)
+    old = simulated_frames(HeatmapTrainConfig(dr_frac=0.0, **kw), np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    for i, f in enumerate(old):
+        ref = simulated_frame(random_sim_params(rng), 5000 + i, 48)
+        assert f.name == f"sim{5000 + i}" and np.array_equal(f.image, ref.image) and np.array_equal(f.xy, ref.xy)
+    dr = simulated_frames(HeatmapTrainConfig(dr_frac=1.0, **kw), np.random.default_rng(5))
+    for i, f in enumerate(dr):
+        ref = simulated_frame(draw_conditions(5000 + i, metals=DR_METALS), 5000 + i, 48)
+        assert f.name == f"dr{5000 + i}" and np.array_equal(f.image, ref.image) and np.array_equal(f.xy, ref.xy)
+        h, w = f.image.shape
+        assert h == w and h >= 45  # ~48 model px (native sides of at least 32 px, then resampled)
+        assert len(f.xy) == 0 or (f.xy.min() >= -0.5 and f.xy[:, 0].max() <= w - 0.5 and f.xy[:, 1].max() <= h - 0.5)
+    mixed = simulated_frames(HeatmapTrainConfig(dr_frac=0.5, n_sim=16, sim_frame_px=32, seed=5),
+                             np.random.default_rng(5))
+    kinds = {f.name[:2] for f in mixed}
+    assert kinds == {"dr", "si"}
