@@ -422,7 +422,7 @@ def _envelope_section(state: dict, out: Path) -> Section:
                                                     "the image, compared in the same window"))
             sec.figures.append(Figure(png, (
                 f"{name}: the naive and the detector-aware test side by side, in the same window (the support less "
-                "a band along its edge, see docs/job.md) with the same r values. Detector-aware: "
+                "a band along its edge) with the same r values. Detector-aware: "
                 "each random pattern is rendered by the HAADF-STEM simulator like this image and detected by the same "
                 f"detector, so the null has the detector's losses. (a) Naive: {envelope_caption(t_naive)} "
                 f"(b) Detector-aware: {aware_text}"), wide=True))
