@@ -97,11 +97,13 @@ class FullyConvolutional(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # ReLU in place: the activations are the size of the image × channels, and a fresh tensor per layer cost
+        # a quarter of the map's CPU time (2048², measured); inference only, no autograd graph to protect
         for c in self.convs:
-            x = F.relu(c(x))
+            x = F.relu_(c(x))
         x = F.avg_pool2d(F.avg_pool2d(x, (5, 1), stride=1), (1, 5), stride=1)  # separable 5×5 box mean
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
+        x = F.relu_(self.fc1(x))
+        x = F.relu_(self.fc2(x))
         return torch.sigmoid(self.fc3(x))[:, 0]
 
 
