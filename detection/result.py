@@ -197,17 +197,20 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
 
 
 def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):
-    """Refined (x, y) and the per-atom columns of :func:`sacmap.detection.refine.refine` (image px); atoms whose
-    fit hit a bound (or left the image) keep the detector's position."""
-    from sacmap.detection.refine import refine
+    """Refined (x, y) and the per-atom columns of :func:`sacmap.detection.refine.refine` (image px). Each position
+    moves from the detector's towards the fit by the weight the image gives the fit
+    (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean images, not at all where the
+    support texture makes the fits no better than the detector); atoms whose fit hit a bound (or left the image)
+    keep the detector's position. ``pos_err_px`` is the fit's 1-σ error."""
+    from sacmap.detection.refine import combine_with_start, refine
 
     ref = refine(raw, np.c_[x, y], pixel_size_nm=px)
     h, w = raw.shape
     xf, yf = ref["x_px"].to_numpy(float), ref["y_px"].to_numpy(float)
     ok = ref["fit_ok"].to_numpy(bool) & (xf >= -0.5) & (xf <= w - 0.5) & (yf >= -0.5) & (yf <= h - 0.5)
-    xr = np.where(ok, ref["x_px"].to_numpy(float), x)
-    yr = np.where(ok, ref["y_px"].to_numpy(float), y)
-    return xr, yr, {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
+    xy = combine_with_start(np.c_[x, y], np.c_[xf, yf], ref["pos_err_px"].to_numpy(float),
+                            ref["group"].to_numpy(int), ok)
+    return xy[:, 0], xy[:, 1], {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
 
 
 def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None) -> DetectionResult:
