@@ -347,3 +347,91 @@ def test_cli_simulate_arrangement_and_randomise(tmp_path):
                  "2"]) == 0
     assert len(list((tmp_path / "r").glob("*_sim.json"))) == 2
     assert main(["detect", "simulate", "-o", str(tmp_path / "x"), "--bond-nm", "0.3,0.2"]) == 2
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(vacuum_fraction=0.3, noise=False), dict(line_jitter_px=0.2)])
+def test_background_path_is_exactly_the_full_simulation(kw):
+    """simulate_background + simulate_image(background=...) with the same seed is the full simulation, bit for bit;
+    with another seed the image keeps the background and draws its own atoms' spread and noise."""
+    from sacmap.detection.simulate import simulate_background
+
+    xy = random_positions(1.0, 7.0, seed=1)
+    sup = np.ones((240, 200))
+    sup[:60] = 0.0
+    for support in (None, sup):
+        full = simulate_image(xy, shape=(240, 200), seed=5, support=support, **kw)[0]
+        bg = simulate_background(shape=(240, 200), seed=5, support=support,
+                                 **{k: v for k, v in kw.items() if k != "noise"})  # noise is not a field keyword
+        fast = simulate_image(xy, shape=(240, 200), seed=5, background=bg, **kw)[0]
+        assert np.array_equal(full, fast)
+        other = simulate_image(xy, shape=(240, 200), seed=6, background=bg, **kw)[0]
+        assert not np.array_equal(other, fast)
+    # noise-free and atom-free, the image is the background itself (+ the dark level), whatever the seed
+    fields = {k: v for k, v in kw.items() if k != "noise"}
+    empty = [simulate_image(np.empty((0, 2)), shape=(240, 200), seed=s, background=bg, noise=False, **fields)[0]
+             for s in (1, 2)]
+    assert np.array_equal(empty[0], empty[1])
+    assert np.allclose(empty[0], bg.signal + 0.30, atol=1e-6)
+
+
+def test_background_must_match_the_image():
+    from sacmap.detection.simulate import simulate_background
+
+    bg = simulate_background(shape=(64, 64), seed=0, texture_sd=0.03)
+    with pytest.raises(DetectionInputError, match="texture_sd"):
+        simulate_image(np.zeros((1, 2)), shape=(64, 64), seed=0, background=bg)
+    with pytest.raises(DetectionInputError, match="shape"):
+        simulate_image(np.zeros((1, 2)), shape=(64, 80), seed=0, background=bg, texture_sd=0.03)
+    with pytest.raises(DetectionInputError, match="nm/px"):
+        simulate_image(np.zeros((1, 2)), shape=(64, 64), pixel_size_nm=0.05, seed=0, background=bg, texture_sd=0.03)
+    with pytest.raises(DetectionInputError, match="Background"):
+        simulate_image(np.zeros((1, 2)), shape=(64, 64), seed=0, background=np.ones((64, 64)))
+    with pytest.raises(DetectionInputError, match="unknown"):
+        simulate_background(shape=(64, 64), dose=1.0)
+
+
+def test_fit_imaging_recovers_the_simulator_settings():
+    """Settings away from the defaults, recovered by matching image_statistics of simulations to the image. (Without
+    vacuum the film's texture, which the simulator adds on the support too, is scaled with the carbon texture:
+    only their sum is seen, so the truth keeps the defaults' ratio of the two.)"""
+    from sacmap.detection.simulate import DEFAULTS
+    from sacmap.detection.simulate_stats import fit_imaging
+
+    xy = random_positions(0.8, 10.0, seed=2, margin_nm=0.4)
+    film = DEFAULTS["vacuum_texture_sd"] * 0.03 / DEFAULTS["texture_sd"]
+    true = dict(dose_per_nm2=1.5e5, peak_pt=0.5, texture_sd=0.03, spread_fwhm_nm=0.20, thickness_sd=0.15,
+                vacuum_texture_sd=film)
+    shape = (342, 342)
+    image = simulate_image(xy, shape=shape, seed=9, **true)[0] * 250.0
+    f = fit_imaging(image, xy / REFERENCE_PIXEL_NM, REFERENCE_PIXEL_NM, support=np.ones(shape, bool), seed=1)
+    p = f["params"]
+    assert set(f["fitted"]) == {"dose_per_nm2", "peak_pt", "texture_sd", "thickness_sd", "spread_fwhm_nm"}
+    assert p["dose_per_nm2"] == pytest.approx(true["dose_per_nm2"], rel=0.15)
+    assert p["peak_pt"] == pytest.approx(true["peak_pt"], rel=0.15)
+    assert p["texture_sd"] == pytest.approx(true["texture_sd"], rel=0.3)
+    assert p["vacuum_texture_sd"] / p["texture_sd"] == pytest.approx(film / 0.03, rel=1e-6)
+    assert p["thickness_sd"] == pytest.approx(true["thickness_sd"], rel=0.3)
+    assert p["spread_fwhm_nm"] == pytest.approx(true["spread_fwhm_nm"], abs=0.04)
+    assert f["scale"] == pytest.approx(250.0, rel=0.05)
+    for k in ("noise", "atom_signal_median", "texture"):  # the fitted simulation has the image's statistics
+        assert f["simulated"][k] == pytest.approx(f["observed"][k], rel=0.1)
+    with pytest.raises(DetectionInputError, match="cannot fit"):
+        fit_imaging(image, xy / REFERENCE_PIXEL_NM, REFERENCE_PIXEL_NM, fit=("dose",))
+
+
+def test_film_map_follows_the_observed_film():
+    from sacmap.detection.simulate_stats import film_map
+
+    sup = support_mask((200, 200), vacuum_fraction=0.3, seed=4) > 0.5
+    ramp = np.linspace(0.5, 1.5, 200)[:, None] * np.ones((1, 200))
+    image = np.where(sup, 100.0 + 200.0 * ramp, 100.0)
+    m = film_map(image, np.empty((0, 2)), REFERENCE_PIXEL_NM, sup)
+    assert m.min() == 0.0 and m.max() == 1.0
+    from scipy import ndimage as ndi
+
+    deep = ndi.distance_transform_edt(~sup) * REFERENCE_PIXEL_NM > 1.5  # vacuum beyond 3 σ of the smoothing
+    assert deep.sum() > 100 and np.all(m[deep] < 0.01)
+    inner = sup & (np.abs(np.arange(200)[:, None] - 150) < 5)  # the map follows the film's gradient
+    assert np.median(m[inner]) == pytest.approx(np.median(ramp[inner]) / np.percentile(ramp[sup], 99.5), rel=0.05)
+    with pytest.raises(DetectionInputError, match="vacuum"):
+        film_map(image, np.empty((0, 2)), REFERENCE_PIXEL_NM, np.ones((200, 200), bool))

@@ -10,7 +10,14 @@ from sacmap.analysis.spatial.samplers.point import HardCoreSampler, RandomSample
 from sacmap.analysis.spatial.window import Region
 from sacmap.detection.simulate import simulate_image
 from sacmap.workflows.errors import WorkflowInputError
-from sacmap.workflows.job.detector_null import ImagingEstimate, detector_aware_test, estimate_imaging
+from sacmap.workflows.job.detector_null import (
+    ImagingEstimate,
+    default_detector,
+    detector_aware_test,
+    estimate_imaging,
+    render_and_detect,
+    worker_pool,
+)
 
 PX = 0.05  # nm/px: small images keep the test fast
 
@@ -24,6 +31,25 @@ def test_imaging_estimate_recovers_the_simulator_settings(dose, peak, scale):
     assert est.dose_per_nm2 == pytest.approx(dose, rel=0.2)
     assert est.peak_pt == pytest.approx(peak, rel=0.15)
     assert est.scale == pytest.approx(scale, rel=0.1)
+    assert est.params["texture_sd"] == pytest.approx(0.065, rel=0.3) and est.film is None  # no vacuum: no film map
+    obs, sim = est.measured["observed"], est.measured["simulated"]
+    assert sim["noise"] == pytest.approx(obs["noise"], rel=0.1)
+
+
+def test_imaging_estimate_next_to_vacuum_renders_on_the_observed_film():
+    """With a vacuum region the simulated images take the observed film's large-scale map (no sharp edge, no random
+    thickness) and still reproduce its noise and atom signal."""
+    from sacmap.detection.simulate import simulate_sample
+
+    px = 0.029296875
+    image, truth, sup = simulate_sample(0.5, shape=(256, 256), seed=4, vacuum_fraction=0.3, peak_pt=0.5)
+    est = estimate_imaging(image, px, truth[["x_px", "y_px"]].to_numpy(), support=sup)
+    assert est.film is not None and est.film.shape == sup.shape and est.measured["film_map"]
+    assert est.params["thickness_sd"] == 0.0 and est.params["vacuum_taper"] == 0.0
+    assert np.array_equal(est.render_support(), est.film)
+    obs, sim = est.measured["observed"], est.measured["simulated"]
+    for k in ("noise", "atom_signal_median", "vacuum_over_support"):
+        assert sim[k] == pytest.approx(obs[k], rel=0.15), k
 
 
 def _blob_detector(min_sep_nm=0.4):
@@ -96,3 +122,63 @@ def test_detector_aware_null_flags_an_imaging_mismatch():
                               imaging=imaging)
     assert not res.valid and any("does not reproduce" in w or "no true count" in w for w in res.warnings)
     assert res.as_dict()["valid"] is False and res.summary_lines()[-1].startswith("WARNING")
+
+
+def _peak_detector(threshold: float):
+    """A cheap stand-in detector that also picks up texture: local maxima of the smoothed, high-passed image."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+
+    def detect(images, pixel_size_nm):
+        out = []
+        for im in images:
+            sm = ndi.gaussian_filter(np.asarray(im, float), 1.0)
+            hp = sm - ndi.gaussian_filter(sm, 6.0)
+            pk = peak_local_max(hp, min_distance=int(round(0.4 / pixel_size_nm)), threshold_abs=threshold)
+            out.append(pk[:, ::-1] * pixel_size_nm)
+        return out
+
+    return detect
+
+
+def test_shared_backgrounds_give_the_detection_statistics_of_the_full_simulator():
+    """Null images on K shared backgrounds (each with its own atoms and noise) are detected like images that each
+    draw their own fields: the false detections the texture causes, and the spread of the counts, are the same
+    within noise; without texture they are not (so the comparison can fail)."""
+    shape = (160, 160)
+    region = Region.rectangle(shape[1] * PX, shape[0] * PX, -0.5 * PX, -0.5 * PX)
+    pats = list(RandomSampler().sample(40, region, runs=48, seed=3))
+    detect = _peak_detector(0.1)
+    textured = ImagingEstimate(PX, shape, dose_per_nm2=2e5, peak_pt=0.5, scale=1.0, params={"texture_sd": 0.15})
+    flat = ImagingEstimate(PX, shape, dose_per_nm2=2e5, peak_pt=0.5, scale=1.0,
+                           params={"texture_sd": 0.0, "vacuum_texture_sd": 0.0, "thickness_sd": 0.0})
+    full = np.array([len(d) for d in render_and_detect(pats, textured, detect, seed=1)])
+    fast = np.array([len(d) for d in render_and_detect(pats, textured, detect, seed=1, backgrounds=6)])
+    none = np.array([len(d) for d in render_and_detect(pats, flat, detect, seed=1)])
+    texture_effect = full.mean() - none.mean()
+    assert texture_effect > 5  # the texture adds false detections ...
+    assert abs(fast.mean() - full.mean()) < 0.2 * texture_effect  # ... and the shared backgrounds add as many
+    assert 0.6 < fast.std() / full.std() < 1.6
+    # the same call twice gives the same detections; the backgrounds are shared, not the noise
+    again = render_and_detect(pats[:7], textured, detect, seed=1, backgrounds=6)
+    first = render_and_detect(pats[:7], textured, detect, seed=1, backgrounds=6)
+    assert all(np.array_equal(a, b) for a, b in zip(again, first))
+
+
+def test_worker_pool_gives_the_serial_result_with_the_real_detector():
+    """The default detector is picklable and the pool's tasks do not depend on the number of workers: the same
+    detections as in this process, image for image."""
+    px = 0.029296875
+    shape = (128, 128)
+    region = Region.rectangle(shape[1] * px, shape[0] * px)
+    pats = list(RandomSampler().sample(12, region, runs=4, seed=0))
+    imaging = ImagingEstimate(px, shape, dose_per_nm2=6.3e4, peak_pt=0.5, scale=1.0)
+    detect = default_detector({"threshold": 0.8}, model="paper", batch=2)
+    serial = render_and_detect(pats, imaging, detect, seed=4, backgrounds=2, chunk=1)
+    pool = worker_pool(2)
+    try:
+        parallel = render_and_detect(pats, imaging, detect, seed=4, backgrounds=2, chunk=1, executor=pool)
+    finally:
+        pool.shutdown()
+    assert len(parallel) == 4 and sum(len(d) for d in serial) > 0
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(serial, parallel))
