@@ -49,33 +49,39 @@ def fit_gmm2d(pts: np.ndarray, k: int, rng: np.random.Generator, *, max_iter: in
     prev = np.full(n_fit, -np.inf)
     ll = np.full(n_fit, -np.inf)
     live = np.ones(n_fit, bool)
+    px, py = pts[:, 0], pts[:, 1]
+    # arrays are (fits, k, n): the reductions over the n points run along contiguous memory (numpy's reductions
+    # over a trailing axis of length k were most of the time)
     for _ in range(max_iter):
         idx = np.flatnonzero(live)
-        a, b, d = cov[idx, :, 0, 0], cov[idx, :, 0, 1], cov[idx, :, 1, 1]  # (L, k)
+        a, b, d = cov[idx, :, 0, 0, None], cov[idx, :, 0, 1, None], cov[idx, :, 1, 1, None]  # (L, k, 1)
         det = a * d - b * b
-        dx = pts[None, :, None, 0] - mu[idx, None, :, 0]  # (L, n, k)
-        dy = pts[None, :, None, 1] - mu[idx, None, :, 1]
-        maha = (d[:, None] * dx * dx - 2 * b[:, None] * dx * dy + a[:, None] * dy * dy) / det[:, None]
-        logp = -0.5 * maha - np.log(2 * np.pi) - 0.5 * np.log(det)[:, None] + np.log(w[idx])[:, None]
-        m = logp.max(axis=2, keepdims=True)
-        lse = m[:, :, 0] + np.log(np.exp(logp - m).sum(axis=2))  # (L, n)
+        dx = px - mu[idx, :, 0, None]  # (L, k, n)
+        dy = py - mu[idx, :, 1, None]
+        maha = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
+        logp = -0.5 * maha - np.log(2 * np.pi) - 0.5 * np.log(det) + np.log(w[idx])[:, :, None]
+        m = logp.max(axis=1)  # (L, n)
+        e = np.exp(logp - m[:, None])
+        se = e.sum(axis=1)
+        lse = m + np.log(se)
         ll[idx] = lse @ sw
         conv = np.abs(ll[idx] - prev[idx]) < tol * tot
         live[idx[conv]] = False
         keep = ~conv
-        idx, logp, lse, dx, dy = idx[keep], logp[keep], lse[keep], dx[keep], dy[keep]
+        idx, e, se = idx[keep], e[keep], se[keep]
         if not len(idx):
             break
         prev[idx] = ll[idx]
-        r = np.exp(logp - lse[:, :, None]) * sw[None, :, None]  # (L, n, k)
-        nk = r.sum(axis=1) + 1e-10
+        r = e * (sw / se)[:, None, :]  # responsibilities × weights (L, k, n), exp(logp − lse) · sw
+        nk = r.sum(axis=2) + 1e-10
         w[idx] = nk / tot
-        mu[idx] = np.einsum("lnk,nc->lkc", r, pts) / nk[:, :, None]
-        ex = pts[None, :, None, 0] - mu[idx, None, :, 0]
-        ey = pts[None, :, None, 1] - mu[idx, None, :, 1]
-        sxx = (r * ex * ex).sum(1) / nk + reg
-        sxy = (r * ex * ey).sum(1) / nk
-        syy = (r * ey * ey).sum(1) / nk + reg
+        mu[idx] = np.matmul(r, pts) / nk[:, :, None]
+        ex = px - mu[idx, :, 0, None]
+        ey = py - mu[idx, :, 1, None]
+        rx = r * ex
+        sxx = (rx * ex).sum(2) / nk + reg
+        sxy = (rx * ey).sum(2) / nk
+        syy = (r * ey * ey).sum(2) / nk + reg
         cov[idx] = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
     fits = [(mu[i], cov[i], w[i], float(ll[i])) for i in range(n_fit)]
     return fits[0] if n_init is None else fits
@@ -138,20 +144,30 @@ def split_component(prob: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, thr
     return best[1].copy(), len(best[1])
 
 
+def smoothed_maxima(image: np.ndarray, *, min_sep_px: float, smooth_px: float = 1.5):
+    """The image smoothed by a Gaussian of ``smooth_px`` and its local maxima (window ``min_sep_px``):
+    ``(smoothed, rows, cols)``, what :func:`intensity_peaks` starts from (computed once for both of its calls in
+    :func:`localise`: two full-image filters each, ~0.2 s on 2048²)."""
+    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), smooth_px, mode="reflect")
+    win = max(3, int(round(min_sep_px)) | 1)
+    rr, cc = np.nonzero(sm == ndimage.maximum_filter(sm, size=win, mode="nearest"))
+    return sm, rr, cc
+
+
 def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, smooth_px: float = 1.5,
-                    dip: float = 0.9) -> dict[int, np.ndarray]:
+                    dip: float = 0.9, maxima=None) -> dict[int, np.ndarray]:
     """Resolved intensity maxima inside each labelled component: ``{label: (m, 2) peaks (x, y)}`` for m ≥ 2.
 
     The image is smoothed by a Gaussian of ``smooth_px`` (against pixel noise; well below the atom width) and its
     local maxima (window ``min_sep_px``) inside the components are taken in decreasing height; a maximum is kept
     if it lies at least ``min_sep_px`` from every kept one *and* the profile along the straight line to each kept
     one dips below ``dip`` × the lower of the two peaks (a Rayleigh-like resolution criterion: two atoms closer
-    than ~2σ of the probe show no dip and are not resolved this way).
+    than ~2σ of the probe show no dip and are not resolved this way). ``maxima``: :func:`smoothed_maxima` of the
+    same image and settings, when already computed.
     """
-    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), smooth_px, mode="reflect")
-    win = max(3, int(round(min_sep_px)) | 1)
-    is_max = (sm == ndimage.maximum_filter(sm, size=win, mode="nearest")) & (lab > 0)
-    rr, cc = np.nonzero(is_max)
+    sm, rr, cc = maxima if maxima is not None else smoothed_maxima(image, min_sep_px=min_sep_px, smooth_px=smooth_px)
+    inside = lab[rr, cc] > 0
+    rr, cc = rr[inside], cc[inside]
     labels = lab[rr, cc]
     out = {}
     for comp in np.unique(labels):
@@ -211,15 +227,22 @@ def localise(prob: np.ndarray, *, threshold: float, min_size_px: int = 1, split_
     mask = prob > threshold
     lab, n = ndimage.label(mask)  # 4-connectivity
     xs, ys, scores, sizes, nsplit = [], [], [], [], []
-    peaks = intensity_peaks(image, lab, min_sep_px=min_sep_px, dip=peak_dip) if (image is not None and n) else {}
+    maxima = smoothed_maxima(image, min_sep_px=min_sep_px) if (image is not None and n) else None
+    peaks = {} if maxima is None else intensity_peaks(image, lab, min_sep_px=min_sep_px, dip=peak_dip, maxima=maxima)
     big = np.bincount(lab.ravel(), minlength=n + 1) > split_area_px  # components that may go to the GMM
     big[0] = False
     smooth_img = None  # the GMM's intensity weights, smoothed against pixel noise (only needed for big components)
     if image is not None and big.any():
-        smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px) if gmm_smooth_px else image
+        if not gmm_smooth_px:
+            smooth_img = image
+        elif maxima is not None and gmm_smooth_px == 1.5:  # the same smoothing as the intensity maxima's
+            smooth_img = maxima[0]
+        else:
+            smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px)
         if large_dip is not None and large_dip > peak_dip:
             lab_big = np.where(big[lab], lab, 0)
-            for comp, pk in intensity_peaks(image, lab_big, min_sep_px=min_sep_px, dip=large_dip).items():
+            for comp, pk in intensity_peaks(image, lab_big, min_sep_px=min_sep_px, dip=large_dip,
+                                            maxima=maxima).items():
                 if len(pk) > len(peaks.get(comp, ())):
                     peaks[comp] = pk
     if n:
