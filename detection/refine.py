@@ -153,7 +153,7 @@ class _Batch:
         self.centre = np.stack([x0[members, 0].mean(1), x0[members, 1].mean(1)], 1)  # (G, 2)
         self.R = float(half)
 
-    def subset(self, rows: np.ndarray) -> "_Batch":
+    def subset(self, rows: np.ndarray) -> _Batch:
         """The same batch restricted to groups ``rows``."""
         sub = object.__new__(_Batch)
         for k in ("members", "flat", "wgt", "u", "v", "data", "centre"):
