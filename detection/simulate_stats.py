@@ -233,7 +233,6 @@ FIT_STATISTICS = {
     "thickness_sd": "thickness",
     "spread_fwhm_nm": "atom_fwhm_nm",
     "vacuum_level": "vacuum_over_support",
-    "vacuum_texture_sd": "vacuum_texture",
 }
 
 
@@ -278,12 +277,13 @@ def fit_imaging(image, xy_px, pixel_size_nm: float, *, support=None, elements=No
     each keyword of ``fit`` is updated from its statistic (:data:`FIT_STATISTICS`) for ``iterations`` rounds:
     the dose from the pixel noise (noise ∝ dose^-1/2), the Pt peak from the atoms' difference-of-Gaussians
     signal (∝ peak), the texture sd from the band-pass texture less its pixel-noise part (0.14 × noise) — the
-    film texture (``vacuum_texture_sd``, which the simulator adds on the support too) by the same factor unless
-    the image has enough deep vacuum to measure it —, the thickness sd from the large-scale thickness (only
+    film texture (``vacuum_texture_sd``, which the simulator adds on the support too) by the same factor (fitted
+    to the vacuum's own texture it ran away: with the dark level fixed the vacuum's statistics cannot all be
+    met, and the film texture then inflated the support's) —, the thickness sd from the large-scale thickness (only
     without vacuum: next to a vacuum region that statistic is dominated by the film thinning towards the edge, a
     gradient, which the simulator's random thickness field cannot mimic and its taper already models), the atom
-    spread from the fitted atom FWHM (added in quadrature), the vacuum level from vacuum / support (only with
-    ≥ 5 % vacuum). ``elements`` (one per atom) set the simulated atoms' contrast (default Pt); ``kw`` other
+    spread from the fitted atom FWHM (added in quadrature), the vacuum level from vacuum / support (solved for
+    with the film's contribution of the last round; only with ≥ 5 % vacuum). ``elements`` (one per atom) set the simulated atoms' contrast (default Pt); ``kw`` other
     simulator keywords, kept fixed. Each value is clipped to 0.05–20 × the calibrated default (spread
     0.02–0.6 nm, thickness sd ≤ 0.6: beyond it the simulator's thickness field is mostly clipped).
 
@@ -309,9 +309,10 @@ def fit_imaging(image, xy_px, pixel_size_nm: float, *, support=None, elements=No
         fit.remove("vacuum_level")
     if sup.mean() <= 0.95 and "thickness_sd" in fit:  # next to vacuum the film's thinning dominates 'thickness'
         fit.remove("thickness_sd")
-    params = {k: kw.pop(k, DEFAULTS[k]) for k in FIT_STATISTICS}
-    lo = {k: 0.05 * DEFAULTS[k] for k in FIT_STATISTICS} | {"spread_fwhm_nm": 0.02}
-    hi = {k: 20 * DEFAULTS[k] for k in FIT_STATISTICS} | {"spread_fwhm_nm": 0.6, "thickness_sd": 0.6}
+    keys = (*FIT_STATISTICS, "vacuum_texture_sd")  # the film texture follows the carbon texture's factor
+    params = {k: kw.pop(k, DEFAULTS[k]) for k in keys}
+    lo = {k: 0.05 * DEFAULTS[k] for k in keys} | {"spread_fwhm_nm": 0.02}
+    hi = {k: 20 * DEFAULTS[k] for k in keys} | {"spread_fwhm_nm": 0.6, "thickness_sd": 0.6}
     seeds = [np.random.SeedSequence([int(seed), 7, i]) for i in range(int(n_images))]
     xy_nm = xy * px
     render = sup.astype(float) if render_support is None else np.asarray(render_support, float)
@@ -338,9 +339,13 @@ def fit_imaging(image, xy_px, pixel_size_nm: float, *, support=None, elements=No
                 po, pm = 0.14 * obs["noise"], 0.14 * sim["noise"]
                 f = np.sqrt(max(o * o - po * po, 1e-8) / max(m * m - pm * pm, 1e-8))
                 new[k] = params[k] * f
-                if "vacuum_texture_sd" not in fit:  # the film's texture lies on the support too: same factor
-                    new["vacuum_texture_sd"] = float(np.clip(params["vacuum_texture_sd"] * f,
-                                                             lo["vacuum_texture_sd"], hi["vacuum_texture_sd"]))
+                # the film's texture, which the simulator adds on the support too, by the same factor
+                new["vacuum_texture_sd"] = float(np.clip(params["vacuum_texture_sd"] * f, lo["vacuum_texture_sd"],
+                                                         hi["vacuum_texture_sd"]))
+            elif k == "vacuum_level":  # vacuum / support = (dark + v) / (dark + v + C): solve for v at this C
+                d = kw.get("dark_level", DEFAULTS["dark_level"])
+                c = (d + params[k]) * (1.0 - m) / m if m < 1 else np.inf
+                new[k] = o * c / (1.0 - o) - d if o < 1 and np.isfinite(c) else params[k]
             elif k == "spread_fwhm_nm":
                 new[k] = np.sqrt(max(params[k] ** 2 + o * o - m * m, 0.0))
             else:

@@ -40,8 +40,6 @@ from sacmap.analysis.spatial.observation import Observation
 from sacmap.analysis.spatial.summary import default_r, summary_function
 from sacmap.workflows.errors import WorkflowInputError
 
-#: Simulated backgrounds (support, thickness, texture fields) the null images of one test are rendered on.
-BACKGROUNDS = 20
 
 
 # ---------------------------------------------------------------------------------------------------- imaging
@@ -186,9 +184,13 @@ def _picklable(obj) -> bool:
 
 
 def default_workers() -> int:
-    """Worker processes for rendering and detection: the cores this process may use, at most 2."""
+    """Worker processes for rendering and detection: the cores this process may use, at most 2 (1 inside a
+    daemonic process, which may not start processes of its own)."""
+    import multiprocessing as mp
     import os
 
+    if mp.current_process().daemon:
+        return 1
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -230,11 +232,19 @@ def render_and_detect(patterns_nm, imaging: ImagingEstimate, detect, seed=0, chu
             idx = list(range(b, n, k))
             groups += [(idx[s:s + chunk], bg_seeds[b]) for s in range(0, len(idx), chunk)]
     tasks = [([patterns_nm[i] for i in idx], [seeds[i] for i in idx], bg) for idx, bg in groups]
+    results = None
     if executor is not None and _picklable(detect):
+        from concurrent.futures.process import BrokenProcessPool
         from itertools import repeat
 
-        results = list(executor.map(_render_task, tasks, repeat(imaging), repeat(detect)))
-    else:
+        try:
+            results = list(executor.map(_render_task, tasks, repeat(imaging), repeat(detect)))
+        except BrokenProcessPool as e:  # e.g. a script without the `if __name__ == "__main__":` guard
+            import warnings
+
+            warnings.warn(f"detector-aware null: the worker processes failed ({e}); rendering in this process",
+                          RuntimeWarning, stacklevel=2)
+    if results is None:
         results = [_render_task(t, imaging, detect) for t in tasks]
     out: list = [None] * n
     for (idx, _), res in zip(groups, results):
@@ -286,7 +296,7 @@ class DetectorAwareTest:
 def detector_aware_test(observation: Observation, image, *, null="csr", function: str = "L", nsim: int = NSIM,
                         seed=0, detect=None, settings: dict | None = None, imaging: ImagingEstimate | None = None,
                         correction: str | None = None, r_nm=None, pilot: int = 8, progress: bool = False,
-                        edge_nm: float = 0.3, backgrounds: int | None = BACKGROUNDS, workers: int | None = None,
+                        edge_nm: float = 0.3, backgrounds: int | None = None, workers: int | None = None,
                         **null_params) -> DetectorAwareTest:
     """Envelope tests of a detected ``observation`` against ``null``, naive and after the detector's losses.
 
@@ -299,11 +309,15 @@ def detector_aware_test(observation: Observation, image, *, null="csr", function
     false atoms right on the support boundary (median 0.12 nm from it on image 053's imaging), which the real
     detections do not have; true null atoms are still drawn on the whole support.
 
-    ``backgrounds`` (default :data:`BACKGROUNDS`): the null images are rendered on that many simulated backgrounds
-    (support, thickness and texture fields), each shared by ~nsim/K images with their own atoms and noise
-    (:func:`render_and_detect`); None draws fresh fields for every image (~20 % slower). ``workers`` processes
-    (default :func:`default_workers`: up to 2) render and detect in parallel when ``detect`` can be pickled (the
-    default detector can); the result does not depend on ``workers``."""
+    ``backgrounds``: None (default) draws fresh support, thickness and texture fields for every null image, the
+    exact null; an integer K renders the images on K simulated backgrounds, each shared by ~nsim/K images with
+    their own atoms and noise (:func:`render_and_detect`; ~0.2 s less per 512² image): every image is still a
+    draw of the same simulator, but images on one background share its texture's false detections, so the
+    background-to-background part of the null's spread is sampled K times only (a smaller effective nsim).
+    ``workers`` processes (default :func:`default_workers`: up to 2) render and detect in parallel when
+    ``detect`` can be pickled (the default detector can); the result does not depend on ``workers``. They are
+    spawned: a script that calls this needs Python's ``if __name__ == "__main__":`` guard (else the workers fail
+    and the images are rendered here, with a RuntimeWarning), or ``workers=1``."""
     t0 = time.perf_counter()
     obs = observation
     px = obs.pixel_size_nm
