@@ -1,7 +1,7 @@
 """Detection fidelity: what the detector measures against the truth, on real and simulated images.
 
 Run: ``.venv/bin/python benchmarks/detection_accuracy.py [WEIGHTS] [--model bundled|paper] [--data DIR]
-[--sections real,fidelity,randomised,localisation,elements] [--quick]`` (default: the bundled detector, every
+[--sections real,fidelity,randomised,localisation,pairs,elements] [--quick]`` (default: the bundled detector, every
 section but ``legacy``; ≈ 2–5 min on 2 cores). Every detection goes through ``sacmap.detection.pipeline.detect_image``, the
 function behind ``sacmap detect``. Sections:
 
@@ -19,6 +19,12 @@ function behind ``sacmap detect``. Sections:
   arrangement, 0.015–0.05 nm/px, atom widths, dose, contrast, texture, Ru/Rh/Pd/Pt and mixtures), one row each.
 * ``localisation``: ``sacmap.detection.refine`` alone, started 1 px (rms per coordinate) off the true
   positions: median error in px and pm on clean and calibrated images (the goal is ≤ 0.2 px on clean ones).
+* ``pairs``: the refinement of isolated pairs 0.20–0.30 nm apart (81 per image, random orientations, 2 seeds),
+  clean and calibrated, from the true positions, with and without the peak prior of unresolved pairs: bias of
+  the fitted separation |d| and of its projection on the true axis, scatter, and the scatter of the log ratio of
+  the two fitted intensities (true: 0.25); then the pipeline on multimer images (1 atom/nm², 5 seeds): multimer
+  share of the truth, the detector and the refined output, and the error of the separation of the detected true
+  pairs (both atoms matched, ≤ 0.3 nm) before and after the refinement.
 * ``elements``: element labels at the true positions on calibrated 1-atom/nm² Ni/Pd, Ni/Pt, Pd/Pt and Ni/Pd/Pt
   images: the paper's VAE + mixture, the crop-brightness baseline and the mixture on refined intensities.
 * ``legacy``: the simulated cases of the earlier benchmark (sparse, clean, other pixel sizes, dense, bright,
@@ -242,6 +248,82 @@ def section_localisation() -> None:
               f"| {r.pos_err_px.median():.3f} | {dt:.2f} |", flush=True)
 
 
+def _pair_image(sep_nm: float, seed: int, clean: bool):
+    from sacmap.detection.simulate import simulate_image
+
+    rng = np.random.default_rng(seed)
+    xy = []
+    for cx in np.arange(1.0, 14.5, 1.6):
+        for cy in np.arange(1.0, 14.5, 1.6):
+            t = rng.uniform(0, np.pi)
+            d = sep_nm / 2 * np.array([np.cos(t), np.sin(t)])
+            xy += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
+    return simulate_image(np.asarray(xy), seed=seed, **(dict(CLEAN, peak_sd=0.0) if clean else {}))
+
+
+def section_pairs(weights, model) -> None:
+    from scipy.spatial import cKDTree
+
+    from sacmap.detection.evaluate import match
+    from sacmap.detection.pipeline import Settings, detect_image
+    from sacmap.detection.refine import RefineOptions, refine
+    from sacmap.detection.result import _refine
+    from sacmap.detection.simulate import simulate_sample
+
+    print("\n## pairs: refinement of isolated pairs from the true positions (81 pairs × 2 seeds per row)\n")
+    print("| image | sep nm | prior | |d| bias nm | projected bias nm | sd nm | log I ratio sd |\n|---|---|---|---|---|---|---|")
+    for clean in (True, False):
+        for sep in (0.20, 0.22, 0.25, 0.28, 0.30):
+            for name, opt in (("none", RefineOptions(amp_prior=0.0)), ("peak", RefineOptions())):
+                dl, dp, lr = [], [], []
+                for seed in (0, 1):
+                    img, truth = _pair_image(sep, seed, clean)
+                    xy = truth[["x_px", "y_px"]].to_numpy()
+                    axis = xy[0::2] - xy[1::2]
+                    axis /= np.hypot(*axis.T)[:, None]
+                    res = refine(img, xy, pixel_size_nm=PX, options=opt)
+                    dv = res[["x_px", "y_px"]].to_numpy()
+                    dv = dv[0::2] - dv[1::2]
+                    a = np.maximum(res.intensity.to_numpy(), 1e-6)
+                    dl.append(np.hypot(*dv.T) * PX)
+                    dp.append((dv * axis).sum(1) * PX)
+                    lr.append(np.log(a[0::2] / a[1::2]))
+                dl, dp, lr = map(np.concatenate, (dl, dp, lr))
+                print(f"| {'clean' if clean else 'calibrated'} | {sep:.2f} | {name} | {dl.mean() - sep:+.3f} | "
+                      f"{dp.mean() - sep:+.3f} | {dl.std():.3f} | {np.std(lr):.2f} |", flush=True)
+    print(f"\n### pipeline ({model or 'default'}), multimer 1 atom/nm², 5 seeds: detector vs refined output\n")
+    print("| image | multimer true / det / refined | median loc. error px det / refined | detected true pairs "
+          "| separation error nm det / refined (sd) |\n|---|---|---|---|---|")
+    kw = {"model": model} if model else {}
+
+    def share(xy):
+        return float(np.mean(cKDTree(xy).query(xy, k=2)[0][:, 1] * PX <= 0.22 + 1e-9))
+
+    for clean in (True, False):
+        sh, err, rows = [], [], []
+        for i in range(5):
+            img, truth, _ = simulate_sample(1.0, arrangement="multimer", seed=[10, i, 2], **(CLEAN if clean else {}))
+            t = truth[["x_px", "y_px"]].to_numpy()
+            d = detect_image(img, pixel_size_nm=PX, weights=weights, settings=Settings(refine=False), **kw)
+            d = d.atoms[["x_px", "y_px"]].to_numpy()
+            xr, yr, _ = _refine(np.asarray(img, float), d[:, 0], d[:, 1], PX)
+            r = np.c_[xr, yr]
+            sh.append((share(t), share(d), share(r)))
+            pi, ti = match(d, t, MATCH_NM / PX)
+            err.append((np.median(np.hypot(*(d[pi] - t[ti]).T)), np.median(np.hypot(*(r[pi] - t[ti]).T))))
+            m = dict(zip(pi.tolist(), ti.tolist()))
+            dd, ii = cKDTree(d).query(d, k=2)
+            for a in range(len(d)):
+                b = int(ii[a, 1])
+                if a < b and dd[a, 1] * PX <= 0.3 and a in m and b in m and m[a] != m[b]:
+                    true = np.hypot(*(t[m[a]] - t[m[b]])) * PX
+                    rows.append((dd[a, 1] * PX - true, np.hypot(*(r[a] - r[b])) * PX - true))
+        sh, err, rows = np.mean(sh, 0), np.mean(err, 0), np.array(rows)
+        print(f"| {'clean' if clean else 'calibrated'} | {sh[0]:.3f} / {sh[1]:.3f} / {sh[2]:.3f} | {err[0]:.2f} / "
+              f"{err[1]:.2f} | {len(rows)} | {rows[:, 0].mean():+.3f} ({rows[:, 0].std():.3f}) / "
+              f"{rows[:, 1].mean():+.3f} ({rows[:, 1].std():.3f}) |", flush=True)
+
+
 def section_elements() -> None:
     from sacmap.detection.elements import label_elements
     from sacmap.detection.refine import refine
@@ -337,7 +419,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="detector model name (passed to detect_image when given)")
     ap.add_argument("--data", default=str(REPO.parent / "shared/data/ptnc-stem"))
     ap.add_argument("--sections", default="real,fidelity,randomised,localisation,elements",
-                    help="comma-separated: real, fidelity, randomised, localisation, elements, legacy")
+                    help="comma-separated: real, fidelity, randomised, localisation, pairs, elements, legacy")
     ap.add_argument("--clean", action="store_true", help="fidelity table on noise-free images")
     ap.add_argument("--quick", action="store_true", help="fidelity at 0.5, 2 and 6 atoms/nm² only")
     ap.add_argument("--threads", type=int, default=2)
@@ -353,6 +435,8 @@ def main(argv=None) -> int:
             section_fidelity(a.weights, a.model, a.clean, a.quick)
         elif s == "localisation":
             section_localisation()
+        elif s == "pairs":
+            section_pairs(a.weights, a.model)
         elif s == "elements":
             section_elements()
         elif s == "randomised":
