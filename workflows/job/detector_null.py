@@ -6,15 +6,16 @@ between atoms), misses faint ones and adds a few false ones. A null model that s
 is about 1.16 instead of 0.98, so a naive test calls every sample repulsive. Here each null pattern is
 
 1. drawn by the null model in the observation's window (the support mask), with ``n_true`` atoms — calibrated
-   so the *detected* count matches the observed one: ``pilot`` images at n and 2n true atoms fit
+   so the *detected* count matches the observed one: ``pilot`` (16) images at n and 2n true atoms fit
    ``detected = a + b · true`` (false detections a, detection rate b). When no true count reproduces the
    observed one, or the observed count falls outside the simulated images' 95 % range, the result carries a
    warning and ``valid`` is False: the imaging estimate does not reproduce the observation;
 2. rendered by the HAADF-STEM simulator (:func:`sacmap.detection.simulate.simulate_image`) at the observed
-   image's pixel size and shape, on the observed support (vacuum where the observation had vacuum), with the
-   dose, atom contrast and background estimated from the observed image (:func:`estimate_imaging`);
-3. detected by the same detector with the same settings (the record's ``settings``), all images batched through
-   the fully convolutional network;
+   image's pixel size and shape, on the observed support (next to vacuum: on the observed film's large-scale
+   map), with the dose, atom contrast, texture, atom width and vacuum level fitted so that the simulator's
+   calibration statistics match the observed image's (:func:`estimate_imaging`);
+3. detected by the same detector with the same settings (the record's ``settings``), batched through the
+   network, in up to 2 worker processes (:func:`render_and_detect`);
 4. summarised (same function, correction and r values) in the same window as the observed detection.
 
 :func:`detector_aware_test` returns the naive test (null patterns used as drawn) and the detector-aware test
@@ -295,7 +296,7 @@ class DetectorAwareTest:
 
 def detector_aware_test(observation: Observation, image, *, null="csr", function: str = "L", nsim: int = NSIM,
                         seed=0, detect=None, settings: dict | None = None, imaging: ImagingEstimate | None = None,
-                        correction: str | None = None, r_nm=None, pilot: int = 8, progress: bool = False,
+                        correction: str | None = None, r_nm=None, pilot: int = 16, progress: bool = False,
                         edge_nm: float = 0.3, backgrounds: int | None = None, workers: int | None = None,
                         **null_params) -> DetectorAwareTest:
     """Envelope tests of a detected ``observation`` against ``null``, naive and after the detector's losses.
