@@ -42,7 +42,6 @@ from sacmap.analysis.spatial.summary import default_r, summary_function
 from sacmap.workflows.errors import WorkflowInputError
 
 
-
 # ---------------------------------------------------------------------------------------------------- imaging
 @dataclass
 class ImagingEstimate:
