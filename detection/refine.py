@@ -22,6 +22,11 @@ the image minus its neighbours, and jointly with its closest ones.
   log-normal prior around σ₀ (sd ``sigma_prior``, default 5 %): without it a 0.22-nm pair (≈ 1.9 σ apart,
   no intensity dip) is equally well fitted by one wide and one faint atom, and a free width doubles the
   scatter of the integrated intensities; where the data are strong (clean images) σ is still measured.
+  Two atoms of a group that start closer than ``amp_pair_sigma``·σ₀ (2.5 σ₀: no intensity dip) have a prior on
+  the log ratio of their peaks (sd ``amp_prior`` 0.25, the calibrated spread of one element): without it, in
+  textured noise, one Gaussian takes most of the light and its faint partner drifts outward (0.22-nm pairs: log
+  ratio sd 0.69 against the true 0.25, separation +0.013 nm along the axis; with it 0.24 and +0.003 nm). It
+  assumes one element: pass ``amp_prior=0`` for heteronuclear pairs.
   Positions may move at most ``max_shift_sigma``·σ₀ from the start; σ is kept within [σ₀/2, 2σ₀].
 * **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the brighter half of the
   isolated atoms (nearest neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without
@@ -31,6 +36,8 @@ the image minus its neighbours, and jointly with its closest ones.
   image for the spatial correlation of the residuals (:func:`correlation_inflation`: texture on the scale of
   an atom moves a fit far more than white noise of the same variance); ``pos_err_px`` = √((var x + var y)/2),
   the 1-σ error of one coordinate.
+
+:func:`combine_with_start` (used by the pipeline) weighs each fit against the detector position it started from.
 
 Intensities are in the units of the image given × px² (the integral a·2πσ² of the Gaussian above the local
 background); widths and positions in px of the image. Deterministic (no randomness).

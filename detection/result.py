@@ -34,7 +34,8 @@ class Settings:
     :class:`sacmap.detection.detector.AtomDetector`). The fields from ``min_size_px`` to ``large_dip`` are the
     paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
     decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``refine`` fits 2-D Gaussians
-    (:mod:`sacmap.detection.refine`) to every atom.
+    (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards the fits by
+    the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
     """
 
     threshold: float | None = None
