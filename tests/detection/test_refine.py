@@ -71,9 +71,9 @@ def _pair_image(sep_nm, seed=0):
 
 def test_peak_prior_keeps_unresolved_pairs_balanced_in_calibrated_noise():
     """0.22-nm pairs (no dip) in the calibrated noise and support texture, fitted from the true positions: without
-    the peak prior the fit gives one atom most of the light (log intensity ratio sd measured 0.50 against the true
-    0.25) and pushes the pair apart along its axis; with it the ratio scatter is the true one and the projected
-    separation is unbiased (measured +0.008 → 0.000 nm; docs/detection.md)."""
+    the peak prior the fit gives one atom most of the light (log intensity ratio sd measured 0.76 against the true
+    0.24) and pushes the pair apart along its axis; with it the ratio scatter is the true one and the projected
+    separation is unbiased (measured +0.008 → −0.002 nm; docs/detection.md)."""
     img, truth = _pair_image(0.22)
     xy = truth[["x_px", "y_px"]].to_numpy()
     axis = xy[0::2] - xy[1::2]
