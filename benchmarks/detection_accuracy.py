@@ -271,7 +271,7 @@ def section_pairs(weights, model) -> None:
     from sacmap.detection.simulate import simulate_sample
 
     print("\n## pairs: refinement of isolated pairs from the true positions (81 pairs × 2 seeds per row)\n")
-    print("| image | sep nm | prior | |d| bias nm | projected bias nm | sd nm | log I ratio sd |\n|---|---|---|---|---|---|---|")
+    print("| image | sep nm | prior | distance bias nm | projected bias nm | sd nm | log I ratio sd |\n|---|---|---|---|---|---|---|")
     for clean in (True, False):
         for sep in (0.20, 0.22, 0.25, 0.28, 0.30):
             for name, opt in (("none", RefineOptions(amp_prior=0.0)), ("peak", RefineOptions())):
