@@ -1,0 +1,60 @@
+"""Refinement of small atoms on fine pixels (issue 14: 0.016 nm/px, total FWHM 0.08 nm, weak atoms), and that
+the images at the model frame's pixel size (0.0293 nm/px) are refined exactly as before."""
+
+import numpy as np
+import pytest
+
+from sacmap.detection import refine as R
+from sacmap.detection.simulate import random_positions, simulate_image
+
+FIELD_NM = 7.5
+
+
+def _scene(pixel_nm, element="Ru", fwhm_nm=0.08, dose=6.3e4, probe_nm=0.06):
+    """Weak small atoms (1/nm², sharp probe, thin support) over the same 7.5-nm field at ``pixel_nm``."""
+    xy = random_positions(1.0, (FIELD_NM, FIELD_NM), seed=1, min_dist_nm=0.25, margin_nm=0.2)
+    n = int(round(FIELD_NM / pixel_nm))
+    img, truth = simulate_image(xy, shape=(n, n), pixel_size_nm=pixel_nm, elements=element, seed=1001,
+                                probe_fwhm_nm=probe_nm, spread_fwhm_nm=float(np.sqrt(fwhm_nm**2 - probe_nm**2)),
+                                dose_per_nm2=dose, texture_sd=0.02, thickness_sd=0.1)
+    t = truth[["x_px", "y_px"]].to_numpy()
+    # starts 1 model-frame px (0.0293 nm) rms off, as the detectors' positions mapped back
+    start = t + np.random.default_rng(0).normal(0.0, R.TRAIN_PIXEL_NM / pixel_nm, t.shape)
+    return img, truth, start
+
+
+def test_scale_sigma_measures_the_width_of_clean_atoms():
+    img, truth, start = _scene(0.016, element="Pt", dose=6.3e6)
+    s_true = truth.attrs["sigma_px"]  # 2.1 px; the 0.11-nm guess is 6.9 px
+    s = R.scale_sigma(img, truth[["x_px", "y_px"]].to_numpy(), 0.11 / 0.016)
+    assert 0.7 * s_true <= s <= 1.25 * s_true
+
+
+def test_weak_small_atoms_at_0016_nm_per_px_are_refined_with_their_own_width():
+    img, truth, start = _scene(0.016)
+    s_true = truth.attrs["sigma_px"]
+    s0 = R.estimate_sigma(img, start, pixel_size_nm=0.016)
+    # from the 0.11-nm guess alone σ₀ came out 9.97 px (4.7×) and the median error 10.1 px (162 pm)
+    assert 0.6 * s_true <= s0 <= 1.5 * s_true
+    ref = R.refine(img, start, pixel_size_nm=0.016)
+    err = np.hypot(*(ref[["x_px", "y_px"]].to_numpy() - truth[["x_px", "y_px"]].to_numpy()).T)
+    assert np.median(err) < 2.5  # px of 0.016 nm (40 pm); measured 1.71 px
+    assert ref.attrs["sigma0_px"] == pytest.approx(s0)
+
+
+def test_model_frame_pixel_size_is_refined_as_before(monkeypatch):
+    """At 0.0293 nm/px the scale start is never taken, even where the ladder picks a small σ."""
+    img, truth, _ = _scene(R.TRAIN_PIXEL_NM)
+    start = truth[["x_px", "y_px"]].to_numpy() + np.random.default_rng(0).normal(0.0, 0.2, (len(truth), 2))
+    guess = R.SIGMA_GUESS_NM / R.TRAIN_PIXEL_NM
+    assert R.scale_sigma(img, start, guess) <= R.SCALE_START_RATIO * guess * (1 + 1e-9)  # small atoms: σ 1.2 px
+    cols = ["x_px", "y_px", "intensity", "sigma_px"]
+    new = R.refine(img, start, pixel_size_nm=R.TRAIN_PIXEL_NM)
+    with monkeypatch.context() as m:
+        m.setattr(R, "SCALE_START_RATIO", 0.0)  # the refinement without the scale start
+        old = R.refine(img, start, pixel_size_nm=R.TRAIN_PIXEL_NM)
+    assert new.attrs["sigma0_px"] == old.attrs["sigma0_px"]
+    np.testing.assert_array_equal(new[cols].to_numpy(), old[cols].to_numpy())
+    with monkeypatch.context() as m:
+        m.setattr(R, "SCALE_START_BELOW_NM", 1.0)  # without the pixel-size guard the start would be taken
+        assert R.estimate_sigma(img, start, pixel_size_nm=R.TRAIN_PIXEL_NM) != old.attrs["sigma0_px"]
