@@ -2,7 +2,7 @@
 training pixel size (0.0293 nm/px) and at 0.045 nm/px.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixel_sizes.py [--models paper,heatmap] [--seeds 2]
-[--sections detection,resampling,localisation]`` (≈ 3 min on 2 cores with the defaults). Sections:
+[--sections detection,resampling,localisation]`` (≈ 1.5 min on 2 cores with the defaults). Sections:
 
 * ``detection``: random atoms (0.25-nm hard core, 0.3–2 atoms/nm² drawn per scene) over a 7.5 × 7.5 nm field,
   each scene rendered at 0.016, 0.0293 and 0.045 nm/px (same positions in nm, same dose per nm²) by

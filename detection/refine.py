@@ -31,6 +31,9 @@ the image minus its neighbours, and jointly with its closest ones.
 * **σ₀** (px): given, or measured first: the median fitted σ (loose prior) of the brighter half of the
   isolated atoms (nearest neighbour ≥ 4 σ of the starting guess ``0.11 nm / pixel_size_nm``, or 4 px without
   a pixel size); with fewer than 20 of them (dense images), of a central patch of ~300 atoms fitted jointly.
+  On images finer than the model frame (< 0.0287 nm/px) the guess is replaced by a scale-space width
+  (:func:`scale_sigma`) where that is ≤ 0.42 × the guess: small atoms (FWHM ≲ 0.11 nm, e.g. a sharp probe at
+  0.016 nm/px), whose σ₀ came out up to 5× too wide from the 0.11-nm guess (docs/detection.md, Pixel sizes).
 * **Uncertainty**: covariance = s²·(JᵀJ + prior)⁻¹ with s² the group's residual variance per pixel (pixel
   noise plus whatever the model does not describe: support texture, neighbours' tails), times one factor per
   image for the spatial correlation of the residuals (:func:`correlation_inflation`: texture on the scale of
