@@ -1,7 +1,7 @@
 """``AtomDetector``: the one detector object (scikit-learn style: parameters in ``__init__``, ``detect``).
 
     from sacmap.detection.detector import AtomDetector
-    det = AtomDetector()                          # bundled heat-map model, its own threshold and pre-processing
+    det = AtomDetector()                          # the default model (DEFAULT_MODEL), thresholds from the weights
     atoms = det.detect(image, pixel_nm=0.0293)    # DataFrame: x_px, y_px (image px), score, intensity, ...
     AtomDetector(model="paper").detect(...)       # the paper's crop CNN (exact fully convolutional map)
     AtomDetector(threshold=0.6)                   # a caller's operating threshold
@@ -14,8 +14,10 @@ inference share one image → model-frame transform (:func:`sacmap.detection.pre
 one decoder per model kind (:func:`sacmap.detection.heatmap.find_peaks`, :func:`sacmap.detection.localise.localise`).
 
 Models (:data:`MODELS`): ``"heatmap"`` (``data/heatmap.pt``, the heat-map network of
-:mod:`sacmap.detection.heatmap`), ``"paper"`` (``data/detector.pt``, the paper's CNN layout), ``"bundled"`` (the
-default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
+:mod:`sacmap.detection.heatmap`), ``"paper"`` (``data/detector.pt``, the paper's CNN layout), the combination
+``"combined"`` (:data:`COMBINATIONS`: the paper CNN's atoms plus the heat-map peaks farther than 0.15 nm from all
+of them, :func:`sacmap.detection.combine.union_atoms`; each part with its own weights, pre-processing and
+threshold), ``"bundled"`` (the default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
 """
 
 from __future__ import annotations
@@ -32,22 +34,41 @@ from sacmap.detection.model import DATA_DIR
 #: Named models: name → bundled weights file: ``"heatmap"`` the heat-map network (``data/heatmap.pt``,
 #: :mod:`sacmap.detection.heatmap`), ``"paper"`` the paper's crop CNN (``data/detector.pt``, the reference).
 MODELS = {"heatmap": DATA_DIR / "heatmap.pt", "paper": DATA_DIR / "detector.pt"}
-#: The model ``"bundled"`` (the default everywhere) stands for: the one with the better validation F1 on the real
-#: images (see ``data/MODEL_CARD.md``, *Candidates*).
-DEFAULT_MODEL = "paper"
+#: Named combinations: name → (primary, secondary) of :data:`MODELS`: the primary's atoms plus the secondary's
+#: peaks (height ≥ ``Settings.combine_score``) farther than ``Settings.combine_sep_nm`` from every primary atom.
+COMBINATIONS = {"combined": ("paper", "heatmap")}
+#: The model ``"bundled"`` (the default everywhere) stands for: the combination, which keeps the paper CNN's
+#: validation and randomised-image F1 and most of the heat map's dense-image fidelity (``data/MODEL_CARD.md``,
+#: *Combination*).
+DEFAULT_MODEL = "combined"
+
+
+def combination(model=None, weights=None) -> tuple[str, str] | None:
+    """(primary, secondary) model names when ``model`` (``"bundled"`` resolved) names a combination, else None."""
+    m = DEFAULT_MODEL if model in (None, "bundled") else model
+    return COMBINATIONS.get(m) if weights is None and isinstance(m, str) else None
+
+
+def model_files(model=None, weights=None) -> list[Path]:
+    """Every weights file a model uses (both parts of a combination, primary first)."""
+    parts = combination(model, weights)
+    return [model_path(p) for p in parts] if parts else [model_path(model, weights)]
 
 
 def model_path(model=None, weights=None) -> Path:
-    """Weights file of ``weights`` (a path, wins) or of ``model`` (a name of :data:`MODELS` or a path)."""
+    """Weights file of ``weights`` (a path, wins) or of ``model`` (a name of :data:`MODELS` or a path); for a
+    combination its primary's (:func:`model_files` lists all)."""
     if weights is not None:
         return Path(weights)
     m = DEFAULT_MODEL if model in (None, "bundled") else model
+    if isinstance(m, str) and m in COMBINATIONS:
+        m = COMBINATIONS[m][0]
     if isinstance(m, str) and m in MODELS:
         return MODELS[m]
     p = Path(m)
     if p.suffix or p.exists():
         return p
-    raise DetectionInputError(f"model {model!r}: use one of {', '.join(MODELS)} or a weights file")
+    raise DetectionInputError(f"model {model!r}: use one of {', '.join([*MODELS, *COMBINATIONS])} or a weights file")
 
 
 @functools.lru_cache(maxsize=4)
@@ -111,9 +132,11 @@ class AtomDetector:
 
     Parameters
     ----------
-    model : ``"bundled"`` (the default model, :data:`DEFAULT_MODEL`), ``"heatmap"``, ``"paper"`` or a weights path.
+    model : ``"bundled"`` (the default model, :data:`DEFAULT_MODEL`), ``"heatmap"``, ``"paper"``, ``"combined"``
+        (:data:`COMBINATIONS`) or a weights path.
     weights : a weights file (overrides ``model``).
-    threshold : operating threshold in (0, 1); None = the one stored with the weights.
+    threshold : operating threshold in (0, 1); None = the one stored with the weights (of a combination: the
+        primary's; the secondary's peaks are kept above ``settings.combine_score``).
     device : ``"cpu"`` or ``"cuda"``.
     settings : :class:`sacmap.detection.pipeline.Settings` (decoder settings); never modified.
     refine : fit 2-D Gaussians to every atom (:func:`sacmap.detection.refine.refine`): sub-pixel positions,
@@ -134,16 +157,36 @@ class AtomDetector:
     def path(self) -> Path:
         return model_path(self.model, self.weights)
 
+    @property
+    def files(self) -> list[Path]:
+        """Every weights file used (both parts of a combination)."""
+        return model_files(self.model, self.weights)
+
+    @property
+    def parts(self) -> tuple[AtomDetector, AtomDetector] | None:
+        """(primary, secondary) detectors of a combination (the caller's threshold goes to the primary), else None."""
+        names = combination(self.model, self.weights)
+        if names is None:
+            return None
+        kw = dict(device=self.device, settings=self.settings, refine=self.refine)
+        return AtomDetector(names[0], threshold=self.threshold, **kw), AtomDetector(names[1], **kw)
+
     def _net(self):
+        if self.parts is not None:
+            return self.parts[0]._net()
         return _load(str(self.path), check_device(self.device))
 
     @property
     def kind(self) -> str:
-        return self._net()[0]
+        return "combined" if self.parts is not None else self._net()[0]
 
     @property
     def meta(self) -> dict:
-        return self._net()[2]
+        """The weights' metadata; of a combination: the primary's threshold and pre-processing, both digests."""
+        if self.parts is None:
+            return self._net()[2]
+        a, b = self.parts
+        return {**a.meta, "digest": f"{a.meta.get('digest', '')}+{b.meta.get('digest', '')}"}
 
     def resolved_settings(self):
         """The decoder settings in force: ``settings`` (copied, never modified) with the threshold resolved
@@ -178,7 +221,10 @@ class AtomDetector:
         return heatmap(net, list(frames), device=self.device)
 
     def decode(self, amap: np.ndarray, frame: np.ndarray, settings=None) -> dict:
-        """Atoms (model px) from one map by :func:`decode` (the deployment decoder, also used to tune)."""
+        """Atoms (model px) from one map by :func:`decode` (the deployment decoder, also used to tune); a
+        combination's primary map gives the primary's atoms (:meth:`detect_many` adds the secondary's)."""
+        if self.parts is not None:
+            return self.parts[0].decode(amap, frame, settings)
         return decode(self.kind, amap, frame, settings or self.resolved_settings(), self.meta)
 
     # -- public ----------------------------------------------------------------------------------------------
@@ -199,4 +245,15 @@ class AtomDetector:
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]
         maps = self.maps([p.frame for p in prepared], batch=batch)
-        return [finish(p, amap, s, self, elements) for p, amap in zip(prepared, maps)]
+        if self.parts is None:
+            return [finish(p, amap, s, self, elements) for p, amap in zip(prepared, maps)]
+        from sacmap.detection.combine import union_atoms
+
+        primary, second = self.parts  # the secondary: its own frame transform, map and decoder
+        s2 = dataclasses.replace(s, threshold=s.combine_score)
+        frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
+        out = []
+        for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
+            at = union_atoms(primary.decode(amap, p.frame, s), second.decode(m2, f2, s2), s.px(s.combine_sep_nm))
+            out.append(finish(p, amap, s, self, elements, atoms=at))
+        return out

@@ -33,7 +33,9 @@ class Settings:
     ``threshold`` None = the operating threshold stored with the weights (see
     :class:`sacmap.detection.detector.AtomDetector`). The fields from ``min_size_px`` to ``large_dip`` are the
     paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
-    decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``refine`` fits 2-D Gaussians
+    decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``combine_score`` and
+    ``combine_sep_nm`` (nm) are the combination's (:func:`sacmap.detection.combine.union_atoms`: heat-map peaks of
+    at least that height, farther than that from every CNN atom, are added to the CNN's atoms); ``refine`` fits 2-D Gaussians
     (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards the fits by
     the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
     """
@@ -49,6 +51,8 @@ class Settings:
     peak_dip: float = 0.85  # resolution criterion: profile between two maxima must dip below this × lower peak
     large_dip: float = 1.0  # inside components larger than split_area_px: every maximum >= min_sep apart (no dip)
     peak_sep_nm: float | None = None  # heat-map decoder: minimum spacing of two atoms (None: from the weights)
+    combine_score: float = 0.35  # combination: heat-map peaks kept above this height (its own threshold: 0.30)
+    combine_sep_nm: float = 0.15  # combination: heat-map peaks added only this far from every CNN atom
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0
@@ -214,12 +218,13 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):
     return xy[:, 0], xy[:, 1], {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
 
 
-def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None) -> DetectionResult:
-    """Decode the map (``detector.decode``), map positions back to the image, refine, support area, elements."""
+def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, atoms=None) -> DetectionResult:
+    """Decode the map (``detector.decode``; ``atoms``: already decoded, model px), map positions back to the image,
+    refine, support area, elements."""
     from sacmap.detection.support import support_area_nm2, support_mask
 
     raw, px, py = p.raw, p.px, p.py
-    at = detector.decode(amap, p.frame, s)
+    at = detector.decode(amap, p.frame, s) if atoms is None else atoms
     x, y = coords_back(at["x"], at["y"], raw.shape, amap.shape)
     extra = {}
     if s.refine and len(x):
@@ -242,7 +247,7 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None) 
     meta["n_atoms_on_support"] = int(on.sum())
     meta["support"] = sdiag
     meta["weights"] = detector.meta.get("digest", "")
-    meta["model"] = {"kind": detector.kind, "file": detector.path.name}
+    meta["model"] = {"kind": detector.kind, "file": "+".join(f.name for f in detector.files)}
     if elements:
         df, el_meta = _label_elements(raw, df, list(elements), s.seed)
         meta["elements"] = el_meta

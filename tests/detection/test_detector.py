@@ -140,3 +140,52 @@ def test_tiny_training_run_is_deterministic():
     b, _ = train_heatmap([], [], cfg)
     assert all(np.array_equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert 0 < info["threshold"] < 1 and info["n_simulated"] == 1
+
+
+def test_union_keeps_every_primary_atom_and_adds_only_distant_secondary_ones():
+    from sacmap.detection.combine import union_atoms
+
+    def atoms(xy, score, comp):
+        xy = np.asarray(xy, float).reshape(-1, 2)
+        return {"x": xy[:, 0], "y": xy[:, 1], "score": np.full(len(xy), score), "component_size": np.full(len(xy), comp),
+                "n_split": np.ones(len(xy), int)}
+
+    cnn = atoms([[10, 10], [30, 10]], 0.9, 40)
+    heat = atoms([[10, 14.9], [10, 15.1], [50, 50]], 0.5, 0)  # 4.9 px (too close), 5.1 px, far
+    u = union_atoms(cnn, heat, 5.0)
+    assert np.allclose(np.c_[u["x"], u["y"]], [[10, 10], [30, 10], [10, 15.1], [50, 50]])
+    assert list(u["score"]) == [0.9, 0.9, 0.5, 0.5] and list(u["component_size"]) == [40, 40, 0, 0]
+    assert len(union_atoms(atoms([], 0, 0), heat, 5.0)["x"]) == 3
+    assert np.allclose(union_atoms(cnn, atoms([], 0, 0), 5.0)["x"], [10, 30])
+
+
+def test_combined_model_is_the_cnn_plus_distant_heatmap_peaks():
+    # dense bright image (hard core + multimers, 6 atoms/nm2): the CNN merges close atoms, the heat map adds them
+    from scipy.spatial import cKDTree
+
+    from sacmap.detection import simulate
+    from sacmap.detection.detector import DEFAULT_MODEL, AtomDetector, model_files
+    from sacmap.detection.pipeline import Settings, detect_image
+
+    img, truth, _ = simulate.simulate_sample(6.0, seed=0, shape=(192, 192), min_dist_nm=0.25, dimer_fraction=0.3,
+                                             trimer_fraction=0.3, dose_per_nm2=5e5, peak_pt=0.7)
+    s = Settings(refine=False)
+    comb = AtomDetector("combined", settings=s)
+    assert comb.kind == "combined" and [f.name for f in comb.files] == ["detector.pt", "heatmap.pt"]
+    assert model_files("paper") == [AtomDetector("paper").path]
+    assert comb.resolved_settings().threshold == AtomDetector("paper").resolved_settings().threshold
+    c = detect_image(img, pixel_size_nm=PX, model="combined", settings=s)
+    p = detect_image(img, pixel_size_nm=PX, model="paper", settings=s).atoms
+    h = detect_image(img, pixel_size_nm=PX, model="heatmap", settings=s).atoms
+    xy = c.atoms[["x_px", "y_px"]].to_numpy()
+    pxy = p[["x_px", "y_px"]].to_numpy()
+    assert np.allclose(xy[: len(p)], pxy)  # every CNN atom, first, unchanged
+    added = xy[len(p):]
+    assert len(added) > 0 and (c.atoms["component_size"].to_numpy()[len(p):] == 0).all()
+    assert (cKDTree(pxy).query(added)[0] > 0.15 / PX).all()
+    assert (cKDTree(h[["x_px", "y_px"]].to_numpy()).query(added)[0] < 1e-6).all()  # heat-map peaks, as decoded
+    assert (c.atoms["score"].to_numpy()[len(p):] >= s.combine_score).all()
+    assert c.summary()["model"] == {"kind": "combined", "file": "detector.pt+heatmap.pt"}
+    # closer to the true count than the CNN alone
+    assert abs(len(xy) - len(truth)) < abs(len(p) - len(truth))
+    assert AtomDetector("bundled").files == AtomDetector(DEFAULT_MODEL).files

@@ -1,6 +1,6 @@
 """``sacmap detect``: atom detection in HAADF-STEM images, and its evaluate / train / simulate verbs.
 
-    sacmap detect IMAGE_OR_DIR... -o OUTDIR [--pixel-size NM] [--threshold T] [--model bundled|heatmap|paper]
+    sacmap detect IMAGE_OR_DIR... -o OUTDIR [--pixel-size NM] [--threshold T] [--model bundled|combined|heatmap|paper]
                   [--elements Ni,Pd] [--weights FILE] [--device cpu|cuda]
     sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
     sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
@@ -51,8 +51,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "threshold": (("--threshold",), {**_number(lo=0, lo_open=True, hi=1.0, hi_open=True), "default": None,
                                      "help": "operating threshold, strictly between 0 and 1 (default: the one "
                                      "stored with the weights)"}),
-    "model": (("--model",), {"default": "bundled", "choices": ["bundled", "heatmap", "paper"],
-                             "help": "bundled (the default detector, see the model card), heatmap (heat-map "
+    "model": (("--model",), {"default": "bundled", "choices": ["bundled", "combined", "heatmap", "paper"],
+                             "help": "bundled (the default detector, see the model card), combined (the paper CNN's "
+                             "atoms plus heat-map peaks 0.15 nm from all of them; the default), heatmap (heat-map "
                              "network) or paper (the paper's crop CNN, the reference)"}),
     "elements": (("--elements",), {"action": _Checked, "value_type": list[str], "split": ",", "default": None,
                                    "help": "comma-separated element symbols in increasing Z, e.g. Ni,Pd"}),

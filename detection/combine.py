@@ -1,0 +1,37 @@
+"""Combining two detectors' atoms: the paper CNN's atoms plus the heat-map peaks the CNN has no atom near.
+
+The paper's crop CNN (``data/detector.pt``) is the better detector on faint and low-dose images, the heat-map
+network (``data/heatmap.pt``) the one that keeps close pairs and dense regions (the CNN's thresholded map merges
+them into components it splits into at most ``k_max`` atoms). :func:`union_atoms` keeps every atom of the primary
+detector and adds each secondary atom farther than a minimum spacing from all of them; the detector
+``"combined"`` of :mod:`sacmap.detection.detector` runs it with the CNN as primary, heat-map peaks of height
+≥ :attr:`~sacmap.detection.result.Settings.combine_score` (0.35) and the spacing
+:attr:`~sacmap.detection.result.Settings.combine_sep_nm` (0.15 nm). Measured choices (``data/MODEL_CARD.md``,
+*Combination*): a spacing of 0.12 nm puts spurious pairs into clean images (multimer share +0.06 at 2 atoms/nm²);
+0.18 nm drops real 0.20-nm neighbours; other combinations (heat-map peaks only inside the CNN's large components,
+per-region choices) gained less on dense images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def union_atoms(primary: dict, secondary: dict, min_sep_px: float) -> dict:
+    """Atoms of ``primary`` and those of ``secondary`` farther than ``min_sep_px`` from every primary atom.
+
+    Both are decoder outputs in the same frame (dicts of arrays ``x``, ``y``, ``score``, ``component_size``,
+    ``n_split``; px, x = column). The result lists the primary atoms first, in their order, then the secondary
+    atoms added, in theirs; each keeps its own ``score`` (the scales differ: CNN probability, heat-map height) and
+    ``component_size`` (0 for heat-map peaks)."""
+    from scipy.spatial import cKDTree
+
+    keys = ("x", "y", "score", "component_size", "n_split")
+    px, py = np.asarray(primary["x"], float), np.asarray(primary["y"], float)
+    sx, sy = np.asarray(secondary["x"], float), np.asarray(secondary["y"], float)
+    if len(px) and len(sx):
+        d, _ = cKDTree(np.c_[px, py]).query(np.c_[sx, sy])
+        add = d > min_sep_px
+    else:
+        add = np.ones(len(sx), bool)
+    return {k: np.concatenate([np.asarray(primary[k]), np.asarray(secondary[k])[add]]) for k in keys}
