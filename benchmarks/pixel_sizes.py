@@ -9,7 +9,7 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixel_sizes.py [--models pa
   :func:`sacmap.detection.simulate.simulate_image` with a sharp probe (0.06 nm FWHM) on a thin support
   (``texture_sd`` 0.02, ``thickness_sd`` 0.1): total atom FWHM 0.08, 0.11, 0.15 nm; Re (heavy) and Ru (weak,
   0.38 × the Pt peak); bright (6.3e5 e/nm²) and moderate (6.3e4 e/nm²) dose. Every image goes through the
-  pipeline (:class:`sacmap.detection.detector.AtomDetector`, as ``sacmap detect --pixel-size``). Pooled P/R/F1 at
+  pipeline (:meth:`sacmap.detection.detector.AtomDetector.detect`, as ``sacmap detect --pixel-size``). Pooled P/R/F1 at
   0.10 nm (one-to-one Hungarian matching) and the median localisation error of matched atoms in px of the image
   and pm, for the decoder's positions mapped back ("decoder") and the pipeline's output ("pipeline": the
   Gaussian refinement, which runs on the *native* image, weighed against the decoder); "native fit" takes the
@@ -59,7 +59,7 @@ def _variants(det, img, px):
     """(x, y) px of the image: decoder mapped back, pipeline output, native fit taken outright."""
     from sacmap.detection.preprocess import coords_back
     from sacmap.detection.refine import refine
-    from sacmap.detection.result import finish, prepare
+    from sacmap.detection.result import prepare
 
     p = prepare(img, px, det)
     amap = det.maps([p.frame])[0]
@@ -67,7 +67,7 @@ def _variants(det, img, px):
     at = det.decode(amap, p.frame, s)
     x, y = coords_back(at["x"], at["y"], img.shape, amap.shape)
     dec = np.c_[x, y]
-    pipe = finish(p, amap, s, det).atoms[["x_px", "y_px"]].to_numpy()
+    pipe = det.detect(img, px)[["x_px", "y_px"]].to_numpy()  # the public path (whatever the detector does)
     fit = dec
     if len(dec):
         ref = refine(img, dec, pixel_size_nm=px)
