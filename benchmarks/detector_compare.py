@@ -1,7 +1,7 @@
 """Compare detectors (the heat-map model, the paper's CNN, weights files) on real and simulated images.
 
 Run: ``.venv/bin/python benchmarks/detector_compare.py [MODEL ...] [--data ../shared/data/ptnc-stem] [--quick]``
-(default models: ``bundled paper``). For each model it prints
+(names: ``bundled``, ``paper``, ``heatmap``, ``combined``, else weights files; default ``bundled paper``). For each model it prints
 
 * real images (Hungarian matching within 5 px = 0.146 nm, pooled): the 5 validation images and the 3 training
   images held out for the checkpoint and the threshold (034, 045, 048);
@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from sacmap.detection import simulate
+    from sacmap.detection.detector import COMBINATIONS, MODELS
     from sacmap.detection.evaluate import evaluate_xy, pooled
     from sacmap.detection.labels import read_labels
     from sacmap.detection.pipeline import detect_image, detect_images
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
             pairs += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
     dimers = simulate.simulate_image(np.asarray(pairs), seed=0)
     for model in a.models:
-        kw = {"weights": model} if model not in ("bundled", "paper") else {"model": model}
+        named = model == "bundled" or model in MODELS or model in COMBINATIONS
+        kw = {"model": model} if named else {"weights": model}
         print(f"== {model}")
         t0 = time.perf_counter()
         if (data / "split.csv").is_file():
