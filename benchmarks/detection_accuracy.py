@@ -1,6 +1,6 @@
 """Detection fidelity: what the detector measures against the truth, on real and simulated images.
 
-Run: ``.venv/bin/python benchmarks/detection_accuracy.py [WEIGHTS] [--model bundled|paper] [--data DIR]
+Run: ``.venv/bin/python benchmarks/detection_accuracy.py [WEIGHTS] [--model bundled|combined|paper|heatmap] [--data DIR]
 [--sections real,fidelity,randomised,localisation,pairs,elements] [--quick]`` (default: the bundled detector, every
 section but ``legacy``; ≈ 2–5 min on 2 cores). Every detection goes through ``sacmap.detection.pipeline.detect_image``, the
 function behind ``sacmap detect``. Sections:

@@ -35,9 +35,9 @@ class Settings:
     paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
     decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``combine_score`` and
     ``combine_sep_nm`` (nm) are the combination's (:func:`sacmap.detection.combine.union_atoms`: heat-map peaks of
-    at least that height, farther than that from every CNN atom, are added to the CNN's atoms); ``refine`` fits 2-D Gaussians
-    (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards the fits by
-    the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
+    at least that height, farther than that from every CNN atom, are added to the CNN's atoms); ``refine`` fits
+    2-D Gaussians (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards
+    the fits by the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
     """
 
     threshold: float | None = None

@@ -147,8 +147,9 @@ def test_union_keeps_every_primary_atom_and_adds_only_distant_secondary_ones():
 
     def atoms(xy, score, comp):
         xy = np.asarray(xy, float).reshape(-1, 2)
-        return {"x": xy[:, 0], "y": xy[:, 1], "score": np.full(len(xy), score), "component_size": np.full(len(xy), comp),
-                "n_split": np.ones(len(xy), int)}
+        n = len(xy)
+        return {"x": xy[:, 0], "y": xy[:, 1], "score": np.full(n, score), "component_size": np.full(n, comp),
+                "n_split": np.ones(n, int)}
 
     cnn = atoms([[10, 10], [30, 10]], 0.9, 40)
     heat = atoms([[10, 14.9], [10, 15.1], [50, 50]], 0.5, 0)  # 4.9 px (too close), 5.1 px, far
