@@ -50,8 +50,9 @@ def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold
     pixel_size_nm : nm/px; required for arrays and files without calibration, overrides the file otherwise.
     threshold : operating threshold in (0, 1); None = ``settings.threshold``, else the one stored with the weights.
     elements : element symbols in increasing Z (``["Ni", "Pd"]``) to label atoms by species (one symbol: all).
-    model : ``"bundled"`` (the default detector), ``"heatmap"`` (heat-map network) or ``"paper"`` (the paper's
-        CNN), see :mod:`sacmap.detection.detector`; ``weights`` (a file) overrides it.
+    model : ``"bundled"`` (the default detector, today ``"combined"``: the paper CNN's atoms plus the heat-map peaks
+        0.15 nm from all of them), ``"heatmap"`` (heat-map network) or ``"paper"`` (the paper's CNN), see
+        :mod:`sacmap.detection.detector`; ``weights`` (a file) overrides it.
     device : ``"cpu"`` or ``"cuda"``.
 
     Returns
