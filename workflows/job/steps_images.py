@@ -87,13 +87,14 @@ def simulate(settings: dict, out: Path) -> dict:
     return result
 
 
-def _weights_file(weights: str | None) -> Path | None:
-    """The detector weights file a detection uses: the spec's, else the detection package's default model."""
+def _weights_files(weights: str | None) -> list[Path]:
+    """The detector weights files a detection uses: the spec's, else every file of the detection package's
+    default model (both networks of a combination)."""
     if weights:
-        return Path(weights)
-    from sacmap.detection.detector import model_path
+        return [Path(weights)]
+    from sacmap.detection.detector import model_files
 
-    return model_path(None, None)
+    return model_files(None, None)
 
 
 def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | None = None) -> dict:
@@ -110,7 +111,7 @@ def detect(settings: dict, out: Path, progress: bool = True, simulated: dict | N
     det = settings["detection"]
     ddir = out / "detection"
     ddir.mkdir(parents=True, exist_ok=True)
-    weights = _weights_file(det["weights"])  # hashed by content: new bundled weights redo the detection
+    weights = _weights_files(det["weights"])  # hashed by content: new bundled weights redo the detection
     images = []
     truths = {Path(s["tif"]): s for s in (simulated or {}).get("images", [])}
     paths = list(settings["images"]) + list(truths)
