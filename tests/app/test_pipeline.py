@@ -100,7 +100,11 @@ def test_global_envelope_tests_are_in_the_result(processed):
         assert e["window"]["area_nm2"] == pytest.approx(res["support_area_nm2"], rel=1e-6)
         assert "199 simulations" in e["caption"] and f"rank p = {e['p_rank_erl']:.3g}" in e["caption"]
         direct = envelope_test(obs.xy_nm, obs.window, null="csr", function=e["function"], nsim=199, seed=0)
-        assert (e["p_rank_erl"], e["p_mad"], e["p_dclf"]) == (direct.p_rank, direct.p_mad, direct.p_dclf)
+        # the CSV holds nm to 4 decimals: recomputed from it, a tie between the observed and a simulated statistic
+        # may fall the other way, so at most one rank step (1/200) apart; the same simulations otherwise
+        got = np.array([e["p_rank_erl"], e["p_mad"], e["p_dclf"]])
+        again = np.array([direct.p_rank, direct.p_mad, direct.p_dclf])
+        assert np.all(np.abs(got - again) <= 1 / 200 + 1e-12), (got, again)
         assert e["correction"] == direct.correction
     curves = json.loads((out / res["files"]["envelopes"]).read_text())
     for e, c in zip(envs, curves):
