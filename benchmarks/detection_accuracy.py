@@ -249,16 +249,9 @@ def section_localisation() -> None:
 
 
 def _pair_image(sep_nm: float, seed: int, clean: bool):
-    from sacmap.detection.simulate import simulate_image
+    from sacmap.detection.simulate import pair_grid, simulate_image
 
-    rng = np.random.default_rng(seed)
-    xy = []
-    for cx in np.arange(1.0, 14.5, 1.6):
-        for cy in np.arange(1.0, 14.5, 1.6):
-            t = rng.uniform(0, np.pi)
-            d = sep_nm / 2 * np.array([np.cos(t), np.sin(t)])
-            xy += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
-    return simulate_image(np.asarray(xy), seed=seed, **(dict(CLEAN, peak_sd=0.0) if clean else {}))
+    return simulate_image(pair_grid(sep_nm, seed=seed), seed=seed, **(dict(CLEAN, peak_sd=0.0) if clean else {}))
 
 
 def section_pairs(weights, model) -> None:

@@ -291,6 +291,22 @@ def random_positions(
     return (pts, groups) if return_groups else pts
 
 
+def pair_grid(sep_nm: float, *, spacing_nm: float = 1.6, start_nm: float = 1.0, stop_nm: float = 14.5,
+              seed=0) -> np.ndarray:
+    """Isolated pairs ``sep_nm`` apart (nm), centred on a square grid ``start_nm, start_nm + spacing_nm, ...``
+    (below ``stop_nm``) in both directions, each pair at a random orientation: ``(2 · pairs, 2)`` positions in nm
+    (x, y), partners next to each other. The test pattern for close-pair splitting and pair-distance bias."""
+    rng = _rng(seed)
+    centres = np.arange(start_nm, stop_nm, spacing_nm)
+    xy = []
+    for cx in centres:
+        for cy in centres:
+            t = rng.uniform(0, np.pi)
+            d = sep_nm / 2 * np.array([np.cos(t), np.sin(t)])
+            xy += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
+    return np.asarray(xy, float).reshape(-1, 2)
+
+
 def _range(value, name: str) -> tuple[float, float]:
     """``value`` as a (lo, hi) range: one number gives (v, v); DetectionInputError on anything else."""
     try:
@@ -379,6 +395,20 @@ class Background:
             raise DetectionInputError(f"background: drawn with other {', '.join(diff)} than the image's")
 
 
+def _checked_options(caller: str, kw: dict, shape, pixel_size_nm: float) -> tuple[dict, tuple[int, int]]:
+    """``(DEFAULTS updated by kw, shape as ints)``, or :class:`DetectionInputError` naming an unknown option, a
+    shape that is not two sizes >= 8 px or a pixel size (nm/px) that is not a positive number."""
+    unknown = set(kw) - set(DEFAULTS)
+    if unknown:
+        raise DetectionInputError(f"{caller}: unknown option(s) {sorted(unknown)}")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or min(shape) < 8:
+        raise DetectionInputError(f"shape must be two sizes >= 8 px, got {shape}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise DetectionInputError(f"pixel_size_nm must be > 0, got {pixel_size_nm}")
+    return {**DEFAULTS, **kw}, shape
+
+
 def simulate_background(*, shape=(512, 512), pixel_size_nm: float = REFERENCE_PIXEL_NM, seed=0, support=None,
                         **kw) -> Background:
     """The support, thickness and texture fields of ``simulate_image(..., seed=seed, support=support, **kw)``,
@@ -389,15 +419,7 @@ def simulate_background(*, shape=(512, 512), pixel_size_nm: float = REFERENCE_PI
     returns the image of seed ``t`` on the background of seed ``s`` (atoms' peak spread and all noise from
     ``t``): many images on one background, e.g. null patterns rendered at a fixed imaging. Keywords as
     :func:`simulate_image` (those outside :data:`BACKGROUND_KEYS` are checked and ignored)."""
-    unknown = set(kw) - set(DEFAULTS)
-    if unknown:
-        raise DetectionInputError(f"simulate_background: unknown option(s) {sorted(unknown)}")
-    p = {**DEFAULTS, **kw}
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 8:
-        raise DetectionInputError(f"shape must be two sizes >= 8 px, got {shape}")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise DetectionInputError(f"pixel_size_nm must be > 0, got {pixel_size_nm}")
+    p, shape = _checked_options("simulate_background", kw, shape, pixel_size_nm)
     rng = _rng(seed)
     rng_support, rng_thick, rng_tex = (np.random.default_rng(s) for s in rng.integers(0, 2**63, 5)[:3])
     signal, on_support = _background_signal(p, shape, float(pixel_size_nm), support, rng_support, rng_thick,
@@ -436,15 +458,7 @@ def simulate_image(
     peak · 2πσ²). Atoms are drawn wherever they are given (also over vacuum). ``truth.attrs`` holds the pixel
     size, seed, the support fraction and the atoms' Gaussian width ``sigma_px``. Same seed, same image.
     """
-    unknown = set(kw) - set(DEFAULTS)
-    if unknown:
-        raise DetectionInputError(f"simulate_image: unknown option(s) {sorted(unknown)}")
-    p = {**DEFAULTS, **kw}
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 8:
-        raise DetectionInputError(f"shape must be two sizes >= 8 px, got {shape}")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise DetectionInputError(f"pixel_size_nm must be > 0, got {pixel_size_nm}")
+    p, shape = _checked_options("simulate_image", kw, shape, pixel_size_nm)
     xy = np.asarray(xy_nm, dtype=float).reshape(-1, 2) if np.size(xy_nm) else np.empty((0, 2))
     if not np.all(np.isfinite(xy)):
         raise DetectionInputError("xy_nm: coordinates must be finite")

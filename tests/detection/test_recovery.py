@@ -70,14 +70,8 @@ def test_pixel_size_rescaling_keeps_positions():
 
 
 def _pairs(sep_nm: float, **kw):
-    rng = np.random.default_rng(0)
-    xy = []
-    for cx in np.arange(1.5, 14, 2.5):
-        for cy in np.arange(1.5, 14, 2.5):
-            t = rng.uniform(0, np.pi)
-            d = sep_nm / 2 * np.array([np.cos(t), np.sin(t)])
-            xy += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
-    return simulate.simulate_image(np.asarray(xy), seed=0, **kw)
+    xy = simulate.pair_grid(sep_nm, spacing_nm=2.5, start_nm=1.5, stop_nm=14, seed=0)
+    return simulate.simulate_image(xy, seed=0, **kw)
 
 
 def test_resolvable_pairs_are_split_at_default_settings():

@@ -9,7 +9,7 @@ import pytest
 
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.refine import REFINE_COLUMNS, RefineOptions, combine_with_start, group_atoms, refine
-from sacmap.detection.simulate import REFERENCE_PIXEL_NM, simulate_image, simulate_sample
+from sacmap.detection.simulate import REFERENCE_PIXEL_NM, pair_grid, simulate_image, simulate_sample
 
 CLEAN = dict(noise=False, texture_sd=0.0, vacuum_texture_sd=0.0, thickness_sd=0.0)
 
@@ -59,14 +59,7 @@ def test_joint_fit_recovers_a_022_nm_pair():
 
 def _pair_image(sep_nm, seed=0):
     """81 Pt pairs ``sep_nm`` apart (random orientations, 1.6 nm apart), calibrated noise and support texture."""
-    rng = np.random.default_rng(seed)
-    xy = []
-    for cx in np.arange(1.0, 14.5, 1.6):
-        for cy in np.arange(1.0, 14.5, 1.6):
-            t = rng.uniform(0, np.pi)
-            d = sep_nm / 2 * np.array([np.cos(t), np.sin(t)])
-            xy += [np.array([cx, cy]) + d, np.array([cx, cy]) - d]
-    return simulate_image(np.asarray(xy), seed=seed)
+    return simulate_image(pair_grid(sep_nm, seed=seed), seed=seed)
 
 
 def test_peak_prior_keeps_unresolved_pairs_balanced_in_calibrated_noise():
