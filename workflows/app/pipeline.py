@@ -39,6 +39,7 @@ from sacmap.core.jsonable import jsonable
 from sacmap.core.validation import check_value, dump, option, parse
 from sacmap.detection.errors import DetectionInputError
 from sacmap.workflows.errors import WorkflowInputError
+from sacmap.workflows.job.steps_images import ENVELOPE_FUNCTIONS  # the functions `sacmap run` tests: G and L
 
 #: errors that mean "this file / these settings are bad" (shown to the user, the batch goes on)
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
@@ -220,7 +221,6 @@ def statistics(obs, settings: AppSettings) -> tuple[dict, dict]:
     return describe(obs, multimer_nm=settings.multimer_nm, gr_rmax_nm=None)
 
 
-ENVELOPE_FUNCTIONS = ("G", "L")  # as `sacmap run`: the NND distribution and Besag's L
 ENVELOPE_SEED = 0
 ENVELOPE_MIN_ATOMS = 3
 
