@@ -66,9 +66,7 @@ def image_statistics(image, xy_px, pixel_size_nm: float, support=None) -> dict:
     if support is None:
         sup = support_from_image(a, px)
     else:
-        sup = np.asarray(support, bool)
-        if sup.shape != a.shape:
-            raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {a.shape}")
+        sup = _support_like(a, support)
         if sup.sum() < 100:
             raise DetectionInputError(f"support: {int(sup.sum())} pixels; the statistics need at least 100")
     yy, xx = np.indices(a.shape)
@@ -219,6 +217,14 @@ def simulated_statistics(
     return pd.DataFrame(rows)
 
 
+def _support_like(image: np.ndarray, support) -> np.ndarray:
+    """``support`` as a boolean mask (True = carbon), refused unless it has the image's shape."""
+    sup = np.asarray(support, bool)
+    if sup.shape != image.shape:
+        raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {image.shape}")
+    return sup
+
+
 def _finite_mean(values) -> float:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -245,9 +251,7 @@ def film_map(image, xy_px, pixel_size_nm: float, support, sigma_nm: float = 0.5)
     a sharp edge and a random thickness field (a sharp edge makes the detectors' background subtraction leave
     a bright rim, which sets their intensity normalisation and adds false atoms on the edge)."""
     a = np.asarray(image, float)
-    sup = np.asarray(support, bool)
-    if sup.shape != a.shape:
-        raise DetectionInputError(f"support: shape {sup.shape} differs from image shape {a.shape}")
+    sup = _support_like(a, support)
     if sup.all() or not sup.any():
         raise DetectionInputError("film_map: the support needs both film and vacuum pixels")
     px = float(pixel_size_nm)
