@@ -43,9 +43,14 @@ COMBINATIONS = {"combined": ("paper", "heatmap")}
 DEFAULT_MODEL = "combined"
 
 
+def _named(model):
+    """``model`` with ``None`` and ``"bundled"`` resolved to :data:`DEFAULT_MODEL`."""
+    return DEFAULT_MODEL if model in (None, "bundled") else model
+
+
 def combination(model=None, weights=None) -> tuple[str, str] | None:
     """(primary, secondary) model names when ``model`` (``"bundled"`` resolved) names a combination, else None."""
-    m = DEFAULT_MODEL if model in (None, "bundled") else model
+    m = _named(model)
     return COMBINATIONS.get(m) if weights is None and isinstance(m, str) else None
 
 
@@ -60,7 +65,7 @@ def model_path(model=None, weights=None) -> Path:
     combination its primary's (:func:`model_files` lists all)."""
     if weights is not None:
         return Path(weights)
-    m = DEFAULT_MODEL if model in (None, "bundled") else model
+    m = _named(model)
     if isinstance(m, str) and m in COMBINATIONS:
         m = COMBINATIONS[m][0]
     if isinstance(m, str) and m in MODELS:
