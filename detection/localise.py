@@ -144,7 +144,12 @@ def split_component(prob: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, thr
     return best[1].copy(), len(best[1])
 
 
-def smoothed_maxima(image: np.ndarray, *, min_sep_px: float, smooth_px: float = 1.5):
+#: Gaussian smoothing (px) of the intensity maxima (against pixel noise; well below the atom width), also the
+#: default smoothing of the GMM's intensity weights, which then reuse the maxima's smoothed image.
+PEAK_SMOOTH_PX = 1.5
+
+
+def smoothed_maxima(image: np.ndarray, *, min_sep_px: float, smooth_px: float = PEAK_SMOOTH_PX):
     """The image smoothed by a Gaussian of ``smooth_px`` and its local maxima (window ``min_sep_px``):
     ``(smoothed, rows, cols)``, what :func:`intensity_peaks` starts from (computed once for both of its calls in
     :func:`localise`: two full-image filters each, ~0.2 s on 2048²)."""
@@ -154,7 +159,7 @@ def smoothed_maxima(image: np.ndarray, *, min_sep_px: float, smooth_px: float = 
     return sm, rr, cc
 
 
-def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, smooth_px: float = 1.5,
+def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, smooth_px: float = PEAK_SMOOTH_PX,
                     dip: float = 0.9, maxima=None) -> dict[int, np.ndarray]:
     """Resolved intensity maxima inside each labelled component: ``{label: (m, 2) peaks (x, y)}`` for m ≥ 2.
 
@@ -200,7 +205,7 @@ def intensity_peaks(image: np.ndarray, lab: np.ndarray, *, min_sep_px: float, sm
 def localise(prob: np.ndarray, *, threshold: float, min_size_px: int = 1, split_area_px: float = 200.0,
              min_sep_px: float = 6.0, max_sd_px: float = 3.0, merge_px: float = 0.0, k_max: int = 3,
              seed: int = 0, image: np.ndarray | None = None, peak_dip: float = 0.85,
-             large_dip: float | None = None, gmm_smooth_px: float = 1.5) -> dict:
+             large_dip: float | None = None, gmm_smooth_px: float = PEAK_SMOOTH_PX) -> dict:
     """Atom positions from a probability map.
 
     Parameters
@@ -235,7 +240,7 @@ def localise(prob: np.ndarray, *, threshold: float, min_size_px: int = 1, split_
     if image is not None and big.any():
         if not gmm_smooth_px:
             smooth_img = image
-        elif maxima is not None and gmm_smooth_px == 1.5:  # the same smoothing as the intensity maxima's
+        elif maxima is not None and gmm_smooth_px == PEAK_SMOOTH_PX:  # the maxima's smoothed image
             smooth_img = maxima[0]
         else:
             smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px)
