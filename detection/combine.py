@@ -1,15 +1,18 @@
-"""Combining two detectors' atoms: the paper CNN's atoms plus the heat-map peaks the CNN has no atom near.
+"""Combining two detectors' atoms: the heat-map peaks plus the paper CNN's atoms the heat map has no peak near.
 
 The paper's crop CNN (``data/detector.pt``) is the better detector on faint and low-dose images, the heat-map
-network (``data/heatmap.pt``) the one that keeps close pairs and dense regions (the CNN's thresholded map merges
-them into components it splits into at most ``k_max`` atoms). :func:`union_atoms` keeps every atom of the primary
-detector and adds each secondary atom farther than a minimum spacing from all of them; the detector
-``"combined"`` of :mod:`sacmap.detection.detector` runs it with the CNN as primary, heat-map peaks of height
-≥ :attr:`~sacmap.detection.result.Settings.combine_score` (0.35) and the spacing
-:attr:`~sacmap.detection.result.Settings.combine_sep_nm` (0.15 nm). Measured choices (``data/MODEL_CARD.md``,
-*Combination*): a spacing of 0.12 nm puts spurious pairs into clean images (multimer share +0.06 at 2 atoms/nm²);
-0.18 nm drops real 0.20-nm neighbours; other combinations (heat-map peaks only inside the CNN's large components,
-per-region choices) gained less on dense images.
+network (``data/heatmap.pt``) the one that keeps close pairs and dense regions apart: the CNN's thresholded map
+merges them into components it splits into at most ``k_max`` atoms, and puts one atom between the two of a
+0.20–0.26-nm pair. :func:`union_atoms` keeps every atom of the first detector given and adds each atom of the second
+farther than a minimum spacing from all of them; the detector ``"combined"`` of :mod:`sacmap.detection.detector`
+keeps the heat-map peaks of height ≥ :attr:`~sacmap.detection.result.Settings.combine_score` (0.35) and adds the
+CNN atoms farther than :attr:`~sacmap.detection.result.Settings.combine_sep_nm` (0.15 nm) from every one of them.
+Measured (``data/MODEL_CARD.md``, *Combination*): with the CNN's atoms kept first (the combination until
+2026-12-01, session 6) a CNN atom between the two atoms of a close pair hid both heat-map peaks, and the bright
+dense images kept 0.64 of their atoms against 0.72 now; a height of 0.30 (the heat map's own threshold) lowers the
+validation F1 below the paper CNN's; a spacing of 0.12 nm puts spurious pairs into clean images (multimer share
++0.04 at 2 atoms/nm²), 0.18 nm drops real 0.20-nm neighbours; other rules (heat-map peaks only inside the CNN's
+large components, a CNN atom replaced by the ≥ 2 heat-map peaks around it) gained less.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 
 def union_atoms(primary: dict, secondary: dict, min_sep_px: float) -> dict:
     """Atoms of ``primary`` and those of ``secondary`` farther than ``min_sep_px`` from every primary atom.
+
+    (``"combined"`` passes the heat-map peaks as ``primary`` and the CNN's atoms as ``secondary``.)
 
     Both are decoder outputs in the same frame (dicts of arrays ``x``, ``y``, ``score``, ``component_size``,
     ``n_split``; px, x = column). The result lists the primary atoms first, in their order, then the secondary

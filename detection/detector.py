@@ -15,9 +15,9 @@ one decoder per model kind (:func:`sacmap.detection.heatmap.find_peaks`, :func:`
 
 Models (:data:`MODELS`): ``"heatmap"`` (``data/heatmap.pt``, the heat-map network of
 :mod:`sacmap.detection.heatmap`), ``"paper"`` (``data/detector.pt``, the paper's CNN layout), the combination
-``"combined"`` (:data:`COMBINATIONS`: the paper CNN's atoms plus the heat-map peaks farther than 0.15 nm from all
-of them, :func:`sacmap.detection.combine.union_atoms`; each part with its own weights, pre-processing and
-threshold), ``"bundled"`` (the default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
+``"combined"`` (:data:`COMBINATIONS`: the heat-map peaks of height ≥ 0.35 plus the paper CNN's atoms farther than
+0.15 nm from all of them, :func:`sacmap.detection.combine.union_atoms`; each part with its own weights,
+pre-processing and threshold), ``"bundled"`` (the default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ from sacmap.detection.model import DATA_DIR
 #: Named models: name → bundled weights file: ``"heatmap"`` the heat-map network (``data/heatmap.pt``,
 #: :mod:`sacmap.detection.heatmap`), ``"paper"`` the paper's crop CNN (``data/detector.pt``, the reference).
 MODELS = {"heatmap": DATA_DIR / "heatmap.pt", "paper": DATA_DIR / "detector.pt"}
-#: Named combinations: name → (primary, secondary) of :data:`MODELS`: the primary's atoms plus the secondary's
-#: peaks (height ≥ ``Settings.combine_score``) farther than ``Settings.combine_sep_nm`` from every primary atom.
+#: Named combinations: name → (primary, secondary) of :data:`MODELS`. The primary gives the threshold a caller
+#: moves and the pre-processing record; the atoms are the secondary's peaks of height ≥ ``Settings.combine_score``
+#: plus the primary's atoms farther than ``Settings.combine_sep_nm`` from every one of them (the heat map keeps
+#: close pairs apart where the CNN has one atom between them; the CNN adds the faint atoms the heat map misses).
 COMBINATIONS = {"combined": ("paper", "heatmap")}
 #: The model ``"bundled"`` (the default everywhere) stands for: the combination, which keeps the paper CNN's
-#: validation and randomised-image F1 and most of the heat map's dense-image fidelity (``data/MODEL_CARD.md``,
+#: validation and randomised-image F1 and nearly all of the heat map's dense-image fidelity (``data/MODEL_CARD.md``,
 #: *Combination*).
 DEFAULT_MODEL = "combined"
 
@@ -227,7 +229,8 @@ class AtomDetector:
 
     def decode(self, amap: np.ndarray, frame: np.ndarray, settings=None) -> dict:
         """Atoms (model px) from one map by :func:`decode` (the deployment decoder, also used to tune); a
-        combination's primary map gives the primary's atoms (:meth:`detect_many` adds the secondary's)."""
+        combination's primary map gives the primary's atoms (:meth:`detect_many` unions them with the secondary's
+        peaks)."""
         if self.parts is not None:
             return self.parts[0].decode(amap, frame, settings)
         return decode(self.kind, amap, frame, settings or self.resolved_settings(), self.meta)
@@ -259,6 +262,6 @@ class AtomDetector:
         frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
-            at = union_atoms(primary.decode(amap, p.frame, s), second.decode(m2, f2, s2), s.px(s.combine_sep_nm))
+            at = union_atoms(second.decode(m2, f2, s2), primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm))
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out

@@ -34,8 +34,8 @@ class Settings:
     :class:`sacmap.detection.detector.AtomDetector`). The fields from ``min_size_px`` to ``large_dip`` are the
     paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
     decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``combine_score`` and
-    ``combine_sep_nm`` (nm) are the combination's (:func:`sacmap.detection.combine.union_atoms`: heat-map peaks of
-    at least that height, farther than that from every CNN atom, are added to the CNN's atoms); ``refine`` fits
+    ``combine_sep_nm`` (nm) are the combination's (:func:`sacmap.detection.combine.union_atoms`: the heat-map peaks
+    of at least that height, and the CNN atoms farther than that from every one of them); ``refine`` fits
     2-D Gaussians (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards
     the fits by the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
     """
@@ -52,7 +52,7 @@ class Settings:
     large_dip: float = 1.0  # inside components larger than split_area_px: every maximum >= min_sep apart (no dip)
     peak_sep_nm: float | None = None  # heat-map decoder: minimum spacing of two atoms (None: from the weights)
     combine_score: float = 0.35  # combination: heat-map peaks kept above this height (its own threshold: 0.30)
-    combine_sep_nm: float = 0.15  # combination: heat-map peaks added only this far from every CNN atom
+    combine_sep_nm: float = 0.15  # combination: CNN atoms added only this far from every heat-map peak
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0

@@ -17,7 +17,7 @@ IMAGE = "053_HAADF_15nm_Sample_PtNC_21Oct20"
 @pytest.fixture(scope="module")
 def detected(repo_dir, tmp_path_factory):
     """The CLI round trip with the default model, which the bundled inputs/stem/detected records were made with
-    (``combined``: the paper CNN's atoms + heat-map peaks it has no atom near)."""
+    (``combined``: the heat-map peaks + the paper CNN's atoms the heat map has no peak near)."""
     out = tmp_path_factory.mktemp("det")
     rc = main(["detect", str(repo_dir / "inputs/stem" / f"{IMAGE}.tif"), "-o", str(out), "--threads", "1"])
     assert rc == 0
@@ -35,9 +35,9 @@ def test_detect_writes_contract_files(detected):
     assert 0.05 < df["pos_err_px"].median() < 5.0
     assert 20 < len(df) < 150
     np.testing.assert_allclose(df["x_nm"], df["x_px"] * 15 / 512, rtol=1e-3, atol=1e-3)
-    # CNN atoms above the CNN's threshold; atoms the heat map added (component_size 0) above its combine height
+    # heat-map peaks (component_size 0) above the combination's height; CNN atoms above the CNN's threshold
     cnn = df["component_size"] > 0
-    assert cnn.sum() > 0.9 * len(df) and (df.loc[cnn, "score"] > 0.8).all()
+    assert 0 < cnn.sum() < len(df) and (df.loc[cnn, "score"] > 0.8).all()
     assert (df.loc[~cnn, "score"] >= 0.35).all()
     js = json.loads((detected / f"{IMAGE}.json").read_text())
     for key in ("image", "pixel_size_nm", "shape", "support_area_nm2", "threshold", "n_atoms", "settings"):

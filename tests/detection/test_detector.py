@@ -113,7 +113,13 @@ def test_callers_threshold_is_honoured_and_settings_not_mutated():
     # an explicit threshold= wins over the settings'; lower thresholds find at least as many atoms
     lo = detect_image(img, pixel_size_nm=PX, settings=s, threshold=0.1)
     assert lo.settings["threshold"] == 0.1 and lo.n_atoms >= r.n_atoms
-    assert (r.atoms["score"] > 0.6).all()
+    # the default combination: the caller's threshold governs the CNN's atoms (component_size > 0); the heat-map
+    # peaks (component_size 0) are kept above Settings.combine_score
+    cnn = r.atoms["component_size"].to_numpy() > 0
+    assert cnn.any() and (r.atoms["score"].to_numpy()[cnn] > 0.6).all()
+    assert (r.atoms["score"].to_numpy()[~cnn] >= s.combine_score).all()
+    p = detect_image(img, pixel_size_nm=PX, settings=s, model="paper")
+    assert p.settings["threshold"] == 0.6 and p.n_atoms and (p.atoms["score"] > 0.6).all()
     with pytest.raises(DetectionInputError, match="threshold"):
         detect_image(img, pixel_size_nm=PX, threshold=1.5)
 
@@ -160,8 +166,9 @@ def test_union_keeps_every_primary_atom_and_adds_only_distant_secondary_ones():
     assert np.allclose(union_atoms(cnn, atoms([], 0, 0), 5.0)["x"], [10, 30])
 
 
-def test_combined_model_is_the_cnn_plus_distant_heatmap_peaks():
-    # dense bright image (hard core + multimers, 6 atoms/nm2): the CNN merges close atoms, the heat map adds them
+def test_combined_model_is_the_heatmap_peaks_plus_distant_cnn_atoms():
+    # dense bright image (hard core + multimers, 6 atoms/nm2): the CNN merges close atoms (one atom between the two
+    # of a pair), the heat map keeps them apart; the CNN's atoms come in only where the heat map has no peak near
     from scipy.spatial import cKDTree
 
     from sacmap.detection import simulate
@@ -178,15 +185,19 @@ def test_combined_model_is_the_cnn_plus_distant_heatmap_peaks():
     c = detect_image(img, pixel_size_nm=PX, model="combined", settings=s)
     p = detect_image(img, pixel_size_nm=PX, model="paper", settings=s).atoms
     h = detect_image(img, pixel_size_nm=PX, model="heatmap", settings=s).atoms
+    h = h[h["score"] >= s.combine_score]
     xy = c.atoms[["x_px", "y_px"]].to_numpy()
-    pxy = p[["x_px", "y_px"]].to_numpy()
-    assert np.allclose(xy[: len(p)], pxy)  # every CNN atom, first, unchanged
-    added = xy[len(p):]
-    assert len(added) > 0 and (c.atoms["component_size"].to_numpy()[len(p):] == 0).all()
-    assert (cKDTree(pxy).query(added)[0] > 0.15 / PX).all()
-    assert (cKDTree(h[["x_px", "y_px"]].to_numpy()).query(added)[0] < 1e-6).all()  # heat-map peaks, as decoded
-    assert (c.atoms["score"].to_numpy()[len(p):] >= s.combine_score).all()
+    hxy, pxy = h[["x_px", "y_px"]].to_numpy(), p[["x_px", "y_px"]].to_numpy()
+    assert np.allclose(xy[: len(h)], hxy)  # every heat-map peak above the combination's height, first, as decoded
+    assert (c.atoms["component_size"].to_numpy()[: len(h)] == 0).all()
+    added = xy[len(h):]
+    assert len(added) > 0 and (c.atoms["component_size"].to_numpy()[len(h):] > 0).all()
+    assert (cKDTree(hxy).query(added)[0] > 0.15 / PX).all()
+    assert (cKDTree(pxy).query(added)[0] < 1e-6).all()  # CNN atoms, as decoded
+    # the CNN atoms left out are the ones within 0.15 nm of a heat-map peak
+    assert len(added) == int((cKDTree(hxy).query(pxy)[0] > 0.15 / PX).sum())
+    assert (c.atoms["score"].to_numpy()[: len(h)] >= s.combine_score).all()
     assert c.summary()["model"] == {"kind": "combined", "file": "detector.pt+heatmap.pt"}
-    # closer to the true count than the CNN alone
-    assert abs(len(xy) - len(truth)) < abs(len(p) - len(truth))
+    # closer to the true count than either model alone at these settings
+    assert abs(len(xy) - len(truth)) < min(abs(len(p) - len(truth)), abs(len(h) - len(truth)))
     assert AtomDetector("bundled").files == AtomDetector(DEFAULT_MODEL).files
