@@ -2,7 +2,10 @@
 
 One command trains the bundled weights (see ``detection/data/MODEL_CARD.md``)::
 
-    python -m sacmap.detection.heatmap_training --data ../shared/data/ptnc-stem -o detection/data/heatmap.pt
+    sacmap detect train --model heatmap --data ../shared/data/ptnc-stem -o detection/data/heatmap.pt
+
+(``python -m sacmap.detection.heatmap_training --data ... -o ...`` is the same run: both parse the options of
+:data:`TRAIN_OPTIONS` into :meth:`HeatmapTrainConfig.from_options`.)
 
 Data (all in the model frame of :func:`sacmap.detection.preprocess.to_model_frame`, the transform inference uses):
 
@@ -24,6 +27,7 @@ noise and a linear background gradient (pre-processing is never perfect on anoth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -69,6 +73,86 @@ class HeatmapTrainConfig:
         d = asdict(self)
         d["width"] = list(self.width)
         return d
+
+    @classmethod
+    def from_options(cls, source: str = "heat-map training", **options) -> HeatmapTrainConfig:
+        """A config from command-line options (the fields of :data:`TRAIN_OPTIONS`, values typed or as text;
+        None keeps the default), each checked as the options are: a bad value raises
+        :class:`~sacmap.detection.errors.DetectionInputError` ``<source>: <flag>: <problem>``."""
+        from sacmap.core.validation import check_value
+        from sacmap.detection.errors import DetectionInputError
+
+        kw = {}
+        for name, value in options.items():
+            if value is None:
+                continue
+            check = option_check(name)
+            if isinstance(value, str) and check["split"]:
+                value = [v.strip() for v in value.split(check["split"]) if v.strip()]
+            kw[name] = check_value(value, check["value_type"], name=TRAIN_OPTIONS[name][0], source=source,
+                                   error=DetectionInputError, **check["limits"])
+        return cls(**kw)
+
+
+def _dr_density_ok(value: float) -> float:
+    from sacmap.detection.simulate import CONDITION_RANGES
+
+    lo = CONDITION_RANGES["density_nm2"][0]
+    if value < lo:
+        raise ValueError(f"{value:g} atoms/nm² is below the lower end of the density range ({lo:g})")
+    return value
+
+
+#: The options of a heat-map training run, defined once: ``python -m sacmap.detection.heatmap_training`` and
+#: ``sacmap detect train --model heatmap`` both add them. Field of :class:`HeatmapTrainConfig` -> (flag, value
+#: type, limits of :func:`sacmap.core.validation.check_value`, help); the default is the field's.
+TRAIN_OPTIONS: dict[str, tuple[str, object, dict, str]] = {
+    "steps": ("--steps", int, {"lo": 1}, "optimiser steps (batches of crops)"),
+    "n_sim": ("--n-sim", int, {"lo": 2}, "simulated images (10 %% of them held out for the checkpoint)"),
+    "width": ("--width", tuple[int, int], {"lo": 1}, "the network's two widths, e.g. 24,48"),
+    "real_frac": ("--real-frac", float, {"lo": 0, "hi": 1}, "share of the crops cut from real images, in [0, 1]"),
+    "dr_frac": ("--dr-frac", float, {"lo": 0, "hi": 1},
+                "share of the simulated images drawn by simulate.draw_conditions, in [0, 1]"),
+    "dr_density_max": ("--dr-density-max", float, {"check": _dr_density_ok},
+                       "atoms/nm²: upper end of the domain-randomised images' density range (>= 0.3)"),
+    "select_after": ("--select-after", float, {"lo": 0, "hi": 1},
+                     "share of the steps after which checkpoints are eligible, in [0, 1]"),
+    "batch": ("--batch", int, {"lo": 1}, "crops per step"),
+    "lr": ("--lr", float, {"lo": 0, "lo_open": True}, "peak learning rate of the one-cycle schedule"),
+    "target_sigma_px": ("--target-sigma", float, {"lo": 0, "lo_open": True}, "target bump sigma (model px)"),
+    "eval_every": ("--eval-every", int, {"lo": 1}, "steps between checkpoint evaluations"),
+    "seed": ("--seed", int, {"lo": 0}, "random seed (simulated images: seed*1000 + i)"),
+    "threads": ("--threads", int, {"lo": 1}, "torch CPU threads"),
+}
+
+
+def option_check(name: str) -> dict:
+    """How option ``name`` of :data:`TRAIN_OPTIONS` is checked: ``value_type``, ``split`` (``","`` for the
+    list-valued ``--width``, else None) and ``limits`` (the keywords of :class:`sacmap.workflows.cli.options.Checked`
+    and, but ``split``, of :func:`sacmap.core.validation.check_value`)."""
+    _, value_type, limits, _ = TRAIN_OPTIONS[name]
+    listed = getattr(value_type, "__origin__", None) in (list, tuple)
+    return {"value_type": value_type, "split": "," if listed else None, "limits": dict(limits)}
+
+
+def option_help(name: str) -> str:
+    """The help of option ``name`` of :data:`TRAIN_OPTIONS` with its default (argparse ``%`` escaped)."""
+    default = getattr(HeatmapTrainConfig(), name)
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else f"{default:g}"
+    return f"{TRAIN_OPTIONS[name][3]} (default {shown})"
+
+
+def check_device(device: str, source: str) -> str:
+    """``device`` (``cpu`` or ``cuda``) if torch can use it; ``cuda`` without a CUDA device raises
+    :class:`~sacmap.detection.errors.DetectionInputError` ``<source>: --device cuda: ...``."""
+    if device == "cuda":
+        import torch
+
+        from sacmap.detection.errors import DetectionInputError
+
+        if not torch.cuda.is_available():
+            raise DetectionInputError(f"{source}: --device cuda: no CUDA device available to torch")
+    return device
 
 
 def random_sim_params(rng: np.random.Generator) -> dict:
@@ -250,12 +334,14 @@ def focal_loss(logits, target):
     return (lp + ln) / max(int(pos.sum()), 1)
 
 
-def score_threshold_sweep(net, frames: list[FrameImage], thresholds, min_sep_px: float, radius_px: float = 5.0):
-    """Pooled P/R/F1 of :func:`sacmap.detection.heatmap.find_peaks` (the deployment decoder) at each threshold."""
+def score_threshold_sweep(net, frames: list[FrameImage], thresholds, min_sep_px: float, radius_px: float = 5.0, *,
+                          device: str = "cpu"):
+    """Pooled P/R/F1 of :func:`sacmap.detection.heatmap.find_peaks` (the deployment decoder) at each threshold;
+    the maps are computed on ``device`` (:func:`sacmap.detection.heatmap.heatmap` moves ``net`` there)."""
     from sacmap.detection.evaluate import evaluate_xy, pooled
     from sacmap.detection.heatmap import find_peaks, heatmap
 
-    maps = heatmap(net, [f.image for f in frames])
+    maps = heatmap(net, [f.image for f in frames], device=device)
     # greedy suppression runs in decreasing height, so the peaks kept at threshold t are exactly those kept at
     # the lowest threshold with height > t: decode once, filter per threshold (same result as decoding at each t)
     t_min = float(np.min(thresholds))
@@ -321,8 +407,8 @@ def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: Heatma
     def evaluate(step):
         net.eval()
         rec = {"step": step, "train_seconds": round(time.perf_counter() - t0, 1)}
-        sr = score_threshold_sweep(net, holdout, thresholds, min_sep_px, 5.0) if holdout else []
-        ss = score_threshold_sweep(net, sim_val, thresholds, min_sep_px, 3.0)
+        sr = score_threshold_sweep(net, holdout, thresholds, min_sep_px, 5.0, device=device) if holdout else []
+        ss = score_threshold_sweep(net, sim_val, thresholds, min_sep_px, 3.0, device=device)
         comb = [((a["f1"] if sr else b["f1"]) + b["f1"]) / 2 for a, b in zip(sr or ss, ss)]
         k = int(np.argmax(comb))
         rec.update(threshold=float(thresholds[k]), score=float(comb[k]),
@@ -360,7 +446,7 @@ def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: Heatma
             if rec["score"] > best[0] and (step > cfg.select_after * cfg.steps or step == cfg.steps):
                 best = (rec["score"], {k: v.detach().clone() for k, v in net.state_dict().items()}, step)
     net.load_state_dict(best[1])
-    net.eval()
+    net.cpu().eval()  # weights are written and used from the CPU
     sel = next(h for h in history if h["step"] == best[2])
     info = {"history": history, "selected_step": best[2], "threshold": sel["threshold"],
             "holdout_real": sel["holdout_real"], "holdout_sim": sel["holdout_sim"],
@@ -389,50 +475,71 @@ def train_heatmap_weights(data_dir, output, *, split_csv=None, config: HeatmapTr
     return meta
 
 
-def main(argv=None) -> int:
-    import shlex
-    import sys
+PROG = "python -m sacmap.detection.heatmap_training"
 
-    import torch
 
-    ap = argparse.ArgumentParser(prog="python -m sacmap.detection.heatmap_training",
-                                 description="train the heat-map atom detector (simulated + real images)")
+@contextlib.contextmanager
+def protect_training_inputs(output, *inputs):
+    """While the block runs, no writer of :mod:`sacmap.core.atomic` replaces a file a training run reads: the
+    files of ``inputs`` (files, and the files under folders: images, labels, split CSV); an ``output`` that is one
+    of them is refused at once (:class:`~sacmap.core.errors.OutputCollision`), not after the training."""
+    from sacmap.core.atomic import check_not_input, protect_inputs
+
+    files = []
+    for p in inputs:
+        if p is None:
+            continue
+        p = Path(p)
+        files += sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    with protect_inputs(files):
+        check_not_input(output)
+        yield
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of :func:`main`: --data, --split, -o, --device and :data:`TRAIN_OPTIONS` (values kept as text,
+    checked by :meth:`HeatmapTrainConfig.from_options`)."""
+    ap = argparse.ArgumentParser(prog=PROG, description="train the heat-map atom detector (simulated + real "
+                                 "images); the same run as 'sacmap detect train --model heatmap'")
     ap.add_argument("--data", default=None, help="shared data folder with images/, labels/, split.csv")
     ap.add_argument("--split", default=None, help="split CSV (default DATA/split.csv)")
     ap.add_argument("-o", "--output", required=True)
-    d = HeatmapTrainConfig()
-    ap.add_argument("--steps", type=int, default=d.steps)
-    ap.add_argument("--n-sim", type=int, default=d.n_sim)
-    ap.add_argument("--width", default=",".join(map(str, d.width)))
-    ap.add_argument("--real-frac", type=float, default=d.real_frac)
-    ap.add_argument("--dr-frac", type=float, default=d.dr_frac,
-                    help="share of the simulated images drawn by simulate.draw_conditions")
-    ap.add_argument("--dr-density-max", type=float, default=d.dr_density_max,
-                    help="atoms/nm2: upper end of the domain-randomised images' density range")
-    ap.add_argument("--select-after", type=float, default=d.select_after,
-                    help="share of the steps after which checkpoints are eligible")
-    ap.add_argument("--batch", type=int, default=d.batch)
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--target-sigma", type=float, default=d.target_sigma_px, help="target bump sigma (model px)")
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--threads", type=int, default=d.threads)
+    for name, (flag, *_) in TRAIN_OPTIONS.items():
+        ap.add_argument(flag, dest=name, default=None, help=option_help(name))
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    a = ap.parse_args(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("--device cuda: no CUDA device available", file=sys.stderr)
-        return 2
-    cfg = HeatmapTrainConfig(steps=a.steps, n_sim=a.n_sim, width=tuple(int(v) for v in a.width.split(",")),
-                             real_frac=a.real_frac, dr_frac=a.dr_frac,
-                             dr_density_max=a.dr_density_max, select_after=a.select_after, batch=a.batch, lr=a.lr, target_sigma_px=a.target_sigma, seed=a.seed, threads=a.threads)
+    return ap
+
+
+def main(argv=None) -> int:
+    """The training command (same options and run as ``sacmap detect train --model heatmap``); a bad option value
+    is one line on stderr, exit status 2."""
+    import shlex
+    import sys
+
+    from sacmap.core.errors import EXIT_BAD_INPUT, InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cmd = "python -m sacmap.detection.heatmap_training " + " ".join(shlex.quote(v) for v in (argv or sys.argv[1:]))
-    meta = train_heatmap_weights(a.data, a.output, split_csv=a.split, config=cfg, device=a.device, command=cmd,
-                                 progress=True)
-    hr = meta["holdout_real"]
-    print(f"wrote {a.output} [{meta['digest']}]: step {meta['selected_step']}, threshold {meta['threshold']:.2f}, "
-          f"held-out sim F1 {meta['holdout_sim']['f1']:.3f}"
-          + (f", held-out real F1 {hr['f1']:.3f}" if hr else "") + f", {meta['train_seconds']:.0f} s")
+    try:
+        cfg = HeatmapTrainConfig.from_options(PROG, **{k: getattr(a, k) for k in TRAIN_OPTIONS})
+        check_device(a.device, PROG)
+        with protect_training_inputs(a.output, a.data, a.split):
+            meta = train_heatmap_weights(a.data, a.output, split_csv=a.split, config=cfg, device=a.device,
+                                         command=shlex.join(PROG.split() + argv), progress=True)
+    except InputError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(training_report(meta, a.output))
     return 0
+
+
+def training_report(meta: dict, output) -> str:
+    """One line of text for the metadata of :func:`train_heatmap_weights` written to ``output``."""
+    hr = meta["holdout_real"]
+    return (f"wrote {output} [{meta['digest']}]: step {meta['selected_step']}, threshold {meta['threshold']:.2f}, "
+            f"held-out sim F1 {meta['holdout_sim']['f1']:.3f}"
+            + (f", held-out real F1 {hr['f1']:.3f}" if hr else "") + f", {meta['train_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

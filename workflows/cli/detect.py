@@ -4,6 +4,7 @@
                   [--elements Ni,Pd] [--weights FILE] [--device cpu|cuda]
     sacmap detect evaluate --pred PRED.csv|DIR --truth TRUTH.csv|DIR [--radius-px 5] [-o report.json]
     sacmap detect train --data DIR --split split.csv -o weights.pt [--epochs N] [--seed S] [--threads 2]
+    sacmap detect train --model heatmap [--data DIR] -o heatmap.pt [--steps 7000] [--n-sim 400] [--device cuda]
     sacmap detect simulate -o OUTDIR [--n-images N] [--density 1.0] [--dimer-fraction F] [--elements Ni,Pd]
 
 Each option is defined once (:data:`OPTIONS`) and parsed once, by the parser of the verb (the detection run when
@@ -134,10 +135,22 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
 }
 
 
-def _add(parser: argparse.ArgumentParser, *names: str, **overrides: dict) -> None:
-    """Add the options ``names`` of :data:`OPTIONS`; ``overrides[name]`` replaces some of its keywords."""
+def _heatmap_options() -> dict[str, tuple[tuple[str, ...], dict]]:
+    """The heat-map training options (:data:`sacmap.detection.heatmap_training.TRAIN_OPTIONS`, defined there once)
+    as :data:`OPTIONS` entries, checked as they are parsed; default None (= the config's default)."""
+    from sacmap.detection.heatmap_training import TRAIN_OPTIONS, option_check, option_help
+
+    return {name: ((flag,), {"action": _Checked, "error": DetectionInputError, **option_check(name),
+                             "default": None, "help": option_help(name)})
+            for name, (flag, *_) in TRAIN_OPTIONS.items()}
+
+
+def _add(parser, *names: str, options: dict | None = None, **overrides: dict) -> None:
+    """Add the options ``names`` of ``options`` (default :data:`OPTIONS`) to ``parser`` (or an argument group);
+    ``overrides[name]`` replaces some of its keywords."""
+    options = OPTIONS if options is None else options
     for name in names:
-        flags, kw = OPTIONS[name]
+        flags, kw = options[name]
         parser.add_argument(*flags, dest=name, **{**kw, **overrides.get(name, {})})
 
 
@@ -164,12 +177,69 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Options of ``detect train`` that only one model takes (the rest: --model, --data, --split, -o, --seed,
+#: --threads, --device cpu); given with the other model they are refused, not ignored.
+PAPER_TRAIN_OPTIONS = ("which", "epochs", "channels", "hidden", "mining_rounds", "smooth_px", "holdout", "extra",
+                       "real_weight", "select_on_real", "refit_all")
+
+
+class _TrainParser(OneLineParser):
+    """The ``detect train`` parser: after parsing, an option of the other model than ``--model`` is one error line
+    (exit 2), and so is a missing ``--data``/``--split`` for the paper CNN."""
+
+    heatmap_only: tuple[str, ...] = ()
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse's entry point
+        a = super().parse_args(args, namespace)
+        other = self.heatmap_only if a.model == "paper" else PAPER_TRAIN_OPTIONS
+        given = [name for name in other if getattr(a, name) is not None]
+        if given:
+            flags = [self._flag(name) for name in given]
+            self.error(f"{', '.join(flags)}: not an option of --model {a.model} "
+                       f"(only of --model {'heatmap' if a.model == 'paper' else 'paper'})")
+        if a.model == "paper":
+            missing = [self._flag(name) for name in ("data", "split") if getattr(a, name) is None]
+            if missing:
+                self.error(f"the following arguments are required with --model paper: {', '.join(missing)}")
+            if a.device == "cuda":
+                self.error("--device cuda: the paper CNN trains on the CPU only (--device cuda is for --model "
+                           "heatmap)")
+        else:
+            from sacmap.detection.heatmap_training import check_device
+
+            check_device(a.device, self.prog)
+        return a
+
+    def _flag(self, dest: str) -> str:
+        return next(act.option_strings[-1] for act in self._actions if act.dest == dest)
+
+
 def _train_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="sacmap detect train", description="Train the atom CNN on labelled images.")
-    _add(p, "data", "split", "which", "output", "epochs", "seed", "threads", "channels", "hidden", "mining_rounds",
-         "smooth_px", "holdout", "extra", "real_weight", "select_on_real", "refit_all",
+    p = _TrainParser(prog="sacmap detect train",
+                     description="Train a detector: the paper's crop CNN on labelled images (--model paper, the "
+                     "default; detector.pt) or the heat-map network on simulated + labelled images (--model "
+                     "heatmap; heatmap.pt). Options of one model are refused with the other.")
+    heat = {k: v for k, v in _heatmap_options().items() if k not in ("seed", "threads")}
+    p.heatmap_only = tuple(heat)
+    _add(p, "model", "data", "split", "output", "seed", "threads", "device",
+         model={"default": "paper", "choices": ["paper", "heatmap"],
+                "help": "paper (the paper's crop CNN, detector.pt; the default) or heatmap (heatmap.pt)"},
+         data={"required": False, "default": None,
+               "help": "folder with images/ and labels/ (or the files directly); required for paper, heatmap "
+               "without it trains on simulated images only"},
+         split={"required": False, "default": None,
+                "help": "CSV with columns image, labels, split (required for paper; heatmap: DATA/split.csv)"},
          output={"required": True, "help": "weights file to write (.pt)"},
-         seed={"help": "random seed (default 777)"})
+         seed={"default": None, "help": "random seed (default 777)"},
+         threads={"default": None, "help": "torch CPU threads (default: paper 2, heatmap 1)"},
+         device={"default": "cpu", "help": "cpu (default) or cuda (heatmap only)"})
+    # default None: "not given" (the model's own default applies), so that the other model can refuse them
+    paper = {name: {"default": None} for name in PAPER_TRAIN_OPTIONS}
+    paper["which"]["help"] = "split value to train on (default: train)"
+    paper["smooth_px"]["help"] = "Gaussian pre-smoothing sigma (px, default 0)"
+    paper["holdout"]["help"] = "training images held out to tune the threshold (0: no tuning; default 3)"
+    _add(p.add_argument_group("--model paper only"), *PAPER_TRAIN_OPTIONS, **paper)
+    _add(p.add_argument_group("--model heatmap only"), *heat, options=heat)
     return p
 
 
@@ -214,15 +284,46 @@ def _evaluate(a) -> int:
     return report.exit_code if report is not None else 0
 
 
-def _train(a) -> int:
-    from sacmap.detection.training import TrainConfig, train_weights, training_report
+def train_config(a):
+    """The training config of parsed ``detect train`` options: a
+    :class:`~sacmap.detection.training.TrainConfig` (``--model paper``) or a
+    :class:`~sacmap.detection.heatmap_training.HeatmapTrainConfig` (``--model heatmap``); options not given keep
+    the config's defaults (the bundled models' recipes, see the model card)."""
+    if a.model == "heatmap":
+        from sacmap.detection.heatmap_training import TRAIN_OPTIONS, HeatmapTrainConfig
 
-    cfg = TrainConfig.from_options(epochs=a.epochs, seed=a.seed, threads=a.threads, channels=a.channels,
-                                   hidden=a.hidden, mining_rounds=a.mining_rounds, real_weight=a.real_weight,
-                                   select_on_real=a.select_on_real)
-    meta = train_weights(a.data, a.split, a.output, which=a.which, config=cfg, smooth_px=a.smooth_px,
-                         holdout=a.holdout, refit_all=a.refit_all, extra_dirs=a.extra or (),
-                         command=" ".join(["sacmap", "detect", *a.words]), progress=sys.stderr.isatty())
+        return HeatmapTrainConfig.from_options("sacmap detect train", **{k: getattr(a, k) for k in TRAIN_OPTIONS})
+    from sacmap.detection.training import TrainConfig
+
+    return TrainConfig.from_options(epochs=a.epochs, seed=a.seed, threads=a.threads, channels=a.channels,
+                                    hidden=a.hidden, mining_rounds=a.mining_rounds, real_weight=a.real_weight,
+                                    select_on_real=a.select_on_real)
+
+
+def _train(a) -> int:
+    import shlex
+
+    from sacmap.detection import heatmap_training as ht
+
+    cfg = train_config(a)
+    command = shlex.join(["sacmap", "detect", *a.words])  # the command as given, read back from the weights
+    progress = sys.stderr.isatty()
+    # the files read (data folder, split, --extra folders) are protected, and an -o among them refused at once
+    with ht.protect_training_inputs(a.output, a.data, a.split, *(a.extra or ())):
+        if a.model == "heatmap":
+            if progress:
+                import logging
+
+                logging.basicConfig(level=logging.INFO, format="%(message)s")
+            meta = ht.train_heatmap_weights(a.data, a.output, split_csv=a.split, config=cfg, device=a.device,
+                                            command=command, progress=progress)
+            print(ht.training_report(meta, a.output))
+            return 0
+        from sacmap.detection.training import train_weights, training_report
+
+        given = {k: getattr(a, k) for k in ("which", "smooth_px", "holdout") if getattr(a, k) is not None}
+        meta = train_weights(a.data, a.split, a.output, config=cfg, refit_all=bool(a.refit_all),
+                             extra_dirs=a.extra or (), command=command, progress=progress, **given)
     print(training_report(meta, a.output))
     return 0
 
