@@ -36,7 +36,8 @@ from sacmap.detection.model import DATA_DIR
 MODELS = {"heatmap": DATA_DIR / "heatmap.pt", "paper": DATA_DIR / "detector.pt"}
 #: Named combinations: name → (primary, secondary) of :data:`MODELS`. The primary gives the threshold a caller
 #: moves and the pre-processing record; the atoms are the secondary's peaks of height ≥ ``Settings.combine_score``
-#: plus the primary's atoms farther than ``Settings.combine_sep_nm`` from every one of them (the heat map keeps
+#: (and its lower peaks within ``Settings.combine_partner_nm`` of one of those) plus the primary's atoms farther
+#: than ``Settings.combine_sep_nm`` from every one of them (the heat map keeps
 #: close pairs apart where the CNN has one atom between them; the CNN adds the faint atoms the heat map misses).
 COMBINATIONS = {"combined": ("paper", "heatmap")}
 #: The model ``"bundled"`` (the default everywhere) stands for: the combination, which keeps the paper CNN's
@@ -255,13 +256,15 @@ class AtomDetector:
         maps = self.maps([p.frame for p in prepared], batch=batch)
         if self.parts is None:
             return [finish(p, amap, s, self, elements) for p, amap in zip(prepared, maps)]
-        from sacmap.detection.combine import union_atoms
+        from sacmap.detection.combine import union_atoms, with_partners
 
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
-        s2 = dataclasses.replace(s, threshold=s.combine_score)
+        # decoded down to its own threshold, kept above combine_score or as the partner of a kept peak
+        s2 = dataclasses.replace(s, threshold=min(s.combine_score, second.resolved_settings().threshold))
         frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
-            at = union_atoms(second.decode(m2, f2, s2), primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm))
+            peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
+            at = union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm))
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out

@@ -35,7 +35,9 @@ class Settings:
     paper CNN's localisation (:func:`sacmap.detection.localise.localise`); ``peak_sep_nm`` (None = the weights'
     decoder setting, 0.15 nm) is the heat-map decoder's minimum peak spacing; ``combine_score`` and
     ``combine_sep_nm`` (nm) are the combination's (:func:`sacmap.detection.combine.union_atoms`: the heat-map peaks
-    of at least that height, and the CNN atoms farther than that from every one of them); ``refine`` fits
+    of at least that height, and the CNN atoms farther than that from every one of them), ``combine_partner_nm`` (nm)
+    keeps the heat-map peaks between its own threshold and ``combine_score`` that lie that close to a kept one
+    (:func:`sacmap.detection.combine.with_partners`: the weaker peak of a close pair; 0 = off); ``refine`` fits
     2-D Gaussians (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards
     the fits by the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
     """
@@ -53,6 +55,7 @@ class Settings:
     peak_sep_nm: float | None = None  # heat-map decoder: minimum spacing of two atoms (None: from the weights)
     combine_score: float = 0.35  # combination: heat-map peaks kept above this height (its own threshold: 0.30)
     combine_sep_nm: float = 0.15  # combination: CNN atoms added only this far from every heat-map peak
+    combine_partner_nm: float = 0.30  # combination: lower heat-map peaks (to its own threshold) kept this near a kept one
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0

@@ -166,6 +166,22 @@ def test_union_keeps_every_primary_atom_and_adds_only_distant_secondary_ones():
     assert np.allclose(union_atoms(cnn, atoms([], 0, 0), 5.0)["x"], [10, 30])
 
 
+def test_low_heatmap_peaks_are_kept_only_as_partners_of_confident_ones():
+    from sacmap.detection.combine import with_partners
+
+    xy = np.array([[10, 10], [10, 18], [40, 40], [10, 27], [60, 10]], float)
+    score = np.array([0.5, 0.32, 0.32, 0.31, 0.9])
+    at = {"x": xy[:, 0], "y": xy[:, 1], "score": score, "component_size": np.zeros(5, int), "n_split": np.ones(5)}
+    # (10, 18) is 8 px from a confident peak: kept; (40, 40) is alone: dropped; (10, 27) is 9 px from the low
+    # partner only (17 px from the confident one): dropped, one pass
+    k = with_partners(at, 0.35, 10.0)
+    assert np.allclose(np.c_[k["x"], k["y"]], [[10, 10], [10, 18], [60, 10]]) and list(k["score"]) == [0.5, 0.32, 0.9]
+    assert set(k) == set(at)
+    assert len(with_partners(at, 0.35, 0.0)["x"]) == 2  # off: the confident peaks only
+    assert len(with_partners(at, 0.3, 10.0)["x"]) == 5  # all above: nothing to decide
+    assert len(with_partners({k: v[[1, 2]] for k, v in at.items()}, 0.35, 10.0)["x"]) == 0
+
+
 def test_combined_model_is_the_heatmap_peaks_plus_distant_cnn_atoms():
     # dense bright image (hard core + multimers, 6 atoms/nm2): the CNN merges close atoms (one atom between the two
     # of a pair), the heat map keeps them apart; the CNN's atoms come in only where the heat map has no peak near
@@ -185,7 +201,11 @@ def test_combined_model_is_the_heatmap_peaks_plus_distant_cnn_atoms():
     c = detect_image(img, pixel_size_nm=PX, model="combined", settings=s)
     p = detect_image(img, pixel_size_nm=PX, model="paper", settings=s).atoms
     h = detect_image(img, pixel_size_nm=PX, model="heatmap", settings=s).atoms
-    h = h[h["score"] >= s.combine_score]
+    strong = h["score"].to_numpy() >= s.combine_score
+    # the heat map's own peaks (its threshold 0.30): those above combine_score and their partners within 0.30 nm
+    near = cKDTree(h[["x_px", "y_px"]].to_numpy()[strong]).query(h[["x_px", "y_px"]].to_numpy())[0]
+    h = h[strong | (near <= s.combine_partner_nm / PX)]
+    assert (~strong).sum() > 0 and len(h) > strong.sum()
     xy = c.atoms[["x_px", "y_px"]].to_numpy()
     hxy, pxy = h[["x_px", "y_px"]].to_numpy(), p[["x_px", "y_px"]].to_numpy()
     assert np.allclose(xy[: len(h)], hxy)  # every heat-map peak above the combination's height, first, as decoded
@@ -196,7 +216,7 @@ def test_combined_model_is_the_heatmap_peaks_plus_distant_cnn_atoms():
     assert (cKDTree(pxy).query(added)[0] < 1e-6).all()  # CNN atoms, as decoded
     # the CNN atoms left out are the ones within 0.15 nm of a heat-map peak
     assert len(added) == int((cKDTree(hxy).query(pxy)[0] > 0.15 / PX).sum())
-    assert (c.atoms["score"].to_numpy()[: len(h)] >= s.combine_score).all()
+    assert (c.atoms["score"].to_numpy()[: len(h)] >= AtomDetector("heatmap").resolved_settings().threshold).all()
     assert c.summary()["model"] == {"kind": "combined", "file": "detector.pt+heatmap.pt"}
     # closer to the true count than either model alone at these settings
     assert abs(len(xy) - len(truth)) < min(abs(len(p) - len(truth)), abs(len(h) - len(truth)))
