@@ -49,6 +49,7 @@ background); widths and positions in px of the image. Deterministic (no randomne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,12 @@ from scipy.spatial import cKDTree
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.preprocess import TRAIN_PIXEL_NM
 
+if TYPE_CHECKING:
+    from sacmap.detection.split import SplitOptions
+
 #: Columns of :func:`refine`'s table, in order (the first five also go into the detection CSV).
-REFINE_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "intensity", "sigma_px", "pos_err_px", "fit_ok", "group")
+REFINE_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "intensity", "sigma_px", "pos_err_px", "fit_ok", "group",
+                                   "parent")
 
 #: Effective atom σ (nm) used as the first guess of σ₀ when a pixel size is given (the calibrated Pt₁/NC atom
 #: image has FWHM 0.28 nm, σ 0.12 nm).
@@ -79,6 +84,7 @@ class RefineOptions:
     max_shift_sigma: float = 1.0  # largest move from the starting position, σ₀
     amp_prior: float = 0.25  # sd of the log peak ratio of two atoms closer than amp_pair_sigma (0 = no prior) ...
     amp_pair_sigma: float = 2.5  # ... σ₀ apart at the start (unresolved pairs: no dip below ~2σ₀)
+    split: SplitOptions | None = None  # test each fitted atom for a merged pair (sacmap.detection.split); None: off
 
 
 def _check(image, xy_px):
@@ -653,15 +659,23 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
         raise DetectionInputError(f"refine: pixel_size_nm must be > 0, got {pixel_size_nm}")
     n = len(xy)
     if n == 0:
-        out = pd.DataFrame({c: np.empty(0, bool if c == "fit_ok" else int if c == "group" else float)
+        out = pd.DataFrame({c: np.empty(0, bool if c == "fit_ok" else int if c in ("group", "parent") else float)
                             for c in REFINE_COLUMNS})
         out.attrs["sigma0_px"] = float(sigma_px) if sigma_px else float("nan")
         return out
     s0 = float(sigma_px) if sigma_px is not None else estimate_sigma(img, xy, pixel_size_nm=pixel_size_nm,
                                                                       options=opt)
     noise2 = max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2
-    P_all, gid, batches, results, total = _run(img, xy, s0, opt, noise2)
-    err = np.full(n, np.nan)
+    state = _run(img, xy, s0, opt, noise2)
+    parent, n_cand = np.arange(n), 0
+    if opt.split is not None:  # model-order selection: merged pairs become two atoms, everything refitted
+        from sacmap.detection.split import split_merged
+
+        inflation = correlation_inflation(img - state[4].reshape(img.shape), s0)
+        min_sep = opt.split.min_sep_nm / pixel_size_nm if pixel_size_nm else opt.split.min_sep_sigma * s0
+        xy, parent, state, n_cand = split_merged(img, xy, state, s0, inflation, opt, opt.split, min_sep, _run)
+    P_all, gid, batches, results, total = state
+    err = np.full(len(xy), np.nan)
     for bi, (b, members, _B) in enumerate(batches):
         r, parts, P, B = results[bi]
         err[members] = _uncertainty(b, P, B, r, parts, s0, opt, xy[members])
@@ -679,9 +693,11 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
         "pos_err_px": err,
         "fit_ok": ok,
         "group": gid,
+        "parent": parent,
     })
     out.attrs["sigma0_px"] = s0
     out.attrs["variance_inflation"] = inflation
+    out.attrs["split_candidates"] = n_cand
     return out
 
 

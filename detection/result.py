@@ -57,6 +57,8 @@ class Settings:
     combine_sep_nm: float = 0.15  # combination: CNN atoms added only this far from every heat-map peak
     combine_partner_nm: float = 0.30  # combination: lower heat-map peaks (to its own threshold) kept this near a kept one
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
+    split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
+    split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
     on_support_only: bool = False  # drop detections over vacuum
     seed: int = 0
 
@@ -204,21 +206,30 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
     return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
 
 
-def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float):
-    """Refined (x, y) and the per-atom columns of :func:`sacmap.detection.refine.refine` (image px). Each position
-    moves from the detector's towards the fit by the weight the image gives the fit
-    (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean images, not at all where the
-    support texture makes the fits no better than the detector); atoms whose fit hit a bound (or left the image)
-    keep the detector's position. ``pos_err_px`` is the fit's 1-σ error."""
-    from sacmap.detection.refine import combine_with_start, refine
+def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None):
+    """Refined (x, y), the per-atom columns of :func:`sacmap.detection.refine.refine` (image px) and, per output
+    atom, the detected atom it came from (``parent``). Each position moves from the detector's towards the fit by
+    the weight the image gives the fit (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean
+    images, not at all where the support texture makes the fits no better than the detector); atoms whose fit hit a
+    bound (or left the image) keep the detector's position. With ``s.split_pairs`` merged close pairs found by
+    :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for
+    them), appended after the detected ones. ``pos_err_px`` is the fit's 1-σ error."""
+    from sacmap.detection.refine import RefineOptions, combine_with_start, refine
+    from sacmap.detection.split import SplitOptions
 
-    ref = refine(raw, np.c_[x, y], pixel_size_nm=px)
+    s = s or Settings()
+    opt = RefineOptions(split=SplitOptions(penalty=s.split_penalty) if s.split_pairs else None)
+    ref = refine(raw, np.c_[x, y], pixel_size_nm=px, options=opt)
+    n = len(x)
+    parent = ref["parent"].to_numpy(int)
     h, w = raw.shape
     xf, yf = ref["x_px"].to_numpy(float), ref["y_px"].to_numpy(float)
     ok = ref["fit_ok"].to_numpy(bool) & (xf >= -0.5) & (xf <= w - 0.5) & (yf >= -0.5) & (yf <= h - 0.5)
-    xy = combine_with_start(np.c_[x, y], np.c_[xf, yf], ref["pos_err_px"].to_numpy(float),
-                            ref["group"].to_numpy(int), ok)
-    return xy[:, 0], xy[:, 1], {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}
+    split = np.bincount(parent, minlength=n)[parent] > 1
+    xy = combine_with_start(np.c_[x, y][parent], np.c_[xf, yf], ref["pos_err_px"].to_numpy(float),
+                            ref["group"].to_numpy(int), ok & ~split)
+    xy[split & ok] = np.c_[xf, yf][split & ok]
+    return xy[:, 0], xy[:, 1], {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}, parent
 
 
 def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, atoms=None) -> DetectionResult:
@@ -230,15 +241,16 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
     at = detector.decode(amap, p.frame, s) if atoms is None else atoms
     x, y = coords_back(at["x"], at["y"], raw.shape, amap.shape)
     extra = {}
+    parent = np.arange(len(x))
     if s.refine and len(x):
-        x, y, extra = _refine(raw, x, y, px)
+        x, y, extra, parent = _refine(raw, x, y, px, s)
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
     r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
     c = np.clip(np.rint(x).astype(int), 0, raw.shape[1] - 1)
     on = mask[r, c] if len(x) else np.zeros(0, bool)
-    cols = {"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": at["score"],
-            "component_size": at["component_size"], "element": [""] * len(x)}
+    cols = {"x_px": x, "y_px": y, "x_nm": x * px, "y_nm": y * py, "score": np.asarray(at["score"])[parent],
+            "component_size": np.asarray(at["component_size"])[parent], "element": [""] * len(x)}
     for k in DETECTION_COLUMNS:
         if k not in cols:
             cols[k] = extra.get(k, np.full(len(x), np.nan))

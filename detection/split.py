@@ -1,0 +1,189 @@
+"""Model-order selection after the Gaussian refinement: one fitted atom or two (merged close pairs).
+
+At the calibrated atom-image width (FWHM ≈ 0.28 nm, σ₀ ≈ 0.12 nm) two atoms 0.20–0.26 nm apart show no intensity
+dip, a detector gives one peak for them, and the refinement fits one Gaussian that is too bright and elongated.
+As in StatSTEM / Atomap model fitting, each *candidate* atom of the refined model is tested for one more atom:
+
+* **one**: the atom refitted alone (x, y, peak, log σ with the prior of :mod:`sacmap.detection.refine`, local
+  plane) on a square window of ``window_sigma``·σ₀ around it, every other atom's light subtracted;
+* **two**: on exactly the same pixels, two atoms started ±h along the major axis of the window's light above
+  the plane (h from its second moments, λ₁ − λ₂ = h², clipped to [0.6, 1.5] σ₀), each σ with the same prior
+  around σ₀ and their peaks tied by the refinement's pair prior (one element);
+* **accepted** when Δχ² / ``inflation`` > ``penalty``·4·ln n (BIC: 4 parameters more, n pixels; ``inflation``
+  the residuals' spatial-correlation factor of :func:`sacmap.detection.refine.correlation_inflation`, so that
+  support texture on the scale of an atom, which any extra Gaussian fits, is not counted as white-noise evidence),
+  the two-atom fit removes at least ``rel_gain`` of the one-atom χ² (clean images, where the noise floor is tiny and
+  a slightly non-Gaussian atom would otherwise pass), the two are ≥ ``min_sep_nm`` apart (0.15 nm: the detectors'
+  merge distance; closer than that the pair is 1.25 σ₀ apart and a pair cannot be told from one wider atom) and
+  each partner's peak is ≥ ``min_peak`` × the median peak of the non-candidate atoms (a faint partner is a
+  texture bump or a tail).
+
+Candidates (to keep it fast): atoms with an integrated intensity ≥ ``cand_intensity`` × the median, a width
+≥ ``cand_sigma``·σ₀, or a one-atom χ² per pixel ≥ ``cand_chi2`` × inflation (white-noise units). Accepted pairs are
+tested again (each partner with the other fixed) for ``rounds`` − 1 more rounds (trimers). The fits reuse the
+refinement's batched Levenberg–Marquardt (:class:`sacmap.detection.refine._Batch`, ``_fit_batch``). Lengths in
+px of the image unless named ``_nm``; deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """Settings of :func:`split_merged` (lengths in σ₀ unless named ``_nm``)."""
+
+    penalty: float = 2.0  # Δχ²/inflation must exceed penalty · 4 · ln(window pixels) (1 = BIC)
+    rel_gain: float = 0.1  # ... and be at least this fraction of the one-atom χ²
+    min_sep_nm: float = 0.15  # closest accepted spacing of the two (nm; min_sep_sigma σ₀ without a pixel size)
+    min_sep_sigma: float = 1.25
+    max_sep_sigma: float = 2.5  # farthest accepted spacing, σ₀ (farther pairs show a dip: the detector resolves them)
+    min_peak: float = 0.3  # each partner's peak ≥ this × the median peak of the non-candidate atoms
+    cand_intensity: float = 1.4  # candidates: integrated intensity ≥ this × median ...
+    cand_sigma: float = 1.08  # ... or fitted σ ≥ this × σ₀ ...
+    cand_chi2: float = 2.0  # ... or one-atom χ² per px ≥ this × inflation (white-noise units)
+    rounds: int = 3  # test rounds (a merged trimer can become three; rejected candidates are retested)
+    iterations: int = 12  # Levenberg–Marquardt iterations of each test fit
+    max_shift_sigma: float = 2.0  # largest move of a partner from its start (σ₀; the axis guess can be off)
+    window_sigma: float = 3.0  # half-width of the test window, σ₀ (≤ 3: the refinement draws atoms within 3 σ₀)
+
+
+def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOptions, min_sep_px: float, run):
+    """Test the refined atoms of ``img`` for merged pairs (module docstring) and refit after each round of splits.
+
+    ``xy`` (N, 2) px: the starting positions of the refinement ``state`` = ``run(img, xy, s0, opt, noise2)``
+    (:func:`sacmap.detection.refine._run`: parameters, groups, batches, fits, model image); each round that accepts
+    splits replaces each split atom by its two and refits every atom jointly (``run`` again, from the current
+    fits), so the neighbours of a split are fitted with its new light. Returns ``(xy, parent, state, n_cand)``: the
+    starts of the last refit (N + M, the M added atoms after the inputs), the input atom each row came from, the
+    last state and the number of first-round candidates."""
+    from sacmap.detection.refine import pixel_noise
+
+    n = len(xy)
+    parent = np.arange(n)
+    n_cand = 0
+    for _round in range(sopt.rounds):
+        P, total = state[0], state[4]
+        if not len(P):
+            break
+        # the noise of the residual image (image − fitted atoms): in a dense clean image the neighbour differences
+        # of the image itself are the atoms' slopes, not noise
+        noise2 = max(pixel_noise(img - total.reshape(img.shape)), 1e-6 * (np.ptp(img) or 1.0)) ** 2
+        sig = np.exp(P[:, 3])
+        inten = P[:, 2] * sig**2
+        chi1 = _one_atom_chi2(img, P, total, np.arange(len(P)), s0, noise2, sopt)
+        is_cand = ((inten >= sopt.cand_intensity * np.median(inten)) | (sig >= sopt.cand_sigma * s0)
+                   | (chi1 >= sopt.cand_chi2 * max(inflation, 1.0)))
+        cand = np.flatnonzero(is_cand)
+        n_cand = n_cand or len(cand)
+        if not len(cand):
+            break
+        ref_peak = float(np.median(P[~is_cand, 2] if (~is_cand).sum() >= 5 else P[:, 2]))
+        acc, P2 = _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref_peak)
+        if not acc.any():
+            break
+        ci = cand[acc]
+        xy = P[:, :2].copy()
+        xy[ci] = P2[acc, 0, :2]
+        xy = np.concatenate([xy, P2[acc, 1, :2]])
+        parent = np.concatenate([parent, parent[ci]])
+        state = run(img, xy, s0, opt, max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2)
+    return xy, parent, state, n_cand
+
+
+def _window(img, P, total, idx, s0, sopt):
+    """One-atom batch of the atoms ``idx`` (windows at their positions) and the light of all other atoms in it."""
+    from sacmap.detection.refine import _Batch, _own_light
+
+    half = max(int(np.ceil(min(sopt.window_sigma, 3.0) * s0)), 2)
+    b = _Batch(np.arange(len(idx))[:, None], img, half, P[idx, :2])
+    P1 = P[idx][:, None, :].copy()
+    others = total[b.flat] - _own_light(b, P1)
+    lo = np.quantile(b.data - others, 0.2, axis=1)
+    B = np.stack([lo, np.zeros_like(lo), np.zeros_like(lo)], 1)
+    return b, P1, B, others, half
+
+
+def _one_atom_chi2(img, P, total, idx, s0, noise2, sopt):
+    """χ² per window pixel (white-noise units) of each atom ``idx`` as fitted, on its test window (plane refitted
+    by linear least squares: no new fit)."""
+    b, P1, B, others, _ = _window(img, P, total, idx, s0, sopt)
+    m, parts = b.model(P1, np.zeros_like(B))
+    d = b.data - others - m
+    pu, pv = parts[5], parts[6]
+    A = np.stack([np.ones_like(pu), pu, pv], 2) * np.sqrt(b.wgt)[:, :, None]
+    y = d * np.sqrt(b.wgt)
+    coef = np.linalg.solve(np.einsum("gnp,gnq->gpq", A, A) + 1e-9 * np.eye(3), np.einsum("gnp,gn->gp", A, y)[:, :, None])[:, :, 0]
+    r = y - np.einsum("gnp,gp->gn", A, coef)
+    return (r * r).sum(1) / noise2 / np.maximum(b.wgt.sum(1), 1.0)
+
+
+def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref_peak):
+    """Fit one and two atoms at each candidate: (accepted (G,), two-atom parameters (G, 2, 4))."""
+    from sacmap.detection.refine import _Batch, _cost, _fit_batch
+
+    G = len(cand)
+    opt = dataclasses.replace(opt, max_shift_sigma=sopt.max_shift_sigma)
+    b1, P1, B1, others1, half = _window(img, P, total, cand, s0, sopt)
+    _fit_batch(b1, P1, B1, others1, P1[:, :, :2].copy(), s0, opt, noise2, sopt.iterations)
+    t0, inv_prior = np.log(s0), 1.0 / opt.sigma_prior
+    cost1, r1, _ = _cost(b1, P1, B1, b1.data - others1, t0, inv_prior, noise2)
+    chi1 = (b1.wgt * r1 * r1).sum(1) / noise2
+    # the light above the plane: its second moments give the pair's axis and half-separation
+    pu = (b1.u - b1.centre[:, 0, None]) / b1.R
+    pv = (b1.v - b1.centre[:, 1, None]) / b1.R
+    light = b1.data - others1 - (B1[:, 0, None] + B1[:, 1, None] * pu + B1[:, 2, None] * pv)
+    du, dv = b1.u - P1[:, 0, 0, None], b1.v - P1[:, 0, 1, None]
+    w = np.clip(light, 0.0, None) * b1.wgt * (du * du + dv * dv <= (2.5 * s0) ** 2)
+    sw = np.maximum(w.sum(1), 1e-30)
+    mu, mv = (w * du).sum(1) / sw, (w * dv).sum(1) / sw
+    cuu = (w * (du - mu[:, None]) ** 2).sum(1) / sw
+    cvv = (w * (dv - mv[:, None]) ** 2).sum(1) / sw
+    cuv = (w * (du - mu[:, None]) * (dv - mv[:, None])).sum(1) / sw
+    tr, det = cuu + cvv, cuu * cvv - cuv**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0.0))
+    l1, l2 = tr / 2 + disc, tr / 2 - disc
+    ang = 0.5 * np.arctan2(2 * cuv, cuu - cvv)
+    axis = np.stack([np.cos(ang), np.sin(ang)], 1)
+    h = np.clip(np.sqrt(np.maximum(l1 - l2, 0.0)), 0.6 * s0, 1.5 * s0)
+    c = P1[:, 0, :2]
+    P2 = np.empty((G, 2, 4))
+    P2[:, 0, :2] = c + h[:, None] * axis
+    P2[:, 1, :2] = c - h[:, None] * axis
+    P2[:, :, 2] = 0.65 * P1[:, :, 2]
+    P2[:, :, 3] = t0
+    B2 = B1.copy()
+    start2 = P2[:, :, :2].copy()
+    b2 = _Batch(np.arange(2 * G).reshape(G, 2), img, half, np.repeat(c, 2, axis=0))  # the same pixels twice
+    others2 = np.concatenate([others1, others1], 1)
+    r2, parts2, target2 = _fit_batch(b2, P2, B2, others2, start2, s0, opt, noise2, sopt.iterations)
+    amp = (start2, 1.0 / opt.amp_prior, opt.amp_pair_sigma * s0) if opt.amp_prior > 0 else None
+    cost2, r2, parts2 = _cost(b2, P2, B2, target2, t0, inv_prior, noise2, amp)
+    chi2 = (b2.wgt * r2 * r2).sum(1) / noise2
+    n_px = b1.wgt.sum(1)
+    gain = (cost1 - cost2) / max(inflation, 1e-3)
+    sep = np.hypot(*(P2[:, 0, :2] - P2[:, 1, :2]).T)
+    sg = np.exp(P2[:, :, 3])
+    shift = np.hypot(*(P2[:, :, :2] - start2).transpose(2, 0, 1))
+    h_img, w_img = img.shape
+    inside = ((P2[:, :, 0] >= -0.5) & (P2[:, :, 0] <= w_img - 0.5) & (P2[:, :, 1] >= -0.5)
+              & (P2[:, :, 1] <= h_img - 0.5))
+    ok2 = ((sg > 0.5 * s0 * 1.001) & (sg < 2 * s0 * 0.999) & (shift < opt.max_shift_sigma * s0 * 0.999)
+           & (P2[:, :, 2] > 0) & inside)
+    acc = ((gain > sopt.penalty * 4.0 * np.log(np.maximum(n_px, 2.0)))
+           & (chi1 - chi2 >= sopt.rel_gain * chi1)
+           & (sep >= min_sep_px) & (sep <= sopt.max_sep_sigma * s0)
+           & (P2[:, :, 2].min(1) >= sopt.min_peak * ref_peak)
+           & ok2.all(1))
+    _STATS.update(tested=G, accepted=int(acc.sum()))
+    _STATS.setdefault("log", []).append(dict(gain=gain, bic=4.0 * np.log(np.maximum(n_px, 2.0)), rel=(chi1 - chi2) / np.maximum(chi1, 1e-30),
+                                            sep=sep, minsep=min_sep_px, peak=P2[:, :, 2].min(1) / ref_peak, ok2=ok2.all(1), acc=acc,
+                                            sg=sg / s0, shift=shift / s0, inside=inside.all(1), p0=P2[:, :, 2] > 0))
+    return acc, P2
+
+
+_STATS: dict = {}  # last test's candidates and accepted splits (diagnostics)
