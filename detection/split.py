@@ -31,6 +31,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
+
+from sacmap.detection.errors import DetectionInputError
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,22 @@ class SplitOptions:
     iterations: int = 12  # Levenberg–Marquardt iterations of each test fit
     max_shift_sigma: float = 2.0  # largest move of a partner from its start (σ₀; the axis guess can be off)
     window_sigma: float = 3.0  # half-width of the test window, σ₀ (≤ 3: the refinement draws atoms within 3 σ₀)
+
+    def __post_init__(self):
+        for name in ("penalty", "rel_gain", "min_sep_nm", "min_sep_sigma", "min_peak", "cand_intensity",
+                     "cand_sigma", "cand_chi2", "max_shift_sigma"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise DetectionInputError(f"SplitOptions: {name} must be a finite number >= 0, got {v}")
+        if not (self.max_sep_sigma > self.min_sep_sigma):
+            raise DetectionInputError(f"SplitOptions: max_sep_sigma ({self.max_sep_sigma}) must exceed "
+                                      f"min_sep_sigma ({self.min_sep_sigma})")
+        if not (0 < self.window_sigma <= 3.0):
+            raise DetectionInputError(f"SplitOptions: window_sigma must be in (0, 3], got {self.window_sigma}")
+        if int(self.rounds) != self.rounds or self.rounds < 0 or int(self.iterations) != self.iterations \
+                or self.iterations < 1:
+            raise DetectionInputError(f"SplitOptions: rounds (>= 0) and iterations (>= 1) must be integers, got "
+                                      f"{self.rounds}, {self.iterations}")
 
 
 def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOptions, min_sep_px: float, run):
@@ -91,7 +110,22 @@ def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOp
         xy[ci] = P2[acc, 0, :2]
         xy = np.concatenate([xy, P2[acc, 1, :2]])
         parent = np.concatenate([parent, parent[ci]])
-        state = run(img, xy, s0, opt, max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2)
+        noise_img = max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2
+        state = run(img, xy, s0, opt, noise_img)
+        # a split whose atoms the joint refit brought closer than min_sep to any atom is undone (the added one
+        # dropped, its parent refitted): the data did not hold two atoms there after all
+        new = np.arange(len(P), len(xy))
+        close = cKDTree(state[0][:, :2]).query(state[0][np.r_[ci, new], :2], k=2)[0][:, 1] < min_sep_px
+        bad = close[: len(ci)] | close[len(ci):]
+        if bad.any():
+            keep = np.ones(len(xy), bool)
+            keep[new[bad]] = False
+            xy = state[0][keep, :2].copy()
+            xy[ci[bad]] = P[ci[bad], :2]
+            parent = parent[keep]
+            state = run(img, xy, s0, opt, noise_img)
+            if bad.all():
+                break
     return xy, parent, state, n_cand
 
 
