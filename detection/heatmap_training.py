@@ -419,7 +419,7 @@ def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: Heatma
         return rec
 
     net.train()
-    run_loss = 0.0
+    run_loss, since = 0.0, 0  # loss summed over the steps since the last evaluation
     for step in range(1, cfg.steps + 1):
         n_real = int(rng.binomial(cfg.batch, cfg.real_frac)) if real_set else 0
         pairs = [crop_of(real_set) for _ in range(n_real)] + [crop_of(train_set) for _ in range(cfg.batch - n_real)]
@@ -431,10 +431,11 @@ def train_heatmap(real: list[FrameImage], holdout: list[FrameImage], cfg: Heatma
         opt.step()
         sched.step()
         run_loss += float(loss.detach())
+        since += 1
         if step % cfg.eval_every == 0 or step == cfg.steps:
             rec = evaluate(step)
-            rec["train_loss"] = run_loss / cfg.eval_every
-            run_loss = 0.0
+            rec["train_loss"] = run_loss / since  # a last evaluation off the eval_every grid has fewer steps
+            run_loss, since = 0.0, 0
             history.append(rec)
             msg = (f"step {step}: loss {rec['train_loss']:.3f}; at threshold {rec['threshold']:.2f} "
                    f"held-out sim F1 {rec['holdout_sim']['f1']:.3f}"

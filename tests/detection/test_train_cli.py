@@ -230,3 +230,14 @@ def test_the_model_card_commands_give_the_bundled_configs(repo_dir, name):
         assert words[:3] == ["sacmap", "detect", "train"]
         cfg = train_config(_parse(*words[3:]))
     assert _same_recipe(cfg, stored["config"]) == []
+
+
+def test_the_last_evaluation_off_the_grid_averages_its_own_steps():
+    # 2 steps evaluated at step 2 whether eval_every is 2 or 1000: the same run, so the same mean loss
+    from sacmap.detection.heatmap_training import train_heatmap
+
+    kw = dict(width=(4, 8), steps=2, batch=2, crop=32, n_sim=2, sim_frame_px=48, threads=1)
+    _, on = train_heatmap([], [], HeatmapTrainConfig(eval_every=2, **kw))
+    _, off = train_heatmap([], [], HeatmapTrainConfig(eval_every=1000, **kw))
+    assert [h["step"] for h in off["history"]] == [2]
+    assert off["history"][0]["train_loss"] == on["history"][0]["train_loss"] > 0
