@@ -299,7 +299,7 @@ def section_pairs(weights, model) -> None:
             t = truth[["x_px", "y_px"]].to_numpy()
             d = detect_image(img, pixel_size_nm=PX, weights=weights, settings=Settings(refine=False), **kw)
             d = d.atoms[["x_px", "y_px"]].to_numpy()
-            xr, yr, _ = _refine(np.asarray(img, float), d[:, 0], d[:, 1], PX)
+            xr, yr, *_ = _refine(np.asarray(img, float), d[:, 0], d[:, 1], PX)
             r = np.c_[xr, yr]
             sh.append((share(t), share(d), share(r)))
             pi, ti = match(d, t, MATCH_NM / PX)

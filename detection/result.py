@@ -211,10 +211,11 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     atom, the detected atom it came from (``parent``). Each position moves from the detector's towards the fit by
     the weight the image gives the fit (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean
     images, not at all where the support texture makes the fits no better than the detector); atoms whose fit hit a
-    bound (or left the image) keep the detector's position. With ``s.split_pairs`` merged close pairs found by
+    bound (or left the image) keep the detector's position, and close-pair atoms with a fit error ≤ 10 pm take the
+    fit (its pair separation is unbiased, the detector's is not). With ``s.split_pairs`` merged close pairs found by
     :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for
     them), appended after the detected ones. ``pos_err_px`` is the fit's 1-σ error."""
-    from sacmap.detection.refine import RefineOptions, combine_with_start, refine
+    from sacmap.detection.refine import PAIR_FIT_NM, PRECISE_FIT_NM, RefineOptions, combine_with_start, refine
     from sacmap.detection.split import SplitOptions
 
     s = s or Settings()
@@ -227,7 +228,8 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     ok = ref["fit_ok"].to_numpy(bool) & (xf >= -0.5) & (xf <= w - 0.5) & (yf >= -0.5) & (yf <= h - 0.5)
     split = np.bincount(parent, minlength=n)[parent] > 1
     xy = combine_with_start(np.c_[x, y][parent], np.c_[xf, yf], ref["pos_err_px"].to_numpy(float),
-                            ref["group"].to_numpy(int), ok & ~split)
+                            ref["group"].to_numpy(int), ok & ~split, pair_px=PAIR_FIT_NM / px,
+                            precise_px=PRECISE_FIT_NM / px)
     xy[split & ok] = np.c_[xf, yf][split & ok]
     return xy[:, 0], xy[:, 1], {k: ref[k].to_numpy(float) for k in ("intensity", "sigma_px", "pos_err_px")}, parent
 
