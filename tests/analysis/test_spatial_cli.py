@@ -196,3 +196,13 @@ def test_stats_detector_aware_needs_the_image(tmp_path, capsys):
     assert cli.main(["stats", str(path), "-o", str(tmp_path / "o"), "--nsim", "19", "--null", "csr",
                      "--random-runs", "0", "--detector-aware"]) == 2
     assert "--image" in capsys.readouterr().err
+
+
+def test_detector_aware_null_detects_with_the_records_model():
+    # the null must run the detector that made the record: its JSON "model" block names it
+    from sacmap.workflows.cli.stats import _record_model
+
+    assert _record_model({"kind": "combined", "file": "detector.pt+heatmap.pt"}) == "combined"
+    assert _record_model({"kind": "cnn", "file": "detector.pt"}) == "paper"
+    assert _record_model({"kind": "heatmap", "file": "heatmap.pt"}) == "heatmap"
+    assert _record_model({"kind": "heatmap", "file": "mine.pt"}) is None and _record_model(None) is None

@@ -54,7 +54,8 @@ def register(subparsers) -> None:
                    "2 worker processes, about 0.5 s of CPU per simulated 512² image)")
     p.add_argument("--image", type=Path, default=None, help="the observed image for --detector-aware (default: "
                    "the record's image, from its JSON)")
-    p.add_argument("--model", default=None, help="detector model for --detector-aware (default: the pipeline's)")
+    p.add_argument("--model", default=None, help="detector model for --detector-aware (default: the one the "
+                   "record's JSON names, else the pipeline's)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("-o", "--outdir", type=Path, default=None, help="output folder (default: <coords stem>_stats)")
     p.set_defaults(func=run_stats)
@@ -190,6 +191,16 @@ def _record_image(args) -> Path:
                              "JSON names none that exists)")
 
 
+def _record_model(block) -> str | None:
+    """The bundled model a detection record's ``model`` block names (``{"kind", "file"}``), else None: the
+    detector-aware null must detect with the detector that made the record."""
+    if not isinstance(block, dict):
+        return None
+    if block.get("kind") == "combined":
+        return "combined"
+    return {"detector.pt": "paper", "heatmap.pt": "heatmap"}.get(block.get("file"))
+
+
 def _detector_aware(args, obs, out, nulls) -> None:
     """detector_aware_<null>.json / envelope_detector_aware_<null>.csv / detector_aware_<null>.png per null."""
     import json
@@ -201,8 +212,12 @@ def _detector_aware(args, obs, out, nulls) -> None:
     path = _record_image(args)
     image, pixel, _ = read_image(path, obs.pixel_size_nm)
     meta = args.coords.with_suffix(".json")
-    settings = json.loads(meta.read_text()).get("settings") if meta.is_file() else None
-    detect = default_detector(settings, model=args.model)
+    rec = json.loads(meta.read_text()) if meta.is_file() else {}
+    model = args.model or _record_model(rec.get("model"))
+    if args.model is None and rec.get("model") and model is None:
+        print(f"  note: {meta.name} was made with weights {rec['model'].get('file')!r}; the null detects with the "
+              "default model (give --model)")
+    detect = default_detector(rec.get("settings"), model=model)
     for null in nulls:
         kw = {"c_nm": args.c_nm} if null == "repulsive" else {}
         res = detector_aware_test(obs, image, null=null, function=args.function, nsim=args.nsim, seed=args.seed,
