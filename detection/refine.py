@@ -450,7 +450,7 @@ def _uncertainty(batch, P, B, r, parts, s0, opt, x_start):
 
 
 def correlation_inflation(residual: np.ndarray, s0: float, mask: np.ndarray | None = None,
-                          max_side: int = 768) -> float:
+                          max_side: int = 768, order: int = 1) -> float:
     """Factor by which spatially correlated noise (support texture) inflates the variance of a fitted position
     over the white-noise value s²·(JᵀJ)⁻¹.
 
@@ -461,7 +461,9 @@ def correlation_inflation(residual: np.ndarray, s0: float, mask: np.ndarray | No
     2.5 σ₀ (what each fit's local plane absorbs; the same sum for high-passed white noise is divided out), over
     ``mask`` (default: every pixel; restricting it to the fitted windows biased the factor low by 10–30 %) in a
     central crop of at most ``max_side``² px (stationarity assumed). Not on the fit residuals themselves: a least-squares residual is
-    orthogonal to J and would hide exactly the correlation that matters.
+    orthogonal to J and would hide exactly the correlation that matters. ``order`` 2 takes ∂²/∂x² of the Gaussian
+    instead (the leading difference between one atom and two close ones, :mod:`sacmap.detection.split`): finer than
+    ∂/∂x, so smooth texture inflates it less.
     """
     from scipy import ndimage as ndi
 
@@ -490,7 +492,7 @@ def correlation_inflation(residual: np.ndarray, s0: float, mask: np.ndarray | No
     rho = rho / rho[0, 0]
     g = np.arange(-3 * k, 3 * k + 1, dtype=float)
     gy, gx = np.meshgrid(g, g, indexing="ij")
-    jx = gx * np.exp(-(gx**2 + gy**2) / (2 * s0**2))
+    jx = (gx if order == 1 else gx**2 - s0**2) * np.exp(-(gx**2 + gy**2) / (2 * s0**2))
     n = len(g) + k + 1
     fj = np.fft.rfft2(jx, (n, n))
     a = np.fft.irfft2(fj * np.conj(fj), (n, n))
@@ -671,9 +673,10 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
     if opt.split is not None:  # model-order selection: merged pairs become two atoms, everything refitted
         from sacmap.detection.split import split_merged
 
-        inflation = correlation_inflation(img - state[4].reshape(img.shape), s0)
+        inflation = correlation_inflation(img - state[4].reshape(img.shape), s0, order=2)
         min_sep = opt.split.min_sep_nm / pixel_size_nm if pixel_size_nm else opt.split.min_sep_sigma * s0
-        xy, parent, state, n_cand = split_merged(img, xy, state, s0, inflation, opt, opt.split, min_sep, _run)
+        xy, parent, state, n_cand = split_merged(img, xy, state, s0, noise2, inflation, opt, opt.split, min_sep,
+                                                  _run)
     P_all, gid, batches, results, total = state
     err = np.full(len(xy), np.nan)
     for bi, (b, members, _B) in enumerate(batches):

@@ -45,12 +45,12 @@ class SplitOptions:
     min_sep_nm: float = 0.15  # closest accepted spacing of the two (nm; min_sep_sigma σ₀ without a pixel size)
     min_sep_sigma: float = 1.25
     max_sep_sigma: float = 2.5  # farthest accepted spacing, σ₀ (farther pairs show a dip: the detector resolves them)
-    min_peak: float = 0.3  # each partner's peak ≥ this × the median peak of the non-candidate atoms
+    min_peak: float = 0.2  # each partner's peak ≥ this × the median peak of the non-candidate atoms
     cand_intensity: float = 1.4  # candidates: integrated intensity ≥ this × median ...
     cand_sigma: float = 1.08  # ... or fitted σ ≥ this × σ₀ ...
     cand_chi2: float = 2.0  # ... or one-atom χ² per px ≥ this × inflation (white-noise units)
     rounds: int = 3  # test rounds (a merged trimer can become three; rejected candidates are retested)
-    iterations: int = 12  # Levenberg–Marquardt iterations of each test fit
+    iterations: int = 10  # Levenberg–Marquardt iterations of each test fit
     max_shift_sigma: float = 2.0  # largest move of a partner from its start (σ₀; the axis guess can be off)
     window_sigma: float = 3.0  # half-width of the test window, σ₀ (≤ 3: the refinement draws atoms within 3 σ₀)
 
@@ -71,10 +71,11 @@ class SplitOptions:
                                       f"{self.rounds}, {self.iterations}")
 
 
-def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOptions, min_sep_px: float, run):
+def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float, opt, sopt: SplitOptions,
+                 min_sep_px: float, run):
     """Test the refined atoms of ``img`` for merged pairs (module docstring) and refit after each round of splits.
 
-    ``xy`` (N, 2) px: the starting positions of the refinement ``state`` = ``run(img, xy, s0, opt, noise2)``
+    ``xy`` (N, 2) px: the starting positions of the refinement ``state`` = ``run(img, xy, s0, opt, noise2_fit)``
     (:func:`sacmap.detection.refine._run`: parameters, groups, batches, fits, model image); each round that accepts
     splits replaces each split atom by its two and refits every atom jointly (``run`` again, from the current
     fits), so the neighbours of a split are fitted with its new light. Returns ``(xy, parent, state, n_cand)``: the
@@ -85,6 +86,7 @@ def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOp
     n = len(xy)
     parent = np.arange(n)
     n_cand = 0
+    _STATS.clear()
     for _round in range(sopt.rounds):
         P, total = state[0], state[4]
         if not len(P):
@@ -110,8 +112,7 @@ def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOp
         xy[ci] = P2[acc, 0, :2]
         xy = np.concatenate([xy, P2[acc, 1, :2]])
         parent = np.concatenate([parent, parent[ci]])
-        noise_img = max(pixel_noise(img), 1e-6 * (np.ptp(img) or 1.0)) ** 2
-        state = run(img, xy, s0, opt, noise_img)
+        state = run(img, xy, s0, opt, noise2_fit)
         # a split whose atoms the joint refit brought closer than min_sep to any atom is undone (the added one
         # dropped, its parent refitted): the data did not hold two atoms there after all
         new = np.arange(len(P), len(xy))
@@ -123,7 +124,8 @@ def split_merged(img, xy, state, s0: float, inflation: float, opt, sopt: SplitOp
             xy = state[0][keep, :2].copy()
             xy[ci[bad]] = P[ci[bad], :2]
             parent = parent[keep]
-            state = run(img, xy, s0, opt, noise_img)
+            state = run(img, xy, s0, opt, noise2_fit)
+            _STATS["undone"] = _STATS.get("undone", 0) + int(bad.sum())
             if bad.all():
                 break
     return xy, parent, state, n_cand
@@ -213,11 +215,9 @@ def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref
            & (sep >= min_sep_px) & (sep <= sopt.max_sep_sigma * s0)
            & (P2[:, :, 2].min(1) >= sopt.min_peak * ref_peak)
            & ok2.all(1))
-    _STATS.update(tested=G, accepted=int(acc.sum()))
-    _STATS.setdefault("log", []).append(dict(gain=gain, bic=4.0 * np.log(np.maximum(n_px, 2.0)), rel=(chi1 - chi2) / np.maximum(chi1, 1e-30),
-                                            sep=sep, minsep=min_sep_px, peak=P2[:, :, 2].min(1) / ref_peak, ok2=ok2.all(1), acc=acc,
-                                            sg=sg / s0, shift=shift / s0, inside=inside.all(1), p0=P2[:, :, 2] > 0))
+    _STATS.setdefault("tested", []).append(G)
+    _STATS.setdefault("accepted", []).append(int(acc.sum()))
     return acc, P2
 
 
-_STATS: dict = {}  # last test's candidates and accepted splits (diagnostics)
+_STATS: dict = {}  # last split_merged call: candidates tested and splits accepted per round, undone (diagnostics)

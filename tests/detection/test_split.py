@@ -72,7 +72,7 @@ def test_support_texture_alone_is_not_split():
     bg = simulate_background(seed=3)
     img, _ = simulate_image(np.empty((0, 2)), seed=3, background=bg)
     sm = ndi.gaussian_filter(np.asarray(img, float), 4.0)
-    peaks = np.argwhere((sm == ndi.maximum_filter(sm, 25)))[:, ::-1]
+    peaks = np.argwhere(sm == ndi.maximum_filter(sm, 25))[:, ::-1]
     peaks = peaks[(peaks > 20).all(1) & (peaks < 492).all(1)]
     peaks = peaks[np.argsort(-sm[peaks[:, 1], peaks[:, 0]])][:60].astype(float)
     assert len(peaks) >= 30
@@ -92,3 +92,25 @@ def test_split_options_are_checked():
     # no atoms: nothing to split, the empty table keeps its columns
     out = refine(np.ones((20, 20)), np.empty((0, 2)), options=SPLIT)
     assert len(out) == 0 and "parent" in out.columns
+
+
+def test_pipeline_recovers_merged_pairs_of_a_dense_clean_image():
+    # 6 atoms/nm2, 0.25-nm hard core, 30 % dimers + 30 % trimers (0.20-0.26-nm bonds), clean, 256²: the heat map
+    # gives one peak per unresolved pair; Settings(split_pairs=True) adds the partners without spurious atoms
+    # (measured here: recall 0.77 -> 0.92, precision 1.00 -> 0.98; on 512², seed 0: 0.81 -> 0.93, 1.00 -> 0.98)
+    from sacmap.detection.evaluate import evaluate_xy
+    from sacmap.detection.pipeline import Settings, detect_image
+    from sacmap.detection.simulate import simulate_sample
+
+    img, truth, _ = simulate_sample(6.0, seed=0, shape=(256, 256), min_dist_nm=0.25, dimer_fraction=0.3,
+                                    trimer_fraction=0.3, noise=False, texture_sd=0.0, vacuum_texture_sd=0.0)
+    t = truth[["x_px", "y_px"]].to_numpy()
+    r = {}
+    for on in (False, True):
+        res = detect_image(img, pixel_size_nm=PX, model="heatmap", settings=Settings(split_pairs=on))
+        r[on] = evaluate_xy(res.atoms[["x_px", "y_px"]].to_numpy(), t, 0.15 / PX)
+        if on:  # the added atoms carry their parent's score and component size (columns unchanged)
+            assert res.atoms["score"].notna().all() and res.atoms["intensity"].notna().all()
+            assert res.settings["split_pairs"] is True
+    assert r[True]["recall"] >= r[False]["recall"] + 0.06, r
+    assert r[True]["precision"] >= 0.97, r
