@@ -41,6 +41,9 @@ the image minus its neighbours, and jointly with its closest ones.
   the 1-σ error of one coordinate.
 
 :func:`combine_with_start` (used by the pipeline) weighs each fit against the detector position it started from.
+With ``RefineOptions.split`` (a :class:`sacmap.detection.split.SplitOptions`) each fitted atom is also tested for a
+merged close pair (one atom or two, BIC on the correlation-corrected χ²) and the image refitted after each round of
+accepted splits (:mod:`sacmap.detection.split`).
 
 Intensities are in the units of the image given × px² (the integral a·2πσ² of the Gaussian above the local
 background); widths and positions in px of the image. Deterministic (no randomness).
@@ -638,10 +641,12 @@ def refine(
 
     Returns
     -------
-    DataFrame with one row per input atom, in input order, columns :data:`REFINE_COLUMNS`: ``x_px, y_px``
+    DataFrame with one row per input atom, in input order (with ``options.split``: then one row per atom added by
+    :mod:`sacmap.detection.split`), columns :data:`REFINE_COLUMNS`: ``x_px, y_px``
     (refined), ``intensity`` (a·2πσ², image units · px²), ``sigma_px``, ``pos_err_px`` (1-σ error of one
     coordinate, px), ``fit_ok`` (False where a bound was hit: position moved the largest allowed distance,
-    σ at σ₀/2 or 2σ₀, or peak 0), ``group`` (id of the jointly fitted group). ``attrs['sigma0_px']`` holds σ₀.
+    σ at σ₀/2 or 2σ₀, or peak 0), ``group`` (id of the jointly fitted group), ``parent`` (the input atom the row
+    came from: its own index, or for an added atom the one it was split from). ``attrs['sigma0_px']`` holds σ₀.
 
     BLAS runs on one thread here: the fits are many tiny solves, and a multi-threaded BLAS on a loaded 2-core
     machine spins 10–30× slower on them.

@@ -39,7 +39,14 @@ class Settings:
     keeps the heat-map peaks between its own threshold and ``combine_score`` that lie that close to a kept one
     (:func:`sacmap.detection.combine.with_partners`: the weaker peak of a close pair; 0 = off); ``refine`` fits
     2-D Gaussians (:mod:`sacmap.detection.refine`) to every atom (intensity, width, error; positions moved towards
-    the fits by the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`).
+    the fits by the weight the image gives them, see :func:`sacmap.detection.refine.combine_with_start`);
+    ``split_pairs`` (off by default) adds the model-order selection of :mod:`sacmap.detection.split` to the
+    refinement: a fitted atom that two atoms ≥ 0.15 nm apart explain better (Δχ², corrected for the residuals'
+    spatial correlation, above ``split_penalty`` × BIC) becomes two. The added atom's row is appended after the
+    detected ones and carries its parent's ``score`` and ``component_size`` (as the atoms of a GMM split share
+    their component's), so the record's columns are unchanged. Measured (docs/detection.md): clean dense
+    multimer images recall 0.81 → 0.93 (precision 1.00 → 0.98); the real and randomised calibrated-noise images
+    unchanged (no split accepted); a step edge in the image (the seams of a tiled image) is split.
     """
 
     threshold: float | None = None
