@@ -23,9 +23,10 @@ As in StatSTEM / Atomap model fitting, each *candidate* atom of the refined mode
 
 Candidates (to keep it fast): atoms with an integrated intensity ≥ ``cand_intensity`` × the median, a width
 ≥ ``cand_sigma``·σ₀ or a one-atom χ² per pixel ≥ ``cand_chi2`` × inflation. After each round with accepted splits
-every atom is refitted jointly (the refinement again, from the current fits), a split whose atoms the refit
-brings closer than ``min_sep_nm`` to any atom is undone, and the candidates are tested again (``rounds``:
-trimers, and pairs whose neighbours' light was wrong before). The fits reuse the refinement's batched
+the atoms within reach of them are refitted jointly (the refinement on the image minus every other atom's light),
+a split whose atoms that refit brings closer than ``min_sep_nm`` to any atom is undone, and the candidates are
+tested again (``rounds``: trimers, and pairs whose neighbours' light was wrong before); at the end the whole image
+is refitted once from the current atoms (an added atom then closer than ``min_sep_nm`` to another is dropped). The fits reuse the refinement's batched
 Levenberg–Marquardt (``_Batch``, ``_fit_batch``, ``_cost`` of :mod:`sacmap.detection.refine`).
 
 Tuned on clean simulations (dense hard-core multimer images at 0.018, 0.029 and 0.040 nm/px, atom FWHM 0.20 and
@@ -87,15 +88,17 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
 
     ``xy`` (N, 2) px: the starting positions of the refinement ``state`` = ``run(img, xy, s0, opt, noise2_fit)``
     (:func:`sacmap.detection.refine._run`: parameters, groups, batches, fits, model image); each round that accepts
-    splits replaces each split atom by its two and refits every atom jointly (``run`` again, from the current
-    fits), so the neighbours of a split are fitted with its new light. Returns ``(xy, parent, state, n_cand)``: the
-    starts of the last refit (N + M, the M added atoms after the inputs), the input atom each row came from, the
-    last state and the number of first-round candidates."""
-    from sacmap.detection.refine import pixel_noise
+    splits replaces each split atom by its two and refits the atoms near them (:func:`_refit_near`), so the
+    neighbours of a split are fitted with its new light; after the last round the whole image is refitted with
+    ``run`` from the current atoms. Returns ``(xy, parent, state, n_cand)``: the starts of the last refit (N + M,
+    the M added atoms after the inputs), the input atom each row came from, the last state and the number of
+    first-round candidates."""
+    from sacmap.detection.refine import _splat, pixel_noise
 
     n = len(xy)
     parent = np.arange(n)
     n_cand = 0
+    changed = False
     _STATS.clear()
     for _round in range(sopt.rounds):
         P, total = state[0], state[4]
@@ -118,27 +121,56 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
         if not acc.any():
             break
         ci = cand[acc]
-        xy = P[:, :2].copy()
-        xy[ci] = P2[acc, 0, :2]
-        xy = np.concatenate([xy, P2[acc, 1, :2]])
+        new = np.arange(len(P), len(P) + len(ci))
+        P_next = np.concatenate([P, P2[acc, 1]])
+        P_next[ci] = P2[acc, 0]
         parent = np.concatenate([parent, parent[ci]])
-        state = run(img, xy, s0, opt, noise2_fit)
+        # refit the splits' neighbourhoods (the rest of the image held fixed); the whole image once at the end
+        P_next, total = _refit_near(img, P_next, np.r_[ci, new], s0, noise2_fit, opt, run)
         # a split whose atoms the joint refit brought closer than min_sep to any atom is undone (the added one
-        # dropped, its parent refitted): the data did not hold two atoms there after all
-        new = np.arange(len(P), len(xy))
-        close = cKDTree(state[0][:, :2]).query(state[0][np.r_[ci, new], :2], k=2)[0][:, 1] < min_sep_px
+        # dropped, its parent back at its one-atom fit): the data did not hold two atoms there after all
+        close = cKDTree(P_next[:, :2]).query(P_next[np.r_[ci, new], :2], k=2)[0][:, 1] < min_sep_px
         bad = close[: len(ci)] | close[len(ci):]
         if bad.any():
-            keep = np.ones(len(xy), bool)
+            keep = np.ones(len(P_next), bool)
             keep[new[bad]] = False
-            xy = state[0][keep, :2].copy()
-            xy[ci[bad]] = P[ci[bad], :2]
-            parent = parent[keep]
+            P_next[ci[bad]] = P[ci[bad]]
+            P_next, parent = P_next[keep], parent[keep]
+            total = _splat(img.shape, P_next, max(int(np.ceil(3.0 * s0)), 3))
+            _STATS["undone"] = _STATS.get("undone", 0) + int(bad.sum())
+        if not (~bad).any():
+            break
+        state = (P_next, None, None, None, total)
+        changed = True
+    if changed:  # the whole image refitted jointly from the current atoms: groups, fits and errors for refine
+        xy = state[0][:, :2].copy()
+        state = run(img, xy, s0, opt, noise2_fit)
+        d, _ = cKDTree(state[0][:, :2]).query(state[0][n:, :2], k=2)
+        bad = d[:, 1] < min_sep_px  # an added atom the joint refit put onto another: dropped, refitted once more
+        if bad.any():
+            keep = np.ones(len(xy), bool)
+            keep[n + np.flatnonzero(bad)] = False
+            xy, parent = state[0][keep, :2].copy(), parent[keep]
             state = run(img, xy, s0, opt, noise2_fit)
             _STATS["undone"] = _STATS.get("undone", 0) + int(bad.sum())
-            if bad.all():
-                break
     return xy, parent, state, n_cand
+
+
+def _refit_near(img, P, idx, s0, noise2, opt, run):
+    """Refit the atoms within reach of atoms ``idx`` (``run``, the refinement, on the image minus the light of all
+    others, which stay as they are): (P (N, 4), model image (h·w)) afterwards."""
+    from sacmap.detection.refine import _splat
+
+    splat_half = max(int(np.ceil(3.0 * s0)), 3)
+    reach = (opt.link_sigma + 2 * opt.window_sigma + 3.0) * s0
+    near = np.zeros(len(P), bool)
+    for lst in cKDTree(P[:, :2]).query_ball_point(P[idx, :2], reach):
+        near[lst] = True
+    fixed = _splat(img.shape, P[~near], splat_half)
+    sub = run(img - fixed.reshape(img.shape), P[near, :2].copy(), s0, opt, noise2)
+    P = P.copy()
+    P[near] = sub[0]
+    return P, fixed + sub[4]
 
 
 def _window(img, P, total, idx, s0, sopt):
