@@ -93,7 +93,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
     ``run`` from the current atoms. Returns ``(xy, parent, state, n_cand)``: the starts of the last refit (N + M,
     the M added atoms after the inputs), the input atom each row came from, the last state and the number of
     first-round candidates."""
-    from sacmap.detection.refine import _splat, pixel_noise
+    from sacmap.detection.gaussfit import _splat, pixel_noise
 
     n = len(xy)
     parent = np.arange(n)
@@ -159,7 +159,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
 def _refit_near(img, P, idx, s0, noise2, opt, run):
     """Refit the atoms within reach of atoms ``idx`` (``run``, the refinement, on the image minus the light of all
     others, which stay as they are): (P (N, 4), model image (h·w)) afterwards."""
-    from sacmap.detection.refine import _splat
+    from sacmap.detection.gaussfit import _splat
 
     splat_half = max(int(np.ceil(3.0 * s0)), 3)
     reach = (opt.link_sigma + 2 * opt.window_sigma + 3.0) * s0
@@ -175,7 +175,7 @@ def _refit_near(img, P, idx, s0, noise2, opt, run):
 
 def _window(img, P, total, idx, s0, sopt):
     """One-atom batch of the atoms ``idx`` (windows at their positions) and the light of all other atoms in it."""
-    from sacmap.detection.refine import _Batch, _own_light
+    from sacmap.detection.gaussfit import _Batch, _own_light
 
     half = max(int(np.ceil(min(sopt.window_sigma, 3.0) * s0)), 2)
     b = _Batch(np.arange(len(idx))[:, None], img, half, P[idx, :2])
@@ -202,7 +202,7 @@ def _one_atom_chi2(img, P, total, idx, s0, noise2, sopt):
 
 def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref_peak):
     """Fit one and two atoms at each candidate: (accepted (G,), two-atom parameters (G, 2, 4))."""
-    from sacmap.detection.refine import _Batch, _cost, _fit_batch
+    from sacmap.detection.gaussfit import _Batch, _cost, _fit_batch
 
     G = len(cand)
     opt = dataclasses.replace(opt, max_shift_sigma=sopt.max_shift_sigma)
