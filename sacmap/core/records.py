@@ -8,7 +8,11 @@ Per image ``<stem>``:
   probability), ``component_size`` (px² of the connected component the atom came from), ``element`` (label or
   empty), and from the 2-D Gaussian refinement (:mod:`sacmap.detection.refine`; empty when not refined):
   ``intensity`` (integrated intensity above the local background, raw image units · px²), ``sigma_px`` (the
-  Gaussian's width σ, px), ``pos_err_px`` (1-σ uncertainty of one coordinate, px);
+  Gaussian's width σ, px), ``pos_err_px`` (1-σ uncertainty of one coordinate, px). ``score`` and
+  ``component_size`` of the default combination: heat-map atoms carry their peak height and 0, CNN atoms their
+  probability and component size; atoms added by the refinement's pair split (``Settings.split_pairs``, ``sacmap
+  detect --split-pairs``) come after the detected ones with the ``score`` and ``component_size`` of the atom they
+  were split from;
 * ``<stem>.json`` — the summary, keys :data:`DETECTION_JSON_KEYS` (pixel size nm/px, image shape in px, support
   area nm², threshold, counts, the settings used, the file names);
 * ``<stem>_support.png`` — the support mask (white = support), the window of every statistic of the image;
