@@ -3,9 +3,6 @@ missing the unresolvable partners, duplicated, shifted."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,12 +13,8 @@ FIELD = (512 * PX, 512 * PX)
 
 
 @pytest.fixture(scope="module")
-def bench():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "detection_accuracy.py"
-    spec = importlib.util.spec_from_file_location("detection_accuracy_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_benchmark):
+    return load_benchmark("detection_accuracy")
 
 
 @pytest.fixture(scope="module")

@@ -34,24 +34,13 @@ def test_precise_close_pair_fits_are_taken_whatever_the_weight():
     assert np.allclose(combine_with_start(start, fit, pe, group, ok, pair_px=5.0, precise_px=0.1)[60:], kept[60:])
 
 
-def _renderer():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "independent_renderer.py"
-    spec = importlib.util.spec_from_file_location("independent_renderer", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_pair_separations_keep_the_multimer_share_on_an_independent_renderer():
+def test_pair_separations_keep_the_multimer_share_on_an_independent_renderer(load_benchmark):
     # 4 atoms/nm2, 0.20-nm hard core, 40 % dimers at 0.20-0.26 nm, 0.10-nm atoms at 0.03 nm/px, 2e5 e/nm2.
     # Measured: multimer share truth 0.249, pipeline 0.251; with the detector's own positions 0.141 (its pairs
     # too wide by a few pm); F1 1.00 either way
     from sacmap.detection.pipeline import detect_image
 
-    r = _renderer()
+    r = load_benchmark("independent_renderer")
     img, xy, _ = r.scene(0.03, 0.10, 2e5, 0.8, "hc+dimer", 4.0)
     det = detect_image(img, pixel_size_nm=0.03).atoms[["x_nm", "y_nm"]].to_numpy()
     assert abs(len(det) / len(xy) - 1) < 0.03 and r.score(xy, det)["f1"] > 0.97
