@@ -12,8 +12,9 @@ calibrated texture) is not what it is scored on:
 * positions: random with a floor (``random``), or a 0.20-nm hard core with 40 % of the units dimers at 0.20–0.26 nm
   (``hc+dimer``), in a 15 × 15 nm field (10 × 10 nm below 0.02 nm/px).
 
-Columns per row: true density, detected / true density, F1 within 0.15 nm (Hungarian), multimer share (NND ≤
-0.22 nm over the field, no edge correction) true / detected, and the median pair-separation error of detected true
+Columns per row: true density, detected / true density, F1 within 0.15 nm (Hungarian), Clark–Evans true / detected
+(Donnelly edge correction, the square field), multimer share (NND ≤ 0.22 nm over the field, no edge correction)
+true / detected, and the median pair-separation error of detected true
 pairs ≤ 0.26 nm (pm). ``tests/detection/test_pair_positions.py`` renders with :func:`render` too.
 """
 
@@ -96,6 +97,18 @@ def multimer_share(xy: np.ndarray) -> float:
     return float(np.mean(d[:, 1] <= 0.22))
 
 
+def clark_evans(xy: np.ndarray, side_nm: float) -> float:
+    """Clark–Evans ratio of the pattern in the square field (Donnelly edge correction,
+    ``sacmap.analysis.spatial.descriptors.clark_evans``)."""
+    from sacmap.analysis.spatial.descriptors import clark_evans as ce
+    from sacmap.analysis.spatial.descriptors import nearest_neighbour_distances
+
+    if len(xy) < 3:
+        return float("nan")
+    nnd, _ = nearest_neighbour_distances(np.asarray(xy, float))
+    return float(ce(float(nnd.mean()), len(xy), side_nm * side_nm, 4 * side_nm)["clark_evans"])
+
+
 def score(truth: np.ndarray, pred: np.ndarray) -> dict:
     """F1 within 0.15 nm (one-to-one), and the median separation error (pm) of true pairs ≤ 0.26 nm found whole."""
     if len(pred) == 0:
@@ -123,8 +136,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     print("| model | nm/px | core FWHM nm | dose e/nm² | peak | arrangement | ρ true | ρ det / true | F1 0.15 nm "
-          "| multimer true / det | pair sep. error pm |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| Clark–Evans true / det | multimer true / det | pair sep. error pm |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for px, fwhm, dose, peak in CONDITIONS[:5] if a.quick else CONDITIONS:
         for arrangement, density in ARRANGEMENTS:
             img, xy, side = scene(px, fwhm, dose, peak, arrangement, density)
@@ -132,7 +145,8 @@ def main(argv=None) -> int:
                 det = AtomDetector(model).detect(img, pixel_nm=px)[["x_nm", "y_nm"]].to_numpy()
                 s = score(xy, det)
                 print(f"| {model} | {px} | {fwhm} | {dose:.0e} | {peak} | {arrangement} | {len(xy) / side**2:.2f} | "
-                      f"{len(det) / len(xy):.2f} | {s['f1']:.3f} | {multimer_share(xy):.3f} / "
+                      f"{len(det) / len(xy):.2f} | {s['f1']:.3f} | {clark_evans(xy, side):.3f} / "
+                      f"{clark_evans(det, side):.3f} | {multimer_share(xy):.3f} / "
                       f"{multimer_share(det):.3f} | {s['sep_pm']:+.1f} |", flush=True)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
