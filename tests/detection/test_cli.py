@@ -75,6 +75,7 @@ def test_bundled_detections_are_reproduced(detected, repo_dir):
         (["IMG", "-o", "OUT", "--pixel-size", "-0.1"], "--pixel-size"),
         (["IMG", "-o", "OUT", "--batch", "0"], "--batch"),
         (["IMG", "-o", "OUT", "--split-area", "-5"], "--split-area"),
+        (["IMG", "-o", "OUT", "--wide-ratio", "-1"], "--wide-ratio"),
         (["IMG", "-o", "OUT", "--threads", "two"], "--threads"),
         (["evaluate", "--pred", "P", "--truth", "T", "--radius-px", "0"], "--radius-px"),
         (["train", "--data", "D", "--split", "S", "-o", "W", "--epochs", "0"], "--epochs"),
@@ -188,3 +189,7 @@ def test_split_pairs_flag_reaches_the_refinement(tmp_path):
         assert js["settings"]["split_pairs"] is bool(flag)
         counts[bool(flag)] = js["n_atoms"]
     assert counts[False] < counts[True] <= len(truth) * 1.03, (counts, len(truth))
+    # --wide-ratio reaches the settings too (on this clean image no atom is wider than its neighbours)
+    assert main(["detect", str(path), "-o", str(tmp_path / "wide"), "--no-overlay", "--wide-ratio", "1.8"]) == 0
+    js = json.loads((tmp_path / "wide" / "dense.json").read_text())
+    assert js["settings"]["wide_ratio"] == 1.8 and js["n_atoms"] == counts[False]
