@@ -141,6 +141,21 @@ def _cost(batch, P, B, target, t0, inv_prior, noise2, amp=None):
     return c, r, parts
 
 
+def _amp_args(x_start, s0, opt):
+    """Arguments (x_start, 1/sd, pair spacing px) of the peak prior of unresolved pairs for groups starting at
+    ``x_start`` (G, K, 2), or None when the prior is off (``opt.amp_prior`` 0) or the groups have one atom."""
+    if opt.amp_prior <= 0 or x_start.shape[1] < 2:
+        return None
+    return x_start, 1.0 / opt.amp_prior, opt.amp_pair_sigma * s0
+
+
+def within_bounds(peak, sigma, shift, s0: float, max_shift_sigma: float):
+    """True where a fit stayed off the bounds :func:`_fit_batch` enforces: peak > 0, σ strictly inside
+    [σ₀/2, 2σ₀] and the move from the start below ``max_shift_sigma``·σ₀ (arrays of peaks, σ and moves, px)."""
+    return ((peak > 0) & (sigma > 0.5 * s0 * 1.001) & (sigma < 2 * s0 * 0.999)
+            & (shift < max_shift_sigma * s0 * 0.999))
+
+
 def _fit_batch(batch, P, B, others, x_start, s0, opt, noise2, iterations):
     """Levenberg–Marquardt on one batch; P, B updated in place. ``others`` (G, n): light of other groups."""
     G, K, _ = P.shape
@@ -151,7 +166,7 @@ def _fit_batch(batch, P, B, others, x_start, s0, opt, noise2, iterations):
     npar = 4 * K + 3
     tidx = np.arange(3, 4 * K, 4)
     aidx = np.arange(2, 4 * K, 4)
-    amp = (x_start, 1.0 / opt.amp_prior, opt.amp_pair_sigma * s0) if opt.amp_prior > 0 and K > 1 else None
+    amp = _amp_args(x_start, s0, opt)
     cost, r, parts = _cost(batch, P, B, target, t0, inv_prior, noise2, amp)
     max_shift = opt.max_shift_sigma * s0
     for _ in range(iterations):

@@ -60,6 +60,7 @@ from scipy.spatial import cKDTree
 
 from sacmap.detection.errors import DetectionInputError
 from sacmap.detection.gaussfit import (
+    _amp_args,
     _amp_prior,
     _Batch,
     _colour_groups,
@@ -69,6 +70,7 @@ from sacmap.detection.gaussfit import (
     _splat,
     group_atoms,
     pixel_noise,
+    within_bounds,
 )
 from sacmap.detection.preprocess import TRAIN_PIXEL_NM
 
@@ -206,9 +208,10 @@ def _uncertainty(batch, P, B, r, parts, s0, opt, x_start):
     s2 = (batch.wgt * r * r).sum(1) / np.maximum(n_eff - npar, 1.0)
     tidx = np.arange(3, 4 * K, 4)
     H[:, tidx, tidx] += s2[:, None] / opt.sigma_prior**2
-    if opt.amp_prior > 0 and K > 1:
+    amp = _amp_args(x_start, s0, opt)
+    if amp is not None:
         aidx = np.arange(2, 4 * K, 4)
-        _, L = _amp_prior(P, x_start, 1.0 / opt.amp_prior, opt.amp_pair_sigma * s0)
+        _, L = _amp_prior(P, *amp)
         H[:, aidx[:, None], aidx[None, :]] += s2[:, None, None] * np.matmul(L.transpose(0, 2, 1), L)
     H += 1e-12 * np.eye(npar)[None] * np.maximum(np.einsum("gpp->g", H)[:, None, None], 1e-30)
     try:
@@ -460,8 +463,7 @@ def _refine(image, xy_px, *, sigma_px, pixel_size_nm, options) -> pd.DataFrame:
     err *= np.sqrt(inflation)
     sig = np.exp(P_all[:, 3])
     shift = np.hypot(*(P_all[:, :2] - xy).T)
-    ok = ((P_all[:, 2] > 0) & (sig > 0.5 * s0 * 1.001) & (sig < 2 * s0 * 0.999)
-          & (shift < opt.max_shift_sigma * s0 * 0.999) & np.isfinite(err))
+    ok = within_bounds(P_all[:, 2], sig, shift, s0, opt.max_shift_sigma) & np.isfinite(err)
     out = pd.DataFrame({
         "x_px": P_all[:, 0],
         "y_px": P_all[:, 1],

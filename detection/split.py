@@ -202,7 +202,7 @@ def _one_atom_chi2(img, P, total, idx, s0, noise2, sopt):
 
 def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref_peak):
     """Fit one and two atoms at each candidate: (accepted (G,), two-atom parameters (G, 2, 4))."""
-    from sacmap.detection.gaussfit import _Batch, _cost, _fit_batch
+    from sacmap.detection.gaussfit import _amp_args, _Batch, _cost, _fit_batch, within_bounds
 
     G = len(cand)
     opt = dataclasses.replace(opt, max_shift_sigma=sopt.max_shift_sigma)
@@ -239,7 +239,7 @@ def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref
     b2 = _Batch(np.arange(2 * G).reshape(G, 2), img, half, np.repeat(c, 2, axis=0))  # the same pixels twice
     others2 = np.concatenate([others1, others1], 1)
     r2, parts2, target2 = _fit_batch(b2, P2, B2, others2, start2, s0, opt, noise2, sopt.iterations)
-    amp = (start2, 1.0 / opt.amp_prior, opt.amp_pair_sigma * s0) if opt.amp_prior > 0 else None
+    amp = _amp_args(start2, s0, opt)
     cost2, r2, parts2 = _cost(b2, P2, B2, target2, t0, inv_prior, noise2, amp)
     chi2 = (b2.wgt * r2 * r2).sum(1) / noise2
     n_px = b1.wgt.sum(1)
@@ -250,8 +250,7 @@ def _test(img, P, total, cand, s0, noise2, inflation, opt, sopt, min_sep_px, ref
     h_img, w_img = img.shape
     inside = ((P2[:, :, 0] >= -0.5) & (P2[:, :, 0] <= w_img - 0.5) & (P2[:, :, 1] >= -0.5)
               & (P2[:, :, 1] <= h_img - 0.5))
-    ok2 = ((sg > 0.5 * s0 * 1.001) & (sg < 2 * s0 * 0.999) & (shift < opt.max_shift_sigma * s0 * 0.999)
-           & (P2[:, :, 2] > 0) & inside)
+    ok2 = within_bounds(P2[:, :, 2], sg, shift, s0, opt.max_shift_sigma) & inside
     acc = ((gain > sopt.penalty * 4.0 * np.log(np.maximum(n_px, 2.0)))
            & (chi1 - chi2 >= sopt.rel_gain * chi1)
            & (sep >= min_sep_px) & (sep <= sopt.max_sep_sigma * s0)
