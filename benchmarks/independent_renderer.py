@@ -110,9 +110,10 @@ def clark_evans(xy: np.ndarray, side_nm: float) -> float:
 
 
 def score(truth: np.ndarray, pred: np.ndarray) -> dict:
-    """F1 within 0.15 nm (one-to-one), and the median separation error (pm) of true pairs ≤ 0.26 nm found whole."""
+    """True positives and F1 within 0.15 nm (one-to-one), and the median separation error (pm) of true pairs
+    ≤ 0.26 nm found whole."""
     if len(pred) == 0:
-        return {"f1": 0.0, "sep_pm": float("nan")}
+        return {"tp": 0, "f1": 0.0, "sep_pm": float("nan")}
     D = np.hypot(*(truth[:, None, :] - pred[None, :, :]).transpose(2, 0, 1))
     r, c = linear_sum_assignment(D)
     ok = D[r, c] <= 0.15
@@ -120,7 +121,7 @@ def score(truth: np.ndarray, pred: np.ndarray) -> dict:
     match[r[ok]] = c[ok]
     err = [np.hypot(*(pred[match[i]] - pred[match[j]])) - np.hypot(*(truth[i] - truth[j]))
            for i, j in cKDTree(truth).query_pairs(0.26) if match[i] >= 0 and match[j] >= 0]
-    return {"f1": 2 * ok.sum() / (len(truth) + len(pred)), "sep_pm": 1000 * float(np.median(err)) if err else float("nan")}
+    return {"tp": int(ok.sum()), "f1": 2 * ok.sum() / (len(truth) + len(pred)), "sep_pm": 1000 * float(np.median(err)) if err else float("nan")}
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ farther than :attr:`~sacmap.detection.result.Settings.combine_sep_nm` (0.15 nm) 
 Measured (``data/MODEL_CARD.md``, *Combination*): the partners add 0.03 of the atoms of dense images and cost no
 validation F1, where all peaks down to 0.30 lower it by 0.014; with the CNN's atoms kept first (the combination until
 2026-12-01, session 6) a CNN atom between the two atoms of a close pair hid both heat-map peaks, and the bright
-dense images kept 0.64 of their atoms against 0.72 now; a height of 0.30 (the heat map's own threshold) lowers the
+dense images kept 0.64 of their atoms against 0.72 with the heat map first (0.75 with the partners); a height of 0.30 (the heat map's own threshold) lowers the
 validation F1 below the paper CNN's; a spacing of 0.12 nm puts spurious pairs into clean images (multimer share
 +0.04 at 2 atoms/nm²), 0.18 nm drops real 0.20-nm neighbours; other rules (heat-map peaks only inside the CNN's
 large components, a CNN atom replaced by the ≥ 2 heat-map peaks around it) gained less.
@@ -54,11 +54,10 @@ def with_partners(atoms: dict, min_score: float, partner_px: float) -> dict:
     pass: a low peak is kept only next to a peak of ≥ ``min_score``, never next to another low one). Order kept."""
     from scipy.spatial import cKDTree
 
-    score = np.asarray(atoms["score"], float)
-    keep = score >= min_score
-    low = ~keep
-    if partner_px > 0 and keep.any() and low.any():
-        d, _ = cKDTree(np.c_[np.asarray(atoms["x"], float)[keep], np.asarray(atoms["y"], float)[keep]]).query(
-            np.c_[np.asarray(atoms["x"], float)[low], np.asarray(atoms["y"], float)[low]])
-        keep[np.nonzero(low)[0][d <= partner_px]] = True
+    keep = np.asarray(atoms["score"], float) >= min_score
+    low = np.flatnonzero(~keep)
+    if partner_px > 0 and keep.any() and len(low):
+        xy = np.c_[np.asarray(atoms["x"], float), np.asarray(atoms["y"], float)]
+        d, _ = cKDTree(xy[keep]).query(xy[low])
+        keep[low[d <= partner_px]] = True
     return {k: np.asarray(v)[keep] for k, v in atoms.items()}

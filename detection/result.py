@@ -222,7 +222,7 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     atom, the detected atom it came from (``parent``). Each position moves from the detector's towards the fit by
     the weight the image gives the fit (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean
     images, not at all where the support texture makes the fits no better than the detector); atoms whose fit hit a
-    bound (or left the image) keep the detector's position, and close-pair atoms with a fit error ≤ 10 pm take the
+    bound (or left the image) keep the detector's position, and close-pair atoms with a fit error ≤ 20 pm take the
     fit (its pair separation is unbiased, the detector's is not); with ``s.wide_ratio`` > 0 atoms far wider than the
     image's and no brighter are dropped (:func:`wide_atoms`). With ``s.split_pairs`` merged close pairs found by
     :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for
@@ -271,8 +271,7 @@ def wide_atoms(raw: np.ndarray, xy_px: np.ndarray, sigma0_px: float, px: float, 
     free = refine(raw, xy_px, sigma_px=sigma0_px, pixel_size_nm=px, options=RefineOptions(sigma_prior=1.0))
     sig = free["sigma_px"].to_numpy(float)
     peak = free["intensity"].to_numpy(float) / (2 * np.pi * sig**2)
-    med = float(np.median(peak)) if len(peak) else 0.0
-    return (sig >= ratio * sigma0_px) & (peak < WIDE_PEAK_RATIO * med)
+    return (sig >= ratio * sigma0_px) & (peak < WIDE_PEAK_RATIO * np.median(peak))
 
 
 def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, atoms=None) -> DetectionResult:
