@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from sacmap.detection.localise import intensity_peaks, localise, merge_close, split_component
 
@@ -139,3 +140,49 @@ def test_large_component_keeps_every_separated_maximum():
                      large_dip=1.0)
     assert strict["x"].size < 4 and loose["x"].size == 4
     np.testing.assert_allclose(np.sort(loose["x"]), truth[:, 0], atol=1.0)
+
+
+def _peaks_reference(sm, lab, min_sep_px, dip):
+    """intensity_peaks written pair by pair, one profile at a time (the form it had before batching)."""
+    rr, cc = np.nonzero(sm == ndimage.maximum_filter(sm, size=max(3, int(round(min_sep_px)) | 1), mode="nearest"))
+    inside = lab[rr, cc] > 0
+    rr, cc = rr[inside], cc[inside]
+    out = {}
+    for comp in np.unique(lab[rr, cc]):
+        sel = lab[rr, cc] == comp
+        r, c = rr[sel], cc[sel]
+        h = sm[r, c]
+        kept = []
+        for i in np.argsort(-h, kind="stable"):
+            ok = True
+            for j in kept:
+                d = np.hypot(c[i] - c[j], r[i] - r[j])
+                t = np.linspace(0.0, 1.0, max(3, int(np.ceil(d)) + 1))
+                prof = ndimage.map_coordinates(sm, [r[j] + t * (r[i] - r[j]), c[j] + t * (c[i] - c[j])], order=1)
+                if d < min_sep_px or prof.min() > dip * min(h[i], h[j]):
+                    ok = False
+                    break
+            if ok:
+                kept.append(i)
+        if len(kept) >= 2:
+            out[int(comp)] = np.c_[c[kept], r[kept]].astype(float)
+    return out
+
+
+def test_batched_peak_profiles_agree_with_the_pairwise_reference():
+    from sacmap.detection.localise import _nearest_peak, intensity_peaks
+
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        sm = ndimage.gaussian_filter(rng.random((120, 130)), rng.uniform(1.5, 4)).astype(np.float32)
+        lab, _ = ndimage.label(sm > np.quantile(sm, rng.uniform(0.2, 0.9)))
+        sep, dip = rng.uniform(3, 8), rng.uniform(0.8, 1.0)
+        win = max(3, int(round(sep)) | 1)
+        rr, cc = np.nonzero(sm == ndimage.maximum_filter(sm, size=win, mode="nearest"))
+        got = intensity_peaks(sm, lab, min_sep_px=sep, dip=dip, maxima=(sm, rr, cc))
+        ref = _peaks_reference(sm, lab, sep, dip)
+        assert got.keys() == ref.keys() and all(np.array_equal(got[k], ref[k]) for k in ref)
+        pk = rng.integers(0, 40, (5, 2)).astype(float)  # integer peaks: ties go to the lower index, as argmin
+        pts = rng.integers(0, 40, (300, 2))
+        d2 = ((pts[:, None, :] - pk[None]) ** 2).sum(-1)
+        assert np.array_equal(_nearest_peak(pts, pk), np.argmin(d2, axis=1))
