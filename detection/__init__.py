@@ -12,6 +12,11 @@ Modules (``sacmap.detection.…``):
 * ``model`` — the paper's 21×21-crop CNN, its exact fully convolutional form, weights files (``save_weights``/
   ``load_weights``), the bundled weights in ``data/`` (see ``data/MODEL_CARD.md``);
 * ``localise`` — probability map → atoms (px): components, intensity-peak and GMM multimer splits, merging;
+* ``combine`` — the combination's union of the two networks' atoms; ``candidates``, ``verifier``,
+  ``verifier_training`` — band-pass candidates for the atoms both networks miss, the verifier that accepts them
+  (``data/verifier.json``) and its training (one command, ``data/MODEL_CARD.md``);
+* ``refine``, ``gaussfit``, ``split`` — joint 2-D Gaussian refinement (sub-pixel positions, intensity, width,
+  uncertainty), its shared fitter and the optional model-order split of merged pairs;
 * ``support`` — support/vacuum segmentation and the support area (nm²);
 * ``elements``, ``vae`` — unsupervised element labels of detected atoms (VAE latent + Gaussian mixture);
 * ``pipeline`` — ``detect_image`` / ``detect_files`` and the ``DetectionResult`` record written as

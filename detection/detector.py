@@ -17,7 +17,9 @@ Models (:data:`MODELS`): ``"heatmap"`` (``data/heatmap.pt``, the heat-map networ
 :mod:`sacmap.detection.heatmap`), ``"paper"`` (``data/detector.pt``, the paper's CNN layout), the combination
 ``"combined"`` (:data:`COMBINATIONS`: the heat-map peaks of height ≥ 0.35 plus the paper CNN's atoms farther than
 0.15 nm from all of them, :func:`sacmap.detection.combine.union_atoms`; each part with its own weights,
-pre-processing and threshold), ``"bundled"`` (the default: :data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
+pre-processing and threshold; then the band-pass candidates that the verifier ``data/verifier.json`` accepts,
+:meth:`AtomDetector.verified`, the atoms both networks miss in dense, noisy images), ``"bundled"`` (the default:
+:data:`DEFAULT_MODEL`), or a path to a weights file of either kind.
 """
 
 from __future__ import annotations
@@ -179,6 +181,11 @@ class AtomDetector:
         kw = dict(device=self.device, settings=self.settings, refine=self.refine)
         return AtomDetector(names[0], threshold=self.threshold, **kw), AtomDetector(names[1], **kw)
 
+    @property
+    def verifier_path(self) -> Path:
+        """The candidate verifier file of a combination (:data:`VERIFIER`)."""
+        return VERIFIER
+
     def _net(self):
         if self.parts is not None:
             return self.parts[0]._net()
@@ -249,13 +256,27 @@ class AtomDetector:
 
     def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int = 4):
         """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths)."""
-        from sacmap.detection.result import finish, prepare
+        from sacmap.detection.result import finish
+
+        s = self.resolved_settings()
+        out = []
+        for p, amap, at, heat in self.network_atoms(images, pixel_nm, batch=batch):
+            if at is not None and s.verify:
+                at = self.verified(at, p.frame, amap, heat, s)
+            out.append(finish(p, amap, s, self, elements, atoms=at))
+        return out
+
+    def network_atoms(self, images, pixel_nm: float | None = None, *, batch: int = 4):
+        """The networks' stage of :meth:`detect_many`: per image ``(prepared, primary map, atoms, heat map)``.
+        For a combination ``atoms`` are the union of both parts (model px; before the candidate verifier) and
+        ``heat`` the secondary's map; for a single model both are None (``finish`` decodes the map)."""
+        from sacmap.detection.result import prepare
 
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]
         maps = self.maps([p.frame for p in prepared], batch=batch)
         if self.parts is None:
-            return [finish(p, amap, s, self, elements) for p, amap in zip(prepared, maps)]
+            return [(p, amap, None, None) for p, amap in zip(prepared, maps)]
         from sacmap.detection.combine import union_atoms, with_partners
 
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
@@ -265,6 +286,57 @@ class AtomDetector:
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
             peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
-            at = union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm))
-            out.append(finish(p, amap, s, self, elements, atoms=at))
+            out.append((p, amap, union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm)), m2))
         return out
+
+    def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings) -> dict:
+        """``atoms`` plus the band-pass candidates the verifier (:data:`VERIFIER`) accepts
+        (:mod:`sacmap.detection.candidates`; ``score`` = its probability, ``component_size`` −1 marks them)."""
+        from sacmap.detection.candidates import candidate_features
+
+        s = settings
+        v = load_verifier(str(self.verifier_path))
+        xy, X = candidate_features(frame, np.c_[atoms["x"], atoms["y"]], heat, amap, s.px(s.verify_sep_nm))
+        if not len(xy):
+            return atoms
+        prob = v.predict_proba(X)
+        t = v.threshold if s.verify_threshold is None else float(s.verify_threshold)
+        if not 0 < t < 1:
+            raise DetectionInputError(f"verify_threshold {t}: must lie strictly between 0 and 1")
+        keep = _spaced(xy, prob, prob >= t, s.px(s.verify_sep_nm))
+        n = int(keep.sum())
+        add = {"x": xy[keep, 0], "y": xy[keep, 1], "score": prob[keep],
+               "component_size": np.full(n, -1), "n_split": np.ones(n, int)}
+        return {k: np.concatenate([np.asarray(atoms[k]), add[k]]) for k in add}
+
+
+def _spaced(xy: np.ndarray, prob: np.ndarray, ok: np.ndarray, sep_px: float) -> np.ndarray:
+    """The accepted candidates (``ok``) kept in decreasing probability, each farther than ``sep_px`` from every
+    one kept before it (greedy non-maximum suppression; the detected atoms are already ``sep_px`` away)."""
+    from scipy.spatial import cKDTree
+
+    keep = np.zeros(len(xy), bool)
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return keep
+    idx = idx[np.argsort(-prob[idx], kind="stable")]
+    tree = cKDTree(np.asarray(xy, float)[idx])
+    taken = np.zeros(len(idx), bool)
+    for i in range(len(idx)):
+        near = tree.query_ball_point(tree.data[i], sep_px)
+        if not any(taken[j] for j in near if j != i):
+            taken[i] = True
+    keep[idx[taken]] = True
+    return keep
+
+
+#: The bundled candidate verifier of the combination (:mod:`sacmap.detection.verifier`).
+VERIFIER = DATA_DIR / "verifier.json"
+
+
+@functools.lru_cache(maxsize=2)
+def load_verifier(path: str):
+    """The candidate verifier of file ``path``, cached."""
+    from sacmap.detection.verifier import CandidateVerifier
+
+    return CandidateVerifier.load(path)

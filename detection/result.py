@@ -50,6 +50,9 @@ class Settings:
     (> 0, off by default) drops refined atoms whose free-width fit is at least that many σ₀ wide and no brighter
     than 1.2 × the median peak (:func:`wide_atoms`: texture bumps, not atoms; 1.8 measured: fewer false atoms on
     faint small atoms at fine pixels, none of the real images changed, the randomised median 0.478 → 0.470).
+    ``verify`` (on by default; the combination only) adds the band-pass candidates that the verifier accepts at
+    ``verify_threshold`` (None: the verifier file's, 0.8), each farther than ``verify_sep_nm`` from every detected
+    atom and from each other (:meth:`sacmap.detection.detector.AtomDetector.verified`; ``component_size`` −1).
     """
 
     threshold: float | None = None
@@ -66,6 +69,9 @@ class Settings:
     combine_score: float = 0.35  # combination: heat-map peaks kept above this height (its own threshold: 0.30)
     combine_sep_nm: float = 0.15  # combination: CNN atoms added only this far from every heat-map peak
     combine_partner_nm: float = 0.30  # combination: lower heat-map peaks (to its own threshold) kept this near a kept one
+    verify: bool = True  # combination: add the band-pass candidates the verifier accepts (detection.candidates)
+    verify_threshold: float | None = None  # ... at this probability (None: the verifier file's)
+    verify_sep_nm: float = 0.15  # ... farther than this from every detected atom
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     wide_ratio: float = 0.0  # > 0: drop atoms whose free-width fit is >= this x sigma0, peak < 1.2 x median
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
@@ -305,6 +311,8 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
     meta["support"] = sdiag
     meta["weights"] = detector.meta.get("digest", "")
     meta["model"] = {"kind": detector.kind, "file": "+".join(f.name for f in detector.files)}
+    if detector.kind == "combined" and s.verify:
+        meta["model"]["verifier"] = detector.verifier_path.name
     if elements:
         df, el_meta = _label_elements(raw, df, list(elements), s.seed)
         meta["elements"] = el_meta

@@ -193,3 +193,23 @@ def test_split_pairs_flag_reaches_the_refinement(tmp_path):
     assert main(["detect", str(path), "-o", str(tmp_path / "wide"), "--no-overlay", "--wide-ratio", "1.8"]) == 0
     js = json.loads((tmp_path / "wide" / "dense.json").read_text())
     assert js["settings"]["wide_ratio"] == 1.8 and js["n_atoms"] == counts[False]
+
+
+def test_no_verify_flag_leaves_out_the_verifiers_atoms(tmp_path):
+    # a dense image at the calibrated dose: the verifier adds the atoms both networks miss (component_size -1);
+    # --no-verify leaves them out and says so in the record
+    from sacmap.detection import simulate
+
+    img, truth, _ = simulate.simulate_sample(6.0, arrangement="hardcore", shape=(256, 256), seed=[60, 5, 1])
+    path = simulate.save_tiff(tmp_path / "dense.tif", img, simulate.REFERENCE_PIXEL_NM)
+    rows = {}
+    for flag in ([], ["--no-verify"]):
+        out = tmp_path / ("off" if flag else "on")
+        assert main(["detect", str(path), "-o", str(out), "--no-overlay", "--threads", "1", *flag]) == 0
+        js = json.loads((out / "dense.json").read_text())
+        assert js["settings"]["verify"] is not bool(flag)
+        assert ("verifier" in js["model"]) is not bool(flag)
+        rows[bool(flag)] = pd.read_csv(out / "dense.csv")
+    added = rows[False].component_size == -1
+    assert added.sum() > 0 and (rows[True].component_size >= 0).all()
+    assert len(rows[False]) > len(rows[True]) and len(rows[False]) <= len(truth)

@@ -75,6 +75,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                        "width and no brighter than 1.2x the median peak (texture bumps taken for "
                                        "small faint atoms on fine pixels; 1.8 measured in docs/detection.md; "
                                        "default 0 = off)"}),
+    "no_verify": (("--no-verify",), {"action": "store_true",
+                                     "help": "combined model: leave out the band-pass candidates the verifier "
+                                     "adds (sacmap.detection.candidates; the atoms the networks miss in dense, "
+                                     "noisy images; docs/detection.md)"}),
     "batch": (("--batch",), {**_number(int, lo=1), "default": 4, "help": "images per CNN batch (default 4)"}),
     "no_overlay": (("--no-overlay",), {"action": "store_true", "help": "skip the PNG overlays"}),
     "threads": (("--threads",), {**_number(int, lo=1), "default": 2, "help": "torch CPU threads (default 2)"}),
@@ -175,7 +179,7 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area",
-         "split_pairs", "wide_ratio", "batch", "no_overlay", "threads",
+         "split_pairs", "wide_ratio", "no_verify", "batch", "no_overlay", "threads",
          pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
     return p
@@ -274,7 +278,8 @@ def _detect(a) -> int:
     summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
                              elements=a.elements or None, weights=a.weights, model=a.model, device=a.device,
                              settings=Settings(split_area_px=a.split_area, split_pairs=a.split_pairs,
-                                               wide_ratio=a.wide_ratio), overlay=not a.no_overlay,
+                                               wide_ratio=a.wide_ratio, verify=not a.no_verify),
+                             overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
         print(summary_line(s))

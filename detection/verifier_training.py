@@ -1,0 +1,194 @@
+"""Training the candidate verifier (``data/verifier.json``) from one command.
+
+    python -m sacmap.detection.verifier_training --data ../shared/data/ptnc-stem -o verifier.json
+    sacmap detect train --model verifier --data ../shared/data/ptnc-stem -o verifier.json
+
+Training data: the band-pass candidates (:mod:`sacmap.detection.candidates`) that the bundled networks
+(``combined``, before verification) leave on
+
+* ``n_sim`` simulated 384² images, seeds ``seed``·1000 + i (5 000 … by default; the benchmarks use 0–11, the
+  fidelity table ``[10·density, i, arrangement]`` and the heat-map training 777 000 …), in turn one of the
+  domain-randomised conditions (:func:`sacmap.detection.simulate.draw_conditions`, Ru/Rh/Pd/Pt), the heat-map
+  training draw (:func:`sacmap.detection.heatmap_training.random_sim_params`) and the calibrated simulator at a
+  log-uniform 0.3–8 atoms/nm² (random, hard-core, multimer-rich in turn);
+* the real training images of ``shared/data/ptnc-stem`` less the three held out from the networks' training
+  (034, 045, 048) and the validation split, each candidate counted ``real_weight`` times.
+
+A candidate is an atom (label 1) when a true atom that no detected atom lies within the matching radius of
+(0.15 nm; 5 px of the image on the real images, the benchmark's radius) lies within that radius of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sacmap.core.errors import InputError
+from sacmap.detection.errors import DetectionInputError
+
+MATCH_NM = 0.15
+REAL_MATCH_PX = 5.0
+
+
+@dataclass
+class VerifierTrainConfig:
+    """Options of :func:`train_verifier` (defaults: the bundled file's)."""
+
+    n_sim: int = 300
+    seed: int = 5
+    real_weight: int = 3
+    hidden: tuple = (32, 16)
+    alpha: float = 1e-3
+    max_iter: int = 300
+    threshold: float = 0.8
+    n_members: int = 5
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def simulated_image(i: int, cfg: VerifierTrainConfig):
+    """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind)."""
+    from sacmap.detection.heatmap_training import random_sim_params
+    from sacmap.detection.simulate import REFERENCE_PIXEL_NM, draw_conditions, simulate_sample
+
+    seed = cfg.seed * 1000 + i
+    if i % 3 == 0:
+        cond = draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt"))
+        img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
+        px, kind = cond["pixel_size_nm"], "randomised"
+    elif i % 3 == 1:
+        kw = random_sim_params(np.random.default_rng(seed))
+        px, dens = kw.pop("pixel_size_nm"), kw.pop("density_nm2")
+        n = max(64, int(round(384 * REFERENCE_PIXEL_NM / px)))
+        img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+        kind = "heat-map draw"
+    else:
+        rng = np.random.default_rng(seed)
+        arr = ("random", "hardcore", "multimer")[(i // 3) % 3]
+        dens = float(np.exp(rng.uniform(np.log(0.3), np.log(8.0))))
+        px = REFERENCE_PIXEL_NM
+        img, truth, _ = simulate_sample(dens, arrangement=arr, shape=(384, 384), pixel_size_nm=px, seed=seed)
+        kind = f"calibrated {arr}"
+    return img, px, truth[["x_px", "y_px"]].to_numpy(float), kind
+
+
+def label_candidates(cand_xy: np.ndarray, atoms_xy: np.ndarray, truth_xy: np.ndarray, radius: float) -> np.ndarray:
+    """1 where a candidate lies within ``radius`` of a true atom that has no detected atom within ``radius``
+    (all in one frame, px)."""
+    from scipy.spatial import cKDTree
+
+    if not len(cand_xy) or not len(truth_xy):
+        return np.zeros(len(cand_xy), int)
+    free = truth_xy
+    if len(atoms_xy):
+        free = truth_xy[cKDTree(atoms_xy).query(truth_xy)[0] > radius]
+    if not len(free):
+        return np.zeros(len(cand_xy), int)
+    return (cKDTree(free).query(cand_xy)[0] <= radius).astype(int)
+
+
+def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
+    """(features, labels) of one image's candidates (``radius_img_px``: matching radius in image px; None =
+    0.15 nm)."""
+    from sacmap.detection.candidates import candidate_features
+    from sacmap.detection.preprocess import TRAIN_PIXEL_NM, coords_to_frame
+
+    s = detector.resolved_settings()
+    (p, amap, at, heat), = detector.network_atoms([raw], px)
+    axy = np.c_[at["x"], at["y"]]
+    xy, X = candidate_features(p.frame, axy, heat, amap, s.px(s.combine_sep_nm))
+    tx, ty = coords_to_frame(truth_xy[:, 0], truth_xy[:, 1], raw.shape, p.frame.shape)
+    r = MATCH_NM / TRAIN_PIXEL_NM if radius_img_px is None else radius_img_px * p.frame.shape[1] / raw.shape[1]
+    return X, label_candidates(xy.astype(float), axy, np.c_[tx, ty], r)
+
+
+def training_set(data_dir, cfg: VerifierTrainConfig, *, progress=None):
+    """(X, y, weight, record) over the simulated and the real training images."""
+    import pandas as pd
+
+    from sacmap.detection.detector import AtomDetector
+    from sacmap.detection.heatmap_training import HOLDOUT
+    from sacmap.detection.io import read_image
+    from sacmap.detection.labels import read_labels
+
+    data_dir = Path(data_dir)
+    split_csv = data_dir / "split.csv"
+    if not split_csv.is_file():
+        raise DetectionInputError(f"{split_csv}: not found (the real images' train/validation split)")
+    try:
+        split = pd.read_csv(split_csv)
+        real = split[(split.split == "train") & ~split.image.astype(str).str[:3].isin(HOLDOUT)]
+        pairs = list(zip(real.image, real.labels))
+    except (ValueError, AttributeError, KeyError, pd.errors.ParserError) as exc:
+        raise DetectionInputError(f"{split_csv}: not a split table with columns image, labels, split ({exc})") from exc
+    for im, lab in pairs:  # every input present before anything is simulated
+        for f in (data_dir / "images" / im, data_dir / "labels" / lab):
+            if not f.is_file():
+                raise DetectionInputError(f"{split_csv}: {f} not found")
+    det = AtomDetector("combined")
+    Xs, ys, ws = [], [], []
+    for i in range(cfg.n_sim):
+        img, px, txy, _ = simulated_image(i, cfg)
+        X, y = image_samples(det, img, px, txy)
+        Xs.append(X), ys.append(y), ws.append(np.ones(len(y), int))
+        if progress and ((i + 1) % 25 == 0 or i + 1 == cfg.n_sim):
+            progress(f"simulated {i + 1}/{cfg.n_sim}")
+    for im, lab in pairs:
+        raw, px, _ = read_image(data_dir / "images" / im)
+        X, y = image_samples(det, raw, px, read_labels(data_dir / "labels" / lab), REAL_MATCH_PX)
+        Xs.append(X), ys.append(y), ws.append(np.full(len(y), cfg.real_weight, int))
+    X, y, w = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
+    record = {"n_sim": cfg.n_sim, "real_images": [str(s)[:3] for s in real.image], "n_candidates": int(len(y)),
+              "n_atoms": int(y.sum()), "weights": [f.name for f in det.files]}
+    return X, y, w, record
+
+
+def train_verifier(data_dir, output, cfg: VerifierTrainConfig | None = None, *, progress=None) -> Path:
+    """Fit the verifier on :func:`training_set` and write it to ``output`` (JSON, atomically)."""
+    from sacmap.detection.heatmap_training import protect_training_inputs
+    from sacmap.detection.verifier import CandidateVerifier
+
+    cfg = cfg or VerifierTrainConfig()
+    t0 = time.time()
+    with protect_training_inputs(output, data_dir):
+        X, y, w, record = training_set(data_dir, cfg, progress=progress)
+        v = CandidateVerifier(cfg.hidden, cfg.alpha, cfg.max_iter, seed=0, threshold=cfg.threshold,
+                              n_members=cfg.n_members).fit(X, y, w)
+        v.meta = {"config": cfg.as_dict(), "training": record, "seconds": round(time.time() - t0, 1),
+                  "command": "python -m sacmap.detection.verifier_training"}
+        return v.save(output)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m sacmap.detection.verifier_training",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="the real images folder (images/, labels/, split.csv)")
+    ap.add_argument("-o", "--output", required=True, help="verifier file to write (JSON)")
+    ap.add_argument("--n-sim", type=int, default=VerifierTrainConfig.n_sim, help="simulated training images")
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        if a.n_sim < 1:
+            raise DetectionInputError(f"--n-sim {a.n_sim}: must be at least 1")
+        out = train_verifier(a.data, a.output, VerifierTrainConfig(n_sim=a.n_sim),
+                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except InputError as exc:  # DetectionInputError, OutputCollision: one line, exit status 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
