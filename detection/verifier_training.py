@@ -10,7 +10,9 @@ Training data: the band-pass candidates (:mod:`sacmap.detection.candidates`) tha
   fidelity table ``[10·density, i, arrangement]`` and the heat-map training 777 000 …), in turn one of the
   domain-randomised conditions (:func:`sacmap.detection.simulate.draw_conditions`, Ru/Rh/Pd/Pt), the heat-map
   training draw (:func:`sacmap.detection.heatmap_training.random_sim_params`) and the calibrated simulator at a
-  log-uniform 0.3–8 atoms/nm² (random, hard-core, multimer-rich in turn);
+  log-uniform 0.3–8 atoms/nm² (random, hard-core, multimer-rich in turn); every ``empty_every``-th image (10) is a
+  domain-randomised field with no atoms, where every candidate is texture (without them the verifier took faint
+  atom-free fields' bumps for atoms: their "detected atoms" are texture too, so a bump looks like them);
 * the real training images of ``shared/data/ptnc-stem`` less the three held out from the networks' training
   (034, 045, 048) and the validation split, each candidate counted ``real_weight`` times.
 
@@ -47,6 +49,7 @@ class VerifierTrainConfig:
     max_iter: int = 300
     threshold: float = 0.8
     n_members: int = 5
+    empty_every: int = 10  # every this-many-th simulated image has no atoms (0: none)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -60,7 +63,11 @@ def simulated_image(i: int, cfg: VerifierTrainConfig):
     from sacmap.detection.simulate import REFERENCE_PIXEL_NM, draw_conditions, simulate_sample
 
     seed = cfg.seed * 1000 + i
-    if i % 3 == 0:
+    if cfg.empty_every and i % cfg.empty_every == cfg.empty_every - 1:  # the support alone: every candidate is not
+        cond = {**draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt")), "density_nm2": 0.0}
+        img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
+        px, kind = cond["pixel_size_nm"], "no atoms"
+    elif i % 3 == 0:
         cond = draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt"))
         img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
         px, kind = cond["pixel_size_nm"], "randomised"
