@@ -218,6 +218,18 @@ class AtomDetector:
         return dataclasses.replace(s, threshold=t)
 
     # -- the three stages ------------------------------------------------------------------------------------
+    def frame_options(self) -> dict:
+        """The pre-processing keywords in force (the weights' ``meta["preprocess"]`` over
+        :func:`~sacmap.detection.preprocess.preprocess`'s defaults): two detectors with equal options have the
+        same model frame."""
+        import inspect
+
+        from sacmap.detection.preprocess import preprocess
+
+        defaults = {k: v.default for k, v in inspect.signature(preprocess).parameters.items()
+                    if v.default is not inspect.Parameter.empty}
+        return {**defaults, **(self.meta.get("preprocess") or {})}
+
     def to_frame(self, raw: np.ndarray, pixel_nm: float, pixel_y_nm: float | None = None):
         """Model-frame image and zoom factors (rows, columns) by the transform training used."""
         from sacmap.detection.preprocess import to_model_frame
@@ -282,7 +294,10 @@ class AtomDetector:
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
         # decoded down to its own threshold, kept above combine_score or as the partner of a kept peak
         s2 = dataclasses.replace(s, threshold=min(s.combine_score, second.resolved_settings().threshold))
-        frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
+        if second.frame_options() == primary.frame_options():  # one transform: the primary's frame serves both
+            frames2 = [p.frame for p in prepared]
+        else:
+            frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
             peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
