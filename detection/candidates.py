@@ -104,8 +104,9 @@ def pixel_noise_sd(frame: np.ndarray) -> float:
 def _mad(a: np.ndarray) -> float:
     """Normal-consistent median absolute deviation (×1.4826); over every other row and column from 512² on
     (a quarter of the pixels: the same to < 1 %, four times faster)."""
-    a = a[::2, ::2] if a.size >= 512 * 512 else a
-    return float(np.median(np.abs(a - np.median(a))) * 1.4826)
+    from sacmap.detection.gaussfit import robust_sd
+
+    return robust_sd(a[::2, ::2] if a.size >= 512 * 512 else a)
 
 
 def candidate_peaks(bp: np.ndarray, atoms_xy: np.ndarray, min_sep_px: float) -> np.ndarray:

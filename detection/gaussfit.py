@@ -12,12 +12,17 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 
+def robust_sd(a: np.ndarray) -> float:
+    """Normal-consistent median absolute deviation, 1.4826 · median |a − median a| (the units of ``a``)."""
+    a = np.asarray(a)
+    return float(1.4826 * np.median(np.abs(a - np.median(a))))
+
+
 def pixel_noise(image: np.ndarray) -> float:
-    """Robust sd of the pixel noise: 1.4826 · MAD of horizontal neighbour differences / √2 (image units)."""
+    """Robust sd of the pixel noise: :func:`robust_sd` of horizontal neighbour differences / √2 (image units)."""
     a = np.asarray(image, dtype=float)
     step = max(1, a.shape[0] // 512)  # every step-th row: the median of 0.25 M differences is plenty
-    d = np.diff(a[::step], axis=1).ravel()
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+    return float(robust_sd(np.diff(a[::step], axis=1).ravel()) / np.sqrt(2.0))
 
 
 def group_atoms(xy: np.ndarray, link_px: float, max_group: int) -> np.ndarray:
@@ -239,6 +244,11 @@ def _colour_groups(xy: np.ndarray, gid: np.ndarray, reach_px: float):
             c += 1
         colour[g] = c
     return colour, gp
+
+
+def splat_half(s0: float) -> int:
+    """Half-width (px) within which :func:`_splat` draws an atom of width ``s0`` px: 3σ, at least 3 px."""
+    return max(int(np.ceil(3.0 * s0)), 3)
 
 
 def _splat(shape, P_all, half, out=None, sign=1.0):

@@ -70,6 +70,7 @@ from sacmap.detection.gaussfit import (
     _splat,
     group_atoms,
     pixel_noise,
+    splat_half,
     within_bounds,
 )
 from sacmap.detection.preprocess import TRAIN_PIXEL_NM
@@ -125,7 +126,7 @@ _STATS: dict = {}  # last run's number of colours, batches and sweeps (diagnosti
 def _run(img, xy, s0, opt: RefineOptions, noise2, gid=None):
     n = len(xy)
     half = max(int(np.ceil(opt.window_sigma * s0)), 2)
-    splat_half = max(int(np.ceil(3.0 * s0)), 3)
+    half_splat = splat_half(s0)
     if gid is None:
         gid = group_atoms(xy, opt.link_sigma * s0, opt.max_group)
     # groups closer than this see ≥ 13 % of each other's peaks in their windows: Gauss–Seidel between them;
@@ -150,7 +151,7 @@ def _run(img, xy, s0, opt: RefineOptions, noise2, gid=None):
             lo = np.quantile(b.data[:, ::3], 0.2, axis=1)  # (pixels outside the image repeat the edge)
             P_all[members, 2] = np.maximum(img[r0[members], c0[members]] - lo[:, None], 1e-6) / np.sqrt(k)
             batches.append((b, members, np.stack([lo, np.zeros_like(lo), np.zeros_like(lo)], 1)))
-    total = _splat(img.shape, P_all, splat_half)
+    total = _splat(img.shape, P_all, half_splat)
     n_g = int(gid.max()) + 1
     # after the first sweep only the groups that moved, or whose neighbouring groups moved, are refitted: in a
     # sparse image most atoms are isolated and settled after one sweep (2048² real image: half the fit time)
@@ -169,8 +170,8 @@ def _run(img, xy, s0, opt: RefineOptions, noise2, gid=None):
             others = total[sb.flat] - _own_light(sb, P)
             its = opt.iterations if _sweep == 0 else max(2, opt.iterations // 2)
             r, parts, target = _fit_batch(sb, P, Bs, others, xy[mem], s0, opt, noise2, its)
-            _splat(img.shape, P_all[mem.ravel()], splat_half, out=total, sign=-1.0)
-            _splat(img.shape, P.reshape(-1, 4), splat_half, out=total)
+            _splat(img.shape, P_all[mem.ravel()], half_splat, out=total, sign=-1.0)
+            _splat(img.shape, P.reshape(-1, 4), half_splat, out=total)
             moved_g[gid[mem[:, 0]]] = np.abs(P[..., :2] - P_all[mem][..., :2]).max(-1).max(-1)
             P_all[mem] = P
             if whole:

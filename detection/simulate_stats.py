@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from sacmap.detection.errors import DetectionInputError
+from sacmap.detection.gaussfit import robust_sd
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -111,7 +112,7 @@ def image_statistics(image, xy_px, pixel_size_nm: float, support=None) -> dict:
     ij = np.rint(xy).astype(int)
     ok = (ij[:, 1] >= 0) & (ij[:, 1] < a.shape[0]) & (ij[:, 0] >= 0) & (ij[:, 0] < a.shape[1])
     sig = dmax[ij[ok, 1], ij[ok, 0]] / sup_mean
-    dog_sd = 1.4826 * np.median(np.abs(dog[m] - np.median(dog[m]))) / sup_mean
+    dog_sd = robust_sd(dog[m]) / sup_mean
     p10, p50, p90 = np.percentile(sig, [10, 50, 90]) if sig.size else (np.nan,) * 3
     return {
         "n_atoms": int(len(xy)),

@@ -93,7 +93,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
     ``run`` from the current atoms. Returns ``(xy, parent, state, n_cand)``: the starts of the last refit (N + M,
     the M added atoms after the inputs), the input atom each row came from, the last state and the number of
     first-round candidates."""
-    from sacmap.detection.gaussfit import _splat, pixel_noise
+    from sacmap.detection.gaussfit import _splat, pixel_noise, splat_half
 
     n = len(xy)
     parent = np.arange(n)
@@ -136,7 +136,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
             keep[new[bad]] = False
             P_next[ci[bad]] = P[ci[bad]]
             P_next, parent = P_next[keep], parent[keep]
-            total = _splat(img.shape, P_next, max(int(np.ceil(3.0 * s0)), 3))
+            total = _splat(img.shape, P_next, splat_half(s0))
             _STATS["undone"] = _STATS.get("undone", 0) + int(bad.sum())
         if not (~bad).any():
             break
@@ -159,14 +159,13 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
 def _refit_near(img, P, idx, s0, noise2, opt, run):
     """Refit the atoms within reach of atoms ``idx`` (``run``, the refinement, on the image minus the light of all
     others, which stay as they are): (P (N, 4), model image (h·w)) afterwards."""
-    from sacmap.detection.gaussfit import _splat
+    from sacmap.detection.gaussfit import _splat, splat_half
 
-    splat_half = max(int(np.ceil(3.0 * s0)), 3)
     reach = (opt.link_sigma + 2 * opt.window_sigma + 3.0) * s0
     near = np.zeros(len(P), bool)
     for lst in cKDTree(P[:, :2]).query_ball_point(P[idx, :2], reach):
         near[lst] = True
-    fixed = _splat(img.shape, P[~near], splat_half)
+    fixed = _splat(img.shape, P[~near], splat_half(s0))
     sub = run(img - fixed.reshape(img.shape), P[near, :2].copy(), s0, opt, noise2)
     P = P.copy()
     P[near] = sub[0]
