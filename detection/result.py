@@ -223,7 +223,8 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
     return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
 
 
-def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None):
+def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None,
+            band_pass_maxima: np.ndarray | None = None, band_px: tuple[float, float] | None = None):
     """Refined (x, y), the per-atom columns of :func:`sacmap.detection.refine.refine` (image px) and, per output
     atom, the detected atom it came from (``parent``). Each position moves from the detector's towards the fit by
     the weight the image gives the fit (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean
@@ -232,13 +233,31 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     fit (its pair separation is unbiased, the detector's is not); with ``s.wide_ratio`` > 0 atoms far wider than the
     image's and no brighter are dropped (:func:`wide_atoms`). With ``s.split_pairs`` merged close pairs found by
     :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for
-    them), appended after the detected ones. ``pos_err_px`` is the fit's 1-σ error."""
-    from sacmap.detection.refine import PAIR_FIT_NM, PRECISE_FIT_NM, RefineOptions, combine_with_start, refine
+    them), appended after the detected ones. ``pos_err_px`` is the fit's 1-σ error.
+
+    ``band_pass_maxima`` marks the atoms placed at a band-pass maximum (the verifier's, band σ ``band_px`` image
+    px): before anything is fitted, those of close pairs are put back where two atoms of the image's σ₀ would put
+    such maxima (:func:`sacmap.detection.candidates.debias_pairs`), so the fits start there and, where the image
+    gives the fits no weight, these are the positions reported."""
+    from sacmap.detection.refine import (
+        PAIR_FIT_NM,
+        PRECISE_FIT_NM,
+        RefineOptions,
+        combine_with_start,
+        estimate_sigma,
+        refine,
+    )
     from sacmap.detection.split import SplitOptions
 
     s = s or Settings()
     opt = RefineOptions(split=SplitOptions(penalty=s.split_penalty) if s.split_pairs else None)
-    ref = refine(raw, np.c_[x, y], pixel_size_nm=px, options=opt)
+    sigma0 = None
+    if band_pass_maxima is not None and np.any(band_pass_maxima) and len(x) > 1:
+        from sacmap.detection.candidates import debias_pairs
+
+        sigma0 = estimate_sigma(raw, np.c_[x, y], pixel_size_nm=px, options=opt)
+        x, y = debias_pairs(np.c_[x, y], band_pass_maxima, sigma0, band_px).T
+    ref = refine(raw, np.c_[x, y], sigma_px=sigma0, pixel_size_nm=px, options=opt)
     n = len(x)
     parent = ref["parent"].to_numpy(int)
     h, w = raw.shape
@@ -291,7 +310,11 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
     extra = {}
     parent = np.arange(len(x))
     if s.refine and len(x):
-        x, y, extra, parent = _refine(raw, x, y, px, s)
+        from sacmap.detection.candidates import BAND
+
+        scale = 0.5 * (raw.shape[0] / amap.shape[0] + raw.shape[1] / amap.shape[1])  # image px per model px
+        x, y, extra, parent = _refine(raw, x, y, px, s, np.asarray(at["component_size"]) < 0,
+                                      (BAND[0] * scale, BAND[1] * scale))
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
     r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
