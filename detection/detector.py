@@ -311,13 +311,13 @@ class AtomDetector:
 
         s = settings
         v = load_verifier(str(self.verifier_path))
+        t = v.threshold if s.verify_threshold is None else float(s.verify_threshold)
+        if not 0 < t < 1:
+            raise DetectionInputError(f"verify_threshold {t}: must lie strictly between 0 and 1")
         xy, X = candidate_features(frame, np.c_[atoms["x"], atoms["y"]], heat, amap, s.px(s.verify_sep_nm))
         if not len(xy):
             return atoms
         prob = v.predict_proba(X)
-        t = v.threshold if s.verify_threshold is None else float(s.verify_threshold)
-        if not 0 < t < 1:
-            raise DetectionInputError(f"verify_threshold {t}: must lie strictly between 0 and 1")
         keep = _spaced(xy, prob, prob >= t, s.px(s.verify_sep_nm))
         n = int(keep.sum())
         add = {"x": xy[keep, 0], "y": xy[keep, 1], "score": prob[keep],

@@ -1,7 +1,6 @@
 """Training the candidate verifier (``data/verifier.json``) from one command.
 
     python -m sacmap.detection.verifier_training --data ../shared/data/ptnc-stem -o verifier.json
-    sacmap detect train --model verifier --data ../shared/data/ptnc-stem -o verifier.json
 
 Training data: the band-pass candidates (:mod:`sacmap.detection.candidates`) that the bundled networks
 (``combined``, before verification) leave on
@@ -111,7 +110,7 @@ def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
     s = detector.resolved_settings()
     (p, amap, at, heat), = detector.network_atoms([raw], px)
     axy = np.c_[at["x"], at["y"]]
-    xy, X = candidate_features(p.frame, axy, heat, amap, s.px(s.combine_sep_nm))
+    xy, X = candidate_features(p.frame, axy, heat, amap, s.px(s.verify_sep_nm))  # as AtomDetector.verified
     tx, ty = coords_to_frame(truth_xy[:, 0], truth_xy[:, 1], raw.shape, p.frame.shape)
     r = MATCH_NM / TRAIN_PIXEL_NM if radius_img_px is None else radius_img_px * p.frame.shape[1] / raw.shape[1]
     return X, label_candidates(xy.astype(float), axy, np.c_[tx, ty], r)
