@@ -62,6 +62,12 @@ class HeatmapTrainConfig:
     # bundled model: the two candidates with 30-40 % were worse on dense and randomised images (MODEL_CARD.md)
     dr_frac: float = 0.0
     dr_density_max: float = 8.0
+    # share of the simulated images drawn crowded (crowded_sim_params: 2-9 atoms/nm², broad atoms, weak texture,
+    # moderate dose); 0 in the bundled model
+    crowded_frac: float = 0.0
+    # share drawn faint and sparse at fine pixel sizes (faint_sim_params: texture bumps outnumber the atoms); 0 in
+    # the bundled model
+    faint_frac: float = 0.0
     target_sigma_px: float = 1.5
     min_sep_nm: float = 0.15  # decoder: minimum spacing of two peaks
     eval_every: int = 1000
@@ -115,6 +121,10 @@ TRAIN_OPTIONS: dict[str, tuple[str, object, dict, str]] = {
                 "share of the simulated images drawn by simulate.draw_conditions, in [0, 1]"),
     "dr_density_max": ("--dr-density-max", float, {"check": _dr_density_ok},
                        "atoms/nm²: upper end of the domain-randomised images' density range (>= 0.3)"),
+    "crowded_frac": ("--crowded-frac", float, {"lo": 0, "hi": 1},
+                     "share of the simulated images drawn crowded (crowded_sim_params), in [0, 1]"),
+    "faint_frac": ("--faint-frac", float, {"lo": 0, "hi": 1},
+                   "share of the simulated images drawn faint and sparse (faint_sim_params), in [0, 1]"),
     "select_after": ("--select-after", float, {"lo": 0, "hi": 1},
                      "share of the steps after which checkpoints are eligible, in [0, 1]"),
     "batch": ("--batch", int, {"lo": 1}, "crops per step"),
@@ -197,6 +207,48 @@ def random_sim_params(rng: np.random.Generator) -> dict:
     return kw
 
 
+def crowded_sim_params(rng: np.random.Generator) -> dict:
+    """A crowded draw: :func:`random_sim_params`, then 2–9 atoms/nm² (log-uniform), hard-core or multimer-rich
+    (0.20–0.26-nm bonds), broad atoms (spread 0.16–0.32 nm FWHM), a moderate dose (3·10⁴–5·10⁵ /nm²) and a weak
+    to moderate texture (0.005–0.06, log-uniform): the regime where neighbours overlap and the support is not
+    what hides the atoms."""
+    kw = random_sim_params(rng)
+    dens = float(np.exp(rng.uniform(np.log(2.0), np.log(9.0))))
+    dmax = float(np.sqrt(0.5 * 4 / (np.pi * dens)))
+    kw["density_nm2"] = dens
+    kw["min_dist_nm"] = min(float(rng.uniform(0.2, 0.28)), 0.95 * dmax)
+    if rng.random() < 0.5:
+        kw["dimer_fraction"] = float(rng.uniform(0.1, 0.5))
+        kw["trimer_fraction"] = float(rng.uniform(0.0, 0.3))
+        kw["dimer_nm"] = float(rng.uniform(0.20, 0.26))
+        kw["min_dist_nm"] = min(kw["min_dist_nm"], 0.9 * dmax)
+    else:
+        for k in ("dimer_fraction", "trimer_fraction", "dimer_nm"):
+            kw.pop(k, None)
+    kw["spread_fwhm_nm"] = float(rng.uniform(0.16, 0.32))
+    kw["dose_per_nm2"] = float(np.exp(rng.uniform(np.log(3e4), np.log(5e5))))
+    kw["texture_sd"] = float(np.exp(rng.uniform(np.log(0.005), np.log(0.06))))
+    kw["vacuum_fraction"] = 0.0
+    kw["noise"] = True
+    return kw
+
+
+def faint_sim_params(rng: np.random.Generator) -> dict:
+    """A faint, sparse draw: :func:`random_sim_params`, then 0.3–3 atoms/nm² (log-uniform; 20 % none), fine pixels
+    (0.015–0.03 nm/px), small atoms (spread 0.03–0.12 nm FWHM), a low peak (0.15–0.5 × the support) and a visible
+    texture (0.02–0.1, log-uniform): fields where the support's bumps outnumber and resemble the atoms."""
+    kw = random_sim_params(rng)
+    kw["density_nm2"] = float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))) if rng.random() > 0.2 else 0.0
+    kw["pixel_size_nm"] = float(np.exp(rng.uniform(np.log(0.015), np.log(0.03))))
+    kw["spread_fwhm_nm"] = float(rng.uniform(0.03, 0.12))
+    kw["peak_pt"] = float(np.exp(rng.uniform(np.log(0.15), np.log(0.5))))
+    kw["elements"] = "Pt"
+    kw["texture_sd"] = float(np.exp(rng.uniform(np.log(0.02), np.log(0.1))))
+    kw["dose_per_nm2"] = float(np.exp(rng.uniform(np.log(5e4), np.log(2e6))))
+    kw["noise"] = True
+    return kw
+
+
 @dataclass
 class FrameImage:
     """A model-frame image and its atom positions (model px, x = column)."""
@@ -240,6 +292,12 @@ def simulated_frames(cfg: HeatmapTrainConfig, rng: np.random.Generator) -> list[
                                    ranges={"density_nm2": (CONDITION_RANGES["density_nm2"][0], cfg.dr_density_max)})
             f = simulated_frame(cond, seed_i, cfg.sim_frame_px)
             f.name = f"dr{seed_i}"
+        elif cfg.crowded_frac > 0 and rng.random() < cfg.crowded_frac:
+            f = simulated_frame(crowded_sim_params(rng), seed_i, cfg.sim_frame_px)
+            f.name = f"crowded{seed_i}"
+        elif cfg.faint_frac > 0 and rng.random() < cfg.faint_frac:
+            f = simulated_frame(faint_sim_params(rng), seed_i, cfg.sim_frame_px)
+            f.name = f"faint{seed_i}"
         else:
             f = simulated_frame(random_sim_params(rng), seed_i, cfg.sim_frame_px)
         out.append(f)

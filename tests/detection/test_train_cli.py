@@ -192,9 +192,10 @@ def test_tiny_heatmap_training_through_the_cli_writes_a_usable_model(data, tmp_p
 # -- the bundled weights' recipes --------------------------------------------------------------------------------
 #: config fields added after a bundled file was trained, at the value that leaves its run unchanged (checked in
 #: the code: 0 = no near-miss negatives / soft targets / domain-randomised images, no extra draw, every checkpoint
-#: eligible; near_px and dr_density_max only matter when near_frac / dr_frac > 0)
+#: eligible, no crowded or faint draws; near_px and dr_density_max only matter when near_frac / dr_frac > 0)
 NEUTRAL = {"near_frac": 0.0, "soft_sigma_px": 0.0, "select_on_real": False, "real_weight": 1,
-           "near_px": [3.0, 10.0], "dr_frac": 0.0, "dr_density_max": 8.0, "select_after": 0.0}
+           "near_px": [3.0, 10.0], "dr_frac": 0.0, "dr_density_max": 8.0, "select_after": 0.0, "crowded_frac": 0.0,
+           "faint_frac": 0.0}
 #: the commands of the model card (detection/data/MODEL_CARD.md), data paths aside
 CARD = {
     "detector.pt": ["--data", "D", "--split", "D/split.csv", "--extra", "simA", "--extra", "simB", "--threads", "1",

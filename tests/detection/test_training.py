@@ -136,3 +136,27 @@ def test_heatmap_simulated_frames_mix_domain_randomised_draws():
                              np.random.default_rng(5))
     kinds = {f.name[:2] for f in mixed}
     assert kinds == {"dr", "si"}
+
+
+def test_heatmap_crowded_and_faint_draws_stay_in_their_ranges():
+    # the two optional draws of the heat-map training (and of the verifier's extra training images)
+    from sacmap.detection.heatmap_training import (
+        HeatmapTrainConfig,
+        crowded_sim_params,
+        faint_sim_params,
+        simulated_frames,
+    )
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        c = crowded_sim_params(rng)
+        assert 2.0 <= c["density_nm2"] <= 9.0 and 0.16 <= c["spread_fwhm_nm"] <= 0.32
+        assert 3e4 <= c["dose_per_nm2"] <= 5e5 and 0.005 <= c["texture_sd"] <= 0.06 and c["vacuum_fraction"] == 0
+        assert c["min_dist_nm"] < np.sqrt(0.5 * 4 / (np.pi * c["density_nm2"]))  # below random close packing
+        f = faint_sim_params(rng)
+        assert f["density_nm2"] == 0 or 0.3 <= f["density_nm2"] <= 3.0
+        assert 0.015 <= f["pixel_size_nm"] <= 0.03 and 0.03 <= f["spread_fwhm_nm"] <= 0.12
+        assert 0.15 <= f["peak_pt"] <= 0.5 and 0.02 <= f["texture_sd"] <= 0.1
+    frames = simulated_frames(HeatmapTrainConfig(crowded_frac=0.5, faint_frac=0.5, n_sim=12, sim_frame_px=32, seed=5),
+                              np.random.default_rng(5))
+    assert {f.name.rstrip("0123456789") for f in frames} == {"crowded", "faint", "sim"}
