@@ -9,8 +9,9 @@ fifth at 8/nm², although a difference-of-Gaussians band-pass still shows most o
 On sparse real images the same band-pass also fires on carbon-texture bumps, many of them as high as atoms, so
 a candidate is only added when a verifier (:mod:`sacmap.detection.verifier`) finds it atom-like *in its
 context*: its contrast relative to the atoms already detected in the same image, to the pixel noise and to the
-band-pass spread of the whole image, the heat map's and the CNN's own evidence at that point, and how many
-detected atoms lie around it.
+band-pass spread of the whole image, the heat map's and the CNN's own evidence at that point, and the image's
+candidates as a population (how many there are per detected atom and what share of them is as high as a faint
+atom).
 
 :func:`candidate_peaks` gives the candidates (local maxima of the band-pass farther than ``min_sep_px`` from
 every detected atom); :func:`candidate_features` the feature matrix, columns :data:`FEATURES`.
@@ -30,7 +31,9 @@ PEAK_WINDOW = 5
 BORDER = 3
 #: Column names of :func:`candidate_features`, in order.
 FEATURES = ("rel_contrast", "rel_contrast_wide", "log_noise_sig", "texture_sig", "heat", "cnn", "log_atom_noise_sig",
-            "atom_texture_sig")
+            "atom_texture_sig", "cand_high_share", "log_cand_per_atom")
+#: ``cand_high_share`` counts the image's candidates at least this high relative to the detected atoms.
+HIGH_REL = 0.3
 
 
 def _half_blur(f: np.ndarray, sigma: float) -> np.ndarray:
@@ -177,6 +180,12 @@ def candidate_features(frame: np.ndarray, atoms_xy: np.ndarray, heat: np.ndarray
     X = np.c_[np.clip(v / ref, -1, 3), np.clip(vw / ref_w, -1, 3), np.log(np.clip(v / noise, 0.1, None)),
               np.clip(v / spread, -5, 20), sample(heat), sample(cnn),
               np.full(len(xy), np.log(max(ref / noise, 0.1))), np.full(len(xy), min(ref / spread, 20.0))]
+    # the image's candidates as a population: a mixture of texture bumps and missed atoms, whose share of atoms
+    # the verifier cannot know from one candidate (the same bump is texture on a sparse field and an atom in a
+    # crowd); their share at least HIGH_REL of the atoms' height and their number per detected atom say which
+    share = float((X[:, 0] >= HIGH_REL).mean())
+    per_atom = np.log((len(xy) + 1.0) / (len(atoms_xy) + 1.0))
+    X = np.c_[X, np.full(len(xy), share), np.full(len(xy), per_atom)]
     return sub, X
 
 

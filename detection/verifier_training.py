@@ -12,11 +12,18 @@ Training data: the band-pass candidates (:mod:`sacmap.detection.candidates`) tha
   log-uniform 0.3–8 atoms/nm² (random, hard-core, multimer-rich in turn); every ``empty_every``-th image (10) is a
   domain-randomised field with no atoms, where every candidate is texture (without them the verifier took faint
   atom-free fields' bumps for atoms: their "detected atoms" are texture too, so a bump looks like them);
+* ``n_crowded`` (120) crowded images (:func:`sacmap.detection.heatmap_training.crowded_sim_params`: 2–9
+  atoms/nm², broad atoms, weak texture, moderate dose; every 6th with no atoms) and ``n_faint`` (60) faint sparse
+  ones at fine pixel sizes (:func:`~sacmap.detection.heatmap_training.faint_sim_params`), seeds following the
+  ``n_sim`` images', their candidates counted ``extra_weight`` (2) times: without them the verifier rejected
+  the missed atoms of crowded broad-atom fields (their image-level features lay where our dense training images
+  never were) and had no faint fine-pixel field to learn that a crowd of candidates there is texture;
 * the real training images of ``shared/data/ptnc-stem`` less the three held out from the networks' training
   (034, 045, 048) and the validation split, each candidate counted ``real_weight`` times.
 
-A candidate is an atom (label 1) when a true atom that no detected atom lies within the matching radius of
-(0.15 nm; 5 px of the image on the real images, the benchmark's radius) lies within that radius of it.
+A candidate is an atom (label 1) when, matched one-to-one (Hungarian, the benchmark's scoring) within the
+matching radius (0.15 nm; 5 px of the image on the real images, the benchmark's radius), it takes a true atom
+that the detected atoms left unmatched (:func:`label_candidates`).
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ class VerifierTrainConfig:
     threshold: float = 0.8
     n_members: int = 5
     empty_every: int = 10  # every this-many-th simulated image has no atoms (0: none)
+    n_crowded: int = 120  # further images of heatmap_training.crowded_sim_params (every 6th with no atoms)
+    n_faint: int = 60  # further images of heatmap_training.faint_sim_params
+    extra_weight: int = 2  # weight of the crowded and faint images' candidates
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -57,12 +67,23 @@ class VerifierTrainConfig:
 
 
 def simulated_image(i: int, cfg: VerifierTrainConfig):
-    """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind)."""
-    from sacmap.detection.heatmap_training import random_sim_params
+    """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind). ``i`` < ``n_sim``: the three
+    kinds in turn (module docstring); then ``n_crowded`` crowded and ``n_faint`` faint images."""
+    from sacmap.detection.heatmap_training import crowded_sim_params, faint_sim_params, random_sim_params
     from sacmap.detection.simulate import REFERENCE_PIXEL_NM, draw_conditions, simulate_sample
 
     seed = cfg.seed * 1000 + i
-    if cfg.empty_every and i % cfg.empty_every == cfg.empty_every - 1:  # the support alone: every candidate is not
+    if i >= cfg.n_sim:
+        rng = np.random.default_rng(seed)
+        crowded = i < cfg.n_sim + cfg.n_crowded
+        kw = crowded_sim_params(rng) if crowded else faint_sim_params(rng)
+        if crowded and (i - cfg.n_sim) % 6 == 5:
+            kw["density_nm2"] = 0.0
+        px, dens = kw.pop("pixel_size_nm"), kw.pop("density_nm2")
+        n = max(64, int(round(384 * REFERENCE_PIXEL_NM / px)))
+        img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+        kind = ("crowded" if crowded else "faint") + (" no atoms" if dens == 0 else "")
+    elif cfg.empty_every and i % cfg.empty_every == cfg.empty_every - 1:  # the support alone: no candidate is
         cond = {**draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt")), "density_nm2": 0.0}
         img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
         px, kind = cond["pixel_size_nm"], "no atoms"
@@ -87,18 +108,21 @@ def simulated_image(i: int, cfg: VerifierTrainConfig):
 
 
 def label_candidates(cand_xy: np.ndarray, atoms_xy: np.ndarray, truth_xy: np.ndarray, radius: float) -> np.ndarray:
-    """1 where a candidate lies within ``radius`` of a true atom that has no detected atom within ``radius``
-    (all in one frame, px)."""
-    from scipy.spatial import cKDTree
+    """1 for the candidates that would each add a matched atom: the true atoms left unmatched by a one-to-one
+    (Hungarian, :func:`sacmap.detection.evaluate.match`) matching of the detected atoms within ``radius``, matched
+    one-to-one to the candidates within ``radius``; 0 for the rest (all in one frame, px). One-to-one, as the
+    benchmarks score: two candidates at one missed atom are one atom and one false detection, and a true atom
+    whose only detection within ``radius`` went to its neighbour is still missing."""
+    from sacmap.detection.evaluate import match
 
+    y = np.zeros(len(cand_xy), int)
     if not len(cand_xy) or not len(truth_xy):
-        return np.zeros(len(cand_xy), int)
-    free = truth_xy
-    if len(atoms_xy):
-        free = truth_xy[cKDTree(atoms_xy).query(truth_xy)[0] > radius]
-    if not len(free):
-        return np.zeros(len(cand_xy), int)
-    return (cKDTree(free).query(cand_xy)[0] <= radius).astype(int)
+        return y
+    _, hit = match(atoms_xy, truth_xy, radius) if len(atoms_xy) else (None, np.empty(0, int))
+    free = np.setdiff1d(np.arange(len(truth_xy)), hit)
+    if len(free):
+        y[match(cand_xy, np.asarray(truth_xy)[free], radius)[0]] = 1
+    return y
 
 
 def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
@@ -141,18 +165,20 @@ def training_set(data_dir, cfg: VerifierTrainConfig, *, progress=None):
                 raise DetectionInputError(f"{split_csv}: {f} not found")
     det = AtomDetector("combined")
     Xs, ys, ws = [], [], []
-    for i in range(cfg.n_sim):
+    n_all = cfg.n_sim + cfg.n_crowded + cfg.n_faint
+    for i in range(n_all):
         img, px, txy, _ = simulated_image(i, cfg)
         X, y = image_samples(det, img, px, txy)
-        Xs.append(X), ys.append(y), ws.append(np.ones(len(y), int))
-        if progress and ((i + 1) % 25 == 0 or i + 1 == cfg.n_sim):
-            progress(f"simulated {i + 1}/{cfg.n_sim}")
+        Xs.append(X), ys.append(y), ws.append(np.full(len(y), 1 if i < cfg.n_sim else cfg.extra_weight, int))
+        if progress and ((i + 1) % 25 == 0 or i + 1 == n_all):
+            progress(f"simulated {i + 1}/{n_all}")
     for im, lab in pairs:
         raw, px, _ = read_image(data_dir / "images" / im)
         X, y = image_samples(det, raw, px, read_labels(data_dir / "labels" / lab), REAL_MATCH_PX)
         Xs.append(X), ys.append(y), ws.append(np.full(len(y), cfg.real_weight, int))
     X, y, w = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
-    record = {"n_sim": cfg.n_sim, "real_images": [str(s)[:3] for s in real.image], "n_candidates": int(len(y)),
+    record = {"n_sim": cfg.n_sim, "n_crowded": cfg.n_crowded, "n_faint": cfg.n_faint,
+              "real_images": [str(s)[:3] for s in real.image], "n_candidates": int(len(y)),
               "n_atoms": int(y.sum()), "weights": [f.name for f in det.files]}
     return X, y, w, record
 

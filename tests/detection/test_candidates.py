@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from sacmap.detection.candidates import (
     FEATURES,
+    HIGH_REL,
     blur,
     candidate_features,
     candidate_peaks,
@@ -90,6 +91,27 @@ def test_features_put_a_missed_atom_level_with_the_detected_ones():
     assert rel[i] == pytest.approx(1.0, abs=0.15)  # as bright as the detected atoms
     assert np.delete(rel, i).max() < 0.5  # the rest is noise
     assert X[i, FEATURES.index("log_noise_sig")] > np.log(10)
+
+    # the image-level population features: one value for every candidate of the image
+    share, per_atom = X[:, FEATURES.index("cand_high_share")], X[:, FEATURES.index("log_cand_per_atom")]
+    assert np.ptp(share) == 0 and np.ptp(per_atom) == 0
+    assert share[0] == pytest.approx(np.mean(rel >= HIGH_REL))
+    assert per_atom[0] == pytest.approx(np.log((len(cxy) + 1) / len(xy)))  # len(xy) - 1 detected, + 1
+
+
+def test_training_labels_are_one_to_one_like_the_benchmark():
+    from sacmap.detection.verifier_training import label_candidates
+
+    truth = np.array([[10.0, 10.0], [17.0, 10.0], [60.0, 60.0]])
+    # one detection between the first two atoms (within 5 px of both) covers one of them only: a candidate at
+    # the other is an atom; two candidates at the missed third atom are one atom and one false detection
+    atoms = np.array([[13.0, 10.0]])
+    cands = np.array([[17.5, 10.5], [60.5, 60.0], [62.5, 60.0], [90.0, 90.0]])
+    y = label_candidates(cands, atoms, truth, 5.0)
+    assert y.tolist() == [1, 1, 0, 0]
+    assert label_candidates(cands, np.empty((0, 2)), truth, 5.0).sum() == 2  # nearest candidate per missed atom
+    assert label_candidates(cands, atoms, np.empty((0, 2)), 5.0).sum() == 0
+    assert label_candidates(np.empty((0, 2)), atoms, truth, 5.0).shape == (0,)
 
 
 def _toy(n=4000, seed=0):
@@ -212,7 +234,7 @@ def test_verifier_training_command_is_deterministic_and_refuses_bad_inputs(repo_
     shutil.copy(repo_dir / "inputs/stem/053_HAADF_15nm_Sample_PtNC_21Oct20.tif", data / "images")
     shutil.copy(repo_dir / "inputs/stem/labels/053_Results.csv", data / "labels")
     (data / "split.csv").write_text("image,labels,split\n053_HAADF_15nm_Sample_PtNC_21Oct20.tif,053_Results.csv,train\n")
-    cfg = vt.VerifierTrainConfig(n_sim=2, n_members=2, max_iter=30)
+    cfg = vt.VerifierTrainConfig(n_sim=2, n_crowded=1, n_faint=1, n_members=2, max_iter=30)
     a = CandidateVerifier.load(vt.train_verifier(data, tmp_path / "a.json", cfg))
     b = CandidateVerifier.load(vt.train_verifier(data, tmp_path / "b.json", cfg))
     assert a.meta["training"]["real_images"] == ["053"] and a.meta["training"]["n_atoms"] > 0

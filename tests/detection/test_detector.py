@@ -110,9 +110,11 @@ def test_callers_threshold_is_honoured_and_settings_not_mutated():
     assert r.settings["threshold"] == 0.6 and r.summary()["threshold"] == 0.6
     assert dataclasses.asdict(s) == before
     assert detect_image(img, pixel_size_nm=PX).settings["threshold"] == pytest.approx(own)
-    # an explicit threshold= wins over the settings'; lower thresholds find at least as many atoms
+    # an explicit threshold= wins over the settings'; lower thresholds find at least as many network atoms (the
+    # verifier's, component_size -1, depend on the image's detected atoms and candidates, so their number may fall)
     lo = detect_image(img, pixel_size_nm=PX, settings=s, threshold=0.1)
-    assert lo.settings["threshold"] == 0.1 and lo.n_atoms >= r.n_atoms
+    assert lo.settings["threshold"] == 0.1
+    assert (lo.atoms["component_size"] != -1).sum() >= (r.atoms["component_size"] != -1).sum()
     # the default combination: the caller's threshold governs the CNN's atoms (component_size > 0); the heat-map
     # peaks (component_size 0) are kept above Settings.combine_score
     cnn = r.atoms["component_size"].to_numpy() > 0
