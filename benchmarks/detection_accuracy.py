@@ -351,6 +351,7 @@ def section_oracle(weights, model) -> None:
 
     from sacmap.detection import candidates as C
     from sacmap.detection.detector import AtomDetector
+    from sacmap.detection.evaluate import match
     from sacmap.detection.result import prepare
     from sacmap.detection.simulate import simulate_sample
 
@@ -372,7 +373,7 @@ def section_oracle(weights, model) -> None:
             fr = np.asarray(prepare(img, PX, det).frame, np.float32)
             t = truth[["x_px", "y_px"]].to_numpy(float) * (fr.shape[1] / shape[1])
             bp = C.band_pass(fr, C.BAND)
-            noise = C.pixel_noise_sd(fr) * C._kernel_norm(C.BAND)
+            noise = C.band_noise_sd(fr, C.BAND)
             ys, xs = np.nonzero((bp == ndimage.maximum_filter(bp, size=C.PEAK_WINDOW)) & (bp > 0))
             h = bp[ys, xs] / noise
             d, j = cKDTree(t).query(np.c_[xs, ys])
@@ -382,8 +383,6 @@ def section_oracle(weights, model) -> None:
             best.append(b)
             neg.append(h[d > MATCH_NM / PX])
             atoms = _detect(img, PX, weights, model)
-            from sacmap.detection.evaluate import match
-
             r, _c = match(atoms[["x_px", "y_px"]].to_numpy(float), truth[["x_px", "y_px"]].to_numpy(float),
                           MATCH_NM / PX)
             tp, n_pred = tp + len(r), n_pred + len(atoms)

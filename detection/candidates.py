@@ -104,6 +104,11 @@ def pixel_noise_sd(frame: np.ndarray) -> float:
     return _mad(r) / np.sqrt(1.25)
 
 
+def band_noise_sd(frame: np.ndarray, band: tuple[float, float] = BAND) -> float:
+    """The pixel noise of ``frame`` (:func:`pixel_noise_sd`) as it comes out of :func:`band_pass` with ``band``."""
+    return pixel_noise_sd(frame) * _kernel_norm(band)
+
+
 def _mad(a: np.ndarray) -> float:
     """Normal-consistent median absolute deviation (×1.4826); over every other row and column from 512² on
     (a quarter of the pixels: the same to < 1 %, four times faster)."""
@@ -152,7 +157,7 @@ def candidate_features(frame: np.ndarray, atoms_xy: np.ndarray, heat: np.ndarray
     xy = candidate_peaks(bp, atoms_xy, min_sep_px)
     if not len(xy):
         return xy, np.empty((0, len(FEATURES)))
-    noise = max(pixel_noise_sd(frame) * _kernel_norm(BAND), 1e-9)
+    noise = max(band_noise_sd(frame, BAND), 1e-9)
     spread = max(_mad(bp), 1e-9)
     cx, cy = xy[:, 0], xy[:, 1]
     ai = (np.clip(np.rint(atoms_xy[:, 1]).astype(int), 0, h - 1),

@@ -66,6 +66,18 @@ class VerifierTrainConfig:
         return d
 
 
+def _drawn_image(params: dict, seed: int):
+    """An image of drawn simulator keywords (``heatmap_training`` draws: ``simulate_sample`` keywords plus
+    ``pixel_size_nm`` and ``density_nm2``), as wide as 384 px of the reference pixel size: (image, nm/px, truth)."""
+    from sacmap.detection.simulate import REFERENCE_PIXEL_NM, simulate_sample
+
+    kw = dict(params)
+    px, dens = kw.pop("pixel_size_nm"), kw.pop("density_nm2")
+    n = max(64, int(round(384 * REFERENCE_PIXEL_NM / px)))
+    img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+    return img, px, truth
+
+
 def simulated_image(i: int, cfg: VerifierTrainConfig):
     """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind). ``i`` < ``n_sim``: the three
     kinds in turn (module docstring); then ``n_crowded`` crowded and ``n_faint`` faint images."""
@@ -79,9 +91,8 @@ def simulated_image(i: int, cfg: VerifierTrainConfig):
         kw = crowded_sim_params(rng) if crowded else faint_sim_params(rng)
         if crowded and (i - cfg.n_sim) % 6 == 5:
             kw["density_nm2"] = 0.0
-        px, dens = kw.pop("pixel_size_nm"), kw.pop("density_nm2")
-        n = max(64, int(round(384 * REFERENCE_PIXEL_NM / px)))
-        img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+        dens = kw["density_nm2"]
+        img, px, truth = _drawn_image(kw, seed)
         kind = ("crowded" if crowded else "faint") + (" no atoms" if dens == 0 else "")
     elif cfg.empty_every and i % cfg.empty_every == cfg.empty_every - 1:  # the support alone: no candidate is
         cond = {**draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt")), "density_nm2": 0.0}
@@ -92,10 +103,7 @@ def simulated_image(i: int, cfg: VerifierTrainConfig):
         img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
         px, kind = cond["pixel_size_nm"], "randomised"
     elif i % 3 == 1:
-        kw = random_sim_params(np.random.default_rng(seed))
-        px, dens = kw.pop("pixel_size_nm"), kw.pop("density_nm2")
-        n = max(64, int(round(384 * REFERENCE_PIXEL_NM / px)))
-        img, truth, _ = simulate_sample(dens, shape=(n, n), pixel_size_nm=px, seed=seed, **kw)
+        img, px, truth = _drawn_image(random_sim_params(np.random.default_rng(seed)), seed)
         kind = "heat-map draw"
     else:
         rng = np.random.default_rng(seed)
@@ -118,8 +126,7 @@ def label_candidates(cand_xy: np.ndarray, atoms_xy: np.ndarray, truth_xy: np.nda
     y = np.zeros(len(cand_xy), int)
     if not len(cand_xy) or not len(truth_xy):
         return y
-    _, hit = match(atoms_xy, truth_xy, radius) if len(atoms_xy) else (None, np.empty(0, int))
-    free = np.setdiff1d(np.arange(len(truth_xy)), hit)
+    free = np.setdiff1d(np.arange(len(truth_xy)), match(atoms_xy, truth_xy, radius)[1])
     if len(free):
         y[match(cand_xy, np.asarray(truth_xy)[free], radius)[0]] = 1
     return y
