@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         print(f"| real 053, {side}² | {len(xy)} | {t_full:.3f} ({t_med:.3f}) | {c_full:.2f} | {TARGET_S[side]} | "
               f"{t_full / TARGET_S[side]:.2f} | {t_ref:.3f} | {t_ref / t_full:.0%} |", flush=True)
         lines.append(f"{side}²: {stages(img, px, kw)}")
-    print("\nstages, wall/CPU s (the map runs on the torch threads, the rest on one core):\n" + "\n".join(lines))
+    print("\nstages, wall/CPU s (the maps run on the torch threads, the large filters and the fits on as many, the rest on one core):\n" + "\n".join(lines))
     for dens in (1.0, 4.0, 8.0):
         img, truth, _ = simulate_sample(dens, arrangement="hardcore", seed=0, pixel_size_nm=px)
         res = detect_image(img, pixel_size_nm=px, **kw)

@@ -20,7 +20,8 @@ every detected atom); :func:`candidate_features` the feature matrix, columns :da
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from sacmap.detection import filters
 
 #: Band-pass: Gaussian σ (model px) of the narrow and the wide blur (0.06 / 0.18 nm), and a second, broader pair
 #: (0.09 / 0.23 nm) for wide atoms.
@@ -42,7 +43,7 @@ def _half_blur(f: np.ndarray, sigma: float) -> np.ndarray:
     h, w = f.shape
     hp, wp = h + h % 2, w + w % 2
     g = np.pad(f, ((0, hp - h), (0, wp - w)), mode="edge").reshape(hp // 2, 2, wp // 2, 2).mean(axis=(1, 3))
-    return ndimage.gaussian_filter(g, np.sqrt(sigma**2 - 0.25) / 2.0, mode="reflect", truncate=3.0)
+    return filters.gaussian_filter(g, np.sqrt(sigma**2 - 0.25) / 2.0, mode="reflect", truncate=3.0)
 
 
 def _half_coords(n: int, size: int, at=None):
@@ -58,7 +59,7 @@ def blur(f: np.ndarray, sigma: float) -> np.ndarray:
     that width the field is smooth enough that the difference is ≤ 1.5 % of its range."""
     f = np.asarray(f, dtype=np.float32)
     if sigma < 4.0 or min(f.shape) < 16:
-        return ndimage.gaussian_filter(f, sigma, mode="reflect", truncate=3.0)
+        return filters.gaussian_filter(f, sigma, mode="reflect", truncate=3.0)
     g = _half_blur(f, sigma)
     r0, r1, fr = _half_coords(f.shape[0], g.shape[0])
     c0, c1, fc = _half_coords(f.shape[1], g.shape[1])
@@ -124,7 +125,7 @@ def candidate_peaks(bp: np.ndarray, atoms_xy: np.ndarray, min_sep_px: float) -> 
     from scipy.spatial import cKDTree
 
     h, w = bp.shape
-    mx = ndimage.maximum_filter(bp, size=PEAK_WINDOW, mode="nearest")
+    mx = filters.maximum_filter(bp, size=PEAK_WINDOW, mode="nearest")
     ys, xs = np.nonzero((bp == mx) & (bp > 0))
     inside = (xs >= BORDER) & (ys >= BORDER) & (xs < w - BORDER) & (ys < h - BORDER)
     xy = np.c_[xs[inside], ys[inside]]

@@ -236,8 +236,9 @@ class AtomDetector:
 
         return to_model_frame(raw, pixel_nm, pixel_y_nm, **(self.meta.get("preprocess") or {}))
 
-    def maps(self, frames, batch: int = 4) -> list[np.ndarray]:
-        """Per-pixel atom map (heat map or CNN probability) of each model-frame image."""
+    def maps(self, frames, batch: int | None = None) -> list[np.ndarray]:
+        """Per-pixel atom map (heat map or CNN probability) of each model-frame image. ``batch``: CNN tiles per
+        forward pass (None: :func:`sacmap.detection.model.tiling` of the device)."""
         kind, net, _ = self._net()
         if kind == "cnn":
             from sacmap.detection.model import probability_map
@@ -266,8 +267,9 @@ class AtomDetector:
                       elements=None):
         return self.detect_many([image], pixel_nm, elements=elements)[0]
 
-    def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int = 4):
-        """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths)."""
+    def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int | None = None):
+        """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths); ``batch``: CNN tiles
+        per forward pass (None: the device's default, :func:`sacmap.detection.model.tiling`)."""
         from sacmap.detection.result import finish
 
         s = self.resolved_settings()
@@ -278,7 +280,7 @@ class AtomDetector:
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out
 
-    def network_atoms(self, images, pixel_nm: float | None = None, *, batch: int = 4):
+    def network_atoms(self, images, pixel_nm: float | None = None, *, batch: int | None = None):
         """The networks' stage of :meth:`detect_many`: per image ``(prepared, primary map, atoms, heat map)``.
         For a combination ``atoms`` are the union of both parts (model px; before the candidate verifier) and
         ``heat`` the secondary's map; for a single model both are None (``finish`` decodes the map)."""

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 from torch.nn import functional as F
 
@@ -63,22 +62,52 @@ class HeatmapNet(nn.Module):
         return {"kind": KIND, "width": list(self.width)}
 
 
+#: Input pixels on either side that one heat-map pixel depends on (:class:`HeatmapNet`, any ``width``:
+#: 21 px, measured from the gradient's support), rounded up to the network's 4-px block: the halo of a tile.
+HALO_PX = 24
+#: Tile side (px) of :func:`heatmap` on the CPU (None: the whole image in one pass). A 2048² map in one pass
+#: took 0.96 s, in 512² tiles with a 24-px halo 0.49 s (2 cores; activations that fit the cache), the same values.
+CPU_TILE = 512
+
+
 @torch.no_grad()
-def heatmap(net: HeatmapNet, images, *, device: str = "cpu") -> list[np.ndarray]:
+def heatmap(net: HeatmapNet, images, *, device: str = "cpu", tile: int | None = None) -> list[np.ndarray]:
     """Heat map (sigmoid of the logits, in [0, 1]) of each model-frame image (2-D arrays of any size; padded by
-    reflection to a multiple of 4 and cropped back). Returns float32 arrays of the input shapes."""
+    reflection to a multiple of 4 and cropped back). Returns float32 arrays of the input shapes.
+
+    Images larger than ``tile`` (default :data:`CPU_TILE` on the CPU, no tiling on a GPU) go through the network in
+    tiles of ``tile``² px with a :data:`HALO_PX` halo cut from the image (zero-padded only at its own edges, as in
+    one pass), of which the inner part is kept: the same values as one pass, to float rounding."""
     single = isinstance(images, np.ndarray) and images.ndim == 2
     imgs = [images] if single else list(images)
+    if tile is None and not str(device).startswith("cuda"):
+        tile = CPU_TILE
+    if tile is not None and (tile <= 0 or tile % 4):
+        raise ValueError(f"heatmap: tile must be a positive multiple of 4, got {tile}")
     net = net.to(device).eval().to(memory_format=torch.channels_last)
+
+    def run(x):
+        xt = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device)
+        return torch.sigmoid(net(xt.contiguous(memory_format=torch.channels_last)))[0, 0].float().cpu().numpy()
+
     out = []
     for im in imgs:
         im = np.asarray(im, np.float32)
         h, w = im.shape
         ph, pw = (-h) % 4, (-w) % 4
         x = np.pad(im, ((0, ph), (0, pw)), mode="reflect") if (ph or pw) else im
-        xt = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device)
-        xt = xt.contiguous(memory_format=torch.channels_last)
-        out.append(torch.sigmoid(net(xt))[0, 0, :h, :w].float().cpu().numpy())
+        H, W = x.shape
+        if tile is None or max(H, W) <= tile:
+            out.append(run(x)[:h, :w])
+            continue
+        m = np.empty((H, W), np.float32)
+        for r0 in range(0, H, tile):
+            for c0 in range(0, W, tile):
+                r1, c1 = min(r0 + tile, H), min(c0 + tile, W)
+                a0, b0 = max(r0 - HALO_PX, 0), max(c0 - HALO_PX, 0)
+                y = run(x[a0:min(r1 + HALO_PX, H), b0:min(c1 + HALO_PX, W)])
+                m[r0:r1, c0:c1] = y[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        out.append(m[:h, :w])
     return out[0] if single else out
 
 
@@ -88,6 +117,24 @@ def _disk(r: float) -> np.ndarray:
     return (xx**2 + yy**2) <= r * r + 1e-9
 
 
+def local_maxima_above(h: np.ndarray, threshold: float, footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the pixels of ``h`` above ``threshold`` that are ≥ every pixel of the (odd, centred)
+    ``footprint`` around them (outside the image counts as −1): ``h >= maximum_filter(h, footprint=footprint,
+    mode="constant", cval=-1) & (h > threshold)``, comparing only the pixels above the threshold (a few per cent
+    of a heat map) with their neighbours instead of filtering the whole map (2048²: 0.3 s → ~0.02 s)."""
+    rr, cc = np.nonzero(h > threshold)
+    k = footprint.shape[0] // 2
+    hp = np.pad(h, k, mode="constant", constant_values=-1.0)
+    vals = h[rr, cc]
+    ok = np.ones(len(rr), bool)
+    for dy, dx in zip(*np.nonzero(footprint)):
+        if dy == k and dx == k:
+            continue
+        idx = np.flatnonzero(ok)
+        ok[idx] = vals[idx] >= hp[rr[idx] + dy, cc[idx] + dx]
+    return rr[ok], cc[ok]
+
+
 def find_peaks(heat: np.ndarray, threshold: float, min_sep_px: float) -> dict:
     """Atoms from a heat map: local maxima above ``threshold`` (disk of radius ``min_sep_px``), sub-pixel
     positions from a parabola through the 3×3 log-heat, greedy suppression of weaker peaks closer than
@@ -95,8 +142,7 @@ def find_peaks(heat: np.ndarray, threshold: float, min_sep_px: float) -> dict:
     from scipy.spatial import cKDTree
 
     h = np.asarray(heat, np.float32)
-    mx = ndimage.maximum_filter(h, footprint=_disk(max(min_sep_px, 1.0)), mode="constant", cval=-1.0)
-    rr, cc = np.nonzero((h >= mx) & (h > threshold))
+    rr, cc = local_maxima_above(h, threshold, _disk(max(min_sep_px, 1.0)))
     if len(rr) == 0:
         return {"x": np.empty(0), "y": np.empty(0), "score": np.empty(0)}
     lg = np.log(np.clip(np.pad(h, 1, mode="edge"), 1e-6, None))

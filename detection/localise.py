@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from sacmap.detection import filters
+
 
 def _seed(pts, k, rng, sw, tot):
     """k-means++ centres (k, 2) drawn with ``rng`` (weights ``sw``)."""
@@ -153,9 +155,9 @@ def smoothed_maxima(image: np.ndarray, *, min_sep_px: float, smooth_px: float = 
     """The image smoothed by a Gaussian of ``smooth_px`` and its local maxima (window ``min_sep_px``):
     ``(smoothed, rows, cols)``, what :func:`intensity_peaks` starts from (computed once for both of its calls in
     :func:`localise`: two full-image filters each, ~0.2 s on 2048²)."""
-    sm = ndimage.gaussian_filter(np.asarray(image, np.float32), smooth_px, mode="reflect")
+    sm = filters.gaussian_filter(np.asarray(image, np.float32), smooth_px, mode="reflect")
     win = max(3, int(round(min_sep_px)) | 1)
-    rr, cc = np.nonzero(sm == ndimage.maximum_filter(sm, size=win, mode="nearest"))
+    rr, cc = np.nonzero(sm == filters.maximum_filter(sm, size=win, mode="nearest"))
     return sm, rr, cc
 
 
@@ -266,7 +268,7 @@ def localise(prob: np.ndarray, *, threshold: float, min_size_px: int = 1, split_
         elif maxima is not None and gmm_smooth_px == PEAK_SMOOTH_PX:  # the maxima's smoothed image
             smooth_img = maxima[0]
         else:
-            smooth_img = ndimage.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px)
+            smooth_img = filters.gaussian_filter(np.asarray(image, np.float32), gmm_smooth_px)
         if large_dip is not None and large_dip > peak_dip:
             lab_big = np.where(big[lab], lab, 0)
             for comp, pk in intensity_peaks(image, lab_big, min_sep_px=min_sep_px, dip=large_dip,

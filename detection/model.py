@@ -116,16 +116,32 @@ def _tiles(h: int, w: int, tile: int):
             yield r0, c0, min(tile, h - r0), min(tile, w - c0)
 
 
+#: (tile side px, tiles per forward pass) of :func:`probability_map` on the CPU: a 256² tile's activations
+#: (276² px × 32 channels × 4 B ≈ 10 MB per layer) stay in the processor's last-level cache (32 MB here), four
+#: batched 512² tiles (145 MB per layer) do not: the 2048² map took 0.76 s against 1.80 s (2 cores, best of 3; the
+#: same probabilities to float rounding, ≤ 3·10⁻⁷).
+CPU_TILING = (256, 1)
+#: The same on a GPU, where larger passes keep the device busy.
+GPU_TILING = (512, 8)
+
+
+def tiling(device: str) -> tuple[int, int]:
+    """(tile side px, tiles per pass) for ``device``: :data:`CPU_TILING` or, on ``cuda``, :data:`GPU_TILING`."""
+    return GPU_TILING if str(device).startswith("cuda") else CPU_TILING
+
+
 @torch.no_grad()
-def probability_map(fcn: FullyConvolutional, images, *, device: str = "cpu", tile: int = 512,
-                    batch: int = 4) -> list[np.ndarray]:
+def probability_map(fcn: FullyConvolutional, images, *, device: str = "cpu", tile: int | None = None,
+                    batch: int | None = None) -> list[np.ndarray]:
     """Atom probability for every pixel of each pre-processed image (list of 2-D arrays, any sizes).
 
     Images are zero-padded by 10 px, cut into ``tile``×``tile`` tiles with a 10-px halo, and tiles of equal size
-    from all images are batched through the network (exact: each output pixel sees only its 21×21 crop).
-    Tensors are channels-last (NHWC), measured ~1.5× faster than NCHW for these thin convolutions on CPU.
-    Returns float32 arrays of the input shapes.
+    from all images go through the network ``batch`` at a time (exact: each output pixel sees only its 21×21
+    crop); ``tile``, ``batch`` None: :func:`tiling` of the device. Tensors are channels-last (NHWC), measured ~1.5×
+    faster than NCHW for these thin convolutions on CPU. Returns float32 arrays of the input shapes.
     """
+    tile = tile or tiling(device)[0]
+    batch = batch or tiling(device)[1]
     single = isinstance(images, np.ndarray) and images.ndim == 2
     imgs = [images] if single else list(images)
     outs = [np.empty(im.shape, np.float32) for im in imgs]

@@ -28,11 +28,12 @@ from sacmap.detection.result import (  # noqa: F401  (re-exported: the pipeline'
 
 def detect_images(images, *, pixel_size_nm=None, threshold: float | None = None, elements=None, weights=None,
                   model: str = "bundled", device: str = "cpu", settings: Settings | None = None,
-                  batch: int = 4) -> list[DetectionResult]:
+                  batch: int | None = None) -> list[DetectionResult]:
     """Run the pipeline on several images (arrays or paths) with one
     :class:`~sacmap.detection.detector.AtomDetector`; the network maps are computed image by image (heat map) or
-    batched (CNN). ``threshold`` None = ``settings.threshold``, else the weights' own; ``settings`` is never
-    modified."""
+    with the tiles of equal size batched (CNN; ``batch`` tiles per pass, None: the device's default,
+    :func:`sacmap.detection.model.tiling`). ``threshold`` None = ``settings.threshold``, else the weights' own;
+    ``settings`` is never modified."""
     from sacmap.detection.detector import AtomDetector
 
     det = AtomDetector(model, weights=weights, threshold=threshold, device=device, settings=settings)
@@ -93,7 +94,7 @@ def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float | None =
                  threads: int | None = None, progress: bool = False, report=None) -> list[dict]:
     """Detect atoms in image files/folders and write the per-image records into ``outdir``.
 
-    Images are processed in groups of ``batch`` (one batched CNN pass per group); files already written are kept
+    Images are processed in groups of ``batch`` (read, detected and written together); files already written are kept
     when a later image fails. ``threads``: torch CPU threads (None: torch's default). Returns the JSON summaries
     (with ``files``) in input order; :func:`summary_line` gives one line of text per summary.
 
@@ -128,7 +129,7 @@ def detect_files(paths, outdir, *, pixel_size_nm=None, threshold: float | None =
 
     def run(group):
         results = detect_images(group, pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
-                                weights=weights, model=model, device=device, settings=settings, batch=batch)
+                                weights=weights, model=model, device=device, settings=settings)
         for f, res in zip(group, results):
             written = res.write(outdir, stems[f], overlay=overlay)
             summ = res.summary()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from sacmap.detection import filters
+
 #: pixel size (nm/px) of the training images (512 px over 15 nm)
 TRAIN_PIXEL_NM = 15.0 / 512
 #: supported pixel-size range (nm/px) after which atoms are under-sampled or crops miss their context
@@ -32,13 +34,13 @@ def background(image: np.ndarray, size_px: int = 40, factor: int = 4) -> np.ndar
     """
     img = np.asarray(image, dtype=np.float32)
     if factor <= 1:
-        return ndimage.median_filter(img, size=size_px, mode="reflect")
+        return filters.median_filter(img, size_px, mode="reflect")
     h, w = img.shape
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
     padded = np.pad(img, ((0, hp - h), (0, wp - w)), mode="edge")
     small = padded.reshape(hp // factor, factor, wp // factor, factor).mean(axis=(1, 3))
     win = max(1, int(round(size_px / factor)))
-    med = ndimage.median_filter(small, size=win, mode="reflect")
+    med = filters.median_filter(small, win, mode="reflect")
     # block centres sit at factor*i + (factor-1)/2 in full-resolution pixel coordinates
     rows = (np.arange(h) - (factor - 1) / 2) / factor
     cols = (np.arange(w) - (factor - 1) / 2) / factor
@@ -64,7 +66,7 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
     """
     img = np.asarray(image, dtype=np.float32)
     if smooth_px:
-        img = ndimage.gaussian_filter(img, smooth_px, mode="reflect")
+        img = filters.gaussian_filter(img, smooth_px, mode="reflect")
     hi = np.percentile(img, clip_percentile)
     img = np.minimum(img, hi)
     if background_px:
@@ -75,7 +77,7 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
         return np.zeros_like(img, dtype=np.float32)
     img = img - lo
     if norm_factor > 0:
-        scale = norm_factor * float(ndimage.gaussian_filter(img, norm_smooth_px, mode="reflect").max())
+        scale = norm_factor * float(filters.gaussian_filter(img, norm_smooth_px, mode="reflect").max())
         if scale > 0:
             return np.clip(img / scale, 0.0, 1.0).astype(np.float32)
     return (img / (hi - lo)).astype(np.float32)

@@ -64,10 +64,10 @@ from sacmap.detection.gaussfit import (
     _amp_prior,
     _Batch,
     _colour_groups,
-    _fit_batch,
     _members_of,
     _own_light,
     _splat,
+    fit_batch_threaded,
     group_atoms,
     pixel_noise,
     splat_half,
@@ -169,7 +169,7 @@ def _run(img, xy, s0, opt: RefineOptions, noise2, gid=None):
             P = P_all[mem].copy()
             others = total[sb.flat] - _own_light(sb, P)
             its = opt.iterations if _sweep == 0 else max(2, opt.iterations // 2)
-            r, parts, target = _fit_batch(sb, P, Bs, others, xy[mem], s0, opt, noise2, its)
+            r, parts, target = fit_batch_threaded(sb, P, Bs, others, xy[mem], s0, opt, noise2, its)
             _splat(img.shape, P_all[mem.ravel()], half_splat, out=total, sign=-1.0)
             _splat(img.shape, P.reshape(-1, 4), half_splat, out=total)
             moved_g[gid[mem[:, 0]]] = np.abs(P[..., :2] - P_all[mem][..., :2]).max(-1).max(-1)

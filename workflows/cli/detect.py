@@ -79,7 +79,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                      "help": "combined model: leave out the band-pass candidates the verifier "
                                      "adds (sacmap.detection.candidates; the atoms the networks miss in dense, "
                                      "noisy images; docs/detection.md)"}),
-    "batch": (("--batch",), {**_number(int, lo=1), "default": 4, "help": "images per CNN batch (default 4)"}),
+    "batch": (("--batch",), {**_number(int, lo=1), "default": 4, "help": "images read, detected and written together (default 4)"}),
     "no_overlay": (("--no-overlay",), {"action": "store_true", "help": "skip the PNG overlays"}),
     "threads": (("--threads",), {**_number(int, lo=1), "default": 2, "help": "torch CPU threads (default 2)"}),
     "seed": (("--seed",), {**_number(int, lo=0), "default": None, "help": "random seed"}),

@@ -118,12 +118,13 @@ def estimate_imaging(image, pixel_size_nm: float, atoms_xy_px, support=None, ele
 @dataclass
 class PipelineDetector:
     """``detect(images, pixel_size_nm) -> [xy_nm (n, 2)]`` through :func:`sacmap.detection.pipeline.detect_images`
-    with the record's decoder ``settings`` and ``model`` (None: the pipeline's default), ``batch`` images at a
-    time through the network. A plain object (not a closure), so that worker processes can receive it."""
+    with the record's decoder ``settings`` and ``model`` (None: the pipeline's default); ``batch``: CNN tiles per
+    forward pass (None: the device's default, :func:`sacmap.detection.model.tiling`). A plain object (not a
+    closure), so that worker processes can receive it."""
 
     settings: dict = field(default_factory=dict)
     model: str | None = None
-    batch: int = 8
+    batch: int | None = None
 
     def __call__(self, images, pixel_size_nm):
         import dataclasses
@@ -131,7 +132,7 @@ class PipelineDetector:
         from sacmap.detection import pipeline
 
         st = dict(self.settings or {})
-        kw: dict = {"batch": self.batch}
+        kw: dict = {} if self.batch is None else {"batch": self.batch}
         if st:
             known = {f.name for f in dataclasses.fields(pipeline.Settings)}
             kw["settings"] = pipeline.Settings(**{k: v for k, v in st.items() if k in known})
@@ -143,10 +144,11 @@ class PipelineDetector:
         return [r.atoms[["x_nm", "y_nm"]].to_numpy(dtype=float) for r in res]
 
 
-def default_detector(settings: dict | None = None, model: str | None = None, batch: int = 8) -> PipelineDetector:
+def default_detector(settings: dict | None = None, model: str | None = None,
+                     batch: int | None = None) -> PipelineDetector:
     """The public detection entry point with the record's decoder ``settings`` (its JSON ``settings`` block:
     threshold, merge and separation distances, ...) and ``model``: a :class:`PipelineDetector`."""
-    return PipelineDetector(dict(settings or {}), model, int(batch))
+    return PipelineDetector(dict(settings or {}), model, None if batch is None else int(batch))
 
 
 def _init_worker() -> None:
