@@ -97,7 +97,9 @@ def _kernel_norm(band: tuple[float, float]) -> float:
 def pixel_noise_sd(frame: np.ndarray) -> float:
     """Robust per-pixel noise σ of an image (its units): the MAD of each pixel minus the mean of its four
     neighbours, which removes anything smooth on the scale of an atom (σ ≥ 2 px) and keeps pixel noise
-    (× √(5/4) for white noise)."""
+    (× √(5/4) for white noise). It sees row-to-row offsets (scan-line noise) as the band-pass does, which horizontal
+    differences (:func:`sacmap.detection.gaussfit.pixel_noise`, the refinement's estimate, kept there for the
+    reason its docstring gives) do not."""
     f = np.asarray(frame, dtype=np.float32)
     if min(f.shape) < 5:
         return 0.0
