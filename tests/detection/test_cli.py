@@ -189,10 +189,12 @@ def test_split_pairs_flag_reaches_the_refinement(tmp_path):
         assert js["settings"]["split_pairs"] is bool(flag)
         counts[bool(flag)] = js["n_atoms"]
     assert counts[False] < counts[True] <= len(truth) * 1.03, (counts, len(truth))
-    # --wide-ratio reaches the settings too (on this clean image no atom is wider than its neighbours)
-    assert main(["detect", str(path), "-o", str(tmp_path / "wide"), "--no-overlay", "--wide-ratio", "1.8"]) == 0
+    # --wide-ratio reaches the settings too (1.8 by default; on this clean image no atom is wider than its
+    # neighbours, so turning it off changes nothing)
+    assert js["settings"]["wide_ratio"] == 1.8
+    assert main(["detect", str(path), "-o", str(tmp_path / "wide"), "--no-overlay", "--wide-ratio", "0"]) == 0
     js = json.loads((tmp_path / "wide" / "dense.json").read_text())
-    assert js["settings"]["wide_ratio"] == 1.8 and js["n_atoms"] == counts[False]
+    assert js["settings"]["wide_ratio"] == 0 and js["n_atoms"] == counts[False]
 
 
 def test_no_verify_flag_leaves_out_the_verifiers_atoms(tmp_path):

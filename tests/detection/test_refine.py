@@ -185,3 +185,26 @@ def test_bad_input_and_empty():
         refine(np.ones(10), [[1.0, 1.0]])
     with pytest.raises(DetectionInputError, match="sigma_px"):
         refine(img, [[5.0, 5.0]], sigma_px=-1)
+
+
+def test_wide_faint_bumps_are_dropped_only_when_isolated():
+    # atoms of sigma0 = 2 px on white noise; faint bumps 2.5x as wide, alone or 5 px (< 2 x 1.8 sigma0) from an atom
+    from sacmap.detection.result import wide_atoms
+
+    rng = np.random.default_rng(7)
+    rr, cc = np.mgrid[:200, :200]
+    atoms = [(x, y) for x in range(20, 190, 30) for y in range(20, 190, 45)]
+    lone_bumps = [(35.0, 40.0), (95.0, 130.0), (155.0, 85.0)]
+    near_bump = (atoms[5][0] + 5.0, atoms[5][1])
+    img = rng.normal(0, 0.02, (200, 200))
+    for x, y in atoms:
+        img += np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / (2 * 2.0**2))
+    for x, y in lone_bumps + [near_bump]:
+        img += 0.3 * np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / (2 * 5.0**2))
+    xy = np.array(atoms + lone_bumps + [near_bump], float)
+    wide = wide_atoms(img, xy, 2.0, 0.03, 1.8)
+    n = len(atoms)
+    assert not wide[:n].any()  # no atom of the image's width is dropped
+    assert wide[n:n + 3].all()  # the isolated wide faint bumps are
+    assert not wide[-1]  # the one beside an atom is not tested: its free width would take up the atom's light
+    assert wide_atoms(img, xy[[0, 1, 2, n]], 2.0, 0.03, 1.8).sum() == 0  # under 5 detections: no median to judge by

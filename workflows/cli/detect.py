@@ -70,11 +70,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                          "recovers 0.20-0.26-nm pairs of broad atoms on clean, bright images, "
                                          "splits nothing under support texture; off by default (+0.05 s per "
                                          "512², +1.7 s per 2048²)"}),
-    "wide_ratio": (("--wide-ratio",), {**_number(lo=0), "default": 0.0, "metavar": "R",
-                                       "help": "drop refined atoms whose free-width fit is >= R x the image's atom "
-                                       "width and no brighter than 1.2x the median peak (texture bumps taken for "
-                                       "small faint atoms on fine pixels; 1.8 measured in docs/detection.md; "
-                                       "default 0 = off)"}),
+    "wide_ratio": (("--wide-ratio",), {**_number(lo=0), "default": 1.8, "metavar": "R",
+                                       "help": "drop refined atoms with no other detection within 2R x the image's "
+                                       "atom width whose free-width fit is >= R x that width and no brighter than "
+                                       "1.2x the median peak (texture bumps taken for small faint atoms on fine "
+                                       "pixels; measured in docs/detection.md; default 1.8, 0 = off)"}),
     "no_verify": (("--no-verify",), {"action": "store_true",
                                      "help": "combined model: leave out the band-pass candidates the verifier "
                                      "adds (sacmap.detection.candidates; the atoms the networks miss in dense, "
