@@ -13,6 +13,7 @@ is not imported. Images under :data:`MIN_ROWS_PER_BAND` rows per band run in one
 
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +23,9 @@ from scipy import ndimage
 #: Bands shorter than this (rows) are not worth a thread.
 MIN_ROWS_PER_BAND = 64
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+# a forked child has the pool objects but none of their threads (work sent there would never run): it starts anew
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def threads() -> int:

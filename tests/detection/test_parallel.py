@@ -139,3 +139,14 @@ def test_pipeline_on_two_threads_equals_one(n_threads):
     two = detect_image(img, pixel_size_nm=px).atoms
     assert len(one) > 200
     assert one.equals(two)
+
+
+def test_filters_work_in_a_forked_child():
+    import multiprocessing as mp
+
+    a = np.random.default_rng(8).random((300, 40)).astype(np.float32)
+    want = ndimage.gaussian_filter(a, 2.0, mode="reflect")
+    filters.gaussian_filter(a, 2.0, n_threads=2)  # the parent's pool exists before the fork
+    with mp.get_context("fork").Pool(1) as p:
+        got = p.apply_async(filters.gaussian_filter, (a, 2.0), {"n_threads": 2}).get(timeout=60)
+    assert np.array_equal(got, want)
