@@ -78,6 +78,8 @@ def heatmap(net: HeatmapNet, images, *, device: str = "cpu", tile: int | None = 
     Images larger than ``tile`` (default :data:`CPU_TILE` on the CPU, no tiling on a GPU) go through the network in
     tiles of ``tile``² px with a :data:`HALO_PX` halo cut from the image (zero-padded only at its own edges, as in
     one pass), of which the inner part is kept: the same values as one pass, to float rounding."""
+    from sacmap.detection.model import tiles
+
     single = isinstance(images, np.ndarray) and images.ndim == 2
     imgs = [images] if single else list(images)
     if tile is None and not str(device).startswith("cuda"):
@@ -101,12 +103,10 @@ def heatmap(net: HeatmapNet, images, *, device: str = "cpu", tile: int | None = 
             out.append(run(x)[:h, :w])
             continue
         m = np.empty((H, W), np.float32)
-        for r0 in range(0, H, tile):
-            for c0 in range(0, W, tile):
-                r1, c1 = min(r0 + tile, H), min(c0 + tile, W)
-                a0, b0 = max(r0 - HALO_PX, 0), max(c0 - HALO_PX, 0)
-                y = run(x[a0:min(r1 + HALO_PX, H), b0:min(c1 + HALO_PX, W)])
-                m[r0:r1, c0:c1] = y[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        for r0, c0, th, tw in tiles(H, W, tile):
+            a0, b0 = max(r0 - HALO_PX, 0), max(c0 - HALO_PX, 0)
+            y = run(x[a0:min(r0 + th + HALO_PX, H), b0:min(c0 + tw + HALO_PX, W)])
+            m[r0:r0 + th, c0:c0 + tw] = y[r0 - a0:r0 - a0 + th, c0 - b0:c0 - b0 + tw]
         out.append(m[:h, :w])
     return out[0] if single else out
 

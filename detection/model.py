@@ -110,7 +110,9 @@ class FullyConvolutional(nn.Module):
         return torch.sigmoid(self.fc3(x))[:, 0]
 
 
-def _tiles(h: int, w: int, tile: int):
+def tiles(h: int, w: int, tile: int):
+    """(row, column, height, width) of the ``tile``×``tile`` tiles covering an h × w image, row by row (the last
+    ones cut at the edges)."""
     for r0 in range(0, h, tile):
         for c0 in range(0, w, tile):
             yield r0, c0, min(tile, h - r0), min(tile, w - c0)
@@ -148,7 +150,7 @@ def probability_map(fcn: FullyConvolutional, images, *, device: str = "cpu", til
     jobs: dict[tuple[int, int], list] = {}
     padded = [np.pad(np.asarray(im, np.float32), HALF) for im in imgs]
     for k, im in enumerate(imgs):
-        for r0, c0, th, tw in _tiles(*im.shape, tile):
+        for r0, c0, th, tw in tiles(*im.shape, tile):
             jobs.setdefault((th, tw), []).append((k, r0, c0))
     fcn = fcn.to(device).to(memory_format=torch.channels_last)
     for (th, tw), items in jobs.items():

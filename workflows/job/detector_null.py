@@ -132,7 +132,7 @@ class PipelineDetector:
         from sacmap.detection import pipeline
 
         st = dict(self.settings or {})
-        kw: dict = {} if self.batch is None else {"batch": self.batch}
+        kw: dict = {"batch": self.batch}
         if st:
             known = {f.name for f in dataclasses.fields(pipeline.Settings)}
             kw["settings"] = pipeline.Settings(**{k: v for k, v in st.items() if k in known})
