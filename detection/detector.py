@@ -46,6 +46,12 @@ COMBINATIONS = {"combined": ("paper", "heatmap")}
 #: validation and randomised-image F1 and nearly all of the heat map's dense-image fidelity (``data/MODEL_CARD.md``,
 #: *Combination*).
 DEFAULT_MODEL = "combined"
+#: How each model kind's frame resamples an image to the model's pixel size (``resample`` of
+#: :func:`sacmap.detection.preprocess.to_model_frame`) where its weights' ``meta["preprocess"]`` does not say:
+#: the heat map was trained on bilinear frames; the paper CNN, trained at its native pixel size only, reads an
+#: image shrunk by area averaging (:mod:`sacmap.detection.preprocess`: measured on fine-pixel fields, where the
+#: bilinear frame made it miss faint atoms; docs/detection.md *Pixel sizes*).
+FRAME_RESAMPLE = {"heatmap": "linear", "cnn": "area"}
 
 
 def _named(model):
@@ -228,13 +234,18 @@ class AtomDetector:
 
         defaults = {k: v.default for k, v in inspect.signature(preprocess).parameters.items()
                     if v.default is not inspect.Parameter.empty}
-        return {**defaults, **(self.meta.get("preprocess") or {})}
+        return {**defaults, **self._frame_kw()}
+
+    def _frame_kw(self) -> dict:
+        """The keywords of :func:`~sacmap.detection.preprocess.to_model_frame`: the weights' record over the
+        kind's resampling (:data:`FRAME_RESAMPLE`)."""
+        return {"resample": FRAME_RESAMPLE[self._net()[0]], **(self.meta.get("preprocess") or {})}
 
     def to_frame(self, raw: np.ndarray, pixel_nm: float, pixel_y_nm: float | None = None):
         """Model-frame image and zoom factors (rows, columns) by the transform training used."""
         from sacmap.detection.preprocess import to_model_frame
 
-        return to_model_frame(raw, pixel_nm, pixel_y_nm, **(self.meta.get("preprocess") or {}))
+        return to_model_frame(raw, pixel_nm, pixel_y_nm, **self._frame_kw())
 
     def maps(self, frames, batch: int | None = None) -> list[np.ndarray]:
         """Per-pixel atom map (heat map or CNN probability) of each model-frame image. ``batch``: CNN tiles per
@@ -274,36 +285,40 @@ class AtomDetector:
 
         s = self.resolved_settings()
         out = []
-        for p, amap, at, heat in self.network_atoms(images, pixel_nm, batch=batch):
+        for p, amap, at, heat, heat_frame in self.network_atoms(images, pixel_nm, batch=batch):
             if at is not None and s.verify:
-                at = self.verified(at, p.frame, amap, heat, s)
+                at = self.verified(at, heat_frame, amap, heat, s)
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out
 
     def network_atoms(self, images, pixel_nm: float | None = None, *, batch: int | None = None):
-        """The networks' stage of :meth:`detect_many`: per image ``(prepared, primary map, atoms, heat map)``.
-        For a combination ``atoms`` are the union of both parts (model px; before the candidate verifier) and
-        ``heat`` the secondary's map; for a single model both are None (``finish`` decodes the map)."""
+        """The networks' stage of :meth:`detect_many`: per image ``(prepared, primary map, atoms, heat map,
+        heat-map frame)``. For a combination ``atoms`` are the union of both parts (model px; before the candidate
+        verifier), ``heat`` the secondary's map and ``heat_frame`` the secondary's model frame (the verifier's
+        candidates are found in it); for a single model all three are None (``finish`` decodes the map)."""
         from sacmap.detection.result import prepare
 
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]
         maps = self.maps([p.frame for p in prepared], batch=batch)
         if self.parts is None:
-            return [(p, amap, None, None) for p, amap in zip(prepared, maps)]
+            return [(p, amap, None, None, None) for p, amap in zip(prepared, maps)]
         from sacmap.detection.combine import union_atoms, with_partners
 
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
         # decoded down to its own threshold, kept above combine_score or as the partner of a kept peak
         s2 = dataclasses.replace(s, threshold=min(s.combine_score, second.resolved_settings().threshold))
-        if second.frame_options() == primary.frame_options():  # one transform: the primary's frame serves both
-            frames2 = [p.frame for p in prepared]
-        else:
-            frames2 = [second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
+        o1, o2 = primary.frame_options(), second.frame_options()
+        same = o1 == o2  # one transform: the primary's frame serves both
+        alike = {k: v for k, v in o1.items() if k != "resample"} == {k: v for k, v in o2.items() if k != "resample"}
+        # an image at the model's pixel size is not resampled, so the resampling options do not matter
+        frames2 = [p.frame if same or (alike and list(p.meta["rescale_factor"]) == [1.0, 1.0])
+                   else second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
             peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
-            out.append((p, amap, union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm)), m2))
+            out.append((p, amap, union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm)), m2,
+                        f2))
         return out
 
     def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings) -> dict:

@@ -11,6 +11,20 @@ is ~100× cheaper than the full-resolution 40×40 median and differs from it onl
 interpolation error.
 
 ``rescale_to``: resample an image to the model's training pixel size (0.0293 nm/px) and map coordinates back.
+Two ways (``resample``): ``"linear"`` (bilinear, Gaussian anti-aliasing when shrinking; the heat map's frame, the
+one it was trained on) and ``"area"`` (an axis that shrinks: each output pixel the area-weighted mean of the input
+pixels it covers, as a detector with the larger pixels would have integrated the dose; bilinear when enlarging;
+the paper CNN's frame — it was trained at its native pixel size only, and its map depends on the pixel noise).
+White noise of sd 1 at 0.016 nm/px comes out of the shrink to 0.0293 nm/px with sd 0.57 (bilinear) or 0.45
+(area; a pixel 3.35× larger would have 0.55, the fractional pixels at the edges smooth a little more). The choice
+is measured, not derived: with the bilinear frame the CNN lost the faint atoms of fine-pixel fields, and with the
+area mean domain-randomised 384² images scored a median F1 of 0.523 instead of 0.477 (12 images, 0.018–0.047
+nm/px) and 0.455 instead of 0.416 (24 images at 0.015–0.027 nm/px); one 0.018-nm/px field went from 0.08 to 1.0
+of its true density; small sharp atoms at 0.016 nm/px lost a little (docs/detection.md, *Pixel sizes*).
+A pixel within :data:`FRAME_TOL` (2 %) of the model's is not resampled. Widening that to 5 % (so that 0.03-nm/px
+images are read as they are) raised the second renderer's F1 at 0.03 nm/px but made its descriptors worse: the
+unsmoothed faint fields lost atoms the image resolves (recall of isolated atoms 0.78–0.93 → 0.67–0.79) and close
+partners (multimer share 0.087 → 0.036 for a true 0.087), so it was not adopted.
 """
 
 from __future__ import annotations
@@ -24,6 +38,10 @@ from sacmap.detection import filters
 TRAIN_PIXEL_NM = 15.0 / 512
 #: supported pixel-size range (nm/px) after which atoms are under-sampled or crops miss their context
 SUPPORTED_PIXEL_NM = (0.010, 0.080)
+#: relative pixel-size difference up to which an image is taken as it is, not resampled (:func:`frame_factors`)
+FRAME_TOL = 0.02
+#: ways of :func:`rescale_to`
+RESAMPLE = ("linear", "area")
 
 
 def background(image: np.ndarray, size_px: int = 40, factor: int = 4) -> np.ndarray:
@@ -83,27 +101,46 @@ def preprocess(image: np.ndarray, *, clip_percentile: float = 99.9, background_p
     return (img / (hi - lo)).astype(np.float32)
 
 
-def rescale_factor(pixel_size_nm: float, target_nm: float = TRAIN_PIXEL_NM, tol: float = 0.02) -> float:
-    """Zoom factor (output px per input px) taking ``pixel_size_nm`` to ``target_nm``; 1 when within ``tol``."""
-    s = float(pixel_size_nm) / float(target_nm)
-    return 1.0 if abs(s - 1.0) <= tol else s
-
-
-def rescale_to(image: np.ndarray, factor: float, factor_y: float | None = None) -> np.ndarray:
+def rescale_to(image: np.ndarray, factor: float, factor_y: float | None = None, *,
+               resample: str = "linear") -> np.ndarray:
     """Resample ``image`` by ``factor`` (output px per input px; ``factor_y`` for rows when pixels are not
-    square), anti-aliased when shrinking.
+    square). ``resample="linear"``: bilinear, anti-aliased when shrinking; ``"area"``: an axis that shrinks takes
+    the area-weighted mean of the input pixels each output pixel covers (:func:`area_weights`), an axis that grows
+    is interpolated linearly.
 
     Pixel centres map as ``x_in = (x_out + 0.5) * W_in / W_out - 0.5`` (see :func:`coords_back`).
     """
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample {resample!r}: expected one of {RESAMPLE}")
     fy = factor if factor_y is None else factor_y
     if factor == 1.0 and fy == 1.0:
         return np.asarray(image, dtype=np.float32)
-    from skimage.transform import resize
-
     h, w = image.shape
     out = (max(1, int(round(h * fy))), max(1, int(round(w * factor))))
-    return resize(np.asarray(image, dtype=np.float32), out, order=1, mode="reflect",
-                  anti_aliasing=min(factor, fy) < 1, preserve_range=True).astype(np.float32)
+    img = np.asarray(image, dtype=np.float32)
+    if resample == "area" and (out[0] < h or out[1] < w):
+        if out[0] < h:
+            img = area_weights(h, out[0]) @ img
+        if out[1] < w:
+            img = img @ area_weights(w, out[1]).T
+        if img.shape == out:
+            return np.ascontiguousarray(img, dtype=np.float32)
+    from skimage.transform import resize
+
+    return resize(img, out, order=1, mode="reflect", anti_aliasing=resample == "linear" and min(factor, fy) < 1,
+                  preserve_range=True).astype(np.float32)
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32 weights of a 1-D area-weighted shrink: output pixel i covers input pixels
+    [i·n_in/n_out, (i+1)·n_in/n_out), each weighted by the length it overlaps (partial at the two ends); rows sum
+    to 1. For ``n_out`` ≤ ``n_in``."""
+    if not 0 < n_out <= n_in:
+        raise ValueError(f"area_weights: n_out {n_out} must lie in 1..n_in ({n_in})")
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    j = np.arange(n_in)[None, :]
+    wgt = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
+    return (wgt / wgt.sum(1, keepdims=True)).astype(np.float32)
 
 
 def coords_back(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int]):
@@ -114,7 +151,7 @@ def coords_back(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_o
 
 
 def frame_factors(pixel_size_nm: float, pixel_size_y_nm: float | None = None, target_nm: float = TRAIN_PIXEL_NM,
-                  tol: float = 0.02) -> tuple[float, float]:
+                  tol: float = FRAME_TOL) -> tuple[float, float]:
     """Zoom factors (rows, columns; model px per image px) taking an image with pixels of ``pixel_size_nm``
     (× ``pixel_size_y_nm``) to the model frame of ``target_nm`` nm/px; both 1 when both are within ``tol``."""
     py = float(pixel_size_y_nm or pixel_size_nm)
@@ -125,14 +162,16 @@ def frame_factors(pixel_size_nm: float, pixel_size_y_nm: float | None = None, ta
 
 
 def to_model_frame(raw: np.ndarray, pixel_size_nm: float, pixel_size_y_nm: float | None = None, *,
-                   target_nm: float = TRAIN_PIXEL_NM, **preprocess_kw) -> tuple[np.ndarray, tuple[float, float]]:
+                   target_nm: float = TRAIN_PIXEL_NM, resample: str = "linear",
+                   **preprocess_kw) -> tuple[np.ndarray, tuple[float, float]]:
     """The one image → model-frame transform, shared by training and inference: resample to ``target_nm``
-    nm/px (:func:`rescale_to`), then :func:`preprocess` (``preprocess_kw``, read from the weights' metadata).
+    nm/px (:func:`rescale_to` with ``resample``), then :func:`preprocess` (``preprocess_kw``); both read from the
+    weights' metadata (``meta["preprocess"]``, the kind's resampling where it is not recorded).
 
     Returns ``(image, (fy, fx))``: the float32 model-frame image and the zoom factors (rows, columns).
     """
     fy, fx = frame_factors(pixel_size_nm, pixel_size_y_nm, target_nm)
-    return preprocess(rescale_to(raw, fx, fy), **preprocess_kw), (fy, fx)
+    return preprocess(rescale_to(raw, fx, fy, resample=resample), **preprocess_kw), (fy, fx)
 
 
 def coords_to_frame(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int]):

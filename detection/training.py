@@ -508,10 +508,11 @@ def train_weights(data_dir, split_csv, output, *, which: str = "train", config: 
     """
     import time
 
+    from sacmap.detection.detector import FRAME_RESAMPLE
     from sacmap.detection.model import save_weights, weights_digest
 
     cfg = config or TrainConfig()
-    pre_kw = {"smooth_px": smooth_px}
+    pre_kw = {"smooth_px": smooth_px, "resample": FRAME_RESAMPLE["cnn"]}  # recorded: the transform inference uses
     t0 = time.perf_counter()
     images = load_split(data_dir, split_csv, which, pre_kw)
     extra = [li for folder in extra_dirs for li in load_pairs(folder, pre_kw)]

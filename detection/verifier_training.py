@@ -139,11 +139,11 @@ def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
     from sacmap.detection.preprocess import TRAIN_PIXEL_NM, coords_to_frame
 
     s = detector.resolved_settings()
-    (p, amap, at, heat), = detector.network_atoms([raw], px)
+    (p, amap, at, heat, frame), = detector.network_atoms([raw], px)
     axy = np.c_[at["x"], at["y"]]
-    xy, X = candidate_features(p.frame, axy, heat, amap, s.px(s.verify_sep_nm))  # as AtomDetector.verified
-    tx, ty = coords_to_frame(truth_xy[:, 0], truth_xy[:, 1], raw.shape, p.frame.shape)
-    r = MATCH_NM / TRAIN_PIXEL_NM if radius_img_px is None else radius_img_px * p.frame.shape[1] / raw.shape[1]
+    xy, X = candidate_features(frame, axy, heat, amap, s.px(s.verify_sep_nm))  # as AtomDetector.verified
+    tx, ty = coords_to_frame(truth_xy[:, 0], truth_xy[:, 1], raw.shape, frame.shape)
+    r = MATCH_NM / TRAIN_PIXEL_NM if radius_img_px is None else radius_img_px * frame.shape[1] / raw.shape[1]
     return X, label_candidates(xy.astype(float), axy, np.c_[tx, ty], r)
 
 
