@@ -120,27 +120,34 @@ def rescale_to(image: np.ndarray, factor: float, factor_y: float | None = None, 
     img = np.asarray(image, dtype=np.float32)
     if resample == "area" and (out[0] < h or out[1] < w):
         if out[0] < h:
-            img = area_weights(h, out[0]) @ img
+            img = np.asarray(area_weights(h, out[0]) @ img, dtype=np.float32)
         if out[1] < w:
-            img = img @ area_weights(w, out[1]).T
+            img = np.asarray((area_weights(w, out[1]) @ img.T).T, dtype=np.float32)
         if img.shape == out:
-            return np.ascontiguousarray(img, dtype=np.float32)
+            return np.ascontiguousarray(img)
     from skimage.transform import resize
 
     return resize(img, out, order=1, mode="reflect", anti_aliasing=resample == "linear" and min(factor, fy) < 1,
                   preserve_range=True).astype(np.float32)
 
 
-def area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32 weights of a 1-D area-weighted shrink: output pixel i covers input pixels
+def area_weights(n_in: int, n_out: int):
+    """(n_out, n_in) sparse (CSR) weights of a 1-D area-weighted shrink: output pixel i covers input pixels
     [i·n_in/n_out, (i+1)·n_in/n_out), each weighted by the length it overlaps (partial at the two ends); rows sum
-    to 1. For ``n_out`` ≤ ``n_in``."""
+    to 1. For ``n_out`` ≤ ``n_in``; at most ⌈n_in/n_out⌉ + 1 weights per row, so a 64-Mpx image shrinks in
+    O(pixels)."""
+    from scipy import sparse
+
     if not 0 < n_out <= n_in:
         raise ValueError(f"area_weights: n_out {n_out} must lie in 1..n_in ({n_in})")
-    edges = np.arange(n_out + 1) * (n_in / n_out)
-    j = np.arange(n_in)[None, :]
-    wgt = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
-    return (wgt / wgt.sum(1, keepdims=True)).astype(np.float32)
+    step = n_in / n_out
+    lo = np.arange(n_out) * step
+    j = np.floor(lo).astype(int)[:, None] + np.arange(int(np.ceil(step)) + 1)[None, :]
+    wgt = np.clip(np.minimum(lo[:, None] + step, j + 1) - np.maximum(lo[:, None], j), 0, None)
+    ok = (j < n_in) & (wgt > 0)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], j.shape)[ok]
+    w = sparse.csr_matrix((wgt[ok], (rows, j[ok])), shape=(n_out, n_in))
+    return sparse.diags(1.0 / np.asarray(w.sum(axis=1)).ravel()) @ w.astype(np.float64)
 
 
 def coords_back(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int]):
