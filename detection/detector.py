@@ -202,6 +202,11 @@ class AtomDetector:
         return "combined" if self.parts is not None else self._net()[0]
 
     @property
+    def reads_with_cnn(self) -> bool:
+        """Whether the paper CNN's map is part of this detector's atoms (a CNN file, ``paper``, ``combined``)."""
+        return self._net()[0] == "cnn"
+
+    @property
     def meta(self) -> dict:
         """The weights' metadata; of a combination: the primary's threshold and pre-processing, both digests."""
         if self.parts is None:

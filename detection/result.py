@@ -220,8 +220,14 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
         meta = {"pixel_size_source": "user"}
         name = "image"
     frame, (fy, fx) = detector.to_frame(raw, px, py)
-    # read_image and check_pixel_size refuse pixel sizes outside SUPPORTED_PIXEL_NM, so there is nothing to warn of
-    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
+    # read_image and check_pixel_size refuse pixel sizes outside SUPPORTED_PIXEL_NM; what is left to warn of is
+    # the paper CNN on images coarser than its frame
+    warning = None
+    if max(fy, fx) > 1.0 and detector.reads_with_cnn:
+        warning = (f"pixel {max(px, py):.4g} nm/px is coarser than the model's {TRAIN_PIXEL_NM:.4g}: the paper CNN "
+                   f"(model {detector.kind}) over-counts real images at coarser pixels (the shared images binned "
+                   f"2x2: 3.2x their atoms); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
+    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warning})
 
 
 def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None,

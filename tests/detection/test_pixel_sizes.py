@@ -107,3 +107,16 @@ def test_a_faint_fine_pixel_field_is_not_lost_by_the_shrink():
     img, truth, _ = simulate_sample(shape=(384, 384), seed=3, **cond)
     found = detect_image(img, pixel_size_nm=cond["pixel_size_nm"]).n_atoms
     assert 0.6 * len(truth) <= found <= 1.5 * len(truth)
+
+
+def test_coarse_pixels_warn_where_the_paper_cnn_reads_the_image():
+    from sacmap.detection.pipeline import detect_image, summary_line
+    from sacmap.detection.preprocess import TRAIN_PIXEL_NM
+
+    img = np.random.default_rng(2).poisson(40.0, (96, 96)).astype(float)
+    coarse = detect_image(img, pixel_size_nm=0.045).summary()
+    assert "coarser than the model's" in coarse["warning"] and "--model heatmap" in coarse["warning"]
+    assert "WARNING: pixel 0.045 nm/px" in summary_line(coarse)
+    assert detect_image(img, pixel_size_nm=0.045, model="heatmap").summary()["warning"] is None
+    assert detect_image(img, pixel_size_nm=0.016, model="paper").summary()["warning"] is None  # finer: no warning
+    assert detect_image(img, pixel_size_nm=TRAIN_PIXEL_NM).summary()["warning"] is None
