@@ -226,7 +226,7 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
     if max(fy, fx) > 1.0 and detector.reads_with_cnn:
         warning = (f"pixel {max(px, py):.4g} nm/px is coarser than the model's {TRAIN_PIXEL_NM:.4g}: the paper CNN "
                    f"(model {detector.kind}) over-counts real images at coarser pixels (the shared images binned "
-                   f"2x2: 3.2x their atoms); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
+                   f"2x2: 3-5x their atoms); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
     return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warning})
 
 
