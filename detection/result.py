@@ -51,6 +51,11 @@ class Settings:
     free-width fit is at least that many σ₀ wide and no brighter than 1.2 × the median peak (:func:`wide_atoms`:
     texture bumps, not atoms; measured in session 10: the second renderer's faint small atoms at fine pixels
     F1 +0.02–0.07, none of the real images changed, the randomised median 0.478 → 0.477).
+    ``faint_ratio`` (0.35 by default, 0 = off; the combination only) drops, after the refinement, the atoms the
+    paper CNN or the verifier added whose integrated intensity is below that × the median of the heat-map atoms'
+    (:func:`sacmap.detection.combine.faint_additions`: support-texture bumps the CNN takes for small or faint atoms;
+    measured in session 12: the second renderer's F1 summed over its 56 rows +0.24, 15 rows better, one 0.004
+    worse; the validation images 0.659 → 0.661; the calibrated fidelity rows within 0.011 of F1).
     ``verify`` (on by default; the combination only) adds the band-pass candidates that the verifier accepts at
     ``verify_threshold`` (None: the verifier file's, 0.8), each farther than ``verify_sep_nm`` from every detected
     atom and from each other (:meth:`sacmap.detection.detector.AtomDetector.verified`; ``component_size`` −1).
@@ -74,6 +79,7 @@ class Settings:
     verify_threshold: float | None = None  # ... at this probability (None: the verifier file's)
     verify_sep_nm: float = 0.15  # ... farther than this from every detected atom
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
+    faint_ratio: float = 0.35  # combination: drop CNN / verifier atoms fainter than this x the heat-map atoms' median
     wide_ratio: float = 1.8  # > 0: drop isolated atoms whose free-width fit is >= this x sigma0, peak < 1.2 x median
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
     split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
@@ -340,6 +346,12 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
         scale = 0.5 * (raw.shape[0] / amap.shape[0] + raw.shape[1] / amap.shape[1])  # image px per model px
         x, y, extra, parent = _refine(raw, x, y, px, s, np.asarray(at["component_size"]) < 0,
                                       (BAND[0] * scale, BAND[1] * scale))
+        if s.faint_ratio > 0 and len(x):
+            from sacmap.detection.combine import faint_additions
+
+            keep = ~faint_additions(extra["intensity"], np.asarray(at["component_size"])[parent], s.faint_ratio)
+            x, y, parent = x[keep], y[keep], parent[keep]
+            extra = {k: np.asarray(v)[keep] for k, v in extra.items()}
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
     r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)

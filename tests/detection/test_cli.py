@@ -195,6 +195,11 @@ def test_split_pairs_flag_reaches_the_refinement(tmp_path):
     assert main(["detect", str(path), "-o", str(tmp_path / "wide"), "--no-overlay", "--wide-ratio", "0"]) == 0
     js = json.loads((tmp_path / "wide" / "dense.json").read_text())
     assert js["settings"]["wide_ratio"] == 0 and js["n_atoms"] == counts[False]
+    # --faint-ratio too (0.35 by default, 0 = off; nothing here is fainter than a third of the atoms)
+    assert js["settings"]["faint_ratio"] == 0.35
+    assert main(["detect", str(path), "-o", str(tmp_path / "faint"), "--no-overlay", "--faint-ratio", "0"]) == 0
+    js = json.loads((tmp_path / "faint" / "dense.json").read_text())
+    assert js["settings"]["faint_ratio"] == 0 and js["n_atoms"] == counts[False]
 
 
 def test_no_verify_flag_leaves_out_the_verifiers_atoms(tmp_path):

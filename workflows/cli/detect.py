@@ -75,6 +75,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                        "atom width whose free-width fit is >= R x that width and no brighter than "
                                        "1.2x the median peak (texture bumps taken for small faint atoms on fine "
                                        "pixels; measured in docs/detection.md; default 1.8, 0 = off)"}),
+    "faint_ratio": (("--faint-ratio",), {**_number(lo=0), "default": 0.35, "metavar": "F",
+                                         "help": "combined model: drop the paper CNN's and the verifier's atoms "
+                                         "whose refined intensity is below F x the median of the heat-map atoms' "
+                                         "(texture bumps the CNN takes for small or faint atoms; measured in "
+                                         "docs/detection.md; default 0.35, 0 = off)"}),
     "no_verify": (("--no-verify",), {"action": "store_true",
                                      "help": "combined model: leave out the band-pass candidates the verifier "
                                      "adds (sacmap.detection.candidates; the atoms the networks miss in dense, "
@@ -179,7 +184,7 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area",
-         "split_pairs", "wide_ratio", "no_verify", "batch", "no_overlay", "threads",
+         "split_pairs", "wide_ratio", "faint_ratio", "no_verify", "batch", "no_overlay", "threads",
          pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
     return p
@@ -278,7 +283,8 @@ def _detect(a) -> int:
     summaries = detect_files(a.inputs, a.outdir, pixel_size_nm=a.pixel_size, threshold=a.threshold,
                              elements=a.elements or None, weights=a.weights, model=a.model, device=a.device,
                              settings=Settings(split_area_px=a.split_area, split_pairs=a.split_pairs,
-                                               wide_ratio=a.wide_ratio, verify=not a.no_verify),
+                                               wide_ratio=a.wide_ratio, faint_ratio=a.faint_ratio,
+                                               verify=not a.no_verify),
                              overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
