@@ -63,7 +63,8 @@ def with_partners(atoms: dict, min_score: float, partner_px: float) -> dict:
     return {k: np.asarray(v)[keep] for k, v in atoms.items()}
 
 
-def faint_additions(intensity, component_size, ratio: float, min_reference: int = 5) -> np.ndarray:
+def faint_additions(intensity, component_size, ratio: float, min_reference: int = 5, xy=None,
+                    isolation: float = 0.0) -> np.ndarray:
     """Mask of the atoms the paper CNN or the verifier added (``component_size`` ≠ 0) whose refined integrated
     intensity is below ``ratio`` × the median of the heat-map atoms' (``component_size`` == 0) in the same image.
 
@@ -74,11 +75,20 @@ def faint_additions(intensity, component_size, ratio: float, min_reference: int 
     that the heat map, which finds those atoms, leaves out; such bumps carry a fraction of an atom's light (second
     renderer, 0.016 nm/px, 0.08-nm atoms: median 0.2–0.3 of the heat-map atoms', the CNN's true additions there
     0.5–0.8), while on the real and the calibrated images the CNN's and the verifier's additions are nearly
-    never that faint."""
+    never that faint. With ``xy`` ((n, 2), any length unit) only additions farther than ``isolation`` (same
+    unit) from every other atom are flagged: next to another atom the joint fit shares out the light of a close
+    pair, so a low intensity there says nothing (clean random patterns: without it the multimer share of random
+    2/nm² fell from 0.103 to 0.082, truth 0.227)."""
     inten = np.asarray(intensity, float)
     comp = np.asarray(component_size)
     ref = inten[(comp == 0) & np.isfinite(inten)]
     if len(ref) < min_reference or not ratio > 0:
         return np.zeros(len(inten), bool)
     with np.errstate(invalid="ignore"):
-        return (comp != 0) & (inten < ratio * float(np.median(ref)))
+        flag = (comp != 0) & (inten < ratio * float(np.median(ref)))
+    if xy is not None and isolation > 0 and flag.any() and len(inten) > 1:
+        from scipy.spatial import cKDTree
+
+        pts = np.asarray(xy, float)
+        flag &= cKDTree(pts).query(pts, k=2)[0][:, 1] > isolation
+    return flag
