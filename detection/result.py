@@ -238,19 +238,23 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
 
 
 def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None,
-            band_pass_maxima: np.ndarray | None = None, band_px: tuple[float, float] | None = None):
+            component_size: np.ndarray | None = None, band_px: tuple[float, float] | None = None,
+            py: float | None = None):
     """Refined (x, y), the per-atom columns of :func:`sacmap.detection.refine.refine` (image px) and, per output
     atom, the detected atom it came from (``parent``). Each position moves from the detector's towards the fit by
     the weight the image gives the fit (:func:`sacmap.detection.refine.combine_with_start`: the whole way on clean
     images, not at all where the support texture makes the fits no better than the detector); atoms whose fit hit a
     bound (or left the image) keep the detector's position, and close-pair atoms with a fit error ≤ 20 pm take the
     fit (its pair separation is unbiased, the detector's is not); with ``s.wide_ratio`` > 0 atoms far wider than the
-    image's and no brighter are dropped (:func:`wide_atoms`). With ``s.split_pairs`` merged close pairs found by
+    image's and no brighter are dropped (:func:`wide_atoms`), and then with ``s.faint_ratio`` > 0 the isolated
+    additions of a combination fainter than that × its heat-map atoms' median
+    (:func:`sacmap.detection.combine.faint_additions`). With ``s.split_pairs`` merged close pairs found by
     :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for
     them), appended after the detected ones. ``pos_err_px`` is the fit's 1-σ error.
 
-    ``band_pass_maxima`` marks the atoms placed at a band-pass maximum (the verifier's, band σ ``band_px`` image
-    px): before anything is fitted, those of close pairs are put back where two atoms of the image's σ₀ would put
+    ``component_size``: the decoder's per detected atom (0 heat-map peak, > 0 CNN atom, −1 an atom placed at a
+    band-pass maximum by the verifier, band σ ``band_px`` image px; None: no combination). Before anything is
+    fitted, those of close pairs are put back where two atoms of the image's σ₀ would put
     such maxima (:func:`sacmap.detection.candidates.debias_pairs`), so the fits start there and, where the image
     gives the fits no weight, these are the positions reported."""
     from sacmap.detection.refine import (
@@ -266,6 +270,7 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     s = s or Settings()
     opt = RefineOptions(split=SplitOptions(penalty=s.split_penalty) if s.split_pairs else None)
     sigma0 = None
+    band_pass_maxima = None if component_size is None else np.asarray(component_size) < 0
     if band_pass_maxima is not None and np.any(band_pass_maxima) and len(x) > 1:
         from sacmap.detection.candidates import debias_pairs
 
@@ -285,6 +290,12 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     keep = np.ones(len(xy), bool)
     if s.wide_ratio > 0:
         keep = ~wide_atoms(raw, xy, ref.attrs["sigma0_px"], px, s.wide_ratio)
+    if s.faint_ratio > 0 and component_size is not None and keep.any():
+        from sacmap.detection.combine import faint_additions
+
+        k = np.flatnonzero(keep)
+        keep[k[faint_additions(ref["intensity"].to_numpy(float)[k], np.asarray(component_size)[parent[k]],
+                               s.faint_ratio, xy=xy[k] * [px, py or px], isolation=FAINT_ISOLATION_NM)]] = False
     cols = {k: ref[k].to_numpy(float)[keep] for k in ("intensity", "sigma_px", "pos_err_px")}
     return xy[keep, 0], xy[keep, 1], cols, parent[keep]
 
@@ -350,15 +361,8 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
         from sacmap.detection.candidates import BAND
 
         scale = 0.5 * (raw.shape[0] / amap.shape[0] + raw.shape[1] / amap.shape[1])  # image px per model px
-        x, y, extra, parent = _refine(raw, x, y, px, s, np.asarray(at["component_size"]) < 0,
-                                      (BAND[0] * scale, BAND[1] * scale))
-        if s.faint_ratio > 0 and len(x):
-            from sacmap.detection.combine import faint_additions
-
-            keep = ~faint_additions(extra["intensity"], np.asarray(at["component_size"])[parent], s.faint_ratio,
-                                    xy=np.c_[x * px, y * py], isolation=FAINT_ISOLATION_NM)
-            x, y, parent = x[keep], y[keep], parent[keep]
-            extra = {k: np.asarray(v)[keep] for k, v in extra.items()}
+        x, y, extra, parent = _refine(raw, x, y, px, s, np.asarray(at["component_size"]),
+                                      (BAND[0] * scale, BAND[1] * scale), py)
     mask, sdiag = support_mask(raw, px, pixel_size_y_nm=py)
     area = support_area_nm2(mask, px, py)
     r = np.clip(np.rint(y).astype(int), 0, raw.shape[0] - 1)
