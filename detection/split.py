@@ -24,8 +24,9 @@ As in StatSTEM / Atomap model fitting, each *candidate* atom of the refined mode
 Candidates (to keep it fast): atoms with an integrated intensity ≥ ``cand_intensity`` × the median, a width
 ≥ ``cand_sigma``·σ₀ or a one-atom χ² per pixel ≥ ``cand_chi2`` × inflation. After each round with accepted splits
 the atoms within reach of them are refitted jointly (the refinement on the image minus every other atom's light),
-a split whose atoms that refit brings closer than ``min_sep_nm`` to any atom is undone, and the candidates are
-tested again (``rounds``: trimers, and pairs whose neighbours' light was wrong before); at the end the whole image
+a split whose atoms that refit brings closer than ``min_sep_nm`` to any atom is undone, and the candidates whose
+test window can see a refitted atom are tested again (``rounds``: trimers, and pairs whose neighbours' light was
+wrong before; the others would be rejected again, so they are not refitted); at the end the whole image
 is refitted once from the current atoms (an added atom then closer than ``min_sep_nm`` to another is dropped). The fits reuse the refinement's batched
 Levenberg–Marquardt (``_Batch``, ``_fit_batch``, ``_cost`` of :mod:`sacmap.detection.refine`).
 
@@ -64,6 +65,7 @@ class SplitOptions:
     iterations: int = 10  # Levenberg–Marquardt iterations of each test fit
     max_shift_sigma: float = 2.0  # largest move of a partner from its start (σ₀; the axis guess can be off)
     window_sigma: float = 3.0  # half-width of the test window, σ₀ (≤ 3: the refinement draws atoms within 3 σ₀)
+    retest_all: bool = False  # later rounds retest every candidate, not only those near a refit (same result)
 
     def __post_init__(self):
         for name in ("penalty", "rel_gain", "min_sep_nm", "min_sep_sigma", "min_peak", "cand_intensity",
@@ -99,6 +101,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
     parent = np.arange(n)
     n_cand = 0
     changed = False
+    active = None  # atoms whose test can have changed since the last round (None: all, the first round)
     _STATS.clear()
     for _round in range(sopt.rounds):
         P, total = state[0], state[4]
@@ -109,10 +112,15 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
         noise2 = max(pixel_noise(img - total.reshape(img.shape)), 1e-6 * (np.ptp(img) or 1.0)) ** 2
         sig = np.exp(P[:, 3])
         inten = P[:, 2] * sig**2
-        chi1 = _one_atom_chi2(img, P, total, np.arange(len(P)), s0, noise2, sopt)
+        if sopt.retest_all:
+            active = None
+        test = np.arange(len(P)) if active is None else np.flatnonzero(active)
+        chi1 = np.zeros(len(P))
+        chi1[test] = _one_atom_chi2(img, P, total, test, s0, noise2, sopt)
         is_cand = ((inten >= sopt.cand_intensity * np.median(inten)) | (sig >= sopt.cand_sigma * s0)
                    | (chi1 >= sopt.cand_chi2 * max(inflation, 1.0)))
-        cand = np.flatnonzero(is_cand)
+        # a candidate rejected last round, far from every atom refitted since, would be rejected again
+        cand = np.flatnonzero(is_cand if active is None else is_cand & active)
         n_cand = n_cand or len(cand)
         if not len(cand):
             break
@@ -126,7 +134,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
         P_next[ci] = P2[acc, 0]
         parent = np.concatenate([parent, parent[ci]])
         # refit the splits' neighbourhoods (the rest of the image held fixed); the whole image once at the end
-        P_next, total = _refit_near(img, P_next, np.r_[ci, new], s0, noise2_fit, opt, run)
+        P_next, total, near = _refit_near(img, P_next, np.r_[ci, new], s0, noise2_fit, opt, run)
         # a split whose atoms the joint refit brought closer than min_sep to any atom is undone (the added one
         # dropped, its parent back at its one-atom fit): the data did not hold two atoms there after all
         close = cKDTree(P_next[:, :2]).query(P_next[np.r_[ci, new], :2], k=2)[0][:, 1] < min_sep_px
@@ -135,13 +143,17 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
             keep = np.ones(len(P_next), bool)
             keep[new[bad]] = False
             P_next[ci[bad]] = P[ci[bad]]
-            P_next, parent = P_next[keep], parent[keep]
+            P_next, parent, near = P_next[keep], parent[keep], near[keep]
             total = _splat(img.shape, P_next, splat_half(s0))
             _STATS["undone"] = _STATS.get("undone", 0) + int(bad.sum())
         if not (~bad).any():
             break
         state = (P_next, None, None, None, total)
         changed = True
+        # next round: only atoms whose test window can hold light that the refit changed
+        active = np.zeros(len(P_next), bool)
+        for lst in cKDTree(P_next[:, :2]).query_ball_point(P_next[near, :2], (2 * sopt.window_sigma + 3.0) * s0):
+            active[lst] = True
     if changed:  # the whole image refitted jointly from the current atoms: groups, fits and errors for refine
         xy = state[0][:, :2].copy()
         state = run(img, xy, s0, opt, noise2_fit)
@@ -158,7 +170,7 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
 
 def _refit_near(img, P, idx, s0, noise2, opt, run):
     """Refit the atoms within reach of atoms ``idx`` (``run``, the refinement, on the image minus the light of all
-    others, which stay as they are): (P (N, 4), model image (h·w)) afterwards."""
+    others, which stay as they are): (P (N, 4), model image (h·w), the refitted atoms' mask) afterwards."""
     from sacmap.detection.gaussfit import _splat, splat_half
 
     reach = (opt.link_sigma + 2 * opt.window_sigma + 3.0) * s0
@@ -169,7 +181,7 @@ def _refit_near(img, P, idx, s0, noise2, opt, run):
     sub = run(img - fixed.reshape(img.shape), P[near, :2].copy(), s0, opt, noise2)
     P = P.copy()
     P[near] = sub[0]
-    return P, fixed + sub[4]
+    return P, fixed + sub[4], near
 
 
 def _window(img, P, total, idx, s0, sopt):

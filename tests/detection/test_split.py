@@ -114,3 +114,30 @@ def test_pipeline_recovers_merged_pairs_of_a_dense_clean_image():
             assert res.settings["split_pairs"] is True
     assert r[True]["recall"] >= r[False]["recall"] + 0.06, r
     assert r[True]["precision"] >= 0.97, r
+
+
+def test_later_rounds_retest_only_candidates_near_a_refit():
+    # merged 0.22-nm pairs on the left, single Ru atoms with every fourth a Pt on the right (the Pt atoms are
+    # bright candidates that are never split): after the first round's splits only the left half is tested again
+    # (measured: 18 candidates instead of 31), and the result is the one of retesting every candidate
+    from sacmap.detection import split as sp
+
+    pairs = pair_grid(0.22, spacing_nm=1.6, start_nm=1.0, stop_nm=5.0, seed=0)
+    g = np.arange(10.5, 14.0, 1.0)
+    singles = np.stack(np.meshgrid(g, np.arange(1.0, 14.0, 1.0)), -1).reshape(-1, 2)
+    elements = ["Pt"] * len(pairs) + ["Pt" if i % 4 == 0 else "Ru" for i in range(len(singles))]
+    img, truth = simulate_image(np.r_[pairs, singles], elements=elements, seed=0, **CLEAN)
+    xy = truth[["x_px", "y_px"]].to_numpy()
+    start = np.r_[np.rint((xy[: len(pairs)][0::2] + xy[: len(pairs)][1::2]) / 2), xy[len(pairs):]]
+    s0 = truth.attrs["sigma_px"]
+    runs = {}
+    for retest_all in (False, True):
+        opt = RefineOptions(split=SplitOptions(retest_all=retest_all))
+        res = refine(img, start, pixel_size_nm=PX, sigma_px=s0, options=opt)
+        runs[retest_all] = (res, list(sp._STATS["tested"]), list(sp._STATS["accepted"]))
+    (near, t_near, a_near), (full, t_full, a_full) = runs[False], runs[True]
+    assert a_near[0] >= 0.9 * len(pairs) // 2 and len(t_near) >= 2, (a_near, t_near)
+    assert t_near[1] < t_full[1], (t_near, t_full)
+    assert a_near == a_full
+    np.testing.assert_array_equal(near[["x_px", "y_px"]].to_numpy(), full[["x_px", "y_px"]].to_numpy())
+    assert len(near) == len(truth) - (len(pairs) // 2 - a_near[0]), (len(near), len(truth))
