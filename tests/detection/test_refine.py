@@ -208,3 +208,32 @@ def test_wide_faint_bumps_are_dropped_only_when_isolated():
     assert wide[n:n + 3].all()  # the isolated wide faint bumps are
     assert not wide[-1]  # the one beside an atom is not tested: its free width would take up the atom's light
     assert wide_atoms(img, xy[[0, 1, 2, n]], 2.0, 0.03, 1.8).sum() == 0  # under 5 detections: no median to judge by
+
+
+def test_faint_tier_drops_moderately_wide_faint_bumps_but_keeps_faint_round_atoms():
+    # atoms of sigma0 = 2 px; isolated: bumps 1.6 x as wide at 0.3 of the atoms' peak (below the 1.8 x of the main
+    # rule: dropped by the faint tier, WIDE_FAINT_SIGMA 1.4 / WIDE_FAINT_PEAK 0.5), the same bumps at 0.7 (kept: not
+    # faint), and round atoms of the image's width at 0.3 (kept: a lighter metal is faint but as narrow as the probe)
+    from sacmap.detection.result import WIDE_FAINT_PEAK, WIDE_FAINT_SIGMA, wide_atoms
+
+    assert 1.0 < WIDE_FAINT_SIGMA < 1.6 < 1.8 and 0.3 < WIDE_FAINT_PEAK < 0.7
+    rng = np.random.default_rng(3)
+    rr, cc = np.mgrid[:240, :240]
+    atoms = [(x, y) for x in range(20, 230, 40) for y in range(20, 230, 70)]
+    spots = {"faint wide": [(40.0, 55.0), (120.0, 125.0), (200.0, 195.0)],
+             "bright wide": [(80.0, 55.0), (160.0, 125.0)],
+             "faint round": [(40.0, 195.0), (200.0, 55.0)]}
+    shape = {"faint wide": (0.3, 3.2), "bright wide": (0.7, 3.2), "faint round": (0.3, 2.0)}
+    img = rng.normal(0, 0.01, (240, 240))
+    for x, y in atoms:
+        img += np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / (2 * 2.0**2))
+    for kind, pts in spots.items():
+        a, s = shape[kind]
+        for x, y in pts:
+            img += a * np.exp(-((cc - x) ** 2 + (rr - y) ** 2) / (2 * s**2))
+    xy = np.array(atoms + sum(spots.values(), []), float)
+    wide = wide_atoms(img, xy, 2.0, 0.03, 1.8)
+    n, k = len(atoms), np.cumsum([len(v) for v in spots.values()])
+    assert not wide[:n].any()
+    assert wide[n:n + k[0]].all()
+    assert not wide[n + k[0]:].any()

@@ -73,8 +73,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "wide_ratio": (("--wide-ratio",), {**_number(lo=0), "default": 1.8, "metavar": "R",
                                        "help": "drop refined atoms with no other detection within 2R x the image's "
                                        "atom width whose free-width fit is >= R x that width and no brighter than "
-                                       "1.2x the median peak (texture bumps taken for small faint atoms on fine "
-                                       "pixels; measured in docs/detection.md; default 1.8, 0 = off)"}),
+                                       "1.2x the median peak, or >= 1.4x that width and below 0.5x the median peak "
+                                       "(texture bumps taken for small faint atoms on fine pixels; measured in "
+                                       "docs/detection.md; default 1.8, 0 = off)"}),
     "faint_ratio": (("--faint-ratio",), {**_number(lo=0), "default": 0.35, "metavar": "F",
                                          "help": "combined model: drop the paper CNN's and the verifier's atoms "
                                          "whose refined intensity is below F x the median of the heat-map atoms' "
