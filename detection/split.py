@@ -65,7 +65,7 @@ class SplitOptions:
     iterations: int = 10  # Levenberg–Marquardt iterations of each test fit
     max_shift_sigma: float = 2.0  # largest move of a partner from its start (σ₀; the axis guess can be off)
     window_sigma: float = 3.0  # half-width of the test window, σ₀ (≤ 3: the refinement draws atoms within 3 σ₀)
-    retest_all: bool = False  # later rounds retest every candidate, not only those near a refit (same result)
+    retest_all: bool = False  # later rounds retest every candidate, not only those near a refit (measured: the same)
 
     def __post_init__(self):
         for name in ("penalty", "rel_gain", "min_sep_nm", "min_sep_sigma", "min_peak", "cand_intensity",
