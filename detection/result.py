@@ -48,9 +48,11 @@ class Settings:
     multimer images recall 0.81 → 0.93 (precision 1.00 → 0.98); the real and randomised calibrated-noise images
     unchanged (no split accepted); a step edge in the image (the seams of a tiled image) is split. ``wide_ratio``
     (1.8 by default, 0 = off) drops refined atoms with no other detection within 2 × that many σ₀ whose
-    free-width fit is at least that many σ₀ wide and no brighter than 1.2 × the median peak (:func:`wide_atoms`:
-    texture bumps, not atoms; measured in session 10: the second renderer's faint small atoms at fine pixels
-    F1 +0.02–0.07, none of the real images changed, the randomised median 0.478 → 0.477).
+    free-width fit is at least that many σ₀ wide and no brighter than 1.2 × the median peak, or at least
+    :data:`WIDE_FAINT_SIGMA` σ₀ wide and fainter than :data:`WIDE_FAINT_PEAK` × it (:func:`wide_atoms`: texture
+    bumps, not atoms; measured in session 10: the second renderer's faint small atoms at fine pixels F1
+    +0.02–0.07, none of the real images changed, the randomised median 0.478 → 0.477; the fainter tier in session
+    13: that renderer's 56-row F1 sum +0.14, the real images unchanged).
     ``faint_ratio`` (0.35 by default, 0 = off; the combination only) drops, after the refinement, the atoms the
     paper CNN or the verifier added, with no other atom within :data:`FAINT_ISOLATION_NM`, whose integrated
     intensity is below that × the median of the heat-map atoms'
@@ -246,7 +248,7 @@ def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Setting
     images, not at all where the support texture makes the fits no better than the detector); atoms whose fit hit a
     bound (or left the image) keep the detector's position, and close-pair atoms with a fit error ≤ 20 pm take the
     fit (its pair separation is unbiased, the detector's is not); with ``s.wide_ratio`` > 0 atoms far wider than the
-    image's and no brighter are dropped (:func:`wide_atoms`), and then with ``s.faint_ratio`` > 0 the isolated
+    image's and no brighter, or moderately wider and faint, are dropped (:func:`wide_atoms`), and then with ``s.faint_ratio`` > 0 the isolated
     additions of a combination fainter than that × its heat-map atoms' median
     (:func:`sacmap.detection.combine.faint_additions`). With ``s.split_pairs`` merged close pairs found by
     :mod:`sacmap.detection.split` become two atoms at their fitted positions (the detector has no position for

@@ -112,8 +112,6 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
         noise2 = max(pixel_noise(img - total.reshape(img.shape)), 1e-6 * (np.ptp(img) or 1.0)) ** 2
         sig = np.exp(P[:, 3])
         inten = P[:, 2] * sig**2
-        if sopt.retest_all:
-            active = None
         test = np.arange(len(P)) if active is None else np.flatnonzero(active)
         chi1 = np.zeros(len(P))
         chi1[test] = _one_atom_chi2(img, P, total, test, s0, noise2, sopt)
@@ -150,10 +148,10 @@ def split_merged(img, xy, state, s0: float, noise2_fit: float, inflation: float,
             break
         state = (P_next, None, None, None, total)
         changed = True
-        # next round: only atoms whose test window can hold light that the refit changed
-        active = np.zeros(len(P_next), bool)
-        for lst in cKDTree(P_next[:, :2]).query_ball_point(P_next[near, :2], (2 * sopt.window_sigma + 3.0) * s0):
-            active[lst] = True
+        if not sopt.retest_all:  # next round: only atoms whose test window can hold light that the refit changed
+            active = np.zeros(len(P_next), bool)
+            for lst in cKDTree(P_next[:, :2]).query_ball_point(P_next[near, :2], (2 * sopt.window_sigma + 3.0) * s0):
+                active[lst] = True
     if changed:  # the whole image refitted jointly from the current atoms: groups, fits and errors for refine
         xy = state[0][:, :2].copy()
         state = run(img, xy, s0, opt, noise2_fit)
