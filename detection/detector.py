@@ -52,6 +52,12 @@ DEFAULT_MODEL = "combined"
 #: image shrunk by area averaging (:mod:`sacmap.detection.preprocess`: measured on fine-pixel fields, where the
 #: bilinear frame made it miss faint atoms; docs/detection.md *Pixel sizes*).
 FRAME_RESAMPLE = {"heatmap": "linear", "cnn": "area"}
+#: fewest atoms in the first frame from which the atoms' width decides on a less shrunk one (``_small_atom_frame``)
+SMALL_ATOM_MIN_ATOMS = 5
+#: least contrast-to-pixel-noise of the atoms (brighter half) for the native frame (``_small_atom_frame``): the
+#: second renderer's small atoms that gained from it had 2.8-7.0, the moderate-dose scenes of
+#: benchmarks/pixel_sizes.py that lost 0.69-0.92 (session 14)
+SMALL_ATOM_MIN_CONTRAST = 2.5
 
 
 def _named(model):
@@ -246,11 +252,12 @@ class AtomDetector:
         kind's resampling (:data:`FRAME_RESAMPLE`)."""
         return {"resample": FRAME_RESAMPLE[self._net()[0]], **(self.meta.get("preprocess") or {})}
 
-    def to_frame(self, raw: np.ndarray, pixel_nm: float, pixel_y_nm: float | None = None):
-        """Model-frame image and zoom factors (rows, columns) by the transform training used."""
+    def to_frame(self, raw: np.ndarray, pixel_nm: float, pixel_y_nm: float | None = None, factors=None):
+        """Model-frame image and zoom factors (rows, columns) by the transform training used (``factors``: zoom
+        factors that replace the pixel size's, :func:`~sacmap.detection.preprocess.small_atom_factors`)."""
         from sacmap.detection.preprocess import to_model_frame
 
-        return to_model_frame(raw, pixel_nm, pixel_y_nm, **self._frame_kw())
+        return to_model_frame(raw, pixel_nm, pixel_y_nm, factors=factors, **self._frame_kw())
 
     def maps(self, frames, batch: int | None = None) -> list[np.ndarray]:
         """Per-pixel atom map (heat map or CNN probability) of each model-frame image. ``batch``: CNN tiles per
@@ -301,10 +308,55 @@ class AtomDetector:
         heat-map frame)``. For a combination ``atoms`` are the union of both parts (model px; before the candidate
         verifier), ``heat`` the secondary's map and ``heat_frame`` the secondary's model frame (the verifier's
         candidates are found in it); for a single model all three are None (``finish`` decodes the map)."""
-        from sacmap.detection.result import prepare
+        from sacmap.detection.result import prepare, reframe
 
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]
+        out = self._network_stage(prepared, s, batch)
+        if s.small_atom_sigma > 0:  # small atoms on fine pixels: read again in a less shrunk frame
+            redo = [(i, f) for i, o in enumerate(out) if (f := self._small_atom_frame(*o[:3], s)) is not None]
+            if redo:
+                again = self._network_stage([reframe(out[i][0], self, f) for i, f in redo], s, batch)
+                for (i, _), o in zip(redo, again):
+                    out[i] = o
+        return out
+
+    def _small_atom_frame(self, p, amap: np.ndarray, atoms: dict | None, settings):
+        """Zoom factors of the native frame (:func:`~sacmap.detection.preprocess.small_atom_factors`) when ``p``'s
+        frame shrinks the image and the atoms found in it are small and stand out from the pixel noise, else None.
+
+        Small: σ₀ (:func:`~sacmap.detection.refine.estimate_sigma` on the native image at the mapped-back
+        positions, px) × the frame's zoom below ``settings.small_atom_sigma`` model px. Standing out: the median,
+        over the brighter half, of the contrast G(σ₀/2) − G(4σ₀) (Gaussian-smoothed image at the atom minus its
+        surroundings) is at least :data:`SMALL_ATOM_MIN_CONTRAST` × the native pixel noise
+        (:func:`~sacmap.detection.gaussfit.pixel_noise`): where it is not, the shrink's averaging of the noise is
+        worth more than the detail it loses (docs/detection.md, *Small atoms on fine pixels*). Records what it
+        decided in ``p.meta["small_atoms"]``."""
+        from sacmap.detection.gaussfit import pixel_noise
+        from sacmap.detection.preprocess import coords_back, small_atom_factors
+        from sacmap.detection.refine import estimate_sigma, gaussian_at
+
+        factors = p.meta["rescale_factor"]
+        if max(factors) >= 1.0:
+            return None
+        at = self.decode(amap, p.frame, settings) if atoms is None else atoms
+        if len(at["x"]) < SMALL_ATOM_MIN_ATOMS:
+            return None
+        x, y = coords_back(at["x"], at["y"], p.raw.shape, amap.shape)
+        sigma = estimate_sigma(p.raw, np.c_[x, y], pixel_size_nm=p.px)
+        f = small_atom_factors(factors, sigma, settings.small_atom_sigma)
+        if f is None:
+            return None
+        rr = np.clip(np.rint(y).astype(int), 0, p.raw.shape[0] - 1)
+        cc = np.clip(np.rint(x).astype(int), 0, p.raw.shape[1] - 1)
+        contrast = np.sort(gaussian_at(p.raw, rr, cc, 0.5 * sigma) - gaussian_at(p.raw, rr, cc, 4.0 * sigma))
+        cnr = float(np.median(contrast[len(contrast) // 2:])) / max(pixel_noise(p.raw), 1e-12)
+        native = cnr >= SMALL_ATOM_MIN_CONTRAST
+        p.meta["small_atoms"] = {"sigma0_px": round(float(sigma), 3), "contrast_to_noise": round(cnr, 2),
+                                 "native_frame": bool(native), "first_factors": [float(v) for v in factors]}
+        return f if native else None
+
+    def _network_stage(self, prepared, s, batch):
         maps = self.maps([p.frame for p in prepared], batch=batch)
         if self.parts is None:
             return [(p, amap, None, None, None) for p, amap in zip(prepared, maps)]
@@ -318,7 +370,7 @@ class AtomDetector:
         alike = {k: v for k, v in o1.items() if k != "resample"} == {k: v for k, v in o2.items() if k != "resample"}
         # an image at the model's pixel size is not resampled, so the resampling options do not matter
         frames2 = [p.frame if same or (alike and list(p.meta["rescale_factor"]) == [1.0, 1.0])
-                   else second.to_frame(p.raw, p.px, p.py)[0] for p in prepared]
+                   else second.to_frame(p.raw, p.px, p.py, factors=p.meta["rescale_factor"])[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
             peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))

@@ -169,16 +169,36 @@ def frame_factors(pixel_size_nm: float, pixel_size_y_nm: float | None = None, ta
 
 
 def to_model_frame(raw: np.ndarray, pixel_size_nm: float, pixel_size_y_nm: float | None = None, *,
-                   target_nm: float = TRAIN_PIXEL_NM, resample: str = "linear",
+                   target_nm: float = TRAIN_PIXEL_NM, resample: str = "linear", factors=None,
                    **preprocess_kw) -> tuple[np.ndarray, tuple[float, float]]:
     """The one image → model-frame transform, shared by training and inference: resample to ``target_nm``
     nm/px (:func:`rescale_to` with ``resample``), then :func:`preprocess` (``preprocess_kw``); both read from the
-    weights' metadata (``meta["preprocess"]``, the kind's resampling where it is not recorded).
+    weights' metadata (``meta["preprocess"]``, the kind's resampling where it is not recorded). ``factors``
+    (rows, columns; model px per image px) replaces :func:`frame_factors` (the detector's frame for small atoms
+    on fine pixels, :func:`small_atom_factors`).
 
     Returns ``(image, (fy, fx))``: the float32 model-frame image and the zoom factors (rows, columns).
     """
-    fy, fx = frame_factors(pixel_size_nm, pixel_size_y_nm, target_nm)
+    fy, fx = frame_factors(pixel_size_nm, pixel_size_y_nm, target_nm) if factors is None else map(float, factors)
     return preprocess(rescale_to(raw, fx, fy, resample=resample), **preprocess_kw), (fy, fx)
+
+
+def small_atom_factors(factors, sigma_px: float, min_sigma: float) -> tuple[float, float] | None:
+    """Zoom factors (rows, columns) of the image's own pixel grid (the larger factor 1, the aspect of ``factors``
+    kept) when ``factors`` (:func:`frame_factors`) shrink the image so far that atoms of σ ``sigma_px`` (image
+    px) come out narrower than ``min_sigma`` model px; None when they do not, or when ``factors`` do not shrink.
+
+    Why (docs/detection.md, *Small atoms on fine pixels*): shrinking a 0.016-nm/px image to the model's 0.0293
+    nm/px makes a 0.08-nm atom ~1.2 model px wide (σ), narrower than the networks' training atoms, and the faint
+    ones are no longer told from support texture; broad atoms on fine pixels still need the shrink. The image's
+    own grid, not a milder shrink: a shrink by 0.8-0.9 mixes fractions of neighbouring pixels, which the paper CNN
+    takes for atoms (a milder shrink to σ = 2 model px, measured: the faint rows' multimer share 0.113 → 0.208
+    for a true 0.098)."""
+    fy, fx = (float(f) for f in factors)
+    top = max(fy, fx)
+    if top >= 1.0 or not (sigma_px > 0 and min_sigma > 0) or sigma_px * top >= min_sigma:
+        return None
+    return fy / top, fx / top
 
 
 def coords_to_frame(x: np.ndarray, y: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int]):

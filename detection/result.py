@@ -59,6 +59,12 @@ class Settings:
     (:func:`sacmap.detection.combine.faint_additions`: support-texture bumps the CNN takes for small or faint atoms;
     measured in session 12: the second renderer's F1 summed over its 56 rows +0.20, 13 rows better, none worse;
     the validation images 0.659 → 0.661; the calibrated fidelity rows within 0.006 of F1, the clean ones 0.002).
+    ``small_atom_sigma`` (2 model px by default, 0 = off): an image finer than the model frame whose atoms, found
+    in that frame, have a σ₀ that the shrink would take below this and that stand out from the pixel noise
+    (:data:`sacmap.detection.detector.SMALL_ATOM_MIN_CONTRAST`) is read again on its own pixel grid
+    (:meth:`sacmap.detection.detector.AtomDetector.network_atoms`; measured in session 14: the second renderer's
+    56-row F1 sum +0.34 (seed 7) and +0.27 (seed 11), no row lower by more than 0.001 F1, the faint 0.08-nm
+    random field 1.62 → 1.13 × the true density; real images at 0.0293 nm/px are never affected).
     ``verify`` (on by default; the combination only) adds the band-pass candidates that the verifier accepts at
     ``verify_threshold`` (None: the verifier file's, 0.8), each farther than ``verify_sep_nm`` from every detected
     atom and from each other (:meth:`sacmap.detection.detector.AtomDetector.verified`; ``component_size`` −1).
@@ -84,6 +90,8 @@ class Settings:
     refine: bool = True  # 2-D Gaussian refinement: sub-pixel positions, intensity, width, uncertainty
     faint_ratio: float = 0.35  # combination: drop CNN / verifier atoms fainter than this x the heat-map atoms' median
     wide_ratio: float = 1.8  # > 0: drop isolated atoms whose free-width fit is >= this x sigma0, peak < 1.2 x median
+    small_atom_sigma: float = 2.0  # > 0: an image finer than the model frame whose atoms would be narrower than
+    # this (sigma, model px) there and stand out from the pixel noise is read again on its own pixel grid
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
     split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
     on_support_only: bool = False  # drop detections over vacuum
@@ -237,6 +245,13 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
                    f"(model {detector.kind}) over-counts real images at coarser pixels (the shared images binned "
                    f"2x2: 3-5x their atoms); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
     return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warning})
+
+
+def reframe(p: Prepared, detector, factors) -> Prepared:
+    """``p`` brought to the model frame again with zoom ``factors`` (rows, columns) instead of its pixel size's
+    (:meth:`sacmap.detection.detector.AtomDetector.to_frame`); the record's ``rescale_factor`` says which."""
+    frame, (fy, fx) = detector.to_frame(p.raw, p.px, p.py, factors=factors)
+    return Prepared(p.raw, p.px, p.py, frame, p.name, {**p.meta, "rescale_factor": [fy, fx]})
 
 
 def _refine(raw: np.ndarray, x: np.ndarray, y: np.ndarray, px: float, s: Settings | None = None,

@@ -81,6 +81,12 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                          "whose refined intensity is below F x the median of the heat-map atoms' "
                                          "(texture bumps the CNN takes for small or faint atoms; measured in "
                                          "docs/detection.md; default 0.35, 0 = off)"}),
+    "small_atom_sigma": (("--small-atom-sigma",), {**_number(lo=0), "default": 2.0, "metavar": "S",
+                                                   "help": "images finer than the model frame (0.0293 nm/px) "
+                                                   "whose atoms would be narrower than S model px (sigma) "
+                                                   "there and stand out from the pixel noise are read again "
+                                                   "at their own pixel size (small atoms on fine pixels; "
+                                                   "measured in docs/detection.md; default 2, 0 = off)"}),
     "no_verify": (("--no-verify",), {"action": "store_true",
                                      "help": "combined model: leave out the band-pass candidates the verifier "
                                      "adds (sacmap.detection.candidates; the atoms the networks miss in dense, "
@@ -185,8 +191,8 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area",
-         "split_pairs", "wide_ratio", "faint_ratio", "no_verify", "batch", "no_overlay", "threads",
-         pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
+         "split_pairs", "wide_ratio", "faint_ratio", "small_atom_sigma", "no_verify", "batch", "no_overlay",
+         "threads", pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
     return p
 
@@ -285,7 +291,7 @@ def _detect(a) -> int:
                              elements=a.elements or None, weights=a.weights, model=a.model, device=a.device,
                              settings=Settings(split_area_px=a.split_area, split_pairs=a.split_pairs,
                                                wide_ratio=a.wide_ratio, faint_ratio=a.faint_ratio,
-                                               verify=not a.no_verify),
+                                               small_atom_sigma=a.small_atom_sigma, verify=not a.no_verify),
                              overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
