@@ -56,7 +56,7 @@ FRAME_RESAMPLE = {"heatmap": "linear", "cnn": "area"}
 SMALL_ATOM_MIN_ATOMS = 5
 #: least contrast-to-pixel-noise of the atoms (brighter half) for the native frame (``_small_atom_frame``): the
 #: second renderer's small atoms that gained from it had 2.8-7.0, the moderate-dose scenes of
-#: benchmarks/pixel_sizes.py that lost 0.69-0.92 (session 14)
+#: benchmarks/pixel_sizes.py that lost 0.69-0.92 and one randomised 0.0245-nm/px image that lost 2.09 (session 14)
 SMALL_ATOM_MIN_CONTRAST = 2.5
 
 
