@@ -58,6 +58,9 @@ SMALL_ATOM_MIN_ATOMS = 5
 #: second renderer's small atoms that gained from it had 2.8-7.0, the moderate-dose scenes of
 #: benchmarks/pixel_sizes.py that lost 0.69-0.92 and one randomised 0.0245-nm/px image that lost 2.09 (session 14)
 SMALL_ATOM_MIN_CONTRAST = 2.5
+#: an image shrunk further than this (largest zoom factor) that the small-atom rule left in the shrunk frame is
+#: read a second time on its own grid, and the reading its compact peaks support is kept (``readings.compare``)
+SECOND_READING_BELOW = 0.9
 
 
 def _named(model):
@@ -313,13 +316,70 @@ class AtomDetector:
         s = self.resolved_settings()
         prepared = [prepare(im, pixel_nm, self) for im in images]
         out = self._network_stage(prepared, s, batch)
-        if s.small_atom_sigma > 0:  # small atoms on fine pixels: read again in a less shrunk frame
-            redo = [(i, f) for i, o in enumerate(out) if (f := self._small_atom_frame(*o[:3], s)) is not None]
-            if redo:
-                again = self._network_stage([reframe(out[i][0], self, f) for i, f in redo], s, batch)
-                for (i, _), o in zip(redo, again):
-                    out[i] = o
+        if s.small_atom_sigma > 0:  # small atoms on fine pixels: read again on the image's own grid
+            redo, trial = [], []
+            for i, o in enumerate(out):
+                if (f := self._small_atom_frame(*o[:3], s)) is not None:
+                    redo.append((i, f))
+                elif (t := self._second_reading_frame(o, s)) is not None:
+                    trial.append((i, *t))
+            if redo or trial:
+                again = self._network_stage([reframe(out[i][0], self, f) for i, f, *_ in redo + trial], s, batch)
+                for (i, _, *bands), o in zip(redo + trial, again):
+                    if not bands or self._keep_second_reading(out[i], o, s, bands[0]):
+                        out[i] = o
         return out
+
+    def _native_xy(self, o, settings) -> np.ndarray:
+        """(N, 2) px of the native image of a network stage's atoms ``o`` = (prepared, map, atoms, ...)."""
+        from sacmap.detection.preprocess import coords_back
+
+        p, amap, at = o[:3]
+        at = self.decode(amap, p.frame, settings) if at is None else at
+        return np.c_[coords_back(at["x"], at["y"], p.raw.shape, amap.shape)]
+
+    def _second_reading_frame(self, o, settings):
+        """(zoom factors of the native frame, the image's :func:`~sacmap.detection.readings.band_images`) for a
+        second reading of an image that :meth:`_small_atom_frame` left shrunk, else None. Tried when the image
+        is shrunk below :data:`SECOND_READING_BELOW` and the width of the first reading's *significant* detections (:func:`sacmap.detection.readings.significant`: compact peaks
+        above the pixel noise and the band-pass spread, at least :data:`SMALL_ATOM_MIN_ATOMS`), measured as σ₀ by
+        :func:`~sacmap.detection.refine.estimate_sigma`, × the zoom is below ``settings.small_atom_sigma`` model
+        px: where most detections are texture, σ₀ of all of them comes out 3–4× the atoms' and the small-atom rule
+        never sees the small atoms; σ₀ of the significant ones does (second renderer, 0.08 nm at 0.016 nm/px,
+        peak 0.3: 2.30 px for the atoms' 2.12). Whether the second reading is kept: :meth:`_keep_second_reading`."""
+        from sacmap.detection.preprocess import small_atom_factors
+        from sacmap.detection.readings import band_images, significant
+        from sacmap.detection.refine import estimate_sigma
+
+        p = o[0]
+        factors = p.meta["rescale_factor"]
+        shrink = max(factors)
+        if shrink >= SECOND_READING_BELOW:
+            return None
+        xy = self._native_xy(o, settings)
+        bands = band_images(p.raw, settings.small_atom_sigma / shrink)
+        sig = xy[significant(p.raw, xy, settings.small_atom_sigma / shrink, bands)]
+        if len(sig) < SMALL_ATOM_MIN_ATOMS:
+            return None
+        sigma = estimate_sigma(p.raw, sig, pixel_size_nm=p.px)
+        p.meta["small_atoms"] = {**p.meta.get("small_atoms", {}), "sigma0_significant_px": round(float(sigma), 3)}
+        f = small_atom_factors(factors, sigma, settings.small_atom_sigma)
+        return None if f is None else (f, bands)
+
+    def _keep_second_reading(self, first, second, settings, bands) -> bool:
+        """Whether the native reading ``second`` replaces ``first`` (:func:`sacmap.detection.readings.compare`,
+        compact peaks up to ``settings.small_atom_sigma`` model px); the scores go to both records'
+        ``small_atoms["second_reading"]``."""
+        from sacmap.detection.readings import compare
+
+        p = first[0]
+        shrink = max(p.meta["rescale_factor"])
+        c = compare(p.raw, self._native_xy(first, settings), self._native_xy(second, settings), p.px,
+                    settings.small_atom_sigma / shrink, bands)
+        for q in (p, second[0]):
+            q.meta["small_atoms"] = {**q.meta.get("small_atoms", {}), "second_reading": c,
+                                     "native_frame": c["keep_second"]}
+        return c["keep_second"]
 
     def _small_atom_frame(self, p, amap: np.ndarray, atoms: dict | None, settings):
         """Zoom factors of the native frame (:func:`~sacmap.detection.preprocess.small_atom_factors`) when ``p``'s

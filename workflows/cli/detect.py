@@ -85,7 +85,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                    "help": "images finer than the model frame (0.0293 nm/px) "
                                                    "whose atoms would be narrower than S model px (sigma) "
                                                    "there and stand out from the pixel noise are read again "
-                                                   "at their own pixel size (small atoms on fine pixels; "
+                                                   "at their own pixel size; where most detections are "
+                                                   "texture, the significant ones decide (small atoms on fine pixels; "
                                                    "measured in docs/detection.md; default 2, 0 = off)"}),
     "no_verify": (("--no-verify",), {"action": "store_true",
                                      "help": "combined model: leave out the band-pass candidates the verifier "
