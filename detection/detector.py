@@ -341,8 +341,9 @@ class AtomDetector:
     def _second_reading_frame(self, o, settings):
         """(zoom factors of the native frame, the image's :func:`~sacmap.detection.readings.band_images`) for a
         second reading of an image that :meth:`_small_atom_frame` left shrunk, else None. Tried when the image
-        is shrunk below :data:`SECOND_READING_BELOW` and the width of the first reading's *significant* detections (:func:`sacmap.detection.readings.significant`: compact peaks
-        above the pixel noise and the band-pass spread, at least :data:`SMALL_ATOM_MIN_ATOMS`), measured as σ₀ by
+        is shrunk below :data:`SECOND_READING_BELOW` and the width of the first reading's *significant*
+        detections (:func:`sacmap.detection.readings.significant`: compact peaks above the pixel noise and the
+        band-pass spread, at least :data:`SMALL_ATOM_MIN_ATOMS`), measured as σ₀ by
         :func:`~sacmap.detection.refine.estimate_sigma`, × the zoom is below ``settings.small_atom_sigma`` model
         px: where most detections are texture, σ₀ of all of them comes out 3–4× the atoms' and the small-atom rule
         never sees the small atoms; σ₀ of the significant ones does (second renderer, 0.08 nm at 0.016 nm/px,
