@@ -45,7 +45,7 @@ MIN_SIGNIFICANT_RATIO = 0.9
 def band_images(image: np.ndarray, max_sigma_px: float) -> list[tuple[float, np.ndarray, float]]:
     """(s, band-passed image G(s) − G(4s), its robust sd) for each s of :data:`SCALES_PX` up to ``max_sigma_px``
     (at least the first): computed once per image and passed to :func:`significant` and :func:`compare` (on a
-    2048² image the eight Gaussian filters of four widths take ~1.5 s)."""
+    2048² image the eight Gaussian filters of four widths take 1.5–2 s)."""
     img = np.asarray(image, dtype=np.float32)  # float32: four bands of a 4096² image take 256 MB, not 512
     scales = [s for s in SCALES_PX if s <= max_sigma_px * (1 + 1e-9)] or [SCALES_PX[0]]
     out = []
