@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from sacmap.detection.evaluate import match
 from sacmap.detection.gaussfit import pixel_noise, robust_sd
 
 #: ladder of band-pass widths (native px); only those up to the caller's ``max_sigma_px`` are used
@@ -75,6 +74,25 @@ def significant(image: np.ndarray, xy_px: np.ndarray, max_sigma_px: float, bands
     return ok
 
 
+def matched(a_xy: np.ndarray, b_xy: np.ndarray, radius: float) -> np.ndarray:
+    """Per point of ``a_xy``: whether it has a partner in ``b_xy`` within ``radius`` (same units) in a maximum
+    one-to-one matching (as :func:`sacmap.detection.evaluate.match` counts, on the sparse graph of close pairs
+    so that images with thousands of detections need no dense cost matrix)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+    from scipy.spatial import cKDTree
+
+    a = np.asarray(a_xy, float).reshape(-1, 2)
+    b = np.asarray(b_xy, float).reshape(-1, 2)
+    if not len(a) or not len(b):
+        return np.zeros(len(a), bool)
+    pairs = cKDTree(a).query_ball_tree(cKDTree(b), radius)
+    rows = np.repeat(np.arange(len(a)), [len(p) for p in pairs])
+    cols = np.fromiter((j for p in pairs for j in p), int, len(rows))
+    graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(a), len(b)))
+    return maximum_bipartite_matching(graph, perm_type="column") >= 0
+
+
 def compare(image: np.ndarray, first_xy: np.ndarray, second_xy: np.ndarray, pixel_nm: float,
             max_sigma_px: float, bands=None) -> dict:
     """Scores of two readings of ``image`` (positions px of the native image) against the union of their
@@ -87,11 +105,10 @@ def compare(image: np.ndarray, first_xy: np.ndarray, second_xy: np.ndarray, pixe
     sa = a[significant(image, a, max_sigma_px, bands)]
     sb = b[significant(image, b, max_sigma_px, bands)]
     r = MATCH_NM / pixel_nm
-    same_b, _ = match(sb, sa, r)
-    pseudo = np.r_[sa, np.delete(sb, same_b, axis=0)]
+    pseudo = np.r_[sa, sb[~matched(sb, sa, r)]]
 
     def f1(xy):
-        return 2 * len(match(xy, pseudo, r)[0]) / max(len(xy) + len(pseudo), 1)
+        return 2 * int(matched(xy, pseudo, r).sum()) / max(len(xy) + len(pseudo), 1)
 
     fa, fb = f1(a), f1(b)
     keep = bool(fb > F1_MARGIN * fa and len(sb) >= MIN_SIGNIFICANT_RATIO * len(sa) and len(sb) > 0)

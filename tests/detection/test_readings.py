@@ -78,3 +78,14 @@ def test_weak_small_atoms_at_moderate_dose_keep_the_shrunk_reading(load_benchmar
     c = res.meta["small_atoms"]["second_reading"]
     assert not c["keep_second"] and c["significant_second"] < c["significant_first"], c
     assert res.meta["rescale_factor"][0] < 0.6
+
+
+def test_sparse_matching_counts_as_the_hungarian_match():
+    from sacmap.detection.evaluate import match
+
+    rng = np.random.default_rng(3)
+    for n in (1, 40, 400):
+        a = rng.uniform(0, 30 * np.sqrt(n), (n, 2))
+        b = np.r_[a[: n // 2] + rng.normal(0, 2.5, (n // 2, 2)), rng.uniform(0, 30 * np.sqrt(n), (n // 3, 2))]
+        assert RD.matched(a, b, 5.0).sum() == len(match(a, b, 5.0)[0])
+    assert RD.matched(np.empty((0, 2)), b, 5.0).shape == (0,) and not RD.matched(a, np.empty((0, 2)), 5.0).any()
