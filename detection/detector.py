@@ -291,22 +291,25 @@ class AtomDetector:
 
     def detect_result(self, image, pixel_nm: float | None = None, pixel_y_nm: float | None = None, *,
                       elements=None):
-        return self.detect_many([image], pixel_nm, elements=elements)[0]
+        return self.detect_many([image], pixel_nm, pixel_y_nm, elements=elements)[0]
 
-    def detect_many(self, images, pixel_nm: float | None = None, *, elements=None, batch: int | None = None):
-        """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths); ``batch``: CNN tiles
-        per forward pass (None: the device's default, :func:`sacmap.detection.model.tiling`)."""
+    def detect_many(self, images, pixel_nm: float | None = None, pixel_y_nm: float | None = None, *, elements=None,
+                    batch: int | None = None):
+        """:class:`~sacmap.detection.pipeline.DetectionResult` of each image (arrays or paths); ``pixel_y_nm``: the
+        rows' pixel size where it differs from ``pixel_nm`` (None: square pixels, or a file's own calibration);
+        ``batch``: CNN tiles per forward pass (None: the device's default, :func:`sacmap.detection.model.tiling`)."""
         from sacmap.detection.result import finish
 
         s = self.resolved_settings()
         out = []
-        for p, amap, at, heat, heat_frame in self.network_atoms(images, pixel_nm, batch=batch):
+        for p, amap, at, heat, heat_frame in self.network_atoms(images, pixel_nm, pixel_y_nm, batch=batch):
             if at is not None and s.verify:
                 at = self.verified(at, heat_frame, amap, heat, s)
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out
 
-    def network_atoms(self, images, pixel_nm: float | None = None, *, batch: int | None = None):
+    def network_atoms(self, images, pixel_nm: float | None = None, pixel_y_nm: float | None = None, *,
+                      batch: int | None = None):
         """The networks' stage of :meth:`detect_many`: per image ``(prepared, primary map, atoms, heat map,
         heat-map frame)``. For a combination ``atoms`` are the union of both parts (model px; before the candidate
         verifier), ``heat`` the secondary's map and ``heat_frame`` the secondary's model frame (the verifier's
@@ -314,7 +317,7 @@ class AtomDetector:
         from sacmap.detection.result import prepare, reframe
 
         s = self.resolved_settings()
-        prepared = [prepare(im, pixel_nm, self) for im in images]
+        prepared = [prepare(im, pixel_nm, self, pixel_y_nm) for im in images]
         out = self._network_stage(prepared, s, batch)
         if s.small_atom_sigma > 0:  # small atoms on fine pixels: read again on the image's own grid
             redo, trial = [], []

@@ -215,14 +215,19 @@ class Prepared:
     meta: dict
 
 
-def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
+def prepare(image_or_path, pixel_size_nm, detector, pixel_size_y_nm=None) -> Prepared:
     """Read an image (path or array), check it, and bring it to the model frame with ``detector``'s transform
-    (:meth:`sacmap.detection.detector.AtomDetector.to_frame`, the one training used)."""
+    (:meth:`sacmap.detection.detector.AtomDetector.to_frame`, the one training used). ``pixel_size_y_nm``: the
+    rows' pixel size (nm/px) where it differs from ``pixel_size_nm`` (None: square, or a file's calibration)."""
     from sacmap.detection.io import check_pixel_size, read_image
 
     if isinstance(image_or_path, (str, os.PathLike)):
         raw, px, meta = read_image(image_or_path, pixel_size_nm)
         py = meta["pixel_size_y_nm"]
+        if pixel_size_y_nm is not None:
+            py = float(pixel_size_y_nm)
+            check_pixel_size(str(image_or_path), px, py, raw.shape, "user")
+            meta = {**meta, "pixel_size_y_nm": py}
         name = Path(image_or_path).name
     else:
         raw = np.asarray(image_or_path, dtype=np.float64)
@@ -234,9 +239,10 @@ def prepare(image_or_path, pixel_size_nm, detector) -> Prepared:
             raise DetectionInputError("image array: constant image")
         if pixel_size_nm is None:
             raise DetectionInputError("image array: pixel_size_nm is required for an array input")
-        px = py = float(pixel_size_nm)
+        px = float(pixel_size_nm)
+        py = px if pixel_size_y_nm is None else float(pixel_size_y_nm)
         # the same bounds as a file's (the detector's range, the resampled pixel cap), before resampling
-        check_pixel_size("image array", px, None, raw.shape, "user")
+        check_pixel_size("image array", px, None if py == px else py, raw.shape, "user")
         meta = {"pixel_size_source": "user"}
         name = "image"
     frame, (fy, fx) = detector.to_frame(raw, px, py)

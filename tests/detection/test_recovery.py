@@ -232,3 +232,23 @@ def test_refinement_keeps_the_detected_close_pairs_in_calibrated_noise():
     assert share(raw) > 0.05
     assert share(ref) >= share(raw)
     assert ref["intensity"].notna().all() and ref["pos_err_px"].median() > 0.5
+
+
+def test_non_square_pixels_of_an_array_are_honoured():
+    """``AtomDetector.detect(array, pixel_nm, pixel_y_nm)``: the rows' pixel size was dropped for arrays (the image
+    was read as square-pixelled, its rows left unshrunk and ``y_nm`` scaled by the x pixel)."""
+    from skimage.transform import resize
+
+    from sacmap.detection.detector import AtomDetector
+    from sacmap.detection.errors import DetectionInputError
+
+    img, truth, _ = simulate.simulate_sample(1.0, seed=4, shape=(256, 256))
+    sq = resize(img, (171, 256), order=1, anti_aliasing=True, preserve_range=True)  # y pixel 1.5 × x
+    res = AtomDetector().detect_result(sq, PX, 1.5 * PX)
+    assert res.pixel_size_y_nm == pytest.approx(1.5 * PX) and res.meta["rescale_factor"][0] == pytest.approx(1.5)
+    df = res.atoms
+    np.testing.assert_allclose(df["y_nm"], df["y_px"] * 1.5 * PX, rtol=1e-6)
+    r = evaluate_xy(df[["x_nm", "y_nm"]].to_numpy() / PX, truth[["x_nm", "y_nm"]].to_numpy() / PX, 5)
+    assert r["f1"] >= 0.6, r
+    with pytest.raises(DetectionInputError, match="image array"):
+        AtomDetector().detect(sq, PX, 5.0)  # y pixel outside the supported range: one clear line
