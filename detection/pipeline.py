@@ -28,7 +28,7 @@ from sacmap.detection.result import (  # noqa: F401  (re-exported: the pipeline'
 
 def detect_images(images, *, pixel_size_nm=None, threshold: float | None = None, elements=None, weights=None,
                   model: str = "bundled", device: str = "cpu", settings: Settings | None = None,
-                  batch: int | None = None) -> list[DetectionResult]:
+                  batch: int | None = None, pixel_size_y_nm: float | None = None) -> list[DetectionResult]:
     """Run the pipeline on several images (arrays or paths) with one
     :class:`~sacmap.detection.detector.AtomDetector`; the network maps are computed image by image (heat map) or
     with the tiles of equal size batched (CNN; ``batch`` tiles per pass, None: the device's default,
@@ -37,18 +37,20 @@ def detect_images(images, *, pixel_size_nm=None, threshold: float | None = None,
     from sacmap.detection.detector import AtomDetector
 
     det = AtomDetector(model, weights=weights, threshold=threshold, device=device, settings=settings)
-    return det.detect_many(images, pixel_size_nm, elements=elements, batch=batch)
+    return det.detect_many(images, pixel_size_nm, pixel_size_y_nm, elements=elements, batch=batch)
 
 
 def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold: float | None = None,
                  elements=None, weights=None, model: str = "bundled", device: str = "cpu",
-                 settings: Settings | None = None) -> DetectionResult:
+                 settings: Settings | None = None, pixel_size_y_nm: float | None = None) -> DetectionResult:
     """Detect atoms in one image.
 
     Parameters
     ----------
     image_or_path : 2-D array of raw intensities or an image path (see :func:`sacmap.detection.io.read_image`).
     pixel_size_nm : nm/px; required for arrays and files without calibration, overrides the file otherwise.
+    pixel_size_y_nm : nm/px of the rows where it differs from ``pixel_size_nm`` (non-square pixels; None: square,
+        or a file's own calibration).
     threshold : operating threshold in (0, 1); None = ``settings.threshold``, else the one stored with the weights.
     elements : element symbols in increasing Z (``["Ni", "Pd"]``) to label atoms by species (one symbol: all).
     model : ``"bundled"`` (the default detector, today ``"combined"``: the paper CNN's atoms plus the heat-map peaks
@@ -62,7 +64,8 @@ def detect_image(image_or_path, *, pixel_size_nm: float | None = None, threshold
     ``probability`` (the model's map, model frame) and ``summary()``.
     """
     return detect_images([image_or_path], pixel_size_nm=pixel_size_nm, threshold=threshold, elements=elements,
-                         weights=weights, model=model, device=device, settings=settings)[0]
+                         weights=weights, model=model, device=device, settings=settings,
+                         pixel_size_y_nm=pixel_size_y_nm)[0]
 
 
 def find_images(inputs) -> list[Path]:

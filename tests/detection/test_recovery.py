@@ -250,5 +250,7 @@ def test_non_square_pixels_of_an_array_are_honoured():
     np.testing.assert_allclose(df["y_nm"], df["y_px"] * 1.5 * PX, rtol=1e-6)
     r = evaluate_xy(df[["x_nm", "y_nm"]].to_numpy() / PX, truth[["x_nm", "y_nm"]].to_numpy() / PX, 5)
     assert r["f1"] >= 0.6, r
+    via = detect_image(sq, pixel_size_nm=PX, pixel_size_y_nm=1.5 * PX)  # the pipeline function passes it on
+    np.testing.assert_allclose(via.atoms[["x_nm", "y_nm"]].to_numpy(), df[["x_nm", "y_nm"]].to_numpy())
     with pytest.raises(DetectionInputError, match="image array"):
         AtomDetector().detect(sq, PX, 5.0)  # y pixel outside the supported range: one clear line
