@@ -61,6 +61,10 @@ SMALL_ATOM_MIN_CONTRAST = 2.5
 #: an image shrunk further than this (largest zoom factor) that the small-atom rule left in the shrunk frame is
 #: read a second time on its own grid, and the reading its compact peaks support is kept (``readings.compare``)
 SECOND_READING_BELOW = 0.9
+#: ... when its significant detections come out narrower than this (model px, σ) in the shrunk frame: the width of
+#: the networks' training atoms (0.28 nm FWHM at 0.0293 nm/px, σ 4.06). A bound of 2 (the small-atom rule's) left
+#: the shared real images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634 (session 15)
+SECOND_READING_SIGMA = 4.0
 
 
 def _named(model):
@@ -347,10 +351,11 @@ class AtomDetector:
         is shrunk below :data:`SECOND_READING_BELOW` and the width of the first reading's *significant*
         detections (:func:`sacmap.detection.readings.significant`: compact peaks above the pixel noise and the
         band-pass spread, at least :data:`SMALL_ATOM_MIN_ATOMS`), measured as σ₀ by
-        :func:`~sacmap.detection.refine.estimate_sigma`, × the zoom is below ``settings.small_atom_sigma`` model
-        px: where most detections are texture, σ₀ of all of them comes out 3–4× the atoms' and the small-atom rule
-        never sees the small atoms; σ₀ of the significant ones does (second renderer, 0.08 nm at 0.016 nm/px,
-        peak 0.3: 2.30 px for the atoms' 2.12). Whether the second reading is kept: :meth:`_keep_second_reading`."""
+        :func:`~sacmap.detection.refine.estimate_sigma`, × the zoom is below :data:`SECOND_READING_SIGMA` model
+        px (narrower than the networks' training atoms): where most detections are texture, σ₀ of all of them
+        comes out 3–4× the atoms' and the small-atom rule never sees the small atoms; σ₀ of the significant ones
+        does (second renderer, 0.08 nm at 0.016 nm/px, peak 0.3: 2.30 px for the atoms' 2.12). Whether the
+        second reading is kept: :meth:`_keep_second_reading`."""
         from sacmap.detection.preprocess import small_atom_factors
         from sacmap.detection.readings import band_images, significant
         from sacmap.detection.refine import estimate_sigma
@@ -367,7 +372,7 @@ class AtomDetector:
             return None
         sigma = estimate_sigma(p.raw, sig, pixel_size_nm=p.px)
         p.meta["small_atoms"] = {**p.meta.get("small_atoms", {}), "sigma0_significant_px": round(float(sigma), 3)}
-        f = small_atom_factors(factors, sigma, settings.small_atom_sigma)
+        f = small_atom_factors(factors, sigma, SECOND_READING_SIGMA)
         return None if f is None else (f, bands)
 
     def _keep_second_reading(self, first, second, settings, bands) -> bool:

@@ -65,9 +65,10 @@ class Settings:
     (:meth:`sacmap.detection.detector.AtomDetector.network_atoms`; measured in session 14: the second renderer's
     56-row F1 sum +0.34 (seed 7) and +0.27 (seed 11), no row lower by more than 0.001 F1, the faint 0.08-nm
     random field 1.62 → 1.13 × the true density; real images at 0.0293 nm/px are never affected). Where the
-    first reading is mostly texture, the same bound applies to σ₀ of its significant detections and the image's
-    compact peaks decide which reading is kept (:mod:`sacmap.detection.readings`; session 15:
-    ``benchmarks/pixel_sizes.py`` at 0.016 nm/px F1 0.336 → 0.376).
+    first reading is mostly texture, σ₀ of its significant detections below the networks' training width
+    (:data:`sacmap.detection.detector.SECOND_READING_SIGMA`) makes a second, native reading, and the image's
+    compact peaks decide which is kept (:mod:`sacmap.detection.readings`; session 15:
+    ``benchmarks/pixel_sizes.py`` at 0.016 nm/px F1 0.336 → 0.457).
     ``verify`` (on by default; the combination only) adds the band-pass candidates that the verifier accepts at
     ``verify_threshold`` (None: the verifier file's, 0.8), each farther than ``verify_sep_nm`` from every detected
     atom and from each other (:meth:`sacmap.detection.detector.AtomDetector.verified`; ``component_size`` −1).
