@@ -63,7 +63,7 @@ SMALL_ATOM_MIN_CONTRAST = 2.5
 SECOND_READING_BELOW = 0.9
 #: ... when its significant detections come out narrower than this (model px, σ) in the shrunk frame: the width of
 #: the networks' training atoms (0.28 nm FWHM at 0.0293 nm/px, σ 4.06). A bound of 2 (the small-atom rule's) left
-#: the shared real images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634 (session 15)
+#: the 5 validation images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634 (session 15)
 SECOND_READING_SIGMA = 4.0
 
 
