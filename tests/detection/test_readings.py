@@ -66,6 +66,7 @@ def test_bright_small_atoms_whose_first_reading_is_mostly_texture_are_read_on_th
     info = res.meta["small_atoms"]
     assert info["second_reading"]["keep_second"] and info["native_frame"] and res.meta["rescale_factor"] == [1.0, 1.0]
     assert info["sigma0_significant_px"] < 3.0
+    assert res.summary()["warning"] is None  # read on its own grid: nothing was resampled
 
 
 def test_weak_small_atoms_at_moderate_dose_keep_the_shrunk_reading(load_benchmark):
