@@ -247,14 +247,7 @@ def prepare(image_or_path, pixel_size_nm, detector, pixel_size_y_nm=None) -> Pre
         meta = {"pixel_size_source": "user"}
         name = "image"
     frame, (fy, fx) = detector.to_frame(raw, px, py)
-    # read_image and check_pixel_size refuse pixel sizes outside SUPPORTED_PIXEL_NM; what is left to warn of is
-    # the paper CNN on images coarser than its frame
-    warning = None
-    if max(fy, fx) > 1.0 and detector.reads_with_cnn:
-        warning = (f"pixel {max(px, py):.4g} nm/px is coarser than the model's {TRAIN_PIXEL_NM:.4g}: the paper CNN "
-                   f"(model {detector.kind}) over-counts real images at coarser pixels (the shared images binned "
-                   f"2x2: 3-5x their atoms); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
-    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": warning})
+    return Prepared(raw, px, py, frame, name, {**meta, "rescale_factor": [fy, fx], "warning": None})
 
 
 def reframe(p: Prepared, detector, factors) -> Prepared:
@@ -384,12 +377,30 @@ def wide_atoms(raw: np.ndarray, xy_px: np.ndarray, sigma0_px: float, px: float, 
     return wide
 
 
+#: the record's warning for an image coarser than the model frame that the paper CNN read enlarged
+COARSE_WARNING = ("pixel {px:.4g} nm/px is coarser than the model's {model_px:.4g}: the paper CNN (model {model}) "
+                  "over-counts real images at coarser pixels (the shared images binned 2x2: 3-5x their atoms); "
+                  "--model heatmap reads them better (docs/detection.md, Pixel sizes)")
 #: the record's warning for an image finer than the model frame that the paper CNN read shrunk (not on its own
 #: grid): measured on the validation images read as 0.02-nm/px ones (benchmarks/pixel_sizes.py --sections real)
 FINE_SHRUNK_WARNING = ("pixel {px:.4g} nm/px is finer than the model's 0.0293 and the image was read shrunk: on "
                        "real images the paper CNN (model {model}) reacts to the resampled noise (the validation "
                        "images read as 0.02 nm/px: 521 atoms for 277, F1 0.581; the heat map alone 0.677); compare "
                        "with --model heatmap (docs/detection.md, Pixel sizes)")
+
+
+def frame_warning(rescale_factor, px: float, py: float, detector) -> str | None:
+    """The record's warning for the frame an image was read in (``rescale_factor``: the zoom factors finally
+    used): where the paper CNN read it resampled, enlarged (:data:`COARSE_WARNING`) or shrunk
+    (:data:`FINE_SHRUNK_WARNING`); None otherwise. read_image and check_pixel_size already refuse pixel sizes
+    outside SUPPORTED_PIXEL_NM."""
+    if not detector.reads_with_cnn:
+        return None
+    if max(rescale_factor) > 1.0:
+        return COARSE_WARNING.format(px=max(px, py), model_px=TRAIN_PIXEL_NM, model=detector.kind)
+    if max(rescale_factor) < 1.0:
+        return FINE_SHRUNK_WARNING.format(px=max(px, py), model=detector.kind)
+    return None
 
 
 def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, atoms=None) -> DetectionResult:
@@ -423,8 +434,7 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
         df = df[on].reset_index(drop=True)
         on = on[on]
     meta = dict(p.meta)
-    if meta.get("warning") is None and max(meta["rescale_factor"]) < 1.0 and detector.reads_with_cnn:
-        meta["warning"] = FINE_SHRUNK_WARNING.format(px=max(px, py), model=detector.kind)
+    meta["warning"] = frame_warning(meta["rescale_factor"], px, py, detector)
     meta["n_atoms_on_support"] = int(on.sum())
     meta["support"] = sdiag
     meta["weights"] = detector.meta.get("digest", "")
