@@ -63,7 +63,8 @@ SMALL_ATOM_MIN_CONTRAST = 2.5
 SECOND_READING_BELOW = 0.9
 #: ... when its significant detections come out narrower than this (model px, σ) in the shrunk frame: the width of
 #: the networks' training atoms (0.28 nm FWHM at 0.0293 nm/px, σ 4.06). A bound of 2 (the small-atom rule's) left
-#: the 5 validation images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634 (session 15)
+#: the 5 validation images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634
+#: (session 15)
 SECOND_READING_SIGMA = 4.0
 
 
@@ -326,14 +327,17 @@ class AtomDetector:
         if s.small_atom_sigma > 0:  # small atoms on fine pixels: read again on the image's own grid
             redo, trial = [], []
             for i, o in enumerate(out):
-                if (f := self._small_atom_frame(*o[:3], s)) is not None:
+                if max(o[0].meta["rescale_factor"]) >= 1.0:  # not shrunk: nothing to read on a finer grid
+                    continue
+                xy = self._native_xy(o, s)  # the first reading's atoms, decoded once for both rules
+                if (f := self._small_atom_frame(o[0], xy, s)) is not None:
                     redo.append((i, f))
-                elif (t := self._second_reading_frame(o, s)) is not None:
-                    trial.append((i, *t))
+                elif (t := self._second_reading_frame(o[0], xy, s)) is not None:
+                    trial.append((i, t[0], (xy, t[1])))
             if redo or trial:
                 again = self._network_stage([reframe(out[i][0], self, f) for i, f, *_ in redo + trial], s, batch)
-                for (i, _, *bands), o in zip(redo + trial, again):
-                    if not bands or self._keep_second_reading(out[i], o, s, bands[0]):
+                for (i, _, *first), o in zip(redo + trial, again):
+                    if not first or self._keep_second_reading(out[i][0], *first[0], o, s):
                         out[i] = o
         return out
 
@@ -345,9 +349,10 @@ class AtomDetector:
         at = self.decode(amap, p.frame, settings) if at is None else at
         return np.c_[coords_back(at["x"], at["y"], p.raw.shape, amap.shape)]
 
-    def _second_reading_frame(self, o, settings):
+    def _second_reading_frame(self, p, xy: np.ndarray, settings):
         """(zoom factors of the native frame, the image's :func:`~sacmap.detection.readings.band_images`) for a
-        second reading of an image that :meth:`_small_atom_frame` left shrunk, else None. Tried when the image
+        second reading of the prepared image ``p`` that :meth:`_small_atom_frame` left shrunk, else None
+        (``xy``: the first reading's atoms, px of the native image, :meth:`_native_xy`). Tried when the image
         is shrunk below :data:`SECOND_READING_BELOW` and the width of the first reading's *significant*
         detections (:func:`sacmap.detection.readings.significant`: compact peaks above the pixel noise and the
         band-pass spread, at least :data:`SMALL_ATOM_MIN_ATOMS`), measured as σ₀ by
@@ -360,12 +365,10 @@ class AtomDetector:
         from sacmap.detection.readings import band_images, significant
         from sacmap.detection.refine import estimate_sigma
 
-        p = o[0]
         factors = p.meta["rescale_factor"]
         shrink = max(factors)
         if shrink >= SECOND_READING_BELOW:
             return None
-        xy = self._native_xy(o, settings)
         bands = band_images(p.raw, settings.small_atom_sigma / shrink)
         sig = xy[significant(p.raw, xy, settings.small_atom_sigma / shrink, bands)]
         if len(sig) < SMALL_ATOM_MIN_ATOMS:
@@ -375,24 +378,25 @@ class AtomDetector:
         f = small_atom_factors(factors, sigma, SECOND_READING_SIGMA)
         return None if f is None else (f, bands)
 
-    def _keep_second_reading(self, first, second, settings, bands) -> bool:
-        """Whether the native reading ``second`` replaces ``first`` (:func:`sacmap.detection.readings.compare`,
-        compact peaks up to ``settings.small_atom_sigma`` model px); the scores go to both records'
-        ``small_atoms["second_reading"]``."""
+    def _keep_second_reading(self, p, first_xy: np.ndarray, bands, second, settings) -> bool:
+        """Whether the native reading ``second`` (a network stage's tuple) replaces the first reading of ``p``
+        (its atoms ``first_xy``, native px; ``bands``: :func:`~sacmap.detection.readings.band_images` of ``p.raw``)
+        by :func:`sacmap.detection.readings.compare` (compact peaks up to ``settings.small_atom_sigma`` model px);
+        the scores go to both records' ``small_atoms["second_reading"]``."""
         from sacmap.detection.readings import compare
 
-        p = first[0]
         shrink = max(p.meta["rescale_factor"])
-        c = compare(p.raw, self._native_xy(first, settings), self._native_xy(second, settings), p.px,
-                    settings.small_atom_sigma / shrink, bands)
+        c = compare(p.raw, first_xy, self._native_xy(second, settings), p.px, settings.small_atom_sigma / shrink,
+                    bands)
         for q in (p, second[0]):
             q.meta["small_atoms"] = {**q.meta.get("small_atoms", {}), "second_reading": c,
                                      "native_frame": c["keep_second"]}
         return c["keep_second"]
 
-    def _small_atom_frame(self, p, amap: np.ndarray, atoms: dict | None, settings):
+    def _small_atom_frame(self, p, xy: np.ndarray, settings):
         """Zoom factors of the native frame (:func:`~sacmap.detection.preprocess.small_atom_factors`) when ``p``'s
-        frame shrinks the image and the atoms found in it are small and stand out from the pixel noise, else None.
+        frame shrinks the image and the atoms found in it (``xy``: px of the native image, :meth:`_native_xy`) are
+        small and stand out from the pixel noise, else None.
 
         Small: σ₀ (:func:`~sacmap.detection.refine.estimate_sigma` on the native image at the mapped-back
         positions, px) × the frame's zoom below ``settings.small_atom_sigma`` model px. Standing out: the median,
@@ -402,17 +406,14 @@ class AtomDetector:
         worth more than the detail it loses (docs/detection.md, *Small atoms on fine pixels*). Records what it
         decided in ``p.meta["small_atoms"]``."""
         from sacmap.detection.gaussfit import pixel_noise
-        from sacmap.detection.preprocess import coords_back, small_atom_factors
+        from sacmap.detection.preprocess import small_atom_factors
         from sacmap.detection.refine import estimate_sigma, gaussian_at
 
         factors = p.meta["rescale_factor"]
-        if max(factors) >= 1.0:
+        if max(factors) >= 1.0 or len(xy) < SMALL_ATOM_MIN_ATOMS:  # the caller skips unshrunk frames
             return None
-        at = self.decode(amap, p.frame, settings) if atoms is None else atoms
-        if len(at["x"]) < SMALL_ATOM_MIN_ATOMS:
-            return None
-        x, y = coords_back(at["x"], at["y"], p.raw.shape, amap.shape)
-        sigma = estimate_sigma(p.raw, np.c_[x, y], pixel_size_nm=p.px)
+        x, y = xy.T
+        sigma = estimate_sigma(p.raw, xy, pixel_size_nm=p.px)
         f = small_atom_factors(factors, sigma, settings.small_atom_sigma)
         if f is None:
             return None
