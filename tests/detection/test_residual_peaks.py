@@ -28,6 +28,6 @@ def test_residual_shows_the_left_out_atom_only(load_benchmark):
     best = xy[np.argmax(zc)]
     assert np.hypot(*(best - atoms[2][:2])) < 1.5 and zc.max() > 20
     z_all, _ = rp.residual_z(img, _table(atoms))
-    xy_all, z_left = rp._extrema(z_all, s0, np.array([a[:2] for a in atoms]), 4.0, 1)
+    _, z_left = rp._extrema(z_all, s0, np.array([a[:2] for a in atoms]), 4.0, 1)
     assert (z_left >= 6).sum() == 0
     assert np.abs(z_all).max() < 6  # the drawn-back Gaussians cancel the atoms themselves, not only far from them
