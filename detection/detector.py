@@ -36,6 +36,10 @@ from sacmap.detection.model import DATA_DIR
 #: Named models: name → bundled weights file: ``"heatmap"`` the heat-map network (``data/heatmap.pt``,
 #: :mod:`sacmap.detection.heatmap`), ``"paper"`` the paper's crop CNN (``data/detector.pt``, the reference).
 MODELS = {"heatmap": DATA_DIR / "heatmap.pt", "paper": DATA_DIR / "detector.pt"}
+#: The heat map of crowded fields: trained by the same command with crowded broad-atom fields in the mix
+#: (``--crowded-frac 0.3 --real-frac 0.45``, ``data/MODEL_CARD.md``). A combination reads an image with it instead
+#: of ``heatmap.pt`` where its networks' first atoms are at least ``Settings.crowded_density`` per nm².
+CROWDED_HEATMAP = DATA_DIR / "heatmap_crowded.pt"
 #: Named combinations: name → (primary, secondary) of :data:`MODELS`. The primary gives the threshold a caller
 #: moves and the pre-processing record; the atoms are the secondary's peaks of height ≥ ``Settings.combine_score``
 #: (and its lower peaks within ``Settings.combine_partner_nm`` of one of those) plus the primary's atoms farther
@@ -431,6 +435,7 @@ class AtomDetector:
         if self.parts is None:
             return [(p, amap, None, None, None) for p, amap in zip(prepared, maps)]
         from sacmap.detection.combine import union_atoms, with_partners
+        from sacmap.detection.preprocess import TRAIN_PIXEL_NM as FRAME_PIXEL_NM
 
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
         # decoded down to its own threshold, kept above combine_score or as the partner of a kept peak
@@ -443,9 +448,23 @@ class AtomDetector:
                    else second.to_frame(p.raw, p.px, p.py, factors=p.meta["rescale_factor"])[0] for p in prepared]
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
+            cnn = primary.decode(amap, p.frame, s)
             peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
-            out.append((p, amap, union_atoms(peaks, primary.decode(amap, p.frame, s), s.px(s.combine_sep_nm)), m2,
-                        f2))
+            atoms = union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
+            if s.crowded_density > 0 and min(p.px, p.py) >= SECOND_READING_BELOW * FRAME_PIXEL_NM:
+                density = len(atoms["x"]) / max(p.raw.shape[0] * p.py * p.raw.shape[1] * p.px, 1e-12)
+                crowded = density >= s.crowded_density
+                p.meta["crowded_reading"] = {"network_density_per_nm2": round(float(density), 3),
+                                             "threshold_per_nm2": s.crowded_density, "used": bool(crowded)}
+                if crowded:  # the crowded heat map reads the same frame; the CNN's atoms stay
+                    third = AtomDetector(weights=CROWDED_HEATMAP, device=self.device, settings=self.settings,
+                                         refine=self.refine)
+                    p.meta["crowded_reading"].update(file=CROWDED_HEATMAP.name, digest=third.meta.get("digest", ""))
+                    s3 = dataclasses.replace(s, threshold=min(s.combine_score, third.resolved_settings().threshold))
+                    m2 = third.maps([f2], batch=batch)[0]
+                    peaks = with_partners(third.decode(m2, f2, s3), s.combine_score, s.px(s.combine_partner_nm))
+                    atoms = union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
+            out.append((p, amap, atoms, m2, f2))
         return out
 
     def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings) -> dict:

@@ -69,6 +69,12 @@ class Settings:
     (:data:`sacmap.detection.detector.SECOND_READING_SIGMA`) makes a second, native reading, and the image's
     compact peaks decide which is kept (:mod:`sacmap.detection.readings`; session 15:
     ``benchmarks/pixel_sizes.py`` at 0.016 nm/px F1 0.336 → 0.457).
+    ``crowded_density`` (1.4 atoms/nm² by default, 0 = off; the combination only): where the networks' atoms
+    (before the verifier) are at least that dense over the image, the heat map trained with crowded broad-atom
+    fields (:data:`sacmap.detection.detector.CROWDED_HEATMAP`) reads the image instead of the bundled one; the
+    record's ``crowded_reading`` says what was decided (measured in session 17: the calibrated fidelity rows ≥ 2
+    atoms/nm² and the second renderer's crowded broad-atom rows gain up to 0.15 F1; the real images, sparse, are
+    never switched; docs/detection.md, *Crowded fields*).
     ``verify`` (on by default; the combination only) adds the band-pass candidates that the verifier accepts at
     ``verify_threshold`` (None: the verifier file's, 0.8), each farther than ``verify_sep_nm`` from every detected
     atom and from each other (:meth:`sacmap.detection.detector.AtomDetector.verified`; ``component_size`` −1).
@@ -96,6 +102,8 @@ class Settings:
     wide_ratio: float = 1.8  # > 0: drop isolated atoms whose free-width fit is >= this x sigma0, peak < 1.2 x median
     small_atom_sigma: float = 2.0  # > 0: an image finer than the model frame whose atoms would be narrower than
     # this (sigma, model px) there and stand out from the pixel noise is read again on its own pixel grid
+    crowded_density: float = 1.4  # combination, > 0: where the networks find at least this many atoms per nm²,
+    # the heat map trained with crowded fields (detector.CROWDED_HEATMAP) replaces the bundled one (0 = off)
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
     split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
     on_support_only: bool = False  # drop detections over vacuum
@@ -441,6 +449,9 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
     meta["model"] = {"kind": detector.kind, "file": "+".join(f.name for f in detector.files)}
     if detector.kind == "combined" and s.verify:
         meta["model"]["verifier"] = detector.verifier_path.name
+    if meta.get("crowded_reading", {}).get("used"):  # the file and digest the detector put there
+        meta["model"]["crowded_heatmap"] = meta["crowded_reading"]["file"]
+        meta["weights"] += "+" + meta["crowded_reading"]["digest"]
     if elements:
         df, el_meta = _label_elements(raw, df, list(elements), s.seed)
         meta["elements"] = el_meta

@@ -303,14 +303,15 @@ def test_debias_pairs_restores_the_separation_of_band_pass_maxima_and_moves_noth
 def test_a_dense_hard_core_pattern_is_not_reported_with_close_pairs():
     # calibrated dose and texture, hard core 0.25 nm at 6 atoms/nm2 (no pair closer than 0.25 nm): before the
     # verifier's band-pass maxima were spread back (debias_pairs) 0.135 of the detected atoms had a neighbour
-    # within 0.22 nm on the benchmark's images; the verifier's atoms are most of the dense image's atoms
+    # within 0.22 nm on the benchmark's images; the verifier's atoms are most of the dense image's atoms. Read with
+    # the bundled heat map (crowded_density=0): the crowded reading of such fields, tests/detection/test_crowded.py
     from scipy.spatial import cKDTree
 
     from sacmap.detection import simulate
-    from sacmap.detection.pipeline import detect_image
+    from sacmap.detection.pipeline import Settings, detect_image
 
     img, truth, _ = simulate.simulate_sample(6.0, arrangement="hardcore", shape=(384, 384), seed=[60, 3, 1])
-    atoms = detect_image(img, pixel_size_nm=PX).atoms
+    atoms = detect_image(img, pixel_size_nm=PX, settings=Settings(crowded_density=0)).atoms
     assert (atoms.component_size == -1).sum() > 0.3 * len(atoms)
     xy = atoms[["x_nm", "y_nm"]].to_numpy()
     share = float(np.mean(cKDTree(xy).query(xy, 2)[0][:, 1] <= 0.22))

@@ -195,7 +195,9 @@ def test_combined_model_is_the_heatmap_peaks_plus_distant_cnn_atoms():
 
     img, truth, _ = simulate.simulate_sample(6.0, seed=0, shape=(192, 192), min_dist_nm=0.25, dimer_fraction=0.3,
                                              trimer_fraction=0.3, dose_per_nm2=5e5, peak_pt=0.7)
-    s = Settings(refine=False, verify=False)  # the verifier's candidates: tests/detection/test_candidates.py
+    # the verifier's candidates: tests/detection/test_candidates.py; the crowded reading (this image passes its
+    # gate): tests/detection/test_crowded.py
+    s = Settings(refine=False, verify=False, crowded_density=0)
     comb = AtomDetector("combined", settings=s)
     assert comb.kind == "combined" and [f.name for f in comb.files] == ["detector.pt", "heatmap.pt"]
     assert model_files("paper") == [AtomDetector("paper").path]

@@ -201,6 +201,8 @@ CARD = {
     "detector.pt": ["--data", "D", "--split", "D/split.csv", "--extra", "simA", "--extra", "simB", "--threads", "1",
                     "-o", "detector.pt"],
     "heatmap.pt": ["--model", "heatmap", "--data", "D", "-o", "heatmap.pt"],
+    "heatmap_crowded.pt": ["--model", "heatmap", "--data", "D", "--crowded-frac", "0.3", "--real-frac", "0.45", "-o",
+                           "heatmap_crowded.pt"],
 }
 
 
@@ -217,7 +219,7 @@ def _same_recipe(cfg, stored: dict) -> list[str]:
     return diff
 
 
-@pytest.mark.parametrize("name", ["detector.pt", "heatmap.pt"])
+@pytest.mark.parametrize("name", ["detector.pt", "heatmap.pt", "heatmap_crowded.pt"])
 def test_the_model_card_commands_give_the_bundled_configs(repo_dir, name):
     stored = _stored(repo_dir, name)
     assert _same_recipe(train_config(_parse(*CARD[name])), stored["config"]) == []

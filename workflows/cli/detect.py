@@ -81,6 +81,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                          "whose refined intensity is below F x the median of the heat-map atoms' "
                                          "(texture bumps the CNN takes for small or faint atoms; measured in "
                                          "docs/detection.md; default 0.35, 0 = off)"}),
+    "crowded_density": (("--crowded-density",), {**_number(lo=0), "default": 1.4, "metavar": "D",
+                                                 "help": "combined model: where the networks find at least D "
+                                                 "atoms/nm2, read the image with the heat map trained with "
+                                                 "crowded fields (heatmap_crowded.pt) instead of heatmap.pt "
+                                                 "(measured in docs/detection.md; default 1.4, 0 = off)"}),
     "small_atom_sigma": (("--small-atom-sigma",), {**_number(lo=0), "default": 2.0, "metavar": "S",
                                                    "help": "images finer than the model frame (0.0293 nm/px) "
                                                    "whose atoms would be narrower than S model px (sigma) "
@@ -192,7 +197,8 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area",
-         "split_pairs", "wide_ratio", "faint_ratio", "small_atom_sigma", "no_verify", "batch", "no_overlay",
+         "split_pairs", "wide_ratio", "faint_ratio", "small_atom_sigma", "crowded_density", "no_verify", "batch",
+         "no_overlay",
          "threads", pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
     return p
@@ -292,7 +298,8 @@ def _detect(a) -> int:
                              elements=a.elements or None, weights=a.weights, model=a.model, device=a.device,
                              settings=Settings(split_area_px=a.split_area, split_pairs=a.split_pairs,
                                                wide_ratio=a.wide_ratio, faint_ratio=a.faint_ratio,
-                                               small_atom_sigma=a.small_atom_sigma, verify=not a.no_verify),
+                                               small_atom_sigma=a.small_atom_sigma,
+                                               crowded_density=a.crowded_density, verify=not a.no_verify),
                              overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
