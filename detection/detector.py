@@ -438,8 +438,14 @@ class AtomDetector:
         from sacmap.detection.preprocess import TRAIN_PIXEL_NM as FRAME_PIXEL_NM
 
         primary, second = self.parts  # the secondary: its own frame transform, map and decoder
-        # decoded down to its own threshold, kept above combine_score or as the partner of a kept peak
-        s2 = dataclasses.replace(s, threshold=min(s.combine_score, second.resolved_settings().threshold))
+
+        def union(heat_det, hmap, frame, cnn):
+            """A heat map's peaks, decoded down to its own threshold and kept above combine_score or as the partner
+            of a kept peak, and the CNN's atoms ``cnn`` farther than combine_sep_nm from all of them."""
+            sh = dataclasses.replace(s, threshold=min(s.combine_score, heat_det.resolved_settings().threshold))
+            peaks = with_partners(heat_det.decode(hmap, frame, sh), s.combine_score, s.px(s.combine_partner_nm))
+            return union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
+
         o1, o2 = primary.frame_options(), second.frame_options()
         same = o1 == o2  # one transform: the primary's frame serves both
         alike = {k: v for k, v in o1.items() if k != "resample"} == {k: v for k, v in o2.items() if k != "resample"}
@@ -449,8 +455,7 @@ class AtomDetector:
         out = []
         for p, amap, f2, m2 in zip(prepared, maps, frames2, second.maps(frames2, batch=batch)):
             cnn = primary.decode(amap, p.frame, s)
-            peaks = with_partners(second.decode(m2, f2, s2), s.combine_score, s.px(s.combine_partner_nm))
-            atoms = union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
+            atoms = union(second, m2, f2, cnn)
             if s.crowded_density > 0 and min(p.px, p.py) >= SECOND_READING_BELOW * FRAME_PIXEL_NM:
                 density = len(atoms["x"]) / max(p.raw.shape[0] * p.py * p.raw.shape[1] * p.px, 1e-12)
                 crowded = density >= s.crowded_density
@@ -460,10 +465,8 @@ class AtomDetector:
                     third = AtomDetector(weights=CROWDED_HEATMAP, device=self.device, settings=self.settings,
                                          refine=self.refine)
                     p.meta["crowded_reading"].update(file=CROWDED_HEATMAP.name, digest=third.meta.get("digest", ""))
-                    s3 = dataclasses.replace(s, threshold=min(s.combine_score, third.resolved_settings().threshold))
                     m2 = third.maps([f2], batch=batch)[0]
-                    peaks = with_partners(third.decode(m2, f2, s3), s.combine_score, s.px(s.combine_partner_nm))
-                    atoms = union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
+                    atoms = union(third, m2, f2, cnn)
             out.append((p, amap, atoms, m2, f2))
         return out
 
