@@ -70,6 +70,13 @@ SECOND_READING_BELOW = 0.9
 #: the 5 validation images read as 0.016-nm/px ones (σ₀ 5.5-7 px of theirs) shrunk: F1 0.575 against 0.634
 #: (session 15)
 SECOND_READING_SIGMA = 4.0
+#: the crowded reading (``Settings.crowded_density``) also needs the first reading's significant detections
+#: (:func:`sacmap.detection.readings.significant`) at least this broad (FWHM nm, from σ₀ of
+#: :func:`~sacmap.detection.refine.estimate_sigma`): the crowded heat map was trained on broad atoms (spread 0.16-0.32
+#: nm FWHM plus the probe), and where the detections are narrower it over-counts. Session 18, on every benchmark image
+#: the density gate let through: the rows it served read 0.237-0.435 nm, those it hurt by more than 0.02 F1 (small
+#: atoms, faint fine-pixel fields) 0.100-0.212 nm, except two at 0.246 / 0.330 (docs/detection.md, *Crowded fields*)
+CROWDED_MIN_FWHM_NM = 0.22
 
 
 def _named(model):
@@ -458,9 +465,10 @@ class AtomDetector:
             atoms = union(second, m2, f2, cnn)
             if s.crowded_density > 0 and min(p.px, p.py) >= SECOND_READING_BELOW * FRAME_PIXEL_NM:
                 density = len(atoms["x"]) / max(p.raw.shape[0] * p.py * p.raw.shape[1] * p.px, 1e-12)
-                crowded = density >= s.crowded_density
                 p.meta["crowded_reading"] = {"network_density_per_nm2": round(float(density), 3),
-                                             "threshold_per_nm2": s.crowded_density, "used": bool(crowded)}
+                                             "threshold_per_nm2": s.crowded_density}
+                crowded = density >= s.crowded_density and self._broad_enough(p, atoms, amap.shape)
+                p.meta["crowded_reading"]["used"] = bool(crowded)
                 if crowded:  # the crowded heat map reads the same frame; the CNN's atoms stay
                     third = AtomDetector(weights=CROWDED_HEATMAP, device=self.device, settings=self.settings,
                                          refine=self.refine)
@@ -469,6 +477,25 @@ class AtomDetector:
                     atoms = union(third, m2, f2, cnn)
             out.append((p, amap, atoms, m2, f2))
         return out
+
+    def _broad_enough(self, p, atoms: dict, frame_shape) -> bool:
+        """Whether the atoms ``atoms`` (px of a frame of ``frame_shape``) of the prepared image ``p`` are as broad as
+        the crowded heat map's training atoms: FWHM of their significant detections (compact up to
+        :data:`SECOND_READING_SIGMA` model px; all of them where fewer than
+        :data:`SMALL_ATOM_MIN_ATOMS` are significant) at least :data:`CROWDED_MIN_FWHM_NM`; the width goes to
+        ``p.meta["crowded_reading"]["fwhm_nm"]``."""
+        from sacmap.detection.preprocess import coords_back
+        from sacmap.detection.readings import significant
+        from sacmap.detection.refine import estimate_sigma
+
+        xy = np.c_[coords_back(atoms["x"], atoms["y"], p.raw.shape, frame_shape)]
+        sig = xy[significant(p.raw, xy, SECOND_READING_SIGMA / max(p.meta["rescale_factor"]))]
+        use = sig if len(sig) >= SMALL_ATOM_MIN_ATOMS else xy
+        if not len(use):
+            return False
+        fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0)) * estimate_sigma(p.raw, use, pixel_size_nm=p.px) * p.px
+        p.meta["crowded_reading"].update(fwhm_nm=round(float(fwhm), 3), min_fwhm_nm=CROWDED_MIN_FWHM_NM)
+        return bool(fwhm >= CROWDED_MIN_FWHM_NM)
 
     def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings) -> dict:
         """``atoms`` plus the band-pass candidates the verifier (:data:`VERIFIER`) accepts

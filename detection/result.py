@@ -70,8 +70,9 @@ class Settings:
     compact peaks decide which is kept (:mod:`sacmap.detection.readings`; session 15:
     ``benchmarks/pixel_sizes.py`` at 0.016 nm/px F1 0.336 → 0.457).
     ``crowded_density`` (1.4 atoms/nm² by default, 0 = off; the combination only): where the networks' atoms
-    (before the verifier) are at least that dense over the image, and its pixel is at least 0.9 × the model pixel
-    (0.0264 nm/px), the heat map trained with crowded broad-atom fields
+    (before the verifier) are at least that dense over the image, its pixel is at least 0.9 × the model pixel
+    (0.0264 nm/px) and its significant detections are as broad as the crowded map's training atoms (≥
+    :data:`sacmap.detection.detector.CROWDED_MIN_FWHM_NM`, 0.22 nm FWHM), the heat map trained with crowded broad-atom fields
     (:data:`sacmap.detection.detector.CROWDED_HEATMAP`) reads the image instead of the bundled one; the record's
     ``crowded_reading`` says what was decided (measured in session 17: the calibrated fidelity rows ≥ 4 atoms/nm²
     and the second renderer's crowded broad-atom rows gain up to 0.15 F1; the real images, sparse, are never

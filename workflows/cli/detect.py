@@ -83,7 +83,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                          "docs/detection.md; default 0.35, 0 = off)"}),
     "crowded_density": (("--crowded-density",), {**_number(lo=0), "default": 1.4, "metavar": "D",
                                                  "help": "combined model: where the networks find at least D "
-                                                 "atoms/nm2 on an image not finer than 0.0264 nm/px, read it with "
+                                                 "atoms/nm2 on an image not finer than 0.0264 nm/px, and its "
+                                                 "atoms are at least 0.22 nm wide, read it with "
                                                  "the heat map trained with "
                                                  "crowded fields (heatmap_crowded.pt) instead of heatmap.pt "
                                                  "(measured in docs/detection.md; default 1.4, 0 = off)"}),
