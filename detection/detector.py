@@ -467,7 +467,7 @@ class AtomDetector:
                 density = len(atoms["x"]) / max(p.raw.shape[0] * p.py * p.raw.shape[1] * p.px, 1e-12)
                 p.meta["crowded_reading"] = {"network_density_per_nm2": round(float(density), 3),
                                              "threshold_per_nm2": s.crowded_density}
-                crowded = density >= s.crowded_density and self._broad_enough(p, atoms, amap.shape)
+                crowded = density >= s.crowded_density and self._broad_enough(p, self._native_xy((p, amap, atoms), s))
                 p.meta["crowded_reading"]["used"] = bool(crowded)
                 if crowded:  # the crowded heat map reads the same frame; the CNN's atoms stay
                     third = AtomDetector(weights=CROWDED_HEATMAP, device=self.device, settings=self.settings,
@@ -478,17 +478,15 @@ class AtomDetector:
             out.append((p, amap, atoms, m2, f2))
         return out
 
-    def _broad_enough(self, p, atoms: dict, frame_shape) -> bool:
-        """Whether the atoms ``atoms`` (px of a frame of ``frame_shape``) of the prepared image ``p`` are as broad as
-        the crowded heat map's training atoms: FWHM of their significant detections (compact up to
+    def _broad_enough(self, p, xy: np.ndarray) -> bool:
+        """Whether the first reading's atoms ``xy`` (px of the native image, :meth:`_native_xy`) of the prepared image
+        ``p`` are as broad as the crowded heat map's training atoms: FWHM of their significant detections (compact up to
         :data:`SECOND_READING_SIGMA` model px; all of them where fewer than
         :data:`SMALL_ATOM_MIN_ATOMS` are significant) at least :data:`CROWDED_MIN_FWHM_NM`; the width goes to
         ``p.meta["crowded_reading"]["fwhm_nm"]``."""
-        from sacmap.detection.preprocess import coords_back
         from sacmap.detection.readings import significant
         from sacmap.detection.refine import estimate_sigma
 
-        xy = np.c_[coords_back(atoms["x"], atoms["y"], p.raw.shape, frame_shape)]
         sig = xy[significant(p.raw, xy, SECOND_READING_SIGMA / max(p.meta["rescale_factor"]))]
         use = sig if len(sig) >= SMALL_ATOM_MIN_ATOMS else xy
         if not len(use):
