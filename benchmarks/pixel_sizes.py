@@ -20,6 +20,9 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixel_sizes.py [--models pa
   the default anti-alias filter (skimage's σ = (1/f − 1)/2 input px) and stronger ones.
 * ``localisation``: :func:`sacmap.detection.refine.refine` alone on the native 0.016-nm/px image, started 1 px
   (model frame, 0.0293 nm) rms off the true positions: median error px / pm per atom width.
+* ``enlarged``: the scenes at 0.0293 nm/px read as if their pixels were 1.5 × and 2 × larger, so that the model
+  frame enlarges their small atoms towards the networks' training width: pooled P/R/F1 at 0.10 nm and the number
+  of detections per factor (docs/detection.md, *Measured in session 19*).
 * ``real`` (with ``--data``, default ``../shared/data/ptnc-stem``): the shared validation images read at their
   own pixel size and as if at 0.02 / 0.016 nm/px (atoms then 0.19 / 0.15 nm wide, real noise and texture): F1 at
   5 px and how many were read on their own grid (:mod:`sacmap.detection.readings`).
@@ -194,12 +197,39 @@ def section_real(models, data: Path) -> None:
                   f"| {native} of {len(per)} |", flush=True)
 
 
+def section_enlarged(models, seeds, factors=(1.0, 1.5, 2.0)) -> None:
+    from sacmap.detection.detector import AtomDetector
+    from sacmap.detection.evaluate import match
+
+    px = PIXELS_NM[1]
+    print(f"\n## enlarged: the {px:.4f}-nm/px scenes read with the pixel size × factor, F1 at {MATCH_NM} nm\n")
+    print("| model | subset | factor | P | R | F1 | detections | truth |\n|---|---|---|---|---|---|---|---|")
+    for model in models:
+        det = AtomDetector(model)
+        acc: dict = {}
+        for fwhm, el, dose, seed in itertools.product(FWHMS_NM, ELEMENTS, DOSES, seeds):
+            img, truth = small_atom_scene(seed, fwhm, el, dose, px)
+            t = truth[["x_px", "y_px"]].to_numpy()
+            for f in factors:
+                xy = det.detect(img, px * f)[["x_px", "y_px"]].to_numpy()  # positions stay in image px
+                r, _ = match(xy, t, MATCH_NM / px)
+                for sub in ("all", el, f"FWHM {fwhm}", f"dose {dose:.1e}"):
+                    a = acc.setdefault((sub, f), [0, 0, 0])
+                    a[0] += len(r)
+                    a[1] += len(xy)
+                    a[2] += len(t)
+        subsets = list(dict.fromkeys(sub for sub, _ in acc))
+        for (sub, f), (tp, n_pred, n_true) in sorted(acc.items(), key=lambda kv: (subsets.index(kv[0][0]), kv[0][1])):
+            print(f"| {model} | {sub} | {f:g} | {tp / max(n_pred, 1):.3f} | {tp / max(n_true, 1):.3f} "
+                  f"| {2 * tp / max(n_pred + n_true, 1):.3f} | {n_pred} | {n_true} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="paper,heatmap")
     ap.add_argument("--seeds", type=int, default=2, help="scenes per (FWHM, element, dose)")
     ap.add_argument("--sections", default="detection,resampling,localisation",
-                    help="comma-separated: detection, resampling, localisation, real")
+                    help="comma-separated: detection, resampling, localisation, enlarged, real")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/ptnc-stem")
     a = ap.parse_args(argv)
     for s in [s.strip() for s in a.sections.split(",") if s.strip()]:
@@ -209,6 +239,8 @@ def main(argv=None) -> int:
             section_resampling()
         elif s == "localisation":
             section_localisation()
+        elif s == "enlarged":
+            section_enlarged([m.strip() for m in a.models.split(",") if m.strip()], range(1, a.seeds + 1))
         elif s == "real":
             section_real([m.strip() for m in a.models.split(",") if m.strip()], a.data.resolve())
         else:
