@@ -232,17 +232,18 @@ def main(argv=None) -> int:
                     help="comma-separated: detection, resampling, localisation, enlarged, real")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/ptnc-stem")
     a = ap.parse_args(argv)
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
     for s in [s.strip() for s in a.sections.split(",") if s.strip()]:
         if s == "detection":
-            section_detection([m.strip() for m in a.models.split(",") if m.strip()], range(1, a.seeds + 1))
+            section_detection(models, range(1, a.seeds + 1))
         elif s == "resampling":
             section_resampling()
         elif s == "localisation":
             section_localisation()
         elif s == "enlarged":
-            section_enlarged([m.strip() for m in a.models.split(",") if m.strip()], range(1, a.seeds + 1))
+            section_enlarged(models, range(1, a.seeds + 1))
         elif s == "real":
-            section_real([m.strip() for m in a.models.split(",") if m.strip()], a.data.resolve())
+            section_real(models, a.data.resolve())
         else:
             ap.error(f"--sections: unknown section {s!r}")
     return 0

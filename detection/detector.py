@@ -486,12 +486,13 @@ class AtomDetector:
         ``p.meta["crowded_reading"]["fwhm_nm"]``."""
         from sacmap.detection.readings import significant
         from sacmap.detection.refine import estimate_sigma
+        from sacmap.detection.simulate import FWHM_TO_SIGMA
 
         sig = xy[significant(p.raw, xy, SECOND_READING_SIGMA / max(p.meta["rescale_factor"]))]
         use = sig if len(sig) >= SMALL_ATOM_MIN_ATOMS else xy
         if not len(use):
             return False
-        fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0)) * estimate_sigma(p.raw, use, pixel_size_nm=p.px) * p.px
+        fwhm = estimate_sigma(p.raw, use, pixel_size_nm=p.px) * p.px / FWHM_TO_SIGMA
         p.meta["crowded_reading"].update(fwhm_nm=round(float(fwhm), 3), min_fwhm_nm=CROWDED_MIN_FWHM_NM)
         return bool(fwhm >= CROWDED_MIN_FWHM_NM)
 

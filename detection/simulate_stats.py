@@ -141,6 +141,8 @@ def atom_fwhm_nm(image, xy_px, pixel_size_nm: float, half_px: int | None = None)
     atom."""
     from scipy import optimize
 
+    from sacmap.detection.simulate import FWHM_TO_SIGMA
+
     a = np.asarray(image, float)
     h = half_px or int(round(0.35 / pixel_size_nm))
     sm = ndi.gaussian_filter(a, 0.045 / pixel_size_nm)
@@ -171,7 +173,7 @@ def atom_fwhm_nm(image, xy_px, pixel_size_nm: float, half_px: int | None = None)
         [mc.max() - np.median(mc), 2.0, np.median(mc), 0, 0],
         bounds=([0, 0.3, 0, -h, -h], [np.inf, h, np.inf, h, h]),
     )
-    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * fit.x[1] * pixel_size_nm)
+    return float(fit.x[1] * pixel_size_nm / FWHM_TO_SIGMA)
 
 
 def real_image_statistics(shared_dir, pixel_size_nm: float | None = None) -> pd.DataFrame:
