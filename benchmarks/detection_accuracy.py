@@ -56,6 +56,8 @@ REPO = Path(__file__).resolve().parent.parent
 PX = 0.029296875
 DENSITIES = (0.3, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
 ARRANGEMENTS = ("random", "hardcore", "multimer")
+FIDELITY_SHAPE = (512, 512)
+FIDELITY_FIELD_NM = (FIDELITY_SHAPE[1] * PX, FIDELITY_SHAPE[0] * PX)
 RESOLVABLE_NM = 0.18
 MATCH_NM = 0.15
 CLEAN = dict(noise=False, texture_sd=0.0, vacuum_texture_sd=0.0, thickness_sd=0.0)
@@ -155,41 +157,51 @@ def fidelity_line(name: str, r: dict) -> str:
             f"| {r['f1_resolvable']:.3f} ({r['resolvable_share']:.2f}) | {r['err_pm']:.0f} |")
 
 
-def section_fidelity(weights, model, clean: bool, quick: bool) -> None:
+def fidelity_images(arr: str, dens: float, clean: bool = False):
+    """The fidelity table's images of one row (arrangement ``arr``, ``dens`` atoms/nm²): (image, truth) of
+    enough 512² fields at :data:`PX` to hold about 200 atoms, seeds ``[10·dens, i, arrangement]``."""
     from sacmap.detection.simulate import simulate_sample
 
-    shape = (512, 512)
-    field = (shape[1] * PX, shape[0] * PX)
+    n_img = max(1, int(np.ceil(200 / (dens * FIDELITY_FIELD_NM[0] * FIDELITY_FIELD_NM[1]))))
+    for i in range(n_img):
+        img, truth, _ = simulate_sample(dens, arrangement=arr, shape=FIDELITY_SHAPE, pixel_size_nm=PX,
+                                        seed=[int(dens * 10), i, ARRANGEMENTS.index(arr)], **(CLEAN if clean else {}))
+        yield img, truth
+
+
+def section_fidelity(weights, model, clean: bool, quick: bool) -> None:
     print(f"\n## fidelity ({'clean' if clean else 'calibrated noise'}, {PX:.4f} nm/px, 512², matching 0.15 nm)\n")
     print(FIDELITY_HEADER)
     for arr in ARRANGEMENTS:
         for dens in DENSITIES if not quick else (0.5, 2.0, 6.0):
-            n_img = max(1, int(np.ceil(200 / (dens * field[0] * field[1]))))
             pairs = []
-            for i in range(n_img):
-                img, truth, _ = simulate_sample(dens, arrangement=arr, shape=shape, pixel_size_nm=PX,
-                                                seed=[int(dens * 10), i, ARRANGEMENTS.index(arr)],
-                                                **(CLEAN if clean else {}))
+            for img, truth in fidelity_images(arr, dens, clean):
                 atoms = _detect(img, PX, weights, model)
                 pairs.append((atoms[["x_px", "y_px"]].to_numpy(float), truth[["x_px", "y_px"]].to_numpy(float)))
-            print(fidelity_line(f"{arr} {dens:g}", fidelity_row(pairs, PX, field)), flush=True)
+            print(fidelity_line(f"{arr} {dens:g}", fidelity_row(pairs, PX, FIDELITY_FIELD_NM)), flush=True)
+
+
+def randomised_image(seed: int):
+    """The randomised set's image ``seed``: (conditions, 384² image, truth) of
+    ``simulate.draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt"))``."""
+    from sacmap.detection.simulate import draw_conditions, simulate_sample
+
+    cond = draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt"))
+    img, truth, _ = simulate_sample(shape=(384, 384), seed=seed, **cond)
+    return cond, img, truth
 
 
 def section_randomised(weights, model, n_images: int = 12) -> None:
     """Domain-randomised images (``simulate.draw_conditions``: density, arrangement, pixel size, widths, dose,
     contrast, texture, metals Ru/Rh/Pd/Pt — Ni-only images left out, their atoms sit at the texture level):
     one row per image, then pooled."""
-    from sacmap.detection.simulate import draw_conditions, simulate_sample
-
     print(f"\n## randomised conditions ({n_images} images of 384², seeds 0..{n_images - 1}, matching 0.15 nm)\n")
     print("| seed | arrangement | ρ true | ρ det | nm/px | atom FWHM nm | metals | dose × | F1 | F1 resolvable | "
           "multimer true / det |\n|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for seed in range(n_images):
-        cond = draw_conditions(seed, metals=("Ru", "Rh", "Pd", "Pt"))
-        px = cond["pixel_size_nm"]
-        shape = (384, 384)
-        img, truth, _ = simulate_sample(shape=shape, seed=seed, **cond)
+        cond, img, truth = randomised_image(seed)
+        px, shape = cond["pixel_size_nm"], img.shape
         atoms = _detect(img, px, weights, model)
         r = fidelity_row([(atoms[["x_px", "y_px"]].to_numpy(float), truth[["x_px", "y_px"]].to_numpy(float))],
                          px, (shape[1] * px, shape[0] * px))
@@ -205,24 +217,33 @@ def section_randomised(weights, model, n_images: int = 12) -> None:
           f"(range {ratio.min():.2f}–{ratio.max():.2f})")
 
 
-def section_real(weights, model, data: Path) -> None:
+def real_sets(data: Path):
+    """The real images scored: {"validation": [(image, labels), ...], "heldout-train (034, 045, 048)": [...]}
+    (file names under ``data``/images and /labels), or None where ``data`` has no split.csv."""
     import pandas as pd
 
+    if not (data / "split.csv").is_file():
+        return None
+    split = pd.read_csv(data / "split.csv")
+    sets = {"validation": split[split.split == "validation"],
+            "heldout-train (034, 045, 048)": split[split.image.str[:3].isin(["034", "045", "048"])]}
+    return {name: list(zip(rows.image, rows.labels)) for name, rows in sets.items()}
+
+
+def section_real(weights, model, data: Path) -> None:
     from sacmap.detection.evaluate import evaluate_xy, pooled
     from sacmap.detection.labels import read_labels
 
     print("\n## real images (Hungarian, 5 px = 0.146 nm, pooled)\n")
-    if not (data / "split.csv").is_file():
+    sets = real_sets(data)
+    if sets is None:
         print(f"{data}: no split.csv, real images skipped")
         return
-    split = pd.read_csv(data / "split.csv")
-    sets = {"validation": split[split.split == "validation"],
-            "heldout-train (034, 045, 048)": split[split.image.str[:3].isin(["034", "045", "048"])]}
     from sacmap.detection.io import read_image
 
     for name, rows in sets.items():
         per = []
-        for im, lab in zip(rows.image, rows.labels):
+        for im, lab in rows:
             raw, px, _ = read_image(data / "images" / im)
             atoms = _detect(raw, px, weights, model)
             per.append(evaluate_xy(atoms[["x_px", "y_px"]].to_numpy(), read_labels(data / "labels" / lab), 5))
@@ -353,11 +374,8 @@ def section_oracle(weights, model) -> None:
     from sacmap.detection.detector import AtomDetector
     from sacmap.detection.evaluate import match
     from sacmap.detection.result import prepare
-    from sacmap.detection.simulate import simulate_sample
 
     det = AtomDetector()
-    shape = (512, 512)
-    field = (shape[1] * PX, shape[0] * PX)
     print(f"\n## band-pass oracle (calibrated noise, {PX:.4f} nm/px, 512², threshold chosen on the truth)\n")
     print("| set | true atoms | with a band-pass maximum ≤ 0.10 nm | atoms' median height / noise | texture maxima "
           "90th / 99th pct / noise | oracle F1 (recall, false) | detector F1 0.15 nm |")
@@ -365,13 +383,10 @@ def section_oracle(weights, model) -> None:
     rows = [("random", 1.0), ("hardcore", 1.0), ("hardcore", 2.0), ("hardcore", 4.0), ("hardcore", 6.0),
             ("hardcore", 8.0), ("multimer", 1.0), ("multimer", 4.0)]
     for arr, dens in rows:
-        n_img = max(1, int(np.ceil(200 / (dens * field[0] * field[1]))))
         best, neg, tp, n_pred = [], [], 0, 0
-        for i in range(n_img):
-            img, truth, _ = simulate_sample(dens, arrangement=arr, shape=shape, pixel_size_nm=PX,
-                                            seed=[int(dens * 10), i, ARRANGEMENTS.index(arr)])
+        for img, truth in fidelity_images(arr, dens):
             fr = np.asarray(prepare(img, PX, det).frame, np.float32)
-            t = truth[["x_px", "y_px"]].to_numpy(float) * (fr.shape[1] / shape[1])
+            t = truth[["x_px", "y_px"]].to_numpy(float) * (fr.shape[1] / img.shape[1])
             bp = C.band_pass(fr, C.BAND)
             noise = C.band_noise_sd(fr, C.BAND)
             ys, xs = np.nonzero((bp == ndimage.maximum_filter(bp, size=C.PEAK_WINDOW)) & (bp > 0))

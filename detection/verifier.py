@@ -69,18 +69,23 @@ class CandidateVerifier:
                                   [np.asarray(b, np.float64) for b in mlp.intercepts_]))
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability (m,) that each candidate is an atom."""
+    def member_proba(self, X: np.ndarray) -> np.ndarray:
+        """Each member's probability that each candidate is an atom: (n_members, m). Their spread says how far
+        the decision rests on the members' random starts (docs/detection.md, *The verifier's retrain spread*)."""
         Z = (np.asarray(X, np.float64).reshape(-1, len(FEATURES)) - self.mean_) / self.scale_
-        out = np.zeros(len(Z))
-        for weights, biases in self.members_:
+        out = np.zeros((len(self.members_), len(Z)))
+        for k, (weights, biases) in enumerate(self.members_):
             a = Z
             for i, (w, b) in enumerate(zip(weights, biases)):
                 a = a @ w + b
                 if i < len(weights) - 1:
                     a = np.maximum(a, 0.0)
-            out += 1.0 / (1.0 + np.exp(-np.clip(a[:, 0], -50, 50)))
-        return out / len(self.members_)
+            out[k] = 1.0 / (1.0 + np.exp(-np.clip(a[:, 0], -50, 50)))
+        return out
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability (m,) that each candidate is an atom: the members' mean."""
+        return self.member_proba(X).mean(axis=0)
 
     def predict(self, X: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """True where the probability reaches ``threshold`` (None: the verifier's own)."""

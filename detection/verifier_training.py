@@ -132,9 +132,11 @@ def label_candidates(cand_xy: np.ndarray, atoms_xy: np.ndarray, truth_xy: np.nda
     return y
 
 
-def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
-    """(features, labels) of one image's candidates (``radius_img_px``: matching radius in image px; None =
-    0.15 nm)."""
+def image_candidates(detector, raw, px, truth_xy, radius_img_px=None) -> dict:
+    """One image's candidates as :meth:`AtomDetector.verified` sees them, all in the model frame (px):
+    ``atoms`` (n, 2) the networks' atoms, ``xy`` (m, 2) and ``X`` (m, len(FEATURES)) the candidates and their
+    features, ``truth`` (k, 2), ``radius`` the matching radius (``radius_img_px`` in image px; None = 0.15 nm) and
+    ``sep`` the verifier's spacing."""
     from sacmap.detection.candidates import candidate_features
     from sacmap.detection.preprocess import TRAIN_PIXEL_NM, coords_to_frame
 
@@ -144,7 +146,14 @@ def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
     xy, X = candidate_features(frame, axy, heat, amap, s.px(s.verify_sep_nm))  # as AtomDetector.verified
     tx, ty = coords_to_frame(truth_xy[:, 0], truth_xy[:, 1], raw.shape, frame.shape)
     r = MATCH_NM / TRAIN_PIXEL_NM if radius_img_px is None else radius_img_px * frame.shape[1] / raw.shape[1]
-    return X, label_candidates(xy.astype(float), axy, np.c_[tx, ty], r)
+    return {"atoms": axy, "xy": xy.astype(float), "X": X, "truth": np.c_[tx, ty], "radius": r,
+            "sep": s.px(s.verify_sep_nm)}
+
+
+def image_samples(detector, raw, px, truth_xy, radius_img_px=None):
+    """(features, labels) of one image's candidates (:func:`image_candidates`, :func:`label_candidates`)."""
+    c = image_candidates(detector, raw, px, truth_xy, radius_img_px)
+    return c["X"], label_candidates(c["xy"], c["atoms"], c["truth"], c["radius"])
 
 
 def training_set(data_dir, cfg: VerifierTrainConfig, *, progress=None):
