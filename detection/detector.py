@@ -320,7 +320,7 @@ class AtomDetector:
         out = []
         for p, amap, at, heat, heat_frame in self.network_atoms(images, pixel_nm, pixel_y_nm, batch=batch):
             if at is not None and s.verify:
-                at = self.verified(at, heat_frame, amap, heat, s)
+                at = self.verified(at, heat_frame, amap, heat, s, meta=p.meta)
             out.append(finish(p, amap, s, self, elements, atoms=at))
         return out
 
@@ -496,9 +496,12 @@ class AtomDetector:
         p.meta["crowded_reading"].update(fwhm_nm=round(float(fwhm), 3), min_fwhm_nm=CROWDED_MIN_FWHM_NM)
         return bool(fwhm >= CROWDED_MIN_FWHM_NM)
 
-    def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings) -> dict:
+    def verified(self, atoms: dict, frame: np.ndarray, amap: np.ndarray, heat: np.ndarray, settings,
+                 meta: dict | None = None) -> dict:
         """``atoms`` plus the band-pass candidates the verifier (:data:`VERIFIER`) accepts
-        (:mod:`sacmap.detection.candidates`; ``score`` = its probability, ``component_size`` −1 marks them)."""
+        (:mod:`sacmap.detection.candidates`; ``score`` = its probability, ``component_size`` −1 marks them).
+        ``meta`` (the image's record) gets ``verifier``: how many were added, and the fewest and most that the
+        ensemble would add with one of its networks left out (:func:`verifier_spread`)."""
         from sacmap.detection.candidates import candidate_features
 
         s = settings
@@ -507,14 +510,45 @@ class AtomDetector:
         if not 0 < t < 1:
             raise DetectionInputError(f"verify_threshold {t}: must lie strictly between 0 and 1")
         xy, X = candidate_features(frame, np.c_[atoms["x"], atoms["y"]], heat, amap, s.px(s.verify_sep_nm))
-        if not len(xy):
-            return atoms
-        prob = v.predict_proba(X)
+        per = v.member_proba(X) if len(xy) else np.zeros((len(v.members_), 0))
+        prob = per.mean(axis=0)
         keep = _spaced(xy, prob, prob >= t, s.px(s.verify_sep_nm))
         n = int(keep.sum())
+        if meta is not None:
+            meta["verifier"] = verifier_spread(xy, per, t, s.px(s.verify_sep_nm), n, len(atoms["x"]) + n)
+        if not n:
+            return atoms
         add = {"x": xy[keep, 0], "y": xy[keep, 1], "score": prob[keep],
                "component_size": np.full(n, -1), "n_split": np.ones(n, int)}
         return {k: np.concatenate([np.asarray(atoms[k]), add[k]]) for k in add}
+
+
+#: The record flags an image whose verified count moves by more than this share of its atoms (and by at least
+#: :data:`VERIFIER_SPREAD_MIN_ATOMS`) when one of the verifier's networks is left out. Measured
+#: (benchmarks/verifier_spread.py, docs/detection.md *The verifier's retrain spread*): the shared real images move
+#: by 0–4 %, the randomised image where two retrains of one recipe differ most (seed 3) by 150 %.
+VERIFIER_SPREAD_SHARE = 0.10
+VERIFIER_SPREAD_MIN_ATOMS = 10
+
+
+def verifier_spread(xy: np.ndarray, per: np.ndarray, threshold: float, sep_px: float, added: int,
+                    n_atoms: int) -> dict:
+    """What the record says of the verifier's decision on one image: ``added`` candidates accepted, the fewest
+    and most the ensemble accepts with each of its networks left out in turn (``per``: the members'
+    probabilities, (n_members, m)), and ``uncertain`` when that range exceeds :data:`VERIFIER_SPREAD_SHARE` of
+    the image's ``n_atoms`` and :data:`VERIFIER_SPREAD_MIN_ATOMS`: the count there rests on the networks' random
+    starts, and another training of the same recipe can land far from it."""
+    k = len(per)
+    loo = []
+    if k > 1 and per.shape[1]:
+        tot = per.sum(axis=0)
+        for j in range(k):
+            q = (tot - per[j]) / (k - 1)
+            loo.append(int(_spaced(xy, q, q >= threshold, sep_px).sum()))
+    lo, hi = (min(loo), max(loo)) if loo else (added, added)
+    rng = hi - lo
+    return {"added": int(added), "added_leave_one_out": [lo, hi],
+            "uncertain": bool(rng > VERIFIER_SPREAD_SHARE * n_atoms and rng >= VERIFIER_SPREAD_MIN_ATOMS)}
 
 
 def _spaced(xy: np.ndarray, prob: np.ndarray, ok: np.ndarray, sep_px: float) -> np.ndarray:

@@ -413,6 +413,21 @@ def frame_warning(rescale_factor, px: float, py: float, detector) -> str | None:
     return None
 
 
+#: the record's warning where the verifier's additions rest on its networks' random starts
+#: (:func:`sacmap.detection.detector.verifier_spread`)
+VERIFIER_WARNING = ("the candidate verifier added {added} atoms, {lo}-{hi} with one of its networks left out: this "
+                    "count rests on the networks' random starts (docs/detection.md, The verifier's retrain spread); "
+                    "compare with --no-verify")
+
+
+def verifier_warning(info: dict | None) -> str | None:
+    """:data:`VERIFIER_WARNING` for a record's ``verifier`` entry marked uncertain; None otherwise."""
+    if not info or not info.get("uncertain"):
+        return None
+    lo, hi = info["added_leave_one_out"]
+    return VERIFIER_WARNING.format(added=info["added"], lo=lo, hi=hi)
+
+
 def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, atoms=None) -> DetectionResult:
     """Decode the map (``detector.decode``; ``atoms``: already decoded, model px), map positions back to the image,
     refine, support area, elements."""
@@ -444,7 +459,8 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
         df = df[on].reset_index(drop=True)
         on = on[on]
     meta = dict(p.meta)
-    meta["warning"] = frame_warning(meta["rescale_factor"], px, py, detector)
+    meta["warning"] = "; ".join(w for w in (frame_warning(meta["rescale_factor"], px, py, detector),
+                                             verifier_warning(meta.get("verifier"))) if w) or None
     meta["n_atoms_on_support"] = int(on.sum())
     meta["support"] = sdiag
     meta["weights"] = detector.meta.get("digest", "")
