@@ -18,6 +18,11 @@ Training data: the band-pass candidates (:mod:`sacmap.detection.candidates`) tha
   ``n_sim`` images', their candidates counted ``extra_weight`` (2) times: without them the verifier rejected
   the missed atoms of crowded broad-atom fields (their image-level features lay where our dense training images
   never were) and had no faint fine-pixel field to learn that a crowd of candidates there is texture;
+* ``n_dense`` (60) calibrated dense images (3–8 atoms/nm² log-uniform, random, hard-core and multimer-rich in turn,
+  384² at the reference pixel size), seeds following the faint ones', counted ``extra_weight`` times: without them
+  the dense calibrated fields' image-level features lay between the crowded and the atom-free training fields, and
+  each network decided them its own way (two fits of one training set: hard-core 8/nm² at 2.43 or 4.83 atoms/nm²
+  before the refinement; with them 5.26–5.56; docs/detection.md, *The verifier's retrain spread*);
 * the real training images of ``shared/data/ptnc-stem`` less the three held out from the networks' training
   (034, 045, 048) and the validation split, each candidate counted ``real_weight`` times.
 
@@ -58,6 +63,7 @@ class VerifierTrainConfig:
     empty_every: int = 10  # every this-many-th simulated image has no atoms (0: none)
     n_crowded: int = 120  # further images of heatmap_training.crowded_sim_params (every 6th with no atoms)
     n_faint: int = 60  # further images of heatmap_training.faint_sim_params
+    n_dense: int = 60  # further calibrated images at 3-8 atoms/nm² (random, hard-core, multimer-rich in turn)
     extra_weight: int = 2  # weight of the crowded and faint images' candidates
 
     def as_dict(self) -> dict:
@@ -80,12 +86,21 @@ def _drawn_image(params: dict, seed: int):
 
 def simulated_image(i: int, cfg: VerifierTrainConfig):
     """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind). ``i`` < ``n_sim``: the three
-    kinds in turn (module docstring); then ``n_crowded`` crowded and ``n_faint`` faint images."""
+    kinds in turn (module docstring); then ``n_crowded`` crowded, ``n_faint`` faint and ``n_dense`` dense calibrated
+    images."""
     from sacmap.detection.heatmap_training import crowded_sim_params, faint_sim_params, random_sim_params
     from sacmap.detection.simulate import REFERENCE_PIXEL_NM, draw_conditions, simulate_sample
 
     seed = cfg.seed * 1000 + i
-    if i >= cfg.n_sim:
+    if i >= cfg.n_sim + cfg.n_crowded + cfg.n_faint:
+        j = i - cfg.n_sim - cfg.n_crowded - cfg.n_faint
+        rng = np.random.default_rng(seed)
+        arr = ("random", "hardcore", "multimer")[j % 3]
+        dens = float(np.exp(rng.uniform(np.log(3.0), np.log(8.0))))
+        px = REFERENCE_PIXEL_NM
+        img, truth, _ = simulate_sample(dens, arrangement=arr, shape=(384, 384), pixel_size_nm=px, seed=seed)
+        kind = f"dense calibrated {arr}"
+    elif i >= cfg.n_sim:
         rng = np.random.default_rng(seed)
         crowded = i < cfg.n_sim + cfg.n_crowded
         kw = crowded_sim_params(rng) if crowded else faint_sim_params(rng)
@@ -181,7 +196,7 @@ def training_set(data_dir, cfg: VerifierTrainConfig, *, progress=None):
                 raise DetectionInputError(f"{split_csv}: {f} not found")
     det = AtomDetector("combined")
     Xs, ys, ws = [], [], []
-    n_all = cfg.n_sim + cfg.n_crowded + cfg.n_faint
+    n_all = cfg.n_sim + cfg.n_crowded + cfg.n_faint + cfg.n_dense
     for i in range(n_all):
         img, px, txy, _ = simulated_image(i, cfg)
         X, y = image_samples(det, img, px, txy)
@@ -193,7 +208,7 @@ def training_set(data_dir, cfg: VerifierTrainConfig, *, progress=None):
         X, y = image_samples(det, raw, px, read_labels(data_dir / "labels" / lab), REAL_MATCH_PX)
         Xs.append(X), ys.append(y), ws.append(np.full(len(y), cfg.real_weight, int))
     X, y, w = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
-    record = {"n_sim": cfg.n_sim, "n_crowded": cfg.n_crowded, "n_faint": cfg.n_faint,
+    record = {"n_sim": cfg.n_sim, "n_crowded": cfg.n_crowded, "n_faint": cfg.n_faint, "n_dense": cfg.n_dense,
               "real_images": [str(s)[:3] for s in real.image], "n_candidates": int(len(y)),
               "n_atoms": int(y.sum()), "weights": [f.name for f in det.files]}
     return X, y, w, record
