@@ -64,7 +64,7 @@ class VerifierTrainConfig:
     n_crowded: int = 120  # further images of heatmap_training.crowded_sim_params (every 6th with no atoms)
     n_faint: int = 60  # further images of heatmap_training.faint_sim_params
     n_dense: int = 60  # further calibrated images at 3-8 atoms/nm² (random, hard-core, multimer-rich in turn)
-    extra_weight: int = 2  # weight of the crowded and faint images' candidates
+    extra_weight: int = 2  # weight of the crowded, faint and dense images' candidates
 
     def as_dict(self) -> dict:
         d = asdict(self)
