@@ -527,7 +527,7 @@ class AtomDetector:
 #: :data:`VERIFIER_SPREAD_MIN_ATOMS`) when one of the verifier's networks is left out. Measured
 #: (benchmarks/verifier_spread.py, docs/detection.md *The verifier's retrain spread*) with session 9's verifier: the
 #: shared real images moved by 0–4 %, the randomised image where two retrains of its recipe differed most (seed 3) by
-#: 150 %. Session 20's verifier moves none of the benchmark images by more than 10 %.
+#: 150 %. Session 20's verifier flags none of the benchmark images (seed 3: 2 added, 2–5).
 VERIFIER_SPREAD_SHARE = 0.10
 VERIFIER_SPREAD_MIN_ATOMS = 10
 
