@@ -373,3 +373,15 @@ def test_a_dense_hard_core_pattern_is_not_reported_with_close_pairs():
     xy = atoms[["x_nm", "y_nm"]].to_numpy()
     share = float(np.mean(cKDTree(xy).query(xy, 2)[0][:, 1] <= 0.22))
     assert len(atoms) > 0.5 * len(truth) and share < 0.05, (len(atoms), len(truth), share)
+
+
+def test_the_bundled_verifier_is_the_training_commands_output(repo_dir):
+    """verifier.json records the config it was trained with: the command's defaults today (session 20: the file
+    reproduced bit for bit from ``python -m sacmap.detection.verifier_training``), so a changed default without a
+    new file fails here."""
+    from sacmap.detection import verifier_training as vt
+
+    meta = CandidateVerifier.load(repo_dir / "detection/data/verifier.json").meta
+    assert meta["config"] == vt.VerifierTrainConfig().as_dict()
+    assert meta["command"] == "python -m sacmap.detection.verifier_training"
+    assert meta["training"]["n_dense"] == 60 and meta["training"]["n_candidates"] == 341937
