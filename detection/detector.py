@@ -509,13 +509,14 @@ class AtomDetector:
         t = v.threshold if s.verify_threshold is None else float(s.verify_threshold)
         if not 0 < t < 1:
             raise DetectionInputError(f"verify_threshold {t}: must lie strictly between 0 and 1")
-        xy, X = candidate_features(frame, np.c_[atoms["x"], atoms["y"]], heat, amap, s.px(s.verify_sep_nm))
+        sep = s.px(s.verify_sep_nm)
+        xy, X = candidate_features(frame, np.c_[atoms["x"], atoms["y"]], heat, amap, sep)
         per = v.member_proba(X) if len(xy) else np.zeros((len(v.members_), 0))
         prob = per.mean(axis=0)
-        keep = _spaced(xy, prob, prob >= t, s.px(s.verify_sep_nm))
+        keep = _spaced(xy, prob, prob >= t, sep)
         n = int(keep.sum())
         if meta is not None:
-            meta["verifier"] = verifier_spread(xy, per, t, s.px(s.verify_sep_nm), n, len(atoms["x"]) + n)
+            meta["verifier"] = verifier_spread(xy, per, t, sep, n, len(atoms["x"]) + n)
         if not n:
             return atoms
         add = {"x": xy[keep, 0], "y": xy[keep, 1], "score": prob[keep],

@@ -46,6 +46,8 @@ from sacmap.detection.errors import DetectionInputError
 
 MATCH_NM = 0.15
 REAL_MATCH_PX = 5.0
+#: the calibrated training images' arrangements, in turn
+ARRANGEMENTS = ("random", "hardcore", "multimer")
 
 
 @dataclass
@@ -84,21 +86,28 @@ def _drawn_image(params: dict, seed: int):
     return img, px, truth
 
 
+def _calibrated_image(seed: int, arrangement: str, low: float, high: float = 8.0):
+    """A 384² image of the calibrated simulator at the reference pixel size, ``arrangement`` at a density drawn
+    log-uniform in [``low``, ``high``] atoms/nm² from ``seed``: (image, nm/px, truth)."""
+    from sacmap.detection.simulate import REFERENCE_PIXEL_NM, simulate_sample
+
+    dens = float(np.exp(np.random.default_rng(seed).uniform(np.log(low), np.log(high))))
+    img, truth, _ = simulate_sample(dens, arrangement=arrangement, shape=(384, 384), pixel_size_nm=REFERENCE_PIXEL_NM,
+                                    seed=seed)
+    return img, REFERENCE_PIXEL_NM, truth
+
+
 def simulated_image(i: int, cfg: VerifierTrainConfig):
     """The ``i``-th training image: (image, pixel nm/px, truth (n, 2) px, kind). ``i`` < ``n_sim``: the three
     kinds in turn (module docstring); then ``n_crowded`` crowded, ``n_faint`` faint and ``n_dense`` dense calibrated
     images."""
     from sacmap.detection.heatmap_training import crowded_sim_params, faint_sim_params, random_sim_params
-    from sacmap.detection.simulate import REFERENCE_PIXEL_NM, draw_conditions, simulate_sample
+    from sacmap.detection.simulate import draw_conditions, simulate_sample
 
     seed = cfg.seed * 1000 + i
     if i >= cfg.n_sim + cfg.n_crowded + cfg.n_faint:
-        j = i - cfg.n_sim - cfg.n_crowded - cfg.n_faint
-        rng = np.random.default_rng(seed)
-        arr = ("random", "hardcore", "multimer")[j % 3]
-        dens = float(np.exp(rng.uniform(np.log(3.0), np.log(8.0))))
-        px = REFERENCE_PIXEL_NM
-        img, truth, _ = simulate_sample(dens, arrangement=arr, shape=(384, 384), pixel_size_nm=px, seed=seed)
+        arr = ARRANGEMENTS[(i - cfg.n_sim - cfg.n_crowded - cfg.n_faint) % 3]
+        img, px, truth = _calibrated_image(seed, arr, 3.0)
         kind = f"dense calibrated {arr}"
     elif i >= cfg.n_sim:
         rng = np.random.default_rng(seed)
@@ -121,11 +130,8 @@ def simulated_image(i: int, cfg: VerifierTrainConfig):
         img, px, truth = _drawn_image(random_sim_params(np.random.default_rng(seed)), seed)
         kind = "heat-map draw"
     else:
-        rng = np.random.default_rng(seed)
-        arr = ("random", "hardcore", "multimer")[(i // 3) % 3]
-        dens = float(np.exp(rng.uniform(np.log(0.3), np.log(8.0))))
-        px = REFERENCE_PIXEL_NM
-        img, truth, _ = simulate_sample(dens, arrangement=arr, shape=(384, 384), pixel_size_nm=px, seed=seed)
+        arr = ARRANGEMENTS[(i // 3) % 3]
+        img, px, truth = _calibrated_image(seed, arr, 0.3)
         kind = f"calibrated {arr}"
     return img, px, truth[["x_px", "y_px"]].to_numpy(float), kind
 
