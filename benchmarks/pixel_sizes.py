@@ -26,6 +26,11 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixel_sizes.py [--models pa
 * ``real`` (with ``--data``, default ``../shared/data/ptnc-stem``): the shared validation images read at their
   own pixel size and as if at 0.02 / 0.016 nm/px (atoms then 0.19 / 0.15 nm wide, real noise and texture): F1 at
   5 px and how many were read on their own grid (:mod:`sacmap.detection.readings`).
+* ``miscalibrated`` (with ``--data``): the same validation images given a pixel size 0.95 / 1.03 / 1.10 × their
+  own (a calibration a few per cent off: the data are the same, but the pipeline resamples them to the model
+  frame), and binned 2 × 2 (each output pixel the sum of a 2 × 2 block at twice the pixel: a real coarser
+  acquisition of the same dose per nm²; positions scaled back to the original pixels for the matching): F1 at
+  5 original px and how many atoms were found (docs/detection.md, *Pixel sizes*, session 23).
 """
 
 from __future__ import annotations
@@ -166,35 +171,72 @@ def section_localisation() -> None:
               f"| {r.pos_err_px.median():.2f} |", flush=True)
 
 
-def section_real(models, data: Path) -> None:
-    """The shared validation images read at their own pixel size and as if acquired at finer pixels (their
-    0.28-nm atoms then count as 0.15 / 0.19 nm wide; the noise and texture stay real): the nearest we have to
-    real fine-pixel images of small atoms. F1 at 5 px (0.146 nm at the true pixel), pooled."""
+def validation_images(data: Path):
+    """(image array, pixel nm, labels (n, 2) px) of each validation image of the shared split under ``data``; None
+    (and a line saying so) where ``data`` has no split.csv."""
     import pandas as pd
 
-    from sacmap.detection.detector import AtomDetector
-    from sacmap.detection.evaluate import evaluate_xy, pooled
     from sacmap.detection.io import read_image
     from sacmap.detection.labels import read_labels
 
     if not (data / "split.csv").is_file():
         print(f"\n{data}: no split.csv, real images skipped")
-        return
+        return None
     rows = pd.read_csv(data / "split.csv").query("split == 'validation'")
-    print("\n## real validation images read as if at finer pixels (F1 at 5 px, pooled)\n")
-    print("| model | given nm/px | F1 | found / labelled | read natively |\n|---|---|---|---|---|")
+    out = []
+    for im, lab in zip(rows.image, rows.labels):
+        raw, px, _ = read_image(data / "images" / im)
+        out.append((raw, px, read_labels(data / "labels" / lab)))
+    return out
+
+
+def _read_validation(models, data: Path, modes, title: str, native_column: bool = False) -> None:
+    """Pooled F1 at 5 original px of the validation images per model and per mode: ``modes`` maps a row label to
+    ``read(raw, px) -> (image, pixel nm, scale)`` (``scale``: original px per px of the image read)."""
+    from sacmap.detection.detector import AtomDetector
+    from sacmap.detection.evaluate import evaluate_xy, pooled
+
+    images = validation_images(data)
+    if images is None:
+        return
+    print(f"\n## {title} (F1 at 5 original px, pooled)\n")
+    print("| model | read as | F1 | found / labelled |" + (" read natively |" if native_column else "")
+          + "\n|---|---|---|---|" + ("---|" if native_column else ""))
     for model in models:
         det = AtomDetector(model)
-        for given in (None, 0.02, 0.016):
+        for label, read in modes.items():
             per, native = [], 0
-            for im, lab in zip(rows.image, rows.labels):
-                raw, px, _ = read_image(data / "images" / im)
-                res = det.detect_result(raw, px if given is None else given)
+            for raw, px, labels in images:
+                image, pixel, scale = read(np.asarray(raw, float), px)
+                res = det.detect_result(image, pixel)
                 native += bool((res.meta.get("small_atoms") or {}).get("native_frame"))
-                per.append(evaluate_xy(res.atoms[["x_px", "y_px"]].to_numpy(), read_labels(data / "labels" / lab), 5))
+                per.append(evaluate_xy(res.atoms[["x_px", "y_px"]].to_numpy() * scale, labels, 5))
             p = pooled(per)
-            print(f"| {model} | {'own' if given is None else given} | {p['f1']:.3f} | {p['n_pred']} / {p['n_truth']} "
-                  f"| {native} of {len(per)} |", flush=True)
+            print(f"| {model} | {label} | {p['f1']:.3f} | {p['n_pred']} / {p['n_truth']} |"
+                  + (f" {native} of {len(per)} |" if native_column else ""), flush=True)
+
+
+def _binned(raw: np.ndarray, px: float):
+    """``raw`` summed over 2 × 2 pixel blocks (a coarser acquisition of the same dose per nm²) at twice the pixel."""
+    h, w = (raw.shape[0] // 2) * 2, (raw.shape[1] // 2) * 2
+    return raw[:h, :w].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)), 2 * px, 2.0
+
+
+def section_real(models, data: Path) -> None:
+    """The shared validation images read at their own pixel size and as if acquired at finer pixels (their
+    0.28-nm atoms then count as 0.15 / 0.19 nm wide; the noise and texture stay real): the nearest we have to
+    real fine-pixel images of small atoms. F1 at 5 px (0.146 nm at the true pixel), pooled."""
+    modes = {"own": lambda raw, px: (raw, px, 1.0)}
+    modes.update({f"{g} nm/px": (lambda raw, px, g=g: (raw, g, 1.0)) for g in (0.02, 0.016)})
+    _read_validation(models, data, modes, "real validation images read as if at finer pixels", native_column=True)
+
+
+def section_miscalibrated(models, data: Path, given=(0.95, 1.03, 1.10)) -> None:
+    """The validation images read with a pixel size ``given`` × their own, and binned 2 × 2 (module docstring)."""
+    modes = {"own": lambda raw, px: (raw, px, 1.0)}
+    modes.update({f"pixel × {g:g}": (lambda raw, px, g=g: (raw, g * px, 1.0)) for g in given})
+    modes["binned 2 × 2"] = _binned
+    _read_validation(models, data, modes, "real validation images with a pixel size off, and binned 2 × 2")
 
 
 def section_enlarged(models, seeds, factors=(1.0, 1.5, 2.0)) -> None:
@@ -229,7 +271,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="paper,heatmap")
     ap.add_argument("--seeds", type=int, default=2, help="scenes per (FWHM, element, dose)")
     ap.add_argument("--sections", default="detection,resampling,localisation",
-                    help="comma-separated: detection, resampling, localisation, enlarged, real")
+                    help="comma-separated: detection, resampling, localisation, enlarged, real, miscalibrated")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/ptnc-stem")
     a = ap.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -244,6 +286,8 @@ def main(argv=None) -> int:
             section_enlarged(models, range(1, a.seeds + 1))
         elif s == "real":
             section_real(models, a.data.resolve())
+        elif s == "miscalibrated":
+            section_miscalibrated(models, a.data.resolve())
         else:
             ap.error(f"--sections: unknown section {s!r}")
     return 0

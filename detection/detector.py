@@ -453,6 +453,10 @@ class AtomDetector:
             peaks = with_partners(heat_det.decode(hmap, frame, sh), s.combine_score, s.px(s.combine_partner_nm))
             return union_atoms(peaks, cnn, s.px(s.combine_sep_nm))
 
+        def heat_only(heat_det, hmap, frame):
+            """A heat map's peaks down to its own threshold (its file's operating point), no CNN atoms."""
+            return heat_det.decode(hmap, frame, dataclasses.replace(s, threshold=heat_det.resolved_settings().threshold))
+
         o1, o2 = primary.frame_options(), second.frame_options()
         same = o1 == o2  # one transform: the primary's frame serves both
         alike = {k: v for k, v in o1.items() if k != "resample"} == {k: v for k, v in o2.items() if k != "resample"}
@@ -475,6 +479,13 @@ class AtomDetector:
                     p.meta["crowded_reading"].update(file=CROWDED_HEATMAP.name, digest=third.meta.get("digest", ""))
                     m2 = third.maps([f2], batch=batch)[0]
                     atoms = union(third, m2, f2, cnn)
+            zoom = float(max(p.meta["rescale_factor"]))
+            if s.enlarged_cnn_factor > 0 and zoom >= s.enlarged_cnn_factor \
+                    and not p.meta.get("crowded_reading", {}).get("used"):
+                # the CNN over-counts real images read enlarged (3 % is enough): the heat map reads them alone
+                p.meta["enlarged_frame"] = {"zoom": round(zoom, 4), "min_zoom": s.enlarged_cnn_factor,
+                                            "cnn_atoms_left_out": int((np.asarray(atoms["component_size"]) > 0).sum())}
+                atoms = heat_only(second, m2, f2)
             out.append((p, amap, atoms, m2, f2))
         return out
 

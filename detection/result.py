@@ -106,6 +106,9 @@ class Settings:
     # this (sigma, model px) there and stand out from the pixel noise is read again on its own pixel grid
     crowded_density: float = 1.4  # combination, > 0: where the networks find at least this many atoms per nm²,
     # the heat map trained with crowded fields (detector.CROWDED_HEATMAP) replaces the bundled one (0 = off)
+    enlarged_cnn_factor: float = 1.05  # combination, > 0: where the paper CNN reads the image enlarged by at least
+    # this factor (a pixel >= 1.05 x 0.0293 nm) and the crowded reading is not used, its atoms are left out and the
+    # heat map's peaks are kept down to its own threshold (0 = off; docs/detection.md, Pixel sizes, session 23)
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
     split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
     on_support_only: bool = False  # drop detections over vacuum
@@ -387,10 +390,10 @@ def wide_atoms(raw: np.ndarray, xy_px: np.ndarray, sigma0_px: float, px: float, 
     return wide
 
 
-#: the record's warning for an image coarser than the model frame that the paper CNN read enlarged
+#: the record's warning for an image coarser than the model frame that the paper CNN read enlarged, its atoms kept
 COARSE_WARNING = ("pixel {px:.4g} nm/px is coarser than the model's {model_px:.4g}: the paper CNN (model {model}) "
-                  "over-counts real images at coarser pixels (the shared images binned 2x2: 3-5x their atoms); "
-                  "--model heatmap reads them better (docs/detection.md, Pixel sizes)")
+                  "over-counts real images read enlarged (the shared images given a pixel 3% too large: 2.4x their "
+                  "atoms; binned 2x2: 3x); --model heatmap reads them better (docs/detection.md, Pixel sizes)")
 #: the record's warning for an image finer than the model frame that the paper CNN read shrunk (not on its own
 #: grid): measured on the validation images read as 0.02-nm/px ones (benchmarks/pixel_sizes.py --sections real)
 FINE_SHRUNK_WARNING = ("pixel {px:.4g} nm/px is finer than the model's 0.0293 and the image was read shrunk: on "
@@ -399,12 +402,13 @@ FINE_SHRUNK_WARNING = ("pixel {px:.4g} nm/px is finer than the model's 0.0293 an
                        "with --model heatmap (docs/detection.md, Pixel sizes)")
 
 
-def frame_warning(rescale_factor, px: float, py: float, detector) -> str | None:
+def frame_warning(rescale_factor, px: float, py: float, detector, cnn_left_out: bool = False) -> str | None:
     """The record's warning for the frame an image was read in (``rescale_factor``: the zoom factors finally
-    used): where the paper CNN read it resampled, enlarged (:data:`COARSE_WARNING`) or shrunk
-    (:data:`FINE_SHRUNK_WARNING`); None otherwise. read_image and check_pixel_size already refuse pixel sizes
-    outside SUPPORTED_PIXEL_NM."""
-    if not detector.reads_with_cnn:
+    used): where the paper CNN's atoms are in the result and it read the image resampled, enlarged
+    (:data:`COARSE_WARNING`) or shrunk (:data:`FINE_SHRUNK_WARNING`); None otherwise, and where the combination left
+    the CNN's atoms out (``cnn_left_out``: the record's ``enlarged_frame``, ``Settings.enlarged_cnn_factor``).
+    read_image and check_pixel_size already refuse pixel sizes outside SUPPORTED_PIXEL_NM."""
+    if not detector.reads_with_cnn or cnn_left_out:
         return None
     if max(rescale_factor) > 1.0:
         return COARSE_WARNING.format(px=max(px, py), model_px=TRAIN_PIXEL_NM, model=detector.kind)
@@ -459,7 +463,8 @@ def finish(p: Prepared, amap: np.ndarray, s: Settings, detector, elements=None, 
         df = df[on].reset_index(drop=True)
         on = on[on]
     meta = dict(p.meta)
-    meta["warning"] = "; ".join(w for w in (frame_warning(meta["rescale_factor"], px, py, detector),
+    meta["warning"] = "; ".join(w for w in (frame_warning(meta["rescale_factor"], px, py, detector,
+                                                           bool(meta.get("enlarged_frame"))),
                                              verifier_warning(meta.get("verifier"))) if w) or None
     meta["n_atoms_on_support"] = int(on.sum())
     meta["support"] = sdiag

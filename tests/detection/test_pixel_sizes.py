@@ -122,10 +122,16 @@ def test_coarse_pixels_warn_where_the_paper_cnn_reads_the_image():
     from sacmap.detection.preprocess import TRAIN_PIXEL_NM
 
     img = np.random.default_rng(2).poisson(40.0, (96, 96)).astype(float)
-    coarse = detect_image(img, pixel_size_nm=0.045).summary()
+    coarse = detect_image(img, pixel_size_nm=0.045, model="paper").summary()
     assert "coarser than the model's" in coarse["warning"] and "--model heatmap" in coarse["warning"]
     assert "WARNING: pixel 0.045 nm/px" in summary_line(coarse)
     assert detect_image(img, pixel_size_nm=0.045, model="heatmap").summary()["warning"] is None
+    # the combination leaves the CNN's atoms out from 1.05 x the model pixel (Settings.enlarged_cnn_factor) and
+    # warns below that, where it keeps them
+    left_out = detect_image(img, pixel_size_nm=0.045)
+    assert left_out.summary()["warning"] is None and left_out.meta["enlarged_frame"]["min_zoom"] == 1.05
+    slightly = detect_image(img, pixel_size_nm=1.03 * TRAIN_PIXEL_NM)
+    assert "coarser than the model's" in slightly.summary()["warning"] and "enlarged_frame" not in slightly.meta
     # finer and read shrunk (no atoms to read on their own grid): the CNN's count follows the resampled noise
     fine = detect_image(img, pixel_size_nm=0.016, model="paper").summary()
     assert "finer than the model's" in fine["warning"] and "--model heatmap" in fine["warning"]
@@ -175,3 +181,26 @@ def test_small_atoms_below_the_pixel_noise_keep_the_shrunk_frame():
     info = res.meta["small_atoms"]
     assert info["sigma0_px"] * 0.5461 < 2.0 and info["contrast_to_noise"] < SMALL_ATOM_MIN_CONTRAST
     assert not info["native_frame"] and res.meta["rescale_factor"][0] < 0.6
+
+
+def test_a_real_image_binned_2x2_is_not_over_counted_by_the_combination(shared_dir):
+    """A shared image summed over 2 x 2 pixels (a real acquisition at 0.0586 nm/px, the same dose per nm²): the paper
+    CNN, read enlarged, takes the interpolated real noise for atoms (the combination with its atoms finds 2.6 x the
+    labelled atoms of 053), so the combination leaves them out there and the heat map reads the image alone
+    (docs/detection.md, *Pixel sizes*, session 23)."""
+    from sacmap.detection.evaluate import evaluate_xy
+    from sacmap.detection.io import read_image
+    from sacmap.detection.labels import read_labels
+    from sacmap.detection.pipeline import Settings, detect_image
+
+    root = shared_dir / "data" / "ptnc-stem"
+    raw, px, _ = read_image(next((root / "images").glob("053_*.tif")))
+    labels = read_labels(root / "labels" / "053_Results.csv")
+    binned = np.asarray(raw, float).reshape(256, 2, 256, 2).sum(axis=(1, 3))
+    kept = detect_image(binned, pixel_size_nm=2 * px, settings=Settings(enlarged_cnn_factor=0))
+    left = detect_image(binned, pixel_size_nm=2 * px)
+    assert kept.n_atoms >= 2 * len(labels) and (kept.atoms.component_size > 0).sum() > kept.n_atoms / 2
+    assert 0.6 * len(labels) <= left.n_atoms <= 1.3 * len(labels)
+    assert (left.atoms.component_size > 0).sum() == 0 and left.meta["enlarged_frame"]["cnn_atoms_left_out"] > 50
+    f1 = [evaluate_xy(r.atoms[["x_px", "y_px"]].to_numpy() * 2, labels, 5)["f1"] for r in (kept, left)]
+    assert f1[1] > f1[0] + 0.15, f1

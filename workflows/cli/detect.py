@@ -88,6 +88,13 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                  "the heat map trained with "
                                                  "crowded fields (heatmap_crowded.pt) instead of heatmap.pt "
                                                  "(measured in docs/detection.md; default 1.4, 0 = off)"}),
+    "enlarged_cnn_factor": (("--enlarged-cnn-factor",), {**_number(lo=0), "default": 1.05, "metavar": "Z",
+                                                         "help": "combined model: where the paper CNN reads the "
+                                                         "image enlarged by at least Z (a pixel >= Z x 0.0293 nm) "
+                                                         "and the crowded reading is not used, leave its atoms "
+                                                         "out (it takes interpolated real noise for atoms) and "
+                                                         "keep the heat map's peaks down to its own threshold "
+                                                         "(measured in docs/detection.md; default 1.05, 0 = off)"}),
     "small_atom_sigma": (("--small-atom-sigma",), {**_number(lo=0), "default": 2.0, "metavar": "S",
                                                    "help": "images finer than the model frame (0.0293 nm/px) "
                                                    "whose atoms would be narrower than S model px (sigma) "
@@ -199,7 +206,8 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     _add(p, "outdir", "pixel_size", "threshold", "model", "elements", "weights", "device", "split_area",
-         "split_pairs", "wide_ratio", "faint_ratio", "small_atom_sigma", "crowded_density", "no_verify", "batch",
+         "split_pairs", "wide_ratio", "faint_ratio", "small_atom_sigma", "crowded_density", "enlarged_cnn_factor",
+         "no_verify", "batch",
          "no_overlay",
          "threads", pixel_size={"limits": {"lo": 0, "lo_open": True, "check": _detectable},
                      "help": "pixel size in nm/px (overrides the file), within the detector's 0.010-0.080"})
@@ -301,7 +309,8 @@ def _detect(a) -> int:
                              settings=Settings(split_area_px=a.split_area, split_pairs=a.split_pairs,
                                                wide_ratio=a.wide_ratio, faint_ratio=a.faint_ratio,
                                                small_atom_sigma=a.small_atom_sigma,
-                                               crowded_density=a.crowded_density, verify=not a.no_verify),
+                                               crowded_density=a.crowded_density,
+                                               enlarged_cnn_factor=a.enlarged_cnn_factor, verify=not a.no_verify),
                              overlay=not a.no_overlay,
                              batch=a.batch, threads=a.threads, progress=sys.stderr.isatty(), report=report)
     for s in summaries:
