@@ -480,10 +480,10 @@ class AtomDetector:
                     m2 = third.maps([f2], batch=batch)[0]
                     atoms = union(third, m2, f2, cnn)
             zoom = float(max(p.meta["rescale_factor"]))
-            if s.enlarged_cnn_factor > 0 and zoom >= s.enlarged_cnn_factor \
+            if s.enlarged_cnn_factor > 0 and zoom > max(s.enlarged_cnn_factor, 1.0) \
                     and not p.meta.get("crowded_reading", {}).get("used"):
-                # the CNN over-counts real images read enlarged (3 % is enough): the heat map reads them alone
-                p.meta["enlarged_frame"] = {"zoom": round(zoom, 4), "min_zoom": s.enlarged_cnn_factor,
+                # the CNN takes interpolated real noise for atoms (3 % is enough): the heat map reads the image alone
+                p.meta["enlarged_frame"] = {"zoom": round(zoom, 4), "above": s.enlarged_cnn_factor,
                                             "cnn_atoms_left_out": int((np.asarray(atoms["component_size"]) > 0).sum())}
                 atoms = heat_only(second, m2, f2)
             out.append((p, amap, atoms, m2, f2))

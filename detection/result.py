@@ -106,9 +106,10 @@ class Settings:
     # this (sigma, model px) there and stand out from the pixel noise is read again on its own pixel grid
     crowded_density: float = 1.4  # combination, > 0: where the networks find at least this many atoms per nm²,
     # the heat map trained with crowded fields (detector.CROWDED_HEATMAP) replaces the bundled one (0 = off)
-    enlarged_cnn_factor: float = 1.05  # combination, > 0: where the paper CNN reads the image enlarged by at least
-    # this factor (a pixel >= 1.05 x 0.0293 nm) and the crowded reading is not used, its atoms are left out and the
-    # heat map's peaks are kept down to its own threshold (0 = off; docs/detection.md, Pixel sizes, session 23)
+    enlarged_cnn_factor: float = 1.0  # combination, > 0: where the paper CNN reads the image enlarged by more than
+    # this factor (1: every image coarser than the model frame by more than its 2 % tolerance) and the crowded reading
+    # is not used, its atoms are left out and the heat map's peaks kept down to its own threshold (0 = off;
+    # docs/detection.md, Pixel sizes, session 23)
     split_pairs: bool = False  # refinement: test each fitted atom for a merged close pair (detection.split)
     split_penalty: float = 2.0  # ... accepted when Δχ² (correlation-corrected) > this × BIC (4 ln n)
     on_support_only: bool = False  # drop detections over vacuum

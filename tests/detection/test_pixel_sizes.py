@@ -126,12 +126,17 @@ def test_coarse_pixels_warn_where_the_paper_cnn_reads_the_image():
     assert "coarser than the model's" in coarse["warning"] and "--model heatmap" in coarse["warning"]
     assert "WARNING: pixel 0.045 nm/px" in summary_line(coarse)
     assert detect_image(img, pixel_size_nm=0.045, model="heatmap").summary()["warning"] is None
-    # the combination leaves the CNN's atoms out from 1.05 x the model pixel (Settings.enlarged_cnn_factor) and
-    # warns below that, where it keeps them
-    left_out = detect_image(img, pixel_size_nm=0.045)
-    assert left_out.summary()["warning"] is None and left_out.meta["enlarged_frame"]["min_zoom"] == 1.05
-    slightly = detect_image(img, pixel_size_nm=1.03 * TRAIN_PIXEL_NM)
-    assert "coarser than the model's" in slightly.summary()["warning"] and "enlarged_frame" not in slightly.meta
+    # the combination leaves the CNN's atoms out wherever it reads the image enlarged (Settings.enlarged_cnn_factor)
+    # and warns where it is told to keep them
+    from sacmap.detection.pipeline import Settings
+
+    for px in (0.045, 1.03 * TRAIN_PIXEL_NM):
+        left_out = detect_image(img, pixel_size_nm=px)
+        assert left_out.summary()["warning"] is None and left_out.meta["enlarged_frame"]["above"] == 1.0
+    kept = detect_image(img, pixel_size_nm=1.03 * TRAIN_PIXEL_NM, settings=Settings(enlarged_cnn_factor=1.05))
+    assert "coarser than the model's" in kept.summary()["warning"] and "enlarged_frame" not in kept.meta
+    within = detect_image(img, pixel_size_nm=1.015 * TRAIN_PIXEL_NM)  # inside the frame's 2 % tolerance: not resampled
+    assert within.summary()["warning"] is None and "enlarged_frame" not in within.meta
     # finer and read shrunk (no atoms to read on their own grid): the CNN's count follows the resampled noise
     fine = detect_image(img, pixel_size_nm=0.016, model="paper").summary()
     assert "finer than the model's" in fine["warning"] and "--model heatmap" in fine["warning"]

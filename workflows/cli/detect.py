@@ -88,13 +88,14 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                  "the heat map trained with "
                                                  "crowded fields (heatmap_crowded.pt) instead of heatmap.pt "
                                                  "(measured in docs/detection.md; default 1.4, 0 = off)"}),
-    "enlarged_cnn_factor": (("--enlarged-cnn-factor",), {**_number(lo=0), "default": 1.05, "metavar": "Z",
+    "enlarged_cnn_factor": (("--enlarged-cnn-factor",), {**_number(lo=0), "default": 1.0, "metavar": "Z",
                                                          "help": "combined model: where the paper CNN reads the "
-                                                         "image enlarged by at least Z (a pixel >= Z x 0.0293 nm) "
-                                                         "and the crowded reading is not used, leave its atoms "
-                                                         "out (it takes interpolated real noise for atoms) and "
-                                                         "keep the heat map's peaks down to its own threshold "
-                                                         "(measured in docs/detection.md; default 1.05, 0 = off)"}),
+                                                         "image enlarged by more than Z (1: any pixel coarser "
+                                                         "than 0.0299 nm) and the crowded reading is not used, "
+                                                         "leave its atoms out (it takes interpolated real noise "
+                                                         "for atoms) and keep the heat map's peaks down to its "
+                                                         "own threshold (measured in docs/detection.md; default "
+                                                         "1, 0 = off)"}),
     "small_atom_sigma": (("--small-atom-sigma",), {**_number(lo=0), "default": 2.0, "metavar": "S",
                                                    "help": "images finer than the model frame (0.0293 nm/px) "
                                                    "whose atoms would be narrower than S model px (sigma) "
