@@ -172,7 +172,7 @@ def section_localisation() -> None:
 
 
 def validation_images(data: Path):
-    """(image array, pixel nm, labels (n, 2) px) of each validation image of the shared split under ``data``; None
+    """(float image, pixel nm, labels (n, 2) px) of each validation image of the shared split under ``data``; None
     (and a line saying so) where ``data`` has no split.csv."""
     import pandas as pd
 
@@ -186,7 +186,7 @@ def validation_images(data: Path):
     out = []
     for im, lab in zip(rows.image, rows.labels):
         raw, px, _ = read_image(data / "images" / im)
-        out.append((raw, px, read_labels(data / "labels" / lab)))
+        out.append((np.asarray(raw, float), px, read_labels(data / "labels" / lab)))
     return out
 
 
@@ -207,7 +207,7 @@ def _read_validation(models, data: Path, modes, title: str, native_column: bool 
         for label, read in modes.items():
             per, native = [], 0
             for raw, px, labels in images:
-                image, pixel, scale = read(np.asarray(raw, float), px)
+                image, pixel, scale = read(raw, px)
                 res = det.detect_result(image, pixel)
                 native += bool((res.meta.get("small_atoms") or {}).get("native_frame"))
                 per.append(evaluate_xy(res.atoms[["x_px", "y_px"]].to_numpy() * scale, labels, 5))
